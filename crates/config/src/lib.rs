@@ -1,0 +1,124 @@
+//! ringmaster's configuration: the model every dialect maps onto, and the
+//! readers that build it.
+//!
+//! Theory of operation: a reader walks the source document with spans, so
+//! every value it takes or rejects is tied to a file, line and key. Values
+//! are validated as they are read (enums, durations, modes, signals), errors
+//! are collected rather than stopping at the first, and nothing unknown is
+//! silently defaulted. Placeholders that do not depend on the worker slot
+//! (`$(name)`, `$(here)`, `$(env.VAR)`) are expanded at load time; `$(wid)`
+//! stays in a [`Template`] until a process is spawned.
+
+mod env_file;
+mod error;
+mod model;
+mod template;
+mod toml_reader;
+mod units;
+
+use std::path::{Path, PathBuf};
+
+pub use error::{ConfigError, ConfigErrors, Location};
+pub use model::{
+    Command, Config, DaemonConfig, LogFormat, LogLevel, OutputSink, Restart, Rlimit, RlimitValue,
+    StartRetries, StderrSink, WatcherConfig,
+};
+pub use template::{Part, Template};
+
+/// The configuration dialects ringmaster reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// Native TOML.
+    Toml,
+    /// Circus `circus.ini`.
+    Circus,
+    /// Supervisor `supervisord.conf`.
+    Supervisord,
+}
+
+impl std::str::FromStr for Dialect {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "toml" => Ok(Self::Toml),
+            "circus" => Ok(Self::Circus),
+            "supervisord" => Ok(Self::Supervisord),
+            other => Err(format!(
+                "unknown format '{other}' (expected toml, circus or supervisord)"
+            )),
+        }
+    }
+}
+
+/// Guesses the dialect from the file name: `.toml` is TOML, `.ini` Circus,
+/// `.conf` Supervisor; anything else is read as TOML.
+pub fn detect_dialect(path: &Path) -> Dialect {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("ini") => Dialect::Circus,
+        Some("conf") => Dialect::Supervisord,
+        _ => Dialect::Toml,
+    }
+}
+
+/// Reads and validates the configuration at `path` in `dialect` (detected
+/// from the file name when `None`).
+pub fn load(path: &Path, dialect: Option<Dialect>) -> Result<Config, ConfigErrors> {
+    let path = absolute(path);
+    match dialect.unwrap_or_else(|| detect_dialect(&path)) {
+        Dialect::Toml => toml_reader::load(&path),
+        other => Err(ConfigErrors(vec![ConfigError::File {
+            path,
+            message: format!(
+                "the {} dialect is not supported yet; only native TOML is read by this version",
+                match other {
+                    Dialect::Circus => "Circus (circus.ini)",
+                    _ => "Supervisor (supervisord.conf)",
+                }
+            ),
+        }])),
+    }
+}
+
+/// Makes `path` absolute against the current directory without resolving
+/// symlinks.
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// Checks what only the running system can tell: that users and groups
+/// exist. `ringmasterd --check` reports these; at run time they are spawn
+/// errors shown in `status`.
+pub fn check_system(config: &Config) -> Vec<ConfigError> {
+    let mut errors = Vec::new();
+    for watcher in &config.watchers {
+        if let Some(user) = &watcher.user {
+            let found = match user.parse::<u32>() {
+                Ok(uid) => nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)),
+                Err(_) => nix::unistd::User::from_name(user),
+            };
+            if !matches!(found, Ok(Some(_))) {
+                errors.push(watcher.invalid("user", format!("no such user '{user}'")));
+            }
+        }
+        if let Some(group) = &watcher.group {
+            let found = match group.parse::<u32>() {
+                Ok(gid) => nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid)),
+                Err(_) => nix::unistd::Group::from_name(group),
+            };
+            if !matches!(found, Ok(Some(_))) {
+                errors.push(watcher.invalid("group", format!("no such group '{group}'")));
+            }
+        }
+    }
+    if let Some(group) = &config.daemon.socket_group
+        && !matches!(nix::unistd::Group::from_name(group), Ok(Some(_)))
+    {
+        errors.push(ConfigError::Invalid {
+            location: config.daemon.socket_group_location.clone().unwrap_or_else(|| Location::file(&config.path)),
+            key: "daemon.socket_group".into(),
+            message: format!("no such group '{group}'"),
+        });
+    }
+    errors
+}

@@ -1,0 +1,321 @@
+//! The configuration model every dialect maps onto.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::error::{ConfigError, Location};
+use crate::template::Template;
+
+/// A whole, validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The main configuration file (absolute).
+    pub path: PathBuf,
+    /// Daemon-wide settings.
+    pub daemon: DaemonConfig,
+    /// Watchers in file order (included files after the main one).
+    pub watchers: Vec<WatcherConfig>,
+}
+
+impl Config {
+    /// Total number of processes the watchers ask for.
+    pub fn process_count(&self) -> usize {
+        self.watchers.iter().map(|w| w.numprocesses as usize).sum()
+    }
+}
+
+/// The `[daemon]` table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DaemonConfig {
+    /// Control socket path.
+    pub socket: PathBuf,
+    /// Mode of the control socket file.
+    pub socket_mode: u32,
+    /// Group allowed to connect, besides root and the daemon's user.
+    pub socket_group: Option<String>,
+    /// Where `socket_group` was set, for diagnostics.
+    pub socket_group_location: Option<Location>,
+    /// Directory for default log files.
+    pub logs_dir: PathBuf,
+    /// Daemon log verbosity.
+    pub log_level: LogLevel,
+    /// Daemon log format.
+    pub log_format: LogFormat,
+    /// Upper bound on a graceful shutdown before everything is killed.
+    pub shutdown_timeout: Duration,
+}
+
+/// Daemon log verbosity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    /// Errors only.
+    Error,
+    /// Warnings and errors.
+    Warn,
+    /// State changes and the above.
+    Info,
+    /// Details for debugging.
+    Debug,
+    /// Everything.
+    Trace,
+}
+
+impl LogLevel {
+    /// Every accepted spelling.
+    pub const NAMES: &'static [&'static str] = &["error", "warn", "info", "debug", "trace"];
+
+    /// The lower-case name.
+    pub fn as_str(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+}
+
+impl std::str::FromStr for LogLevel {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "error" => Ok(Self::Error),
+            "warn" => Ok(Self::Warn),
+            "info" => Ok(Self::Info),
+            "debug" => Ok(Self::Debug),
+            "trace" => Ok(Self::Trace),
+            other => Err(format!(
+                "unknown log level '{other}' (expected error, warn, info, debug or trace)"
+            )),
+        }
+    }
+}
+
+/// Daemon log format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "text" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            other => Err(format!(
+                "unknown log format '{other}' (expected text or json)"
+            )),
+        }
+    }
+}
+
+/// When a process that exited on its own is restarted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restart {
+    /// Always.
+    Always,
+    /// When its exit code is not in `exit_codes`, or a signal killed it.
+    OnFailure,
+    /// Never.
+    Never,
+}
+
+impl Restart {
+    /// The configuration spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Always => "always",
+            Self::OnFailure => "on-failure",
+            Self::Never => "never",
+        }
+    }
+}
+
+/// How many quick failures are retried before FATAL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartRetries {
+    /// This many retries after the first attempt.
+    Limited(u32),
+    /// Never give up.
+    Infinite,
+}
+
+/// The program to run, before `$(wid)` is filled in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command {
+    /// argv; with `shell`, `["/bin/sh", "-c", cmd]`.
+    pub argv: Vec<Template>,
+    /// Whether the command runs through `/bin/sh -c`.
+    pub shell: bool,
+}
+
+/// Where one output stream goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutputSink {
+    /// Appended to a file.
+    File {
+        /// Absolute path, possibly with `$(wid)`.
+        path: Template,
+    },
+    /// Discarded (the child writes to /dev/null).
+    Null,
+}
+
+/// Where stderr goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StderrSink {
+    /// Its own sink.
+    Sink(OutputSink),
+    /// Merged into stdout, in write order.
+    Stdout,
+}
+
+/// A resource limit a watcher may set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Rlimit {
+    /// RLIMIT_AS.
+    As,
+    /// RLIMIT_CORE.
+    Core,
+    /// RLIMIT_CPU.
+    Cpu,
+    /// RLIMIT_DATA.
+    Data,
+    /// RLIMIT_FSIZE.
+    Fsize,
+    /// RLIMIT_LOCKS.
+    Locks,
+    /// RLIMIT_MEMLOCK.
+    Memlock,
+    /// RLIMIT_MSGQUEUE.
+    Msgqueue,
+    /// RLIMIT_NICE.
+    Nice,
+    /// RLIMIT_NOFILE.
+    Nofile,
+    /// RLIMIT_NPROC.
+    Nproc,
+    /// RLIMIT_RSS.
+    Rss,
+    /// RLIMIT_RTPRIO.
+    Rtprio,
+    /// RLIMIT_RTTIME.
+    Rttime,
+    /// RLIMIT_SIGPENDING.
+    Sigpending,
+    /// RLIMIT_STACK.
+    Stack,
+}
+
+impl Rlimit {
+    /// Every limit with its configuration name.
+    pub const ALL: &'static [(&'static str, Rlimit)] = &[
+        ("as", Self::As),
+        ("core", Self::Core),
+        ("cpu", Self::Cpu),
+        ("data", Self::Data),
+        ("fsize", Self::Fsize),
+        ("locks", Self::Locks),
+        ("memlock", Self::Memlock),
+        ("msgqueue", Self::Msgqueue),
+        ("nice", Self::Nice),
+        ("nofile", Self::Nofile),
+        ("nproc", Self::Nproc),
+        ("rss", Self::Rss),
+        ("rtprio", Self::Rtprio),
+        ("rttime", Self::Rttime),
+        ("sigpending", Self::Sigpending),
+        ("stack", Self::Stack),
+    ];
+
+    /// The configuration name (`nofile`).
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, r)| *r == self)
+            .map_or("?", |(name, _)| name)
+    }
+}
+
+/// A resource limit's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RlimitValue {
+    /// A number (bytes, seconds or count, as the kernel defines).
+    Limit(u64),
+    /// RLIM_INFINITY.
+    Unlimited,
+}
+
+/// One `[watchers.NAME]` table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WatcherConfig {
+    /// The watcher's name.
+    pub name: String,
+    /// What to run.
+    pub command: Command,
+    /// How many processes.
+    pub numprocesses: u32,
+    /// Working directory (absolute).
+    pub working_dir: Template,
+    /// User to run as (name or uid).
+    pub user: Option<String>,
+    /// Group to run as (name or gid); defaults to the user's primary group.
+    pub group: Option<String>,
+    /// umask for the child.
+    pub umask: Option<u32>,
+    /// Environment set on top of the inherited one: `env_file` entries, then
+    /// `env` entries (later wins).
+    pub env: Vec<(String, Template)>,
+    /// Whether the child inherits the daemon's environment.
+    pub copy_env: bool,
+    /// Whether the daemon starts it at start-up.
+    pub autostart: bool,
+    /// Restart policy for a process that exited on its own.
+    pub restart: Restart,
+    /// Exit codes that count as success for `on-failure`.
+    pub exit_codes: Vec<i32>,
+    /// How long a process must stay up to be RUNNING.
+    pub start_secs: Duration,
+    /// Quick failures retried before FATAL.
+    pub start_retries: StartRetries,
+    /// Cap on the delay between quick-failure retries.
+    pub backoff_max: Duration,
+    /// Signal sent to stop.
+    pub stop_signal: i32,
+    /// Time between the stop signal and SIGKILL.
+    pub stop_timeout: Duration,
+    /// Whether stop and kill go to the whole process group.
+    pub stop_group: bool,
+    /// Start order (ascending) and stop order (descending).
+    pub priority: i32,
+    /// Resource limits set in the child.
+    pub rlimits: Vec<(Rlimit, RlimitValue)>,
+    /// Where stdout goes.
+    pub stdout: OutputSink,
+    /// Where stderr goes.
+    pub stderr: StderrSink,
+    /// Where each key was set, for diagnostics (`"user"` → file:line).
+    pub locations: BTreeMap<String, Location>,
+}
+
+impl WatcherConfig {
+    /// The location of `key` in this watcher, or of the watcher itself.
+    pub fn location(&self, key: &str) -> Location {
+        self.locations
+            .get(key)
+            .or_else(|| self.locations.get(""))
+            .cloned()
+            .unwrap_or_else(|| Location::file(std::path::Path::new("?")))
+    }
+
+    /// An error about `key` of this watcher.
+    pub fn invalid(&self, key: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            location: self.location(key),
+            key: format!("watchers.{}.{key}", self.name),
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! Placeholders: `$(name)`, `$(wid)`, `$(here)`, `$(env.VAR)`.
+//!
+//! Everything but `$(wid)` is known when the file is read, so it is expanded
+//! then; `$(wid)` is kept as a [`Part::Wid`] and filled in per process.
+//! `$$(` writes a literal `$(` (useful with `shell = true`).
+
+use std::fmt;
+
+/// One piece of a [`Template`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Part {
+    /// Literal text.
+    Literal(String),
+    /// The worker slot number.
+    Wid,
+}
+
+/// A string that may still contain `$(wid)`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Template {
+    parts: Vec<Part>,
+}
+
+impl Template {
+    /// A template with no placeholder.
+    pub fn literal(text: impl Into<String>) -> Self {
+        Self {
+            parts: vec![Part::Literal(text.into())],
+        }
+    }
+
+    /// A template that is just the worker slot.
+    pub fn wid() -> Self {
+        Self {
+            parts: vec![Part::Wid],
+        }
+    }
+
+    /// This template followed by `other`.
+    pub fn join(mut self, other: Template) -> Self {
+        for part in other.parts {
+            match part {
+                Part::Literal(text) => self.push_literal(&text),
+                Part::Wid => self.parts.push(Part::Wid),
+            }
+        }
+        self
+    }
+
+    /// The parts, in order.
+    pub fn parts(&self) -> &[Part] {
+        &self.parts
+    }
+
+    /// The text for worker slot `wid`.
+    pub fn render(&self, wid: u32) -> String {
+        let mut out = String::new();
+        for part in &self.parts {
+            match part {
+                Part::Literal(text) => out.push_str(text),
+                Part::Wid => out.push_str(&wid.to_string()),
+            }
+        }
+        out
+    }
+
+    /// Whether the template depends on the worker slot.
+    pub fn uses_wid(&self) -> bool {
+        self.parts.iter().any(|p| matches!(p, Part::Wid))
+    }
+
+    /// Prepends `prefix` (used to make relative paths absolute).
+    pub fn with_prefix(mut self, prefix: &str) -> Self {
+        match self.parts.first_mut() {
+            Some(Part::Literal(text)) => text.insert_str(0, prefix),
+            _ => self.parts.insert(0, Part::Literal(prefix.to_owned())),
+        }
+        self
+    }
+
+    /// The leading literal text (empty when it starts with a placeholder).
+    pub fn leading_literal(&self) -> &str {
+        match self.parts.first() {
+            Some(Part::Literal(text)) => text,
+            _ => "",
+        }
+    }
+
+    fn push_literal(&mut self, text: &str) {
+        if text.is_empty() {
+            return;
+        }
+        if let Some(Part::Literal(last)) = self.parts.last_mut() {
+            last.push_str(text);
+        } else {
+            self.parts.push(Part::Literal(text.to_owned()));
+        }
+    }
+}
+
+impl fmt::Display for Template {
+    /// Shows the template with `$(wid)` written back in.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for part in &self.parts {
+            match part {
+                Part::Literal(text) => f.write_str(&text.replace("$(", "$$("))?,
+                Part::Wid => f.write_str("$(wid)")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What placeholders expand to while a file is read.
+pub(crate) struct Context<'a> {
+    /// The watcher's name.
+    pub name: &'a str,
+    /// The directory of the file being read.
+    pub here: &'a str,
+    /// Looks up `$(env.VAR)`.
+    pub env: &'a dyn Fn(&str) -> Option<String>,
+}
+
+/// Expands every placeholder but `$(wid)`.
+pub(crate) fn expand(input: &str, ctx: &Context<'_>) -> Result<Template, String> {
+    let mut template = Template::default();
+    let mut rest = input;
+    while let Some(pos) = rest.find('$') {
+        template.push_literal(&rest[..pos]);
+        let after = &rest[pos..];
+        if after.starts_with("$$(") {
+            template.push_literal("$(");
+            rest = &after[3..];
+            continue;
+        }
+        if !after.starts_with("$(") {
+            template.push_literal("$");
+            rest = &after[1..];
+            continue;
+        }
+        let Some(end) = after.find(')') else {
+            return Err(format!(
+                "unterminated placeholder in '{input}' (write $$( for a literal $()"
+            ));
+        };
+        let name = &after[2..end];
+        match name {
+            "wid" => template.parts.push(Part::Wid),
+            "name" => template.push_literal(ctx.name),
+            "here" => template.push_literal(ctx.here),
+            _ => {
+                if let Some(var) = name.strip_prefix("env.") {
+                    let value = (ctx.env)(var)
+                        .ok_or_else(|| format!("$(env.{var}): environment variable {var} is not set"))?;
+                    template.push_literal(&value);
+                } else if name.starts_with("sockets.") || name == "metrics_port" {
+                    return Err(format!("placeholder $({name}) is not supported yet"));
+                } else {
+                    return Err(format!(
+                        "unknown placeholder $({name}) (known: $(name), $(wid), $(here), $(env.VAR); write $$( for a literal $()"
+                    ));
+                }
+            }
+        }
+        rest = &after[end + 1..];
+    }
+    template.push_literal(rest);
+    Ok(template)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx_expand(input: &str) -> Result<Template, String> {
+        let env = |var: &str| (var == "HOME").then(|| "/home/x".to_owned());
+        expand(
+            input,
+            &Context {
+                name: "web",
+                here: "/etc/rm",
+                env: &env,
+            },
+        )
+    }
+
+    #[test]
+    fn expands_known_placeholders() {
+        let t = ctx_expand("$(here)/$(name)-$(wid).log in $(env.HOME) costs $5").unwrap();
+        assert_eq!(t.render(3), "/etc/rm/web-3.log in /home/x costs $5");
+        assert!(t.uses_wid());
+        assert_eq!(ctx_expand("echo $$(date)").unwrap().render(1), "echo $(date)");
+    }
+
+    #[test]
+    fn rejects_unknown_placeholders() {
+        assert!(ctx_expand("$(nope)").unwrap_err().contains("unknown placeholder"));
+        assert!(ctx_expand("$(env.MISSING)").unwrap_err().contains("not set"));
+        assert!(ctx_expand("$(name").unwrap_err().contains("unterminated"));
+        assert!(ctx_expand("$(sockets.web)").unwrap_err().contains("not supported yet"));
+    }
+}

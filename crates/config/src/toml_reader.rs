@@ -1,0 +1,1007 @@
+//! The native TOML dialect.
+//!
+//! The document is parsed with spans (`toml::de::DeTable`) and walked by
+//! hand, so that every unknown key, bad type and bad value becomes an error
+//! that names the file, line, column and dotted key.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ringmaster_protocol::{did_you_mean, signals};
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use crate::env_file;
+use crate::error::{ConfigError, ConfigErrors, Location};
+use crate::model::{
+    Command, Config, DaemonConfig, LogFormat, LogLevel, OutputSink, Restart, Rlimit, RlimitValue,
+    StartRetries, StderrSink, WatcherConfig,
+};
+use crate::template::{self, Context, Template};
+use crate::units::{parse_duration, parse_octal};
+
+const DAEMON_KEYS: &[&str] = &[
+    "socket",
+    "socket_mode",
+    "socket_group",
+    "logs_dir",
+    "log_level",
+    "log_format",
+    "shutdown_timeout",
+    "include",
+];
+const DAEMON_KEYS_LATER: &[&str] = &["metrics"];
+
+const WATCHER_KEYS: &[&str] = &[
+    "cmd",
+    "args",
+    "shell",
+    "numprocesses",
+    "working_dir",
+    "user",
+    "group",
+    "umask",
+    "env",
+    "env_file",
+    "copy_env",
+    "autostart",
+    "restart",
+    "exit_codes",
+    "start_secs",
+    "start_retries",
+    "backoff_max",
+    "stop_signal",
+    "stop_timeout",
+    "stop_group",
+    "priority",
+    "rlimits",
+    "stdout",
+    "stderr",
+];
+const WATCHER_KEYS_LATER: &[&str] = &[
+    "essential",
+    "depends_on",
+    "sockets",
+    "echo",
+    "ready",
+    "health",
+    "metrics_port",
+    "hooks",
+];
+const SINK_KEYS: &[&str] = &["file"];
+const SINK_KEYS_LATER: &[&str] = &["max_size", "backups", "timestamps"];
+
+/// Default values of watcher keys (documented in docs/configuration.md).
+mod defaults {
+    use std::time::Duration;
+
+    pub const NUMPROCESSES: u32 = 1;
+    pub const START_SECS: Duration = Duration::from_secs(1);
+    pub const START_RETRIES: u32 = 3;
+    pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
+    pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+    pub const PRIORITY: i32 = 100;
+    pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(60);
+    pub const SOCKET_MODE: u32 = 0o600;
+    pub const SOCKET_MODE_WITH_GROUP: u32 = 0o660;
+    pub const MAX_PROCESSES: i64 = 100_000;
+}
+
+/// One file being read: its text, directory and line table.
+struct Source<'a> {
+    path: &'a Path,
+    here: String,
+    line_starts: Vec<usize>,
+}
+
+impl<'a> Source<'a> {
+    fn new(path: &'a Path, text: &str) -> Self {
+        let here = path
+            .parent()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_else(|| ".".into());
+        let line_starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        Self {
+            path,
+            here,
+            line_starts,
+        }
+    }
+
+    fn location(&self, offset: usize) -> Location {
+        let line = self.line_starts.partition_point(|&start| start <= offset);
+        let column = offset - self.line_starts[line.saturating_sub(1)] + 1;
+        Location {
+            file: self.path.to_path_buf(),
+            line,
+            column,
+        }
+    }
+}
+
+type Entry<'i> = (&'i Spanned<std::borrow::Cow<'i, str>>, &'i Spanned<DeValue<'i>>);
+
+/// Collects errors while walking one or more files.
+#[derive(Default)]
+struct Reader {
+    errors: Vec<ConfigError>,
+}
+
+impl Reader {
+    fn invalid(&mut self, src: &Source<'_>, offset: usize, key: &str, message: impl Into<String>) {
+        self.errors.push(ConfigError::Invalid {
+            location: src.location(offset),
+            key: key.to_owned(),
+            message: message.into(),
+        });
+    }
+
+    fn unknown_key(&mut self, src: &Source<'_>, offset: usize, path: &str, key: &str, known: &[&str], later: &[&str]) {
+        if later.contains(&key) {
+            self.invalid(
+                src,
+                offset,
+                &format!("{path}{key}"),
+                "not supported yet by this version of ringmaster",
+            );
+            return;
+        }
+        let hint = did_you_mean(key, known.iter().chain(later).copied())
+            .map(|s| format!(" (did you mean '{s}'?)"))
+            .unwrap_or_default();
+        self.invalid(src, offset, &format!("{path}{key}"), format!("unknown key{hint}"));
+    }
+
+    fn table<'v, 'i>(&mut self, src: &Source<'_>, key: &str, value: &'v Spanned<DeValue<'i>>) -> Option<&'v DeTable<'i>> {
+        match value.get_ref() {
+            DeValue::Table(table) => Some(table),
+            other => {
+                self.type_error(src, key, value, "a table", other);
+                None
+            }
+        }
+    }
+
+    fn string<'v>(&mut self, src: &Source<'_>, key: &str, value: &'v Spanned<DeValue<'_>>) -> Option<&'v str> {
+        match value.get_ref() {
+            DeValue::String(s) => Some(s.as_ref()),
+            other => {
+                self.type_error(src, key, value, "a string", other);
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, src: &Source<'_>, key: &str, value: &Spanned<DeValue<'_>>) -> Option<bool> {
+        match value.get_ref() {
+            DeValue::Boolean(b) => Some(*b),
+            other => {
+                self.type_error(src, key, value, "true or false", other);
+                None
+            }
+        }
+    }
+
+    fn integer(&mut self, src: &Source<'_>, key: &str, value: &Spanned<DeValue<'_>>) -> Option<i64> {
+        match value.get_ref() {
+            DeValue::Integer(i) => {
+                let parsed = i64::from_str_radix(i.as_str(), i.radix()).ok();
+                if parsed.is_none() {
+                    self.invalid(src, value.span().start, key, "integer out of range");
+                }
+                parsed
+            }
+            other => {
+                self.type_error(src, key, value, "an integer", other);
+                None
+            }
+        }
+    }
+
+    fn integer_in(&mut self, src: &Source<'_>, key: &str, value: &Spanned<DeValue<'_>>, min: i64, max: i64) -> Option<i64> {
+        let number = self.integer(src, key, value)?;
+        if (min..=max).contains(&number) {
+            Some(number)
+        } else {
+            self.invalid(src, value.span().start, key, format!("{number} is out of range ({min} to {max})"));
+            None
+        }
+    }
+
+    fn duration(&mut self, src: &Source<'_>, key: &str, value: &Spanned<DeValue<'_>>) -> Option<Duration> {
+        match value.get_ref() {
+            DeValue::String(s) => match parse_duration(s) {
+                Ok(d) => Some(d),
+                Err(message) => {
+                    self.invalid(src, value.span().start, key, message);
+                    None
+                }
+            },
+            DeValue::Integer(_) => self
+                .integer_in(src, key, value, 0, i64::from(u32::MAX))
+                .map(|secs| Duration::from_secs(secs as u64)),
+            other => {
+                self.type_error(src, key, value, "a duration like \"10s\"", other);
+                None
+            }
+        }
+    }
+
+    fn octal(&mut self, src: &Source<'_>, key: &str, value: &Spanned<DeValue<'_>>, max: u32) -> Option<u32> {
+        let parsed = match value.get_ref() {
+            DeValue::String(s) => parse_octal(s, max),
+            DeValue::Integer(_) => {
+                let number = self.integer(src, key, value)?;
+                u32::try_from(number)
+                    .ok()
+                    .filter(|n| *n <= max)
+                    .ok_or_else(|| format!("{number} is out of range (at most 0o{max:o})"))
+            }
+            other => {
+                self.type_error(src, key, value, "an octal string like \"022\"", other);
+                return None;
+            }
+        };
+        match parsed {
+            Ok(mode) => Some(mode),
+            Err(message) => {
+                self.invalid(src, value.span().start, key, message);
+                None
+            }
+        }
+    }
+
+    fn choice<T: Copy>(&mut self, src: &Source<'_>, key: &str, value: &Spanned<DeValue<'_>>, choices: &[(&str, T)]) -> Option<T> {
+        let text = self.string(src, key, value)?;
+        if let Some((_, v)) = choices.iter().find(|(name, _)| *name == text) {
+            return Some(*v);
+        }
+        let names: Vec<&str> = choices.iter().map(|(n, _)| *n).collect();
+        let hint = did_you_mean(text, names.iter().copied())
+            .map(|s| format!(" (did you mean '{s}'?)"))
+            .unwrap_or_default();
+        self.invalid(
+            src,
+            value.span().start,
+            key,
+            format!("unknown value '{text}'{hint}; expected one of: {}", names.join(", ")),
+        );
+        None
+    }
+
+    fn expand(&mut self, src: &Source<'_>, key: &str, value: &Spanned<DeValue<'_>>, text: &str, ctx: &Context<'_>) -> Option<Template> {
+        match template::expand(text, ctx) {
+            Ok(t) => Some(t),
+            Err(message) => {
+                self.invalid(src, value.span().start, key, message);
+                None
+            }
+        }
+    }
+
+    fn type_error(&mut self, src: &Source<'_>, key: &str, value: &Spanned<DeValue<'_>>, expected: &str, found: &DeValue<'_>) {
+        let found = match found {
+            DeValue::String(_) => "a string",
+            DeValue::Integer(_) => "an integer",
+            DeValue::Float(_) => "a float",
+            DeValue::Boolean(_) => "a boolean",
+            DeValue::Datetime(_) => "a datetime",
+            DeValue::Array(_) => "an array",
+            DeValue::Table(_) => "a table",
+        };
+        self.invalid(src, value.span().start, key, format!("expected {expected}, found {found}"));
+    }
+}
+
+/// Reads the TOML file at `path` (absolute) and everything it includes.
+pub(crate) fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let text = read_file(path).map_err(|e| ConfigErrors(vec![e]))?;
+    let doc = parse(path, &text).map_err(|e| ConfigErrors(vec![e]))?;
+    let src = Source::new(path, &text);
+    let mut reader = Reader::default();
+
+    let mut daemon_value = None;
+    let mut watcher_tables: Vec<Entry<'_>> = Vec::new();
+    for (key, value) in doc.get_ref() {
+        match key.get_ref().as_ref() {
+            "daemon" => daemon_value = Some(value),
+            "watchers" => {
+                if let Some(table) = reader.table(&src, "watchers", value) {
+                    watcher_tables.extend(table.iter());
+                }
+            }
+            other => reader.unknown_key(&src, key.span().start, "", other, &["daemon", "watchers"], &["sockets"]),
+        }
+    }
+
+    let (daemon, includes) = read_daemon(&mut reader, &src, daemon_value);
+    let mut watchers: Vec<(WatcherConfig, Location)> = Vec::new();
+    for (name, value) in watcher_tables {
+        if let Some(w) = read_watcher(&mut reader, &src, &daemon, name, value) {
+            let location = w.location("");
+            watchers.push((w, location));
+        }
+    }
+
+    for pattern in includes {
+        read_include(&mut reader, &pattern, &daemon, &mut watchers);
+    }
+
+    let mut seen: HashMap<String, Location> = HashMap::new();
+    for (watcher, location) in &watchers {
+        if let Some(first) = seen.get(&watcher.name) {
+            reader.errors.push(ConfigError::Invalid {
+                location: location.clone(),
+                key: format!("watchers.{}", watcher.name),
+                message: format!("duplicate watcher '{}' (first defined at {first})", watcher.name),
+            });
+        } else {
+            seen.insert(watcher.name.clone(), location.clone());
+        }
+    }
+
+    if reader.errors.is_empty() {
+        Ok(Config {
+            path: path.to_path_buf(),
+            daemon,
+            watchers: watchers.into_iter().map(|(w, _)| w).collect(),
+        })
+    } else {
+        Err(ConfigErrors(reader.errors))
+    }
+}
+
+fn read_file(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn parse<'i>(path: &Path, text: &'i str) -> Result<Spanned<DeTable<'i>>, ConfigError> {
+    DeTable::parse(text).map_err(|err| {
+        let src = Source::new(path, text);
+        let location = err
+            .span()
+            .map_or_else(|| Location::file(path), |span| src.location(span.start));
+        ConfigError::Syntax {
+            location,
+            message: format!("invalid TOML: {}", err.message().trim()),
+        }
+    })
+}
+
+/// A glob from `[daemon] include`, with where it was written.
+struct IncludePattern {
+    pattern: String,
+    location: Location,
+}
+
+fn read_include(reader: &mut Reader, include: &IncludePattern, daemon: &DaemonConfig, watchers: &mut Vec<(WatcherConfig, Location)>) {
+    let paths = match glob::glob(&include.pattern) {
+        Ok(paths) => paths,
+        Err(err) => {
+            reader.errors.push(ConfigError::Invalid {
+                location: include.location.clone(),
+                key: "daemon.include".into(),
+                message: format!("bad glob '{}': {err}", include.pattern),
+            });
+            return;
+        }
+    };
+    let mut files: Vec<PathBuf> = Vec::new();
+    for entry in paths {
+        match entry {
+            Ok(path) => files.push(path),
+            Err(err) => reader.errors.push(ConfigError::Invalid {
+                location: include.location.clone(),
+                key: "daemon.include".into(),
+                message: format!("cannot read {}: {}", err.path().display(), err.error()),
+            }),
+        }
+    }
+    files.sort();
+    for path in files {
+        let text = match read_file(&path) {
+            Ok(text) => text,
+            Err(err) => {
+                reader.errors.push(err);
+                continue;
+            }
+        };
+        let doc = match parse(&path, &text) {
+            Ok(doc) => doc,
+            Err(err) => {
+                reader.errors.push(err);
+                continue;
+            }
+        };
+        let src = Source::new(&path, &text);
+        for (key, value) in doc.get_ref() {
+            match key.get_ref().as_ref() {
+                "watchers" => {
+                    let Some(table) = reader.table(&src, "watchers", value) else {
+                        continue;
+                    };
+                    for (name, value) in table {
+                        if let Some(w) = read_watcher(reader, &src, daemon, name, value) {
+                            let location = w.location("");
+                            watchers.push((w, location));
+                        }
+                    }
+                }
+                "daemon" => reader.invalid(
+                    &src,
+                    key.span().start,
+                    "daemon",
+                    "[daemon] may only appear in the main configuration file",
+                ),
+                other => reader.unknown_key(&src, key.span().start, "", other, &["watchers"], &["sockets"]),
+            }
+        }
+    }
+}
+
+fn read_daemon(reader: &mut Reader, src: &Source<'_>, value: Option<&Spanned<DeValue<'_>>>) -> (DaemonConfig, Vec<IncludePattern>) {
+    let no_env = |var: &str| std::env::var(var).ok();
+    let ctx = Context {
+        name: "",
+        here: &src.here,
+        env: &no_env,
+    };
+    let mut socket = None;
+    let mut socket_mode = None;
+    let mut socket_group = None;
+    let mut socket_group_location = None;
+    let mut logs_dir = None;
+    let mut log_level = LogLevel::Info;
+    let mut log_format = LogFormat::Text;
+    let mut shutdown_timeout = defaults::SHUTDOWN_TIMEOUT;
+    let mut includes = Vec::new();
+
+    let table = value.and_then(|v| reader.table(src, "daemon", v));
+    for (key, value) in table.into_iter().flatten() {
+        let name = key.get_ref().as_ref();
+        let dotted = format!("daemon.{name}");
+        let k = dotted.as_str();
+        match name {
+            "socket" => socket = read_path(reader, src, k, value, &ctx),
+            "socket_mode" => socket_mode = reader.octal(src, k, value, 0o777),
+            "socket_group" => {
+                socket_group = reader.string(src, k, value).map(str::to_owned);
+                socket_group_location = Some(src.location(value.span().start));
+            }
+            "logs_dir" => logs_dir = read_path(reader, src, k, value, &ctx),
+            "log_level" => {
+                let levels: Vec<(&str, LogLevel)> = LogLevel::NAMES
+                    .iter()
+                    .map(|n| (*n, n.parse().unwrap_or(LogLevel::Info)))
+                    .collect();
+                if let Some(level) = reader.choice(src, k, value, &levels) {
+                    log_level = level;
+                }
+            }
+            "log_format" => {
+                if let Some(format) = reader.choice(src, k, value, &[("text", LogFormat::Text), ("json", LogFormat::Json)]) {
+                    log_format = format;
+                }
+            }
+            "shutdown_timeout" => {
+                if let Some(d) = reader.duration(src, k, value) {
+                    shutdown_timeout = d;
+                }
+            }
+            "include" => {
+                let patterns: Vec<&Spanned<DeValue<'_>>> = match value.get_ref() {
+                    DeValue::Array(items) => items.iter().collect(),
+                    _ => vec![value],
+                };
+                for item in patterns {
+                    if let Some(path) = read_path(reader, src, k, item, &ctx) {
+                        includes.push(IncludePattern {
+                            pattern: path.to_string_lossy().into_owned(),
+                            location: src.location(item.span().start),
+                        });
+                    }
+                }
+            }
+            other => reader.unknown_key(src, key.span().start, "daemon.", other, DAEMON_KEYS, DAEMON_KEYS_LATER),
+        }
+    }
+
+    let socket_mode = socket_mode.unwrap_or(if socket_group.is_some() {
+        defaults::SOCKET_MODE_WITH_GROUP
+    } else {
+        defaults::SOCKET_MODE
+    });
+    let daemon = DaemonConfig {
+        socket: socket.unwrap_or_else(ringmaster_protocol::default_socket_path),
+        socket_mode,
+        socket_group,
+        socket_group_location,
+        logs_dir: logs_dir.unwrap_or_else(default_logs_dir),
+        log_level,
+        log_format,
+        shutdown_timeout,
+    };
+    (daemon, includes)
+}
+
+/// Default `logs_dir`: `/var/log/ringmaster` for root, else
+/// `$XDG_STATE_HOME/ringmaster/logs` or `~/.local/state/ringmaster/logs`.
+fn default_logs_dir() -> PathBuf {
+    if nix::unistd::geteuid().is_root() {
+        return PathBuf::from("/var/log/ringmaster");
+    }
+    if let Some(state) = std::env::var_os("XDG_STATE_HOME").filter(|s| !s.is_empty()) {
+        return PathBuf::from(state).join("ringmaster/logs");
+    }
+    if let Some(home) = std::env::var_os("HOME").filter(|s| !s.is_empty()) {
+        return PathBuf::from(home).join(".local/state/ringmaster/logs");
+    }
+    PathBuf::from(format!("/tmp/ringmaster-{}/logs", nix::unistd::geteuid()))
+}
+
+/// A daemon-level path: placeholders expanded, `$(wid)` refused, made
+/// absolute against the file's directory.
+fn read_path(reader: &mut Reader, src: &Source<'_>, key: &str, value: &Spanned<DeValue<'_>>, ctx: &Context<'_>) -> Option<PathBuf> {
+    let text = reader.string(src, key, value)?;
+    let template = reader.expand(src, key, value, text, ctx)?;
+    if template.uses_wid() {
+        reader.invalid(src, value.span().start, key, "$(wid) is only meaningful in a watcher");
+        return None;
+    }
+    let path = PathBuf::from(template.render(0));
+    if path.as_os_str().is_empty() {
+        reader.invalid(src, value.span().start, key, "must not be empty");
+        return None;
+    }
+    Some(absolutize(&path, &src.here))
+}
+
+fn absolutize(path: &Path, here: &str) -> PathBuf {
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        Path::new(here).join(path)
+    }
+}
+
+fn absolutize_template(template: Template, here: &str) -> Template {
+    if template.leading_literal().starts_with('/') {
+        template
+    } else {
+        template.with_prefix(&format!("{here}/"))
+    }
+}
+
+fn valid_watcher_name(name: &str) -> bool {
+    !name.is_empty()
+        && name != "all"
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+fn read_watcher(reader: &mut Reader, src: &Source<'_>, daemon: &DaemonConfig, name_key: &Spanned<std::borrow::Cow<'_, str>>, value: &Spanned<DeValue<'_>>) -> Option<WatcherConfig> {
+    let name = name_key.get_ref().as_ref();
+    let prefix = format!("watchers.{name}.");
+    let errors_before = reader.errors.len();
+    if !valid_watcher_name(name) {
+        reader.invalid(
+            src,
+            name_key.span().start,
+            &format!("watchers.{name}"),
+            "watcher names use letters, digits, '_', '-' and '.', and 'all' is reserved",
+        );
+    }
+    let table = reader.table(src, &format!("watchers.{name}"), value)?;
+
+    let mut keys: BTreeMap<&str, &Spanned<DeValue<'_>>> = BTreeMap::new();
+    let mut locations = BTreeMap::new();
+    locations.insert(String::new(), src.location(name_key.span().start));
+    for (key, value) in table {
+        let key_name = key.get_ref().as_ref();
+        if WATCHER_KEYS.contains(&key_name) {
+            keys.insert(key_name, value);
+            locations.insert(key_name.to_owned(), src.location(key.span().start));
+        } else {
+            reader.unknown_key(src, key.span().start, &prefix, key_name, WATCHER_KEYS, WATCHER_KEYS_LATER);
+        }
+    }
+    let k = |key: &str| format!("{prefix}{key}");
+    let daemon_env = |var: &str| std::env::var(var).ok();
+
+    // env_file and env come first: other values may refer to them through
+    // $(env.VAR).
+    let base_ctx = Context {
+        name,
+        here: &src.here,
+        env: &daemon_env,
+    };
+    let mut file_env: Vec<(String, String)> = Vec::new();
+    if let Some(value) = keys.get("env_file")
+        && let Some(text) = reader.string(src, &k("env_file"), value)
+        && let Some(template) = reader.expand(src, &k("env_file"), value, text, &base_ctx)
+    {
+        let path = absolutize(Path::new(&template.render(0)), &src.here);
+        match env_file::read(&path) {
+            Ok(pairs) => file_env = pairs,
+            Err(err) => reader.invalid(src, value.span().start, &k("env_file"), err.to_string()),
+        }
+    }
+    let file_lookup = |var: &str| {
+        file_env
+            .iter()
+            .rev()
+            .find(|(key, _)| key == var)
+            .map(|(_, v)| v.clone())
+            .or_else(|| std::env::var(var).ok())
+    };
+    let env_ctx = Context {
+        name,
+        here: &src.here,
+        env: &file_lookup,
+    };
+    let mut env: Vec<(String, Template)> = file_env
+        .iter()
+        .map(|(key, value)| (key.clone(), Template::literal(value.clone())))
+        .collect();
+    if let Some(value) = keys.get("env")
+        && let Some(table) = reader.table(src, &k("env"), value)
+    {
+        for (var, item) in table {
+            let var = var.get_ref().as_ref();
+            let key = format!("{prefix}env.{var}");
+            if var.is_empty() || var.contains('=') || var.contains('\0') {
+                reader.invalid(src, item.span().start, &key, "invalid environment variable name");
+                continue;
+            }
+            let text = match item.get_ref() {
+                DeValue::String(s) => s.to_string(),
+                DeValue::Integer(i) => i.to_string(),
+                DeValue::Float(f) => f.to_string(),
+                DeValue::Boolean(b) => b.to_string(),
+                other => {
+                    reader.type_error(src, &key, item, "a string", other);
+                    continue;
+                }
+            };
+            if let Some(template) = reader.expand(src, &key, item, &text, &env_ctx) {
+                env.retain(|(existing, _)| existing != var);
+                env.push((var.to_owned(), template));
+            }
+        }
+    }
+    let full_lookup = |var: &str| {
+        env.iter()
+            .rev()
+            .find(|(key, t)| key == var && !t.uses_wid())
+            .map(|(_, t)| t.render(0))
+            .or_else(|| file_lookup(var))
+    };
+    let ctx = Context {
+        name,
+        here: &src.here,
+        env: &full_lookup,
+    };
+
+    let shell = keys
+        .get("shell")
+        .and_then(|v| reader.boolean(src, &k("shell"), v))
+        .unwrap_or(false);
+    let argv = match (keys.get("cmd"), keys.get("args")) {
+        (Some(_), Some(args)) => {
+            reader.invalid(src, args.span().start, &k("args"), "give either cmd or args, not both");
+            None
+        }
+        (None, None) => {
+            reader.invalid(src, name_key.span().start, &format!("watchers.{name}"), "missing cmd (or args)");
+            None
+        }
+        (Some(cmd), None) => read_cmd(reader, src, &k("cmd"), cmd, shell, &ctx),
+        (None, Some(args)) => {
+            if shell {
+                reader.invalid(src, args.span().start, &k("args"), "shell = true needs cmd, a string for /bin/sh -c");
+                None
+            } else {
+                read_args(reader, src, &k("args"), args, &ctx)
+            }
+        }
+    };
+
+    let numprocesses = keys
+        .get("numprocesses")
+        .and_then(|v| reader.integer_in(src, &k("numprocesses"), v, 0, defaults::MAX_PROCESSES))
+        .map_or(defaults::NUMPROCESSES, |n| n as u32);
+
+    let working_dir = match keys.get("working_dir") {
+        Some(value) => reader
+            .string(src, &k("working_dir"), value)
+            .and_then(|text| reader.expand(src, &k("working_dir"), value, text, &ctx))
+            .map(|t| absolutize_template(t, &src.here)),
+        None => Some(Template::literal(src.here.clone())),
+    };
+
+    let user = keys
+        .get("user")
+        .and_then(|v| reader.string(src, &k("user"), v))
+        .map(str::to_owned);
+    let group = keys
+        .get("group")
+        .and_then(|v| reader.string(src, &k("group"), v))
+        .map(str::to_owned);
+    for (key, value) in [("user", &user), ("group", &group)] {
+        if value.as_deref() == Some("") {
+            reader.invalid(src, keys[key].span().start, &k(key), "must not be empty");
+        }
+    }
+    let umask = keys
+        .get("umask")
+        .and_then(|v| reader.octal(src, &k("umask"), v, 0o777));
+    let copy_env = keys
+        .get("copy_env")
+        .and_then(|v| reader.boolean(src, &k("copy_env"), v))
+        .unwrap_or(true);
+    let autostart = keys
+        .get("autostart")
+        .and_then(|v| reader.boolean(src, &k("autostart"), v))
+        .unwrap_or(true);
+    let restart = keys
+        .get("restart")
+        .and_then(|v| {
+            reader.choice(
+                src,
+                &k("restart"),
+                v,
+                &[
+                    ("always", Restart::Always),
+                    ("on-failure", Restart::OnFailure),
+                    ("never", Restart::Never),
+                ],
+            )
+        })
+        .unwrap_or(Restart::Always);
+    let exit_codes = match keys.get("exit_codes") {
+        Some(value) => read_exit_codes(reader, src, &k("exit_codes"), value),
+        None => vec![0],
+    };
+    let start_secs = keys
+        .get("start_secs")
+        .and_then(|v| reader.duration(src, &k("start_secs"), v))
+        .unwrap_or(defaults::START_SECS);
+    let start_retries = match keys.get("start_retries") {
+        Some(value) => match value.get_ref() {
+            DeValue::String(s) if s.as_ref() == "infinite" => StartRetries::Infinite,
+            DeValue::Integer(_) => reader
+                .integer_in(src, &k("start_retries"), value, 0, i64::from(u32::MAX))
+                .map_or(StartRetries::Limited(defaults::START_RETRIES), |n| StartRetries::Limited(n as u32)),
+            _ => {
+                reader.invalid(src, value.span().start, &k("start_retries"), "expected a number of retries or \"infinite\"");
+                StartRetries::Limited(defaults::START_RETRIES)
+            }
+        },
+        None => StartRetries::Limited(defaults::START_RETRIES),
+    };
+    let backoff_max = keys
+        .get("backoff_max")
+        .and_then(|v| reader.duration(src, &k("backoff_max"), v))
+        .unwrap_or(defaults::BACKOFF_MAX);
+    let stop_signal = match keys.get("stop_signal") {
+        Some(value) => read_signal(reader, src, &k("stop_signal"), value).unwrap_or(libc_sigterm()),
+        None => libc_sigterm(),
+    };
+    let stop_timeout = keys
+        .get("stop_timeout")
+        .and_then(|v| reader.duration(src, &k("stop_timeout"), v))
+        .unwrap_or(defaults::STOP_TIMEOUT);
+    let stop_group = keys
+        .get("stop_group")
+        .and_then(|v| reader.boolean(src, &k("stop_group"), v))
+        .unwrap_or(true);
+    let priority = keys
+        .get("priority")
+        .and_then(|v| reader.integer_in(src, &k("priority"), v, i64::from(i32::MIN), i64::from(i32::MAX)))
+        .map_or(defaults::PRIORITY, |p| p as i32);
+    let rlimits = match keys.get("rlimits") {
+        Some(value) => read_rlimits(reader, src, &k("rlimits"), value),
+        None => Vec::new(),
+    };
+    let default_log = |stream: &str| OutputSink::File {
+        path: Template::literal(format!("{}/{name}-", daemon.logs_dir.display()))
+            .join(Template::wid())
+            .join(Template::literal(format!(".{stream}.log"))),
+    };
+    let stdout = match keys.get("stdout") {
+        Some(value) => read_sink(reader, src, &k("stdout"), value, &ctx, false).and_then(|s| match s {
+            StderrSink::Sink(sink) => Some(sink),
+            StderrSink::Stdout => None,
+        }),
+        None => Some(default_log("out")),
+    };
+    let stderr = match keys.get("stderr") {
+        Some(value) => read_sink(reader, src, &k("stderr"), value, &ctx, true),
+        None => Some(StderrSink::Sink(default_log("err"))),
+    };
+
+    if reader.errors.len() > errors_before {
+        return None;
+    }
+    Some(WatcherConfig {
+        name: name.to_owned(),
+        command: Command {
+            argv: argv?,
+            shell,
+        },
+        numprocesses,
+        working_dir: working_dir?,
+        user,
+        group,
+        umask,
+        env,
+        copy_env,
+        autostart,
+        restart,
+        exit_codes,
+        start_secs,
+        start_retries,
+        backoff_max,
+        stop_signal,
+        stop_timeout,
+        stop_group,
+        priority,
+        rlimits,
+        stdout: stdout?,
+        stderr: stderr?,
+        locations,
+    })
+}
+
+fn libc_sigterm() -> i32 {
+    signals::parse("TERM").unwrap_or(15)
+}
+
+fn read_cmd(reader: &mut Reader, src: &Source<'_>, key: &str, value: &Spanned<DeValue<'_>>, shell: bool, ctx: &Context<'_>) -> Option<Vec<Template>> {
+    let text = reader.string(src, key, value)?;
+    if text.trim().is_empty() {
+        reader.invalid(src, value.span().start, key, "must not be empty");
+        return None;
+    }
+    if shell {
+        let script = reader.expand(src, key, value, text, ctx)?;
+        return Some(vec![Template::literal("/bin/sh"), Template::literal("-c"), script]);
+    }
+    let Some(words) = shlex::split(text) else {
+        reader.invalid(src, value.span().start, key, "unbalanced quotes (cmd is split like a shell would, without running one)");
+        return None;
+    };
+    let mut argv = Vec::with_capacity(words.len());
+    for word in words {
+        argv.push(reader.expand(src, key, value, &word, ctx)?);
+    }
+    Some(argv)
+}
+
+fn read_args(reader: &mut Reader, src: &Source<'_>, key: &str, value: &Spanned<DeValue<'_>>, ctx: &Context<'_>) -> Option<Vec<Template>> {
+    let DeValue::Array(items) = value.get_ref() else {
+        reader.type_error(src, key, value, "an array of strings", value.get_ref());
+        return None;
+    };
+    if items.is_empty() {
+        reader.invalid(src, value.span().start, key, "must name at least the program");
+        return None;
+    }
+    let mut argv = Vec::with_capacity(items.len());
+    for item in items {
+        let text = reader.string(src, key, item)?;
+        argv.push(reader.expand(src, key, item, text, ctx)?);
+    }
+    Some(argv)
+}
+
+fn read_exit_codes(reader: &mut Reader, src: &Source<'_>, key: &str, value: &Spanned<DeValue<'_>>) -> Vec<i32> {
+    let DeValue::Array(items) = value.get_ref() else {
+        reader.type_error(src, key, value, "an array of exit codes", value.get_ref());
+        return Vec::new();
+    };
+    items
+        .iter()
+        .filter_map(|item| reader.integer_in(src, key, item, 0, 255))
+        .map(|code| code as i32)
+        .collect()
+}
+
+fn read_signal(reader: &mut Reader, src: &Source<'_>, key: &str, value: &Spanned<DeValue<'_>>) -> Option<i32> {
+    let text = match value.get_ref() {
+        DeValue::String(s) => s.to_string(),
+        DeValue::Integer(i) => i.as_str().to_owned(),
+        other => {
+            reader.type_error(src, key, value, "a signal name like \"TERM\"", other);
+            return None;
+        }
+    };
+    let parsed = signals::parse(&text);
+    if parsed.is_none() {
+        let hint = did_you_mean(&text.to_ascii_uppercase(), signals::all_names())
+            .map(|s| format!(" (did you mean '{s}'?)"))
+            .unwrap_or_default();
+        reader.invalid(src, value.span().start, key, format!("unknown signal '{text}'{hint}"));
+    }
+    parsed
+}
+
+fn read_rlimits(reader: &mut Reader, src: &Source<'_>, key: &str, value: &Spanned<DeValue<'_>>) -> Vec<(Rlimit, RlimitValue)> {
+    let Some(table) = reader.table(src, key, value) else {
+        return Vec::new();
+    };
+    let mut limits = Vec::new();
+    for (name, item) in table {
+        let name = name.get_ref().as_ref();
+        let item_key = format!("{key}.{name}");
+        let Some(&(_, rlimit)) = Rlimit::ALL.iter().find(|(n, _)| *n == name) else {
+            let hint = did_you_mean(name, Rlimit::ALL.iter().map(|(n, _)| *n))
+                .map(|s| format!(" (did you mean '{s}'?)"))
+                .unwrap_or_default();
+            reader.invalid(src, item.span().start, &item_key, format!("unknown resource limit{hint}"));
+            continue;
+        };
+        let limit = match item.get_ref() {
+            DeValue::String(s) if matches!(s.as_ref(), "unlimited" | "infinity") => Some(RlimitValue::Unlimited),
+            DeValue::Integer(_) => reader
+                .integer_in(src, &item_key, item, 0, i64::MAX)
+                .map(|n| RlimitValue::Limit(n as u64)),
+            _ => {
+                reader.invalid(src, item.span().start, &item_key, "expected a non-negative integer or \"unlimited\"");
+                None
+            }
+        };
+        if let Some(limit) = limit {
+            limits.push((rlimit, limit));
+        }
+    }
+    limits
+}
+
+fn read_sink(reader: &mut Reader, src: &Source<'_>, key: &str, value: &Spanned<DeValue<'_>>, ctx: &Context<'_>, is_stderr: bool) -> Option<StderrSink> {
+    match value.get_ref() {
+        DeValue::String(s) => match (s.as_ref(), is_stderr) {
+            ("null", _) => Some(StderrSink::Sink(OutputSink::Null)),
+            ("stdout", true) => Some(StderrSink::Stdout),
+            (other, _) => {
+                let expected = if is_stderr {
+                    "\"stdout\", \"null\" or a table like { file = \"...\" }"
+                } else {
+                    "\"null\" or a table like { file = \"...\" }"
+                };
+                reader.invalid(src, value.span().start, key, format!("unknown value '{other}'; expected {expected}"));
+                None
+            }
+        },
+        DeValue::Table(table) => {
+            let mut path = None;
+            for (sub, item) in table {
+                let sub_name = sub.get_ref().as_ref();
+                if sub_name == "file" {
+                    let sub_key = format!("{key}.file");
+                    path = reader
+                        .string(src, &sub_key, item)
+                        .and_then(|text| reader.expand(src, &sub_key, item, text, ctx))
+                        .map(|t| absolutize_template(t, &src.here));
+                } else {
+                    reader.unknown_key(src, sub.span().start, &format!("{key}."), sub_name, SINK_KEYS, SINK_KEYS_LATER);
+                }
+            }
+            if path.is_none() && !table.iter().any(|(k, _)| k.get_ref().as_ref() == "file") {
+                reader.invalid(src, value.span().start, key, "missing file");
+            }
+            path.map(|path| StderrSink::Sink(OutputSink::File { path }))
+        }
+        other => {
+            reader.type_error(src, key, value, "a string or a table", other);
+            None
+        }
+    }
+}

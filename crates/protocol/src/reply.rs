@@ -1,0 +1,189 @@
+//! Replies: the envelope and the result objects of each command.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::names::{ProcessName, ProcessState};
+
+/// Stable error kinds, the `error.kind` field scripts can match on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The line is not JSON or not a request envelope.
+    BadRequest,
+    /// The line is longer than [`crate::MAX_LINE_BYTES`].
+    LineTooLong,
+    /// The command is not one the daemon knows.
+    UnknownCommand,
+    /// The command's arguments are missing or malformed.
+    BadArgs,
+    /// A name matches no watcher or process.
+    NotFound,
+    /// The request cannot be done in the current state.
+    BadState,
+    /// The daemon is shutting down and takes no new work.
+    ShuttingDown,
+    /// The peer is not allowed to use the socket.
+    PermissionDenied,
+    /// An error inside the daemon; a bug worth reporting.
+    Internal,
+}
+
+/// The `error` object of a failed reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// Stable kind.
+    pub kind: ErrorKind,
+    /// Human-readable message naming what was wrong.
+    pub message: String,
+}
+
+/// One reply line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reply {
+    /// The id of the request this answers.
+    #[serde(default)]
+    pub id: Value,
+    /// Whether the request succeeded.
+    pub ok: bool,
+    /// The command's result object when `ok`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+    /// What went wrong when not `ok`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorBody>,
+}
+
+impl Reply {
+    /// A successful reply carrying `result`.
+    pub fn success(id: Value, result: &impl Serialize) -> Self {
+        match serde_json::to_value(result) {
+            Ok(result) => Self {
+                id,
+                ok: true,
+                result: Some(result),
+                error: None,
+            },
+            Err(err) => Self::failure(id, ErrorKind::Internal, format!("cannot encode result: {err}")),
+        }
+    }
+
+    /// A failed reply.
+    pub fn failure(id: Value, kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            id,
+            ok: false,
+            result: None,
+            error: Some(ErrorBody {
+                kind,
+                message: message.into(),
+            }),
+        }
+    }
+
+    /// The reply as one wire line, newline included.
+    pub fn to_line(&self) -> String {
+        let mut line = serde_json::to_string(self).unwrap_or_else(|err| {
+            format!(r#"{{"id":null,"ok":false,"error":{{"kind":"internal","message":"cannot encode reply: {err}"}}}}"#)
+        });
+        line.push('\n');
+        line
+    }
+}
+
+/// How a process last ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExitInfo {
+    /// Exit code when it exited normally.
+    pub code: Option<i32>,
+    /// Signal name (`KILL`) when a signal killed it.
+    pub signal: Option<String>,
+    /// `exit status 1` or `killed by SIGKILL`.
+    pub description: String,
+}
+
+/// One process as `status` reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProcessInfo {
+    /// `web:2`.
+    pub name: ProcessName,
+    /// Current state.
+    pub state: ProcessState,
+    /// Pid while the process is alive.
+    pub pid: Option<i32>,
+    /// Unix time (seconds) when the current process was spawned.
+    pub started_at: Option<f64>,
+    /// Seconds since it was spawned, while alive.
+    pub uptime_secs: Option<f64>,
+    /// Automatic restarts since the daemon started.
+    pub restarts: u32,
+    /// How the previous run ended.
+    pub last_exit: Option<ExitInfo>,
+    /// Why the process is in a non-running state (spawn error, gave up...).
+    pub reason: Option<String>,
+}
+
+/// Result of `status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusResult {
+    /// One entry per process, in configuration order.
+    pub processes: Vec<ProcessInfo>,
+}
+
+/// What happened to one process in `start`, `stop`, `restart` or `signal`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionOutcome {
+    /// `web:2`.
+    pub name: ProcessName,
+    /// Whether the action reached its goal for this process.
+    pub ok: bool,
+    /// The state when the outcome was decided.
+    pub state: ProcessState,
+    /// Pid at that moment, if alive.
+    pub pid: Option<i32>,
+    /// `started`, `already running`, or the reason for a failure.
+    pub message: String,
+}
+
+/// Result of `start`, `stop`, `restart` and `signal`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionResult {
+    /// One outcome per targeted process.
+    pub processes: Vec<ActionOutcome>,
+}
+
+/// One process's pid in `pid NAME`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PidEntry {
+    /// `web:2`.
+    pub name: ProcessName,
+    /// Pid, or null when not alive.
+    pub pid: Option<i32>,
+}
+
+/// Result of `pid`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PidResult {
+    /// The daemon's pid when no names were given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daemon: Option<i32>,
+    /// The named processes' pids.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub processes: Vec<PidEntry>,
+}
+
+/// Result of `shutdown`, sent once every process is gone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShutdownResult {
+    /// How many processes were stopped.
+    pub stopped: usize,
+}
+
+/// Result of `version`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionResult {
+    /// The daemon's version.
+    pub version: String,
+    /// The protocol version it speaks.
+    pub protocol: u32,
+}

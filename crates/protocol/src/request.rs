@@ -1,0 +1,257 @@
+//! Requests: the envelope every line carries and the typed commands.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::reply::ErrorKind;
+use crate::suggest::did_you_mean;
+
+/// Every command the daemon understands, as spelled on the wire.
+pub const COMMANDS: &[&str] = &[
+    "status", "start", "stop", "restart", "signal", "pid", "shutdown", "version",
+];
+
+/// One request line before its command is interpreted.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Envelope {
+    /// Echoed back in the reply; any JSON value, `null` when absent.
+    #[serde(default)]
+    pub id: Value,
+    /// The command name, e.g. `status`.
+    pub cmd: String,
+    /// The command's arguments; `null` or absent means none.
+    #[serde(default)]
+    pub args: Value,
+}
+
+/// Arguments naming watchers (`web`), processes (`web:2`) or `all`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamesArgs {
+    /// The names; their meaning when empty depends on the command.
+    #[serde(default)]
+    pub names: Vec<String>,
+}
+
+/// Arguments of `signal`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignalArgs {
+    /// Signal name or number: `HUP`, `SIGHUP` or `1`.
+    pub signal: String,
+    /// Watchers, processes or `all`.
+    pub names: Vec<String>,
+}
+
+/// A request the daemon understands, one variant per command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// One entry per process; empty names means every process.
+    Status(NamesArgs),
+    /// Start the named processes and wait until they run or fail.
+    Start(NamesArgs),
+    /// Stop the named processes and wait until they are gone.
+    Stop(NamesArgs),
+    /// Stop then start the named processes.
+    Restart(NamesArgs),
+    /// Send a signal to the named processes.
+    Signal(SignalArgs),
+    /// The daemon's pid when no names are given, else the processes' pids.
+    Pid(NamesArgs),
+    /// Stop everything and exit the daemon.
+    Shutdown,
+    /// The daemon's version and protocol version.
+    Version,
+}
+
+/// Why a request line could not be turned into a [`Request`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct RequestError {
+    /// Stable kind for the reply's `error.kind`.
+    pub kind: ErrorKind,
+    /// Human-readable explanation naming the request.
+    pub message: String,
+}
+
+impl RequestError {
+    fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+impl Request {
+    /// The wire name of this request's command.
+    pub fn command(&self) -> &'static str {
+        match self {
+            Self::Status(_) => "status",
+            Self::Start(_) => "start",
+            Self::Stop(_) => "stop",
+            Self::Restart(_) => "restart",
+            Self::Signal(_) => "signal",
+            Self::Pid(_) => "pid",
+            Self::Shutdown => "shutdown",
+            Self::Version => "version",
+        }
+    }
+
+    /// Parses one request line into its envelope's id and the typed request.
+    /// The id is returned even when the command is bad, so the error reply
+    /// can carry it.
+    pub fn parse_line(line: &[u8]) -> (Value, Result<Self, RequestError>) {
+        let value: Value = match serde_json::from_slice(line) {
+            Ok(value) => value,
+            Err(err) => {
+                return (
+                    Value::Null,
+                    Err(RequestError::new(
+                        ErrorKind::BadRequest,
+                        format!("invalid JSON: {err}"),
+                    )),
+                );
+            }
+        };
+        let id = value.get("id").cloned().unwrap_or(Value::Null);
+        let envelope: Envelope = match serde_json::from_value(value) {
+            Ok(envelope) => envelope,
+            Err(err) => {
+                return (
+                    id,
+                    Err(RequestError::new(
+                        ErrorKind::BadRequest,
+                        format!("bad request envelope: {err} (expected {{\"id\":N,\"cmd\":\"...\",\"args\":{{...}}}})"),
+                    )),
+                );
+            }
+        };
+        (id, Self::from_envelope(&envelope))
+    }
+
+    /// Interprets a parsed envelope.
+    pub fn from_envelope(envelope: &Envelope) -> Result<Self, RequestError> {
+        let cmd = envelope.cmd.as_str();
+        let args = &envelope.args;
+        match cmd {
+            "status" => parse_args(cmd, args).map(Self::Status),
+            "start" => require_names(cmd, parse_args(cmd, args)?).map(Self::Start),
+            "stop" => require_names(cmd, parse_args(cmd, args)?).map(Self::Stop),
+            "restart" => require_names(cmd, parse_args(cmd, args)?).map(Self::Restart),
+            "signal" => {
+                let args: SignalArgs = parse_args(cmd, args)?;
+                if args.names.is_empty() {
+                    return Err(RequestError::new(
+                        ErrorKind::BadArgs,
+                        "signal: names must list at least one watcher, process or 'all'",
+                    ));
+                }
+                if crate::signals::parse(&args.signal).is_none() {
+                    return Err(RequestError::new(
+                        ErrorKind::BadArgs,
+                        format!("signal: unknown signal '{}'", args.signal),
+                    ));
+                }
+                Ok(Self::Signal(args))
+            }
+            "pid" => parse_args(cmd, args).map(Self::Pid),
+            "shutdown" => no_args(cmd, args).map(|()| Self::Shutdown),
+            "version" => no_args(cmd, args).map(|()| Self::Version),
+            other => {
+                let hint = did_you_mean(other, COMMANDS.iter().copied())
+                    .map(|s| format!(" (did you mean '{s}'?)"))
+                    .unwrap_or_default();
+                Err(RequestError::new(
+                    ErrorKind::UnknownCommand,
+                    format!("unknown command '{other}'{hint}"),
+                ))
+            }
+        }
+    }
+
+    /// The request as a wire line (without the newline).
+    pub fn to_line(&self, id: u64) -> String {
+        let args = match self {
+            Self::Status(a) | Self::Start(a) | Self::Stop(a) | Self::Restart(a) | Self::Pid(a) => {
+                serde_json::to_value(a)
+            }
+            Self::Signal(a) => serde_json::to_value(a),
+            Self::Shutdown | Self::Version => Ok(Value::Null),
+        }
+        .unwrap_or(Value::Null);
+        let mut object = serde_json::Map::new();
+        object.insert("id".into(), Value::from(id));
+        object.insert("cmd".into(), Value::from(self.command()));
+        if !args.is_null() {
+            object.insert("args".into(), args);
+        }
+        Value::Object(object).to_string()
+    }
+}
+
+fn parse_args<T: serde::de::DeserializeOwned + Default>(
+    cmd: &str,
+    args: &Value,
+) -> Result<T, RequestError> {
+    if args.is_null() {
+        return Ok(T::default());
+    }
+    serde_json::from_value(args.clone())
+        .map_err(|err| RequestError::new(ErrorKind::BadArgs, format!("{cmd}: bad args: {err}")))
+}
+
+fn require_names(cmd: &str, args: NamesArgs) -> Result<NamesArgs, RequestError> {
+    if args.names.is_empty() {
+        return Err(RequestError::new(
+            ErrorKind::BadArgs,
+            format!("{cmd}: names must list at least one watcher, process or 'all'"),
+        ));
+    }
+    Ok(args)
+}
+
+fn no_args(cmd: &str, args: &Value) -> Result<(), RequestError> {
+    match args {
+        Value::Null => Ok(()),
+        Value::Object(map) if map.is_empty() => Ok(()),
+        _ => Err(RequestError::new(
+            ErrorKind::BadArgs,
+            format!("{cmd}: takes no arguments"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_round_trips() {
+        let request = Request::Signal(SignalArgs {
+            signal: "HUP".into(),
+            names: vec!["web".into()],
+        });
+        let line = request.to_line(7);
+        let (id, parsed) = Request::parse_line(line.as_bytes());
+        assert_eq!(id, Value::from(7));
+        assert_eq!(parsed.unwrap(), request);
+    }
+
+    #[test]
+    fn errors_have_kinds() {
+        let (_, r) = Request::parse_line(b"{nope");
+        assert_eq!(r.unwrap_err().kind, ErrorKind::BadRequest);
+        let (id, r) = Request::parse_line(br#"{"id":3,"cmd":"stauts"}"#);
+        assert_eq!(id, Value::from(3));
+        let err = r.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::UnknownCommand);
+        assert!(err.message.contains("did you mean 'status'"), "{err}");
+        let (_, r) = Request::parse_line(br#"{"id":3,"cmd":"start"}"#);
+        assert_eq!(r.unwrap_err().kind, ErrorKind::BadArgs);
+        let (_, r) = Request::parse_line(br#"{"id":3,"cmd":"status","args":{"nmes":[]}}"#);
+        assert_eq!(r.unwrap_err().kind, ErrorKind::BadArgs);
+        let (_, r) = Request::parse_line(br#"{"cmd":"signal","args":{"signal":"NOPE","names":["a"]}}"#);
+        assert_eq!(r.unwrap_err().kind, ErrorKind::BadArgs);
+    }
+}

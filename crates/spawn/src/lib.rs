@@ -1,0 +1,144 @@
+//! Process creation for ringmaster: resolve who and what to run in the
+//! parent, then fork and exec with nothing but async-signal-safe calls in
+//! the child.
+//!
+//! Theory of operation: [`Launch`] is built in the parent by
+//! [`Launch::prepare`], which resolves the user and groups (getpwnam,
+//! getgrouplist), builds the environment, and turns every string into a C
+//! string, so the child allocates nothing. [`spawn`] forks; the child
+//! (module `child`, the only `unsafe` code in ringmaster) puts itself in a
+//! new process group, sets rlimits and the umask, drops privileges in the
+//! order setgroups → setgid → setuid, verifies the drop held, wires
+//! stdin/stdout/stderr, changes directory, resets signal state, marks every
+//! other descriptor close-on-exec and execs. Any failure is written as
+//! (stage, errno) to a close-on-exec pipe, which the parent reads: EOF means
+//! the exec succeeded.
+
+mod child;
+mod prepare;
+
+pub use child::Stage;
+pub use prepare::{Credentials, Launch, LaunchRequest, PrepareError, ResolvedUser, resolve_user};
+
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use nix::unistd::Pid;
+
+/// Why a spawn failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    /// The request could not be turned into a launch (user lookup, NUL bytes).
+    #[error("{0}")]
+    Prepare(#[from] PrepareError),
+    /// A pipe or fork failed in the parent.
+    #[error("{what}: {source}")]
+    Os {
+        /// What was being done.
+        what: &'static str,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A step in the child failed before exec.
+    #[error("{}", describe_child_failure(*stage, *errno, program))]
+    Child {
+        /// Which step.
+        stage: Stage,
+        /// errno from that step.
+        errno: i32,
+        /// The program that was to run.
+        program: String,
+    },
+}
+
+impl SpawnError {
+    /// The shell-style exit code that stands for this failure (127: not
+    /// found, 126: cannot execute, 1 otherwise).
+    pub fn exit_code_hint(&self) -> i32 {
+        match self {
+            Self::Child {
+                stage: Stage::Exec,
+                errno,
+                ..
+            } => {
+                if *errno == libc::ENOENT || *errno == libc::ENOTDIR {
+                    127
+                } else {
+                    126
+                }
+            }
+            _ => 1,
+        }
+    }
+}
+
+fn describe_child_failure(stage: Stage, errno: i32, program: &str) -> String {
+    let error = std::io::Error::from_raw_os_error(errno);
+    match stage {
+        Stage::Exec if errno == libc::ENOENT || errno == libc::ENOTDIR => {
+            if program.contains('/') {
+                format!("cannot execute '{program}': no such file")
+            } else {
+                format!("command not found: '{program}' (not in PATH)")
+            }
+        }
+        Stage::Exec if errno == libc::EACCES => {
+            format!("cannot execute '{program}': permission denied")
+        }
+        Stage::Exec if errno == libc::ENOEXEC => {
+            format!("cannot execute '{program}': not an executable (a script needs a #! line)")
+        }
+        Stage::Exec => format!("cannot execute '{program}': {error}"),
+        other => format!("{}: {error}", other.describe()),
+    }
+}
+
+/// A child that was spawned: its pid, which is also its process group id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spawned {
+    /// The child's pid (and pgid).
+    pub pid: Pid,
+}
+
+/// The descriptors the child gets as stdin, stdout and stderr.
+#[derive(Debug)]
+pub struct Stdio {
+    /// Becomes fd 0.
+    pub stdin: OwnedFd,
+    /// Becomes fd 1.
+    pub stdout: OwnedFd,
+    /// Becomes fd 2 (may be a duplicate of stdout for merged streams).
+    pub stderr: OwnedFd,
+}
+
+/// Forks and execs `launch` with `stdio`. Blocks until the child has exec'd
+/// or failed, which is typically well under a millisecond.
+pub fn spawn(launch: &Launch, stdio: &Stdio) -> Result<Spawned, SpawnError> {
+    let (err_read, err_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| SpawnError::Os {
+        what: "cannot create a pipe",
+        source: e.into(),
+    })?;
+    let fds = child::ChildFds {
+        stdin: stdio.stdin.as_raw_fd(),
+        stdout: stdio.stdout.as_raw_fd(),
+        stderr: stdio.stderr.as_raw_fd(),
+        report: err_write.as_raw_fd(),
+    };
+    let pid = child::fork_and_exec(launch, &fds).map_err(|source| SpawnError::Os {
+        what: "cannot fork",
+        source,
+    })?;
+    drop(err_write);
+    match child::read_report(&err_read) {
+        None => Ok(Spawned { pid }),
+        Some((stage, errno)) => {
+            // The child has exited with 127; reap it here so the pid is
+            // never reported as a supervised exit.
+            let _ = nix::sys::wait::waitpid(pid, None);
+            Err(SpawnError::Child {
+                stage,
+                errno,
+                program: launch.program_name().to_owned(),
+            })
+        }
+    }
+}
