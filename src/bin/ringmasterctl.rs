@@ -1,1 +1,5 @@
-fn main() {}
+//! `ringmasterctl`: the control client of ringmaster.
+
+fn main() -> std::process::ExitCode {
+    ringmaster_ctl::main()
+}

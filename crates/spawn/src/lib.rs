@@ -16,8 +16,10 @@
 
 mod child;
 mod prepare;
+mod sys;
 
 pub use child::Stage;
+pub use sys::{Exit, group_alive, reap_any, send_signal, set_cloexec};
 pub use prepare::{Credentials, Launch, LaunchRequest, PrepareError, ResolvedUser, resolve_user};
 
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -133,7 +135,7 @@ pub fn spawn(launch: &Launch, stdio: &Stdio) -> Result<Spawned, SpawnError> {
         Some((stage, errno)) => {
             // The child has exited with 127; reap it here so the pid is
             // never reported as a supervised exit.
-            let _ = nix::sys::wait::waitpid(pid, None);
+            sys::reap_blocking(pid);
             Err(SpawnError::Child {
                 stage,
                 errno,

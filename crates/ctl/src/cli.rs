@@ -1,0 +1,190 @@
+//! The command line: parsing, running one command, exit codes (spec §8).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use ringmaster_protocol::{NamesArgs, ProcessState, Reply, Request, SignalArgs, StatusResult};
+
+use crate::client::{Client, CtlError, socket_path};
+use crate::format;
+
+/// Exit codes of `ringmasterctl` (spec §8).
+pub mod exit_code {
+    /// Success.
+    pub const OK: u8 = 0;
+    /// The daemon refused (not found, bad state, a process failed).
+    pub const REFUSED: u8 = 1;
+    /// Usage error.
+    pub const USAGE: u8 = 2;
+    /// `status`: a listed process is not RUNNING.
+    pub const NOT_RUNNING: u8 = 3;
+    /// The daemon cannot be reached.
+    pub const UNREACHABLE: u8 = 4;
+}
+
+/// Control a running ringmasterd.
+#[derive(Debug, Parser)]
+#[command(name = "ringmasterctl", version, about, disable_help_subcommand = true)]
+pub struct Cli {
+    /// Control socket of the daemon.
+    #[arg(short = 's', long, value_name = "SOCKET")]
+    pub socket: Option<PathBuf>,
+    /// Read the socket path from this configuration file.
+    #[arg(short = 'c', long, value_name = "CONFIG", conflicts_with = "socket")]
+    pub config: Option<PathBuf>,
+    /// Print the daemon's result objects as JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// The command; without one, an interactive session.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The commands of `ringmasterctl`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// One line per process: name, state, pid, uptime or reason; exit 3 if any is not RUNNING.
+    Status {
+        /// Watchers (web), processes (web:2) or all; default all.
+        names: Vec<String>,
+    },
+    /// Start processes and wait until they run or fail.
+    Start {
+        /// Watchers (web), processes (web:2) or all.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Stop processes and wait until they are gone.
+    Stop {
+        /// Watchers (web), processes (web:2) or all.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Stop then start processes, waiting until they run again.
+    Restart {
+        /// Watchers (web), processes (web:2) or all.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Send a signal (HUP, SIGHUP or 1) to processes.
+    Signal {
+        /// Signal name or number.
+        signal: String,
+        /// Watchers (web), processes (web:2) or all.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// The daemon's pid, or the named processes' pids.
+    Pid {
+        /// Watchers or processes; none for the daemon.
+        names: Vec<String>,
+    },
+    /// Stop every process and exit the daemon.
+    Shutdown,
+    /// Client and daemon versions.
+    Version,
+}
+
+impl Command {
+    /// The protocol request for this command.
+    pub fn request(&self) -> Request {
+        let names = |names: &[String]| NamesArgs {
+            names: names.to_vec(),
+        };
+        match self {
+            Self::Status { names: n } => Request::Status(names(n)),
+            Self::Start { names: n } => Request::Start(names(n)),
+            Self::Stop { names: n } => Request::Stop(names(n)),
+            Self::Restart { names: n } => Request::Restart(names(n)),
+            Self::Signal { signal, names } => Request::Signal(SignalArgs {
+                signal: signal.clone(),
+                names: names.clone(),
+            }),
+            Self::Pid { names: n } => Request::Pid(names(n)),
+            Self::Shutdown => Request::Shutdown,
+            Self::Version => Request::Version,
+        }
+    }
+}
+
+/// Entry point of the `ringmasterctl` binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let Some(command) = cli.command.clone() else {
+        eprintln!("ringmasterctl: the interactive session is not supported by this version; give a command (see --help)");
+        return ExitCode::from(exit_code::USAGE);
+    };
+    let path = match socket_path(cli.socket.as_deref(), cli.config.as_deref()) {
+        Ok(path) => path,
+        Err(err) => {
+            eprintln!("ringmasterctl: {err}");
+            return ExitCode::from(exit_code::USAGE);
+        }
+    };
+    if matches!(command, Command::Version) && !cli.json {
+        println!("ringmasterctl {}", env!("CARGO_PKG_VERSION"));
+    }
+    let reply = Client::connect(&path).and_then(|mut client| client.call(&command.request()));
+    match reply {
+        Ok(reply) => ExitCode::from(render(&command, &reply, cli.json)),
+        Err(err) => {
+            eprintln!("ringmasterctl: {err}");
+            ExitCode::from(match err {
+                CtlError::Config(_) => exit_code::USAGE,
+                _ => exit_code::UNREACHABLE,
+            })
+        }
+    }
+}
+
+/// Prints a reply and returns the exit code it implies.
+fn render(command: &Command, reply: &Reply, json: bool) -> u8 {
+    if !reply.ok {
+        let (kind, message) = reply
+            .error
+            .as_ref()
+            .map_or(("internal", "no error given"), |e| (kind_name(e.kind), e.message.as_str()));
+        if json {
+            println!("{}", serde_json::to_string(&reply.error).unwrap_or_default());
+        } else {
+            eprintln!("ringmasterctl: {message} [{kind}]");
+        }
+        return exit_code::REFUSED;
+    }
+    let result = reply.result.clone().unwrap_or_default();
+    if json {
+        println!("{result}");
+    } else {
+        print!("{}", format::result(command, &result));
+    }
+    match command {
+        Command::Status { .. } => {
+            let all_running = serde_json::from_value::<StatusResult>(result)
+                .is_ok_and(|s| s.processes.iter().all(|p| p.state == ProcessState::Running));
+            if all_running { exit_code::OK } else { exit_code::NOT_RUNNING }
+        }
+        Command::Start { .. } | Command::Stop { .. } | Command::Restart { .. } | Command::Signal { .. } => {
+            let all_ok = result["processes"]
+                .as_array()
+                .is_some_and(|ps| ps.iter().all(|p| p["ok"] == true));
+            if all_ok { exit_code::OK } else { exit_code::REFUSED }
+        }
+        _ => exit_code::OK,
+    }
+}
+
+fn kind_name(kind: ringmaster_protocol::ErrorKind) -> &'static str {
+    use ringmaster_protocol::ErrorKind as K;
+    match kind {
+        K::BadRequest => "bad_request",
+        K::LineTooLong => "line_too_long",
+        K::UnknownCommand => "unknown_command",
+        K::BadArgs => "bad_args",
+        K::NotFound => "not_found",
+        K::BadState => "bad_state",
+        K::ShuttingDown => "shutting_down",
+        K::PermissionDenied => "permission_denied",
+        K::Internal => "internal",
+    }
+}

@@ -1,0 +1,93 @@
+//! Human-readable rendering of replies.
+
+use std::fmt::Write;
+
+use ringmaster_protocol::{ActionResult, PidResult, ProcessInfo, ShutdownResult, StatusResult, VersionResult};
+use serde_json::Value;
+
+use crate::cli::Command;
+
+/// Renders a successful result for `command` as text (newline-terminated).
+pub(crate) fn result(command: &Command, result: &Value) -> String {
+    let parsed = match command {
+        Command::Status { .. } => serde_json::from_value(result.clone()).map(|s: StatusResult| status(&s.processes)),
+        Command::Start { .. } | Command::Stop { .. } | Command::Restart { .. } | Command::Signal { .. } => {
+            serde_json::from_value(result.clone()).map(|a: ActionResult| actions(&a))
+        }
+        Command::Pid { .. } => serde_json::from_value(result.clone()).map(|p: PidResult| pids(&p)),
+        Command::Shutdown => serde_json::from_value(result.clone())
+            .map(|s: ShutdownResult| format!("shut down ({} processes stopped)\n", s.stopped)),
+        Command::Version => serde_json::from_value(result.clone())
+            .map(|v: VersionResult| format!("ringmasterd {} (protocol {})\n", v.version, v.protocol)),
+    };
+    parsed.unwrap_or_else(|_| format!("{result}\n"))
+}
+
+/// One aligned line per process.
+pub(crate) fn status(processes: &[ProcessInfo]) -> String {
+    let names: Vec<String> = processes.iter().map(|p| p.name.to_string()).collect();
+    let width = names.iter().map(String::len).max().unwrap_or(0);
+    let mut out = String::new();
+    for (process, name) in processes.iter().zip(&names) {
+        let detail = match (process.pid, process.uptime_secs) {
+            (Some(pid), Some(uptime)) => format!("pid {pid}, uptime {}", uptime_text(uptime)),
+            (Some(pid), None) => format!("pid {pid}"),
+            _ => process.reason.clone().unwrap_or_default(),
+        };
+        let _ = writeln!(out, "{name:width$}  {:<8}  {detail}", process.state.as_str());
+    }
+    out
+}
+
+/// `H:MM:SS`, with days when needed.
+fn uptime_text(secs: f64) -> String {
+    let total = secs as u64;
+    let (days, rest) = (total / 86_400, total % 86_400);
+    let (h, m, s) = (rest / 3600, rest % 3600 / 60, rest % 60);
+    if days > 0 {
+        format!("{days} days, {h}:{m:02}:{s:02}")
+    } else {
+        format!("{h}:{m:02}:{s:02}")
+    }
+}
+
+fn actions(result: &ActionResult) -> String {
+    let mut out = String::new();
+    for p in &result.processes {
+        if p.ok {
+            let _ = writeln!(out, "{}: {}", p.name, p.message);
+        } else {
+            let _ = writeln!(out, "{}: ERROR ({})", p.name, p.message);
+        }
+    }
+    out
+}
+
+fn pids(result: &PidResult) -> String {
+    let mut out = String::new();
+    if let Some(pid) = result.daemon {
+        let _ = writeln!(out, "{pid}");
+    }
+    for entry in &result.processes {
+        match entry.pid {
+            Some(pid) => {
+                let _ = writeln!(out, "{} {pid}", entry.name);
+            }
+            None => {
+                let _ = writeln!(out, "{} -", entry.name);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uptime_is_readable() {
+        assert_eq!(uptime_text(65.4), "0:01:05");
+        assert_eq!(uptime_text(90_061.0), "1 days, 1:01:01");
+    }
+}

@@ -1,0 +1,13 @@
+//! `ringmasterctl`: a small blocking client for the control protocol, the
+//! command-line front end, and the text formatting of replies.
+//!
+//! Theory of operation: the client is deliberately synchronous (std
+//! `UnixStream`, one request line out, one reply line in) so that a
+//! one-shot command costs a process start and a round trip, nothing more.
+
+mod cli;
+mod client;
+mod format;
+
+pub use cli::{Cli, Command, exit_code, main};
+pub use client::{Client, CtlError, socket_path};

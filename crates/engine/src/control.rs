@@ -1,0 +1,316 @@
+//! The control socket: binding it safely, checking who connects, and
+//! moving request lines between clients and the engine.
+//!
+//! Each connection is its own task. It reads one line at a time (at most
+//! [`MAX_LINE_BYTES`]; longer lines are discarded up to their newline and
+//! answered with an error), forwards the parsed request to the engine with
+//! a oneshot for the reply, and writes the reply back. A client that sends
+//! slowly, never reads, or vanishes only ever holds up its own task.
+
+use std::io::ErrorKind;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use nix::unistd::{Gid, Group, Uid, User};
+use ringmaster_config::DaemonConfig;
+use ringmaster_protocol::{ErrorKind as Kind, MAX_LINE_BYTES, Reply, Request};
+use serde_json::Value;
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::EngineError;
+
+/// Most connections served at once; further clients wait to be accepted.
+const MAX_CONNECTIONS: usize = 256;
+/// A client that does not take a reply within this time is dropped.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A request from a connection, with where to send the reply.
+#[derive(Debug)]
+pub(crate) struct Incoming {
+    pub id: Value,
+    pub request: Request,
+    pub reply: oneshot::Sender<Reply>,
+}
+
+/// Decides which peers may use the socket (spec §7).
+#[derive(Debug, Clone)]
+pub(crate) struct Authorizer {
+    daemon_uid: Uid,
+    group: Option<Gid>,
+}
+
+impl Authorizer {
+    fn allows(&self, uid: u32, gid: u32) -> bool {
+        if uid == 0 || uid == self.daemon_uid.as_raw() {
+            return true;
+        }
+        let Some(group) = self.group else {
+            return false;
+        };
+        if gid == group.as_raw() {
+            return true;
+        }
+        // Supplementary membership, resolved from the peer's passwd entry.
+        let Ok(Some(user)) = User::from_uid(Uid::from_raw(uid)) else {
+            return false;
+        };
+        let Ok(name) = std::ffi::CString::new(user.name) else {
+            return false;
+        };
+        nix::unistd::getgrouplist(&name, user.gid).is_ok_and(|groups| groups.contains(&group))
+    }
+}
+
+/// Checks whether a daemon answers at `path`: `Ok(true)` if one does,
+/// `Ok(false)` if the path is absent or a stale socket.
+pub fn probe_socket(path: &Path) -> Result<bool, EngineError> {
+    match std::fs::symlink_metadata(path) {
+        Err(err) if err.kind() == ErrorKind::NotFound => Ok(false),
+        Err(source) => Err(EngineError::Socket {
+            path: path.to_path_buf(),
+            source,
+        }),
+        Ok(meta) if !meta.file_type().is_socket() => Err(EngineError::NotASocket {
+            path: path.to_path_buf(),
+        }),
+        Ok(_) => Ok(std::os::unix::net::UnixStream::connect(path).is_ok()),
+    }
+}
+
+/// Binds the control socket with the configured mode and group. A live
+/// daemon on the same path is an error; a stale socket file is replaced.
+pub(crate) fn bind(daemon: &DaemonConfig) -> Result<(UnixListener, Authorizer), EngineError> {
+    let path = &daemon.socket;
+    let socket_err = |source| EngineError::Socket {
+        path: path.clone(),
+        source,
+    };
+    let group = match &daemon.socket_group {
+        None => None,
+        Some(name) => Some(
+            Group::from_name(name)
+                .ok()
+                .flatten()
+                .ok_or_else(|| EngineError::NoSocketGroup(name.clone()))?
+                .gid,
+        ),
+    };
+    prepare_parent(path).map_err(socket_err)?;
+    if probe_socket(path)? {
+        return Err(EngineError::AlreadyRunning { path: path.clone() });
+    }
+    match std::fs::remove_file(path) {
+        Ok(()) => tracing::info!(socket = %path.display(), "removed a stale control socket"),
+        Err(err) if err.kind() == ErrorKind::NotFound => {}
+        Err(err) => return Err(socket_err(err)),
+    }
+    // Until chmod below the socket has the umask's mode; connecting needs
+    // write permission, which a 022 umask grants to the owner only.
+    let listener = UnixListener::bind(path).map_err(socket_err)?;
+    if let Some(gid) = group {
+        nix::unistd::chown(path, None, Some(gid)).map_err(|e| socket_err(e.into()))?;
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(daemon.socket_mode)).map_err(socket_err)?;
+    Ok((
+        listener,
+        Authorizer {
+            daemon_uid: Uid::effective(),
+            group,
+        },
+    ))
+}
+
+/// Creates the socket's directory if needed. The per-user fallback
+/// directory under /tmp must be ours and private, or we refuse it.
+fn prepare_parent(path: &Path) -> std::io::Result<()> {
+    let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    let fallback = PathBuf::from(format!("/tmp/ringmaster-{}", Uid::effective()));
+    if dir == fallback {
+        match std::fs::create_dir(dir) {
+            Ok(()) => std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?,
+            Err(err) if err.kind() == ErrorKind::AlreadyExists => {}
+            Err(err) => return Err(err),
+        }
+        let meta = std::fs::symlink_metadata(dir)?;
+        use std::os::unix::fs::MetadataExt;
+        if !meta.is_dir() || meta.uid() != Uid::effective().as_raw() || meta.mode() & 0o077 != 0 {
+            return Err(std::io::Error::new(
+                ErrorKind::PermissionDenied,
+                format!("{} is not a private directory owned by us", dir.display()),
+            ));
+        }
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir)
+}
+
+/// Accepts connections until `token` is cancelled, then waits (briefly)
+/// for connections to write their last replies.
+pub(crate) async fn serve(listener: UnixListener, authorizer: Authorizer, engine: mpsc::Sender<Incoming>, token: CancellationToken) {
+    let authorizer = Arc::new(authorizer);
+    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut connections = JoinSet::new();
+    let mut accept_backoff = Duration::from_millis(10);
+    loop {
+        let permit = tokio::select! {
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            () = token.cancelled() => break,
+        };
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = token.cancelled() => break,
+        };
+        match accepted {
+            Ok((stream, _)) => {
+                accept_backoff = Duration::from_millis(10);
+                let authorizer = authorizer.clone();
+                let engine = engine.clone();
+                let token = token.clone();
+                connections.spawn(async move {
+                    connection(stream, &authorizer, &engine, &token).await;
+                    drop(permit);
+                });
+            }
+            Err(err) => {
+                // Out of descriptors or similar: back off instead of spinning.
+                tracing::warn!("accept failed on the control socket: {err}");
+                tokio::time::sleep(accept_backoff).await;
+                accept_backoff = (accept_backoff * 2).min(Duration::from_secs(1));
+            }
+        }
+        while connections.try_join_next().is_some() {}
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    connections.abort_all();
+}
+
+async fn connection(stream: UnixStream, authorizer: &Authorizer, engine: &mpsc::Sender<Incoming>, token: &CancellationToken) {
+    let cred = stream.peer_cred();
+    let (read, mut write) = stream.into_split();
+    match cred {
+        Ok(cred) if authorizer.allows(cred.uid(), cred.gid()) => {}
+        Ok(cred) => {
+            tracing::warn!(uid = cred.uid(), pid = cred.pid(), "refused a control connection");
+            let reply = Reply::failure(
+                Value::Null,
+                Kind::PermissionDenied,
+                format!("uid {} may not use this socket (allowed: root, the daemon's user, and members of socket_group)", cred.uid()),
+            );
+            let _ = write.write_all(reply.to_line().as_bytes()).await;
+            return;
+        }
+        Err(err) => {
+            tracing::warn!("cannot read peer credentials: {err}; refusing connection");
+            return;
+        }
+    }
+    let mut reader = BufReader::with_capacity(64 * 1024, read);
+    let mut line = Vec::new();
+    loop {
+        let next = tokio::select! {
+            next = next_line(&mut reader, &mut line) => next,
+            () = token.cancelled() => break,
+        };
+        let reply = match next {
+            Err(_) | Ok(Line::Eof) => break,
+            Ok(Line::TooLong) => Reply::failure(
+                Value::Null,
+                Kind::LineTooLong,
+                format!("request line longer than {MAX_LINE_BYTES} bytes; discarded"),
+            ),
+            Ok(Line::Complete) => {
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                let (id, parsed) = Request::parse_line(&line);
+                match parsed {
+                    Err(err) => Reply::failure(id, err.kind, err.message),
+                    Ok(request) => ask_engine(engine, id, request).await,
+                }
+            }
+        };
+        let written = tokio::time::timeout(WRITE_TIMEOUT, write.write_all(reply.to_line().as_bytes())).await;
+        if !matches!(written, Ok(Ok(()))) {
+            break;
+        }
+    }
+}
+
+async fn ask_engine(engine: &mpsc::Sender<Incoming>, id: Value, request: Request) -> Reply {
+    let (reply, answer) = oneshot::channel();
+    let gone = |id| Reply::failure(id, Kind::ShuttingDown, "the daemon stopped before answering");
+    if engine
+        .send(Incoming {
+            id: id.clone(),
+            request,
+            reply,
+        })
+        .await
+        .is_err()
+    {
+        return gone(id);
+    }
+    answer.await.unwrap_or_else(|_| gone(id))
+}
+
+/// The result of reading one line.
+#[derive(Debug, PartialEq, Eq)]
+enum Line {
+    /// A whole line is in the buffer (newline removed).
+    Complete,
+    /// The line was longer than the limit and was skipped.
+    TooLong,
+    /// The client closed the connection.
+    Eof,
+}
+
+/// Reads one newline-terminated line into `buf`, keeping at most
+/// [`MAX_LINE_BYTES`] in memory.
+async fn next_line<R: AsyncBufRead + Unpin>(reader: &mut R, buf: &mut Vec<u8>) -> std::io::Result<Line> {
+    buf.clear();
+    let mut too_long = false;
+    loop {
+        let available = reader.fill_buf().await?;
+        if available.is_empty() {
+            return Ok(if too_long {
+                Line::TooLong
+            } else if buf.is_empty() {
+                Line::Eof
+            } else {
+                Line::Complete
+            });
+        }
+        let (chunk, used, done) = match available.iter().position(|&b| b == b'\n') {
+            Some(i) => (&available[..i], i + 1, true),
+            None => (available, available.len(), false),
+        };
+        if !too_long {
+            if buf.len() + chunk.len() > MAX_LINE_BYTES {
+                too_long = true;
+                buf.clear();
+                buf.shrink_to(64 * 1024);
+            } else {
+                buf.extend_from_slice(chunk);
+            }
+        }
+        reader.consume(used);
+        if done {
+            return Ok(if too_long { Line::TooLong } else { Line::Complete });
+        }
+    }
+}

@@ -1,0 +1,640 @@
+//! The engine task: owns every process and applies Supervisor's state rules.
+
+mod handlers;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use nix::unistd::Pid;
+use ringmaster_config::{Config, Restart, StartRetries, WatcherConfig};
+use ringmaster_logs::{LogHub, PumpReport};
+use ringmaster_protocol::{ErrorKind, ProcessName, ProcessState, Reply, ShutdownResult, signals};
+use ringmaster_spawn::Exit;
+use serde_json::Value;
+use tokio::net::UnixListener;
+use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tokio_util::time::DelayQueue;
+
+use crate::EngineError;
+use crate::control::{self, Authorizer, Incoming};
+use crate::jobs::Job;
+use crate::launch;
+use crate::process::{ProcId, Process, StopProgress, describe_exit};
+use crate::system::System;
+
+/// While a stopped leader's group lingers, how often it is re-checked (only
+/// for the rare member whose parent is not us; orphans we reap wake us).
+const GROUP_RECHECK: Duration = Duration::from_millis(20);
+/// After SIGKILL at the shutdown deadline, how long to wait for reaps.
+const KILL_GRACE: Duration = Duration::from_secs(5);
+/// How long pumps may take to drain at exit.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// First delay after a quick failure; doubles up to backoff_max.
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+
+/// A shutdown in progress.
+struct Shutdown {
+    fast: bool,
+    deadline: Instant,
+    killed_all: bool,
+    waiters: Vec<(Value, oneshot::Sender<Reply>)>,
+    stopped: usize,
+}
+
+/// Daemon signals, as streams.
+struct Signals {
+    child: Signal,
+    terminate: Signal,
+    interrupt: Signal,
+    quit: Signal,
+    hangup: Signal,
+    user2: Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Self, EngineError> {
+        let install = |kind| signal(kind).map_err(EngineError::Signals);
+        Ok(Self {
+            child: install(SignalKind::child())?,
+            terminate: install(SignalKind::terminate())?,
+            interrupt: install(SignalKind::interrupt())?,
+            quit: install(SignalKind::quit())?,
+            hangup: install(SignalKind::hangup())?,
+            user2: install(SignalKind::user_defined2())?,
+        })
+    }
+}
+
+/// The supervisor state and its event loop.
+pub(crate) struct Engine {
+    config: Config,
+    system: System,
+    procs: Vec<Process>,
+    by_pid: HashMap<Pid, ProcId>,
+    timers: DelayQueue<ProcId>,
+    jobs: Vec<Job>,
+    logs: LogHub,
+    drains: JoinSet<(ProcessName, PumpReport)>,
+    shutdown: Option<Shutdown>,
+}
+
+impl Engine {
+    pub fn new(config: Config, system: System) -> Result<Self, EngineError> {
+        let mut procs = Vec::with_capacity(config.process_count());
+        for (index, watcher) in config.watchers.iter().enumerate() {
+            if watcher.user.is_none() && nix::unistd::geteuid().is_root() {
+                tracing::warn!(watcher = %watcher.name, "no user set: processes will run as root");
+            }
+            for wid in 1..=watcher.numprocesses {
+                procs.push(Process::new(ProcessName::new(&watcher.name, wid), index));
+            }
+        }
+        Ok(Self {
+            config,
+            system,
+            procs,
+            by_pid: HashMap::new(),
+            timers: DelayQueue::new(),
+            jobs: Vec::new(),
+            logs: LogHub::start()?,
+            drains: JoinSet::new(),
+            shutdown: None,
+        })
+    }
+
+    fn watcher(&self, id: ProcId) -> &WatcherConfig {
+        &self.config.watchers[self.procs[id].watcher]
+    }
+
+    /// Runs until a shutdown completes; returns the exit code.
+    pub async fn run(mut self, listener: UnixListener, authorizer: Authorizer) -> Result<i32, EngineError> {
+        // Handlers first, so no SIGCHLD from the first spawn can be missed.
+        let mut signals = Signals::install()?;
+        let (requests_tx, mut requests) = mpsc::channel::<Incoming>(1024);
+        let token = CancellationToken::new();
+        let server = tokio::spawn(control::serve(listener, authorizer, requests_tx, token.clone()));
+        tracing::info!(
+            socket = %self.config.daemon.socket.display(),
+            config = %self.config.path.display(),
+            pid = std::process::id(),
+            "ringmasterd {} started",
+            env!("CARGO_PKG_VERSION")
+        );
+
+        self.autostart();
+        let mut kill_grace: Option<Instant> = None;
+        loop {
+            if self.shutdown_complete() {
+                break;
+            }
+            let deadline = self.next_shutdown_deadline(kill_grace);
+            tokio::select! {
+                Some(()) = signals.child.recv() => self.reap(),
+                Some(()) = signals.terminate.recv() => self.begin_shutdown(false, "SIGTERM"),
+                Some(()) = signals.interrupt.recv() => self.begin_shutdown(false, "SIGINT"),
+                Some(()) = signals.quit.recv() => self.begin_shutdown(true, "SIGQUIT"),
+                Some(()) = signals.hangup.recv() => {
+                    tracing::warn!("SIGHUP received: configuration reload is not supported by this version; ignoring");
+                }
+                Some(()) = signals.user2.recv() => {
+                    tracing::warn!("SIGUSR2 received: log reopening is not supported by this version; ignoring");
+                }
+                Some(expired) = std::future::poll_fn(|cx| self.timers.poll_expired(cx)), if !self.timers.is_empty() => {
+                    self.on_timer(expired.into_inner());
+                }
+                Some(done) = self.drains.join_next(), if !self.drains.is_empty() => log_drain(done),
+                () = sleep_until(deadline) => {
+                    if kill_grace.is_some() {
+                        tracing::error!("processes survived SIGKILL; exiting anyway");
+                        break;
+                    }
+                    self.kill_everything();
+                    kill_grace = Some(Instant::now() + KILL_GRACE);
+                }
+                Some(incoming) = requests.recv() => self.handle(incoming),
+            }
+            if self.shutdown.is_some() {
+                self.advance_shutdown();
+            }
+        }
+
+        // Answer shutdown requesters, then let connections flush and close.
+        let stopped = self.shutdown.as_ref().map_or(0, |s| s.stopped);
+        if let Some(shutdown) = self.shutdown.take() {
+            for (id, reply) in shutdown.waiters {
+                let _ = reply.send(Reply::success(id, &ShutdownResult { stopped }));
+            }
+        }
+        for job in std::mem::take(&mut self.jobs) {
+            let id = job.id.clone();
+            let _ = job.reply.send(Reply::failure(id, ErrorKind::ShuttingDown, "the daemon shut down"));
+        }
+        token.cancel();
+        let _ = server.await;
+        let drains = async {
+            while let Some(done) = self.drains.join_next().await {
+                log_drain(done);
+            }
+        };
+        if tokio::time::timeout(DRAIN_TIMEOUT, drains).await.is_err() {
+            tracing::warn!("some log pumps did not finish draining in time");
+        }
+        let _ = std::fs::remove_file(&self.config.daemon.socket);
+        tracing::info!("ringmasterd stopped");
+        Ok(0)
+    }
+
+    fn next_shutdown_deadline(&self, kill_grace: Option<Instant>) -> Option<Instant> {
+        kill_grace.or_else(|| {
+            self.shutdown
+                .as_ref()
+                .filter(|s| !s.killed_all)
+                .map(|s| s.deadline)
+        })
+    }
+
+    // ----- start-up -------------------------------------------------------
+
+    fn autostart(&mut self) {
+        let mut order: Vec<ProcId> = (0..self.procs.len())
+            .filter(|&id| self.watcher(id).autostart)
+            .collect();
+        // Stable: equal priorities keep configuration order.
+        order.sort_by_key(|&id| self.watcher(id).priority);
+        for id in order {
+            self.spawn(id);
+        }
+    }
+
+    // ----- state changes --------------------------------------------------
+
+    fn set_state(&mut self, id: ProcId, state: ProcessState) {
+        let process = &mut self.procs[id];
+        let from = process.state;
+        process.state = state;
+        tracing::info!(
+            process = %process.name,
+            pid = process.pid.map(Pid::as_raw),
+            reason = process.reason.as_deref(),
+            "{from} -> {state}"
+        );
+        self.update_jobs(id);
+    }
+
+    fn update_jobs(&mut self, id: ProcId) {
+        let shutting_down = self.shutdown.is_some();
+        let process = &self.procs[id];
+        let mut index = 0;
+        while index < self.jobs.len() {
+            if self.jobs[index].update(id, process, shutting_down) {
+                self.jobs.swap_remove(index).finish();
+            } else {
+                index += 1;
+            }
+        }
+    }
+
+    fn schedule(&mut self, id: ProcId, after: Duration) {
+        self.cancel_timer(id);
+        self.procs[id].timer = Some(self.timers.insert(id, after));
+    }
+
+    fn cancel_timer(&mut self, id: ProcId) {
+        if let Some(key) = self.procs[id].timer.take() {
+            self.timers.try_remove(&key);
+        }
+    }
+
+    /// Forks the process of slot `id`; on failure it counts as a quick
+    /// failure (BACKOFF, then FATAL), never a crash.
+    fn spawn(&mut self, id: ProcId) {
+        self.cancel_timer(id);
+        let watcher = self.watcher(id);
+        let start_secs = watcher.start_secs;
+        let prepared = launch::prepare(watcher, &self.procs[id].name, &self.system, &self.config.daemon.socket);
+        let prepared = match prepared {
+            Ok(prepared) => prepared,
+            Err(reason) => return self.spawn_failed(id, reason),
+        };
+        let spawned = ringmaster_spawn::spawn(&prepared.launch, &prepared.stdio);
+        // Our copies of the child's ends must close now, or the pumps
+        // would never see EOF.
+        drop(prepared.stdio);
+        let spawned = match spawned {
+            Ok(spawned) => spawned,
+            Err(err) => return self.spawn_failed(id, err.to_string()),
+        };
+        let pumps = prepared
+            .captures
+            .into_iter()
+            .map(|c| self.logs.attach(c.label, c.read, c.sink))
+            .collect();
+        let process = &mut self.procs[id];
+        process.pid = Some(spawned.pid);
+        process.spawned_at = Some(Instant::now());
+        process.spawned_wall = Some(std::time::SystemTime::now());
+        process.reason = None;
+        process.pumps = pumps;
+        self.by_pid.insert(spawned.pid, id);
+        self.set_state(id, ProcessState::Starting);
+        if start_secs.is_zero() {
+            self.became_running(id);
+        } else {
+            self.schedule(id, start_secs);
+        }
+    }
+
+    fn spawn_failed(&mut self, id: ProcId, reason: String) {
+        tracing::warn!(process = %self.procs[id].name, "spawn failed: {reason}");
+        self.quick_failure(id, format!("spawn error: {reason}"));
+    }
+
+    fn became_running(&mut self, id: ProcId) {
+        let process = &mut self.procs[id];
+        process.quick_failures = 0;
+        self.set_state(id, ProcessState::Running);
+    }
+
+    /// A process that failed to start or exited before start_secs.
+    fn quick_failure(&mut self, id: ProcId, reason: String) {
+        if self.shutdown.is_some() {
+            self.procs[id].reason = Some(reason);
+            self.set_state(id, ProcessState::Stopped);
+            return;
+        }
+        let watcher = self.watcher(id);
+        let (retries, backoff_max) = (watcher.start_retries, watcher.backoff_max);
+        let process = &mut self.procs[id];
+        process.quick_failures += 1;
+        let failures = process.quick_failures;
+        let exhausted = match retries {
+            StartRetries::Limited(limit) => failures > limit,
+            StartRetries::Infinite => false,
+        };
+        if exhausted {
+            process.reason = Some(format!("{reason}; gave up after {failures} attempts"));
+            self.set_state(id, ProcessState::Fatal);
+        } else {
+            let delay = backoff_delay(failures, backoff_max);
+            process.reason = Some(format!("{reason}; retrying in {}", humanize(delay)));
+            self.schedule(id, delay);
+            self.set_state(id, ProcessState::Backoff);
+        }
+    }
+
+    fn should_restart(&self, id: ProcId, exit: Exit) -> bool {
+        let watcher = self.watcher(id);
+        match watcher.restart {
+            Restart::Always => true,
+            Restart::Never => false,
+            Restart::OnFailure => match exit {
+                Exit::Code(code) => !watcher.exit_codes.contains(&code),
+                Exit::Signal { .. } => true,
+            },
+        }
+    }
+
+    // ----- reaping --------------------------------------------------------
+
+    /// Reaps every child that has exited: SIGCHLD coalesces, so loop.
+    fn reap(&mut self) {
+        let mut orphans = 0usize;
+        loop {
+            match ringmaster_spawn::reap_any() {
+                Ok(Some((pid, exit))) => {
+                    if let Some(id) = self.by_pid.remove(&pid) {
+                        self.on_exit(id, exit);
+                    } else {
+                        orphans += 1;
+                    }
+                }
+                Ok(None) => break,
+                Err(err) => {
+                    tracing::error!("waitpid failed: {err}");
+                    break;
+                }
+            }
+        }
+        if orphans > 0 {
+            tracing::debug!(count = orphans, "reaped orphaned descendants");
+            self.recheck_lingering_groups();
+        }
+    }
+
+    fn on_exit(&mut self, id: ProcId, exit: Exit) {
+        let process = &mut self.procs[id];
+        process.pid = None;
+        process.last_exit = Some(exit);
+        for mut pump in process.pumps.drain(..) {
+            pump.finish();
+            let name = process.name.clone();
+            self.drains.spawn(async move { (name, pump.wait().await) });
+        }
+        match process.state {
+            ProcessState::Stopping => {
+                if let Some(stop) = process.stopping.as_mut() {
+                    stop.leader_reaped = true;
+                }
+                self.check_stop_complete(id);
+            }
+            ProcessState::Starting => {
+                self.quick_failure(id, format!("exited too quickly ({})", describe_exit(exit)));
+            }
+            ProcessState::Running => {
+                self.cancel_timer(id);
+                self.procs[id].reason = Some(describe_exit(exit));
+                self.set_state(id, ProcessState::Exited);
+                if self.shutdown.is_none() && self.should_restart(id, exit) {
+                    self.procs[id].restarts += 1;
+                    self.spawn(id);
+                }
+            }
+            other => {
+                tracing::error!(process = %self.procs[id].name, "reaped a process in state {other}");
+            }
+        }
+    }
+
+    /// STOPPING ends when the leader is reaped and, with stop_group, the
+    /// whole process group is gone.
+    fn check_stop_complete(&mut self, id: ProcId) {
+        let Some(stop) = self.procs[id].stopping else {
+            return;
+        };
+        if !stop.leader_reaped {
+            return;
+        }
+        if stop.group && ringmaster_spawn::group_alive(stop.pgid) {
+            // Members whose parent is us wake us through SIGCHLD; others
+            // are re-checked on a short timer until SIGKILL is due.
+            let until_kill = stop.kill_at.saturating_duration_since(Instant::now());
+            let next = if stop.killed || until_kill.is_zero() {
+                GROUP_RECHECK
+            } else {
+                until_kill.min(GROUP_RECHECK)
+            };
+            self.schedule(id, next);
+            return;
+        }
+        self.finish_stop(id);
+    }
+
+    fn recheck_lingering_groups(&mut self) {
+        let lingering: Vec<ProcId> = (0..self.procs.len())
+            .filter(|&id| self.procs[id].stopping.is_some_and(|s| s.leader_reaped))
+            .collect();
+        for id in lingering {
+            self.check_stop_complete(id);
+        }
+    }
+
+    fn finish_stop(&mut self, id: ProcId) {
+        self.cancel_timer(id);
+        let process = &mut self.procs[id];
+        process.stopping = None;
+        process.reason = process.last_exit.map(|exit| format!("stopped ({})", describe_exit(exit)));
+        if let Some(shutdown) = self.shutdown.as_mut() {
+            shutdown.stopped += 1;
+        }
+        self.set_state(id, ProcessState::Stopped);
+        if self.procs[id].start_after_stop {
+            self.procs[id].start_after_stop = false;
+            if self.shutdown.is_none() {
+                self.procs[id].quick_failures = 0;
+                self.spawn(id);
+            } else {
+                self.update_jobs(id);
+            }
+        }
+    }
+
+    // ----- timers ---------------------------------------------------------
+
+    fn on_timer(&mut self, id: ProcId) {
+        self.procs[id].timer = None;
+        match self.procs[id].state {
+            ProcessState::Starting => self.became_running(id),
+            ProcessState::Backoff => self.spawn(id),
+            ProcessState::Stopping => {
+                let Some(mut stop) = self.procs[id].stopping else {
+                    return;
+                };
+                if !stop.killed && Instant::now() >= stop.kill_at {
+                    let target = if stop.group {
+                        -stop.pgid.as_raw()
+                    } else {
+                        stop.pgid.as_raw()
+                    };
+                    tracing::warn!(
+                        process = %self.procs[id].name,
+                        "did not stop within stop_timeout; sending SIGKILL"
+                    );
+                    let _ = ringmaster_spawn::send_signal(target, libc_sigkill());
+                    stop.killed = true;
+                    self.procs[id].stopping = Some(stop);
+                }
+                self.check_stop_complete(id);
+                // With the leader still alive and SIGKILL not yet due, re-arm
+                // the kill deadline.
+                if !stop.leader_reaped && !stop.killed && self.procs[id].timer.is_none() {
+                    let left = stop.kill_at.saturating_duration_since(Instant::now());
+                    self.schedule(id, left);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    // ----- stopping -------------------------------------------------------
+
+    /// Sends the stop signal and arms the SIGKILL deadline.
+    fn begin_stop(&mut self, id: ProcId) {
+        match self.procs[id].state {
+            ProcessState::Starting | ProcessState::Running => {}
+            ProcessState::Backoff => {
+                self.cancel_timer(id);
+                self.set_state(id, ProcessState::Stopped);
+                return;
+            }
+            _ => return,
+        }
+        let Some(pid) = self.procs[id].pid else {
+            return;
+        };
+        let watcher = self.watcher(id);
+        let (group, stop_signal, stop_timeout) = (watcher.stop_group, watcher.stop_signal, watcher.stop_timeout);
+        let target = if group { -pid.as_raw() } else { pid.as_raw() };
+        let _ = ringmaster_spawn::send_signal(target, stop_signal);
+        // A stopped (SIGSTOP) process would not act on the signal until
+        // continued.
+        if stop_signal != libc_sigkill() {
+            let _ = ringmaster_spawn::send_signal(target, libc_sigcont());
+        }
+        self.procs[id].stopping = Some(StopProgress {
+            kill_at: Instant::now() + stop_timeout,
+            killed: stop_signal == libc_sigkill(),
+            leader_reaped: false,
+            group,
+            pgid: pid,
+        });
+        self.schedule(id, stop_timeout);
+        self.set_state(id, ProcessState::Stopping);
+    }
+
+    // ----- shutdown -------------------------------------------------------
+
+    fn begin_shutdown(&mut self, fast: bool, cause: &str) {
+        if let Some(shutdown) = self.shutdown.as_mut() {
+            if !shutdown.fast && (fast || cause != "request") {
+                tracing::warn!("{cause} during shutdown: stopping everything at once");
+                shutdown.fast = true;
+            }
+            return;
+        }
+        tracing::info!(fast, "{cause}: shutting down");
+        self.shutdown = Some(Shutdown {
+            fast,
+            deadline: Instant::now() + self.config.daemon.shutdown_timeout,
+            killed_all: false,
+            waiters: Vec::new(),
+            stopped: 0,
+        });
+        for id in 0..self.procs.len() {
+            self.procs[id].start_after_stop = false;
+            if self.procs[id].state == ProcessState::Backoff {
+                self.cancel_timer(id);
+                self.set_state(id, ProcessState::Stopped);
+            }
+        }
+        // Requests still waiting for a process to run will not see it.
+        for id in 0..self.procs.len() {
+            self.update_jobs(id);
+        }
+    }
+
+    /// Stops the next priority group (all at once when fast).
+    fn advance_shutdown(&mut self) {
+        let Some(shutdown) = self.shutdown.as_ref() else {
+            return;
+        };
+        let fast = shutdown.fast;
+        let alive: Vec<ProcId> = (0..self.procs.len())
+            .filter(|&id| self.procs[id].state.has_pid() || self.procs[id].stopping.is_some())
+            .collect();
+        let Some(top) = alive.iter().map(|&id| self.watcher(id).priority).max() else {
+            return;
+        };
+        for id in alive {
+            if fast || self.watcher(id).priority == top {
+                self.begin_stop(id);
+            }
+        }
+    }
+
+    fn shutdown_complete(&self) -> bool {
+        self.shutdown.is_some()
+            && self
+                .procs
+                .iter()
+                .all(|p| !p.state.has_pid() && p.stopping.is_none())
+    }
+
+    /// The shutdown deadline passed: SIGKILL every remaining group.
+    fn kill_everything(&mut self) {
+        tracing::error!("shutdown_timeout reached: killing every remaining process");
+        if let Some(shutdown) = self.shutdown.as_mut() {
+            shutdown.killed_all = true;
+        }
+        for process in &mut self.procs {
+            let pgid = process.stopping.map(|s| s.pgid).or(process.pid);
+            if let Some(pgid) = pgid {
+                let _ = ringmaster_spawn::send_signal(-pgid.as_raw(), libc_sigkill());
+                if let Some(stop) = process.stopping.as_mut() {
+                    stop.killed = true;
+                }
+            }
+        }
+    }
+}
+
+fn sleep_until(deadline: Option<Instant>) -> impl std::future::Future<Output = ()> {
+    async move {
+        match deadline {
+            Some(at) => tokio::time::sleep_until(at.into()).await,
+            None => std::future::pending().await,
+        }
+    }
+}
+
+fn log_drain(done: Result<(ProcessName, PumpReport), tokio::task::JoinError>) {
+    if let Ok((name, report)) = done
+        && report.lost > 0
+    {
+        tracing::error!(process = %name, lost = report.lost, "bytes of output could not be written to the log file");
+    }
+}
+
+/// 1 s, 2 s, 4 s ... capped at `max`.
+fn backoff_delay(failures: u32, max: Duration) -> Duration {
+    let exponent = failures.saturating_sub(1).min(20);
+    FIRST_BACKOFF.saturating_mul(1 << exponent).min(max)
+}
+
+fn humanize(d: Duration) -> String {
+    if d.as_millis() < 1000 {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
+fn libc_sigkill() -> i32 {
+    signals::parse("KILL").unwrap_or(9)
+}
+
+fn libc_sigcont() -> i32 {
+    signals::parse("CONT").unwrap_or(18)
+}

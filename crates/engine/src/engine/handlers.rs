@@ -1,0 +1,272 @@
+//! One handler per control command. Handlers that must wait for processes
+//! (start, stop, restart, shutdown) register a job and return at once; the
+//! engine answers when the processes get there.
+
+use nix::unistd::Pid;
+use ringmaster_protocol::{
+    ActionOutcome, ActionResult, ErrorKind, PidEntry, PidResult, ProcessState, Reply, Request,
+    StatusResult, VersionResult, PROTOCOL_VERSION, did_you_mean, signals,
+};
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+use super::Engine;
+use crate::control::Incoming;
+use crate::jobs::{Goal, Job, evaluate};
+use crate::process::ProcId;
+
+/// A refusal: the error kind and message of the reply.
+type Refusal = (ErrorKind, String);
+
+impl Engine {
+    /// Dispatches one request; the reply is sent now or when its job ends.
+    pub(super) fn handle(&mut self, incoming: Incoming) {
+        let Incoming { id, request, reply } = incoming;
+        let answer = match request {
+            Request::Status(args) => self.handle_status(&id, &args.names),
+            Request::Start(args) => return self.handle_start(id, &args.names, reply),
+            Request::Stop(args) => return self.handle_stop(id, &args.names, reply),
+            Request::Restart(args) => return self.handle_restart(id, &args.names, reply),
+            Request::Signal(args) => self.handle_signal(&id, &args.signal, &args.names),
+            Request::Pid(args) => self.handle_pid(&id, &args.names),
+            Request::Shutdown => return self.handle_shutdown(id, reply),
+            Request::Version => Ok(Reply::success(
+                id.clone(),
+                &VersionResult {
+                    version: env!("CARGO_PKG_VERSION").to_owned(),
+                    protocol: PROTOCOL_VERSION,
+                },
+            )),
+        };
+        let _ = reply.send(answer.unwrap_or_else(|(kind, message)| Reply::failure(id, kind, message)));
+    }
+
+    /// Turns names (`web`, `web:2`, `all`) into process ids, in order,
+    /// without duplicates. No names means all when `empty_is_all`.
+    fn resolve(&self, names: &[String], empty_is_all: bool) -> Result<Vec<ProcId>, Refusal> {
+        if (names.is_empty() && empty_is_all) || names.iter().any(|n| n == "all") {
+            return Ok((0..self.procs.len()).collect());
+        }
+        let mut ids = Vec::new();
+        for name in names {
+            let matched: Vec<ProcId> = if name.contains(':') {
+                (0..self.procs.len())
+                    .filter(|&i| self.procs[i].name.to_string() == *name)
+                    .collect()
+            } else {
+                (0..self.procs.len())
+                    .filter(|&i| self.procs[i].name.watcher == *name)
+                    .collect()
+            };
+            if matched.is_empty() && !self.config.watchers.iter().any(|w| w.name == *name) {
+                return Err((ErrorKind::NotFound, self.not_found(name)));
+            }
+            for id in matched {
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+        }
+        Ok(ids)
+    }
+
+    fn not_found(&self, name: &str) -> String {
+        let (what, candidates): (&str, Vec<String>) = if name.contains(':') {
+            ("process", self.procs.iter().map(|p| p.name.to_string()).collect())
+        } else {
+            ("watcher", self.config.watchers.iter().map(|w| w.name.clone()).collect())
+        };
+        let hint = did_you_mean(name, candidates.iter().map(String::as_str))
+            .map(|s| format!(" (did you mean '{s}'?)"))
+            .unwrap_or_default();
+        format!("no {what} '{name}'{hint}")
+    }
+
+    fn handle_status(&self, id: &Value, names: &[String]) -> Result<Reply, Refusal> {
+        let ids = self.resolve(names, true)?;
+        Ok(Reply::success(
+            id.clone(),
+            &StatusResult {
+                processes: ids.iter().map(|&i| self.procs[i].info()).collect(),
+            },
+        ))
+    }
+
+    fn refuse_while_shutting_down(&self, id: &Value, reply: oneshot::Sender<Reply>) -> Option<oneshot::Sender<Reply>> {
+        if self.shutdown.is_some() {
+            let _ = reply.send(Reply::failure(
+                id.clone(),
+                ErrorKind::ShuttingDown,
+                "the daemon is shutting down",
+            ));
+            return None;
+        }
+        Some(reply)
+    }
+
+    fn handle_start(&mut self, id: Value, names: &[String], reply: oneshot::Sender<Reply>) {
+        let Some(reply) = self.refuse_while_shutting_down(&id, reply) else {
+            return;
+        };
+        let ids = match self.resolve(names, false) {
+            Ok(ids) => ids,
+            Err((kind, message)) => {
+                let _ = reply.send(Reply::failure(id, kind, message));
+                return;
+            }
+        };
+        let mut already = Vec::new();
+        for &proc in &ids {
+            match self.procs[proc].state {
+                ProcessState::Running => already.push(proc),
+                ProcessState::Starting => {}
+                ProcessState::Stopping => self.procs[proc].start_after_stop = true,
+                ProcessState::Stopped | ProcessState::Exited | ProcessState::Fatal | ProcessState::Backoff => {
+                    self.procs[proc].quick_failures = 0;
+                    self.spawn(proc);
+                }
+            }
+        }
+        self.add_job(id, reply, Goal::Running, &ids, &already, "already running");
+    }
+
+    fn handle_stop(&mut self, id: Value, names: &[String], reply: oneshot::Sender<Reply>) {
+        let ids = match self.resolve(names, false) {
+            Ok(ids) => ids,
+            Err((kind, message)) => {
+                let _ = reply.send(Reply::failure(id, kind, message));
+                return;
+            }
+        };
+        let mut already = Vec::new();
+        for &proc in &ids {
+            match self.procs[proc].state {
+                ProcessState::Starting | ProcessState::Running | ProcessState::Backoff => self.begin_stop(proc),
+                ProcessState::Stopping => self.procs[proc].start_after_stop = false,
+                ProcessState::Stopped | ProcessState::Exited | ProcessState::Fatal => already.push(proc),
+            }
+        }
+        self.add_job(id, reply, Goal::Stopped, &ids, &already, "not running");
+    }
+
+    fn handle_restart(&mut self, id: Value, names: &[String], reply: oneshot::Sender<Reply>) {
+        let Some(reply) = self.refuse_while_shutting_down(&id, reply) else {
+            return;
+        };
+        let ids = match self.resolve(names, false) {
+            Ok(ids) => ids,
+            Err((kind, message)) => {
+                let _ = reply.send(Reply::failure(id, kind, message));
+                return;
+            }
+        };
+        for &proc in &ids {
+            match self.procs[proc].state {
+                ProcessState::Starting | ProcessState::Running => {
+                    self.procs[proc].start_after_stop = true;
+                    self.begin_stop(proc);
+                }
+                ProcessState::Stopping => self.procs[proc].start_after_stop = true,
+                ProcessState::Stopped | ProcessState::Exited | ProcessState::Fatal | ProcessState::Backoff => {
+                    self.procs[proc].quick_failures = 0;
+                    self.spawn(proc);
+                }
+            }
+        }
+        self.add_job(id, reply, Goal::Running, &ids, &[], "");
+    }
+
+    /// Registers a waiting request, deciding at once what can be decided.
+    /// `already` are processes that were at the goal before the request.
+    fn add_job(&mut self, id: Value, reply: oneshot::Sender<Reply>, goal: Goal, ids: &[ProcId], already: &[ProcId], already_message: &str) {
+        let shutting_down = self.shutdown.is_some();
+        let entries = ids
+            .iter()
+            .map(|&proc| {
+                let process = &self.procs[proc];
+                let outcome = if already.contains(&proc) {
+                    Some(ActionOutcome {
+                        name: process.name.clone(),
+                        ok: true,
+                        state: process.state,
+                        pid: process.pid.map(Pid::as_raw),
+                        message: already_message.to_owned(),
+                    })
+                } else {
+                    evaluate(goal, process, shutting_down)
+                };
+                (proc, outcome)
+            })
+            .collect();
+        let job = Job {
+            id,
+            reply,
+            goal,
+            entries,
+        };
+        if job.entries.iter().all(|(_, o)| o.is_some()) {
+            job.finish();
+        } else {
+            self.jobs.push(job);
+        }
+    }
+
+    fn handle_signal(&self, id: &Value, signal: &str, names: &[String]) -> Result<Reply, Refusal> {
+        let number = signals::parse(signal).ok_or_else(|| (ErrorKind::BadArgs, format!("unknown signal '{signal}'")))?;
+        let ids = self.resolve(names, false)?;
+        let processes = ids
+            .iter()
+            .map(|&proc| {
+                let process = &self.procs[proc];
+                let (ok, message) = match process.pid {
+                    None => (false, "not running".to_owned()),
+                    Some(pid) => match ringmaster_spawn::send_signal(pid.as_raw(), number) {
+                        Ok(()) => (true, format!("sent SIG{}", signals::name(number))),
+                        Err(err) => (false, format!("cannot signal: {err}")),
+                    },
+                };
+                ActionOutcome {
+                    name: process.name.clone(),
+                    ok,
+                    state: process.state,
+                    pid: process.pid.map(Pid::as_raw),
+                    message,
+                }
+            })
+            .collect();
+        Ok(Reply::success(id.clone(), &ActionResult { processes }))
+    }
+
+    fn handle_pid(&self, id: &Value, names: &[String]) -> Result<Reply, Refusal> {
+        if names.is_empty() {
+            return Ok(Reply::success(
+                id.clone(),
+                &PidResult {
+                    daemon: Some(std::process::id() as i32),
+                    processes: Vec::new(),
+                },
+            ));
+        }
+        let ids = self.resolve(names, false)?;
+        Ok(Reply::success(
+            id.clone(),
+            &PidResult {
+                daemon: None,
+                processes: ids
+                    .iter()
+                    .map(|&i| PidEntry {
+                        name: self.procs[i].name.clone(),
+                        pid: self.procs[i].pid.map(Pid::as_raw),
+                    })
+                    .collect(),
+            },
+        ))
+    }
+
+    fn handle_shutdown(&mut self, id: Value, reply: oneshot::Sender<Reply>) {
+        self.begin_shutdown(false, "request");
+        if let Some(shutdown) = self.shutdown.as_mut() {
+            shutdown.waiters.push((id, reply));
+        }
+    }
+}

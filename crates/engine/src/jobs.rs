@@ -1,0 +1,87 @@
+//! Requests that wait for processes to reach a state (start, stop,
+//! restart). The engine never blocks on them: it records what each waits
+//! for and re-evaluates a job whenever one of its processes changes state.
+
+use ringmaster_protocol::{ActionOutcome, ActionResult, ProcessState, Reply};
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+use crate::process::{ProcId, Process};
+
+/// What a job waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Goal {
+    /// RUNNING (start, restart).
+    Running,
+    /// Gone (stop).
+    Stopped,
+}
+
+/// One waiting request.
+#[derive(Debug)]
+pub(crate) struct Job {
+    pub id: Value,
+    pub reply: oneshot::Sender<Reply>,
+    pub goal: Goal,
+    /// (process, outcome once decided), in request order.
+    pub entries: Vec<(ProcId, Option<ActionOutcome>)>,
+}
+
+impl Job {
+    /// Decides every undecided entry of `proc` that can be decided now;
+    /// returns true when the whole job is decided.
+    pub fn update(&mut self, proc: ProcId, process: &Process, shutting_down: bool) -> bool {
+        for (id, outcome) in &mut self.entries {
+            if *id == proc && outcome.is_none() {
+                *outcome = evaluate(self.goal, process, shutting_down);
+            }
+        }
+        self.entries.iter().all(|(_, o)| o.is_some())
+    }
+
+    /// Sends the reply (the client may be gone, which is fine).
+    pub fn finish(self) {
+        let processes = self.entries.into_iter().filter_map(|(_, o)| o).collect();
+        let _ = self.reply.send(Reply::success(self.id, &ActionResult { processes }));
+    }
+}
+
+/// The outcome for `process` if its state decides the goal.
+pub(crate) fn evaluate(goal: Goal, process: &Process, shutting_down: bool) -> Option<ActionOutcome> {
+    use ProcessState as S;
+    let outcome = |ok: bool, message: String| {
+        Some(ActionOutcome {
+            name: process.name.clone(),
+            ok,
+            state: process.state,
+            pid: process.pid.map(nix::unistd::Pid::as_raw),
+            message,
+        })
+    };
+    match goal {
+        Goal::Running => {
+            if process.start_after_stop {
+                return None;
+            }
+            match process.state {
+                S::Running => outcome(true, "running".into()),
+                S::Fatal => outcome(
+                    false,
+                    process.reason.clone().unwrap_or_else(|| "gave up".into()),
+                ),
+                S::Stopped | S::Exited if shutting_down => {
+                    outcome(false, "the daemon is shutting down".into())
+                }
+                S::Stopped | S::Exited => {
+                    outcome(false, "stopped before it was running".into())
+                }
+                S::Starting | S::Backoff | S::Stopping => None,
+            }
+        }
+        Goal::Stopped => match process.state {
+            S::Stopped | S::Exited | S::Fatal => outcome(true, "stopped".into()),
+            S::Starting | S::Running => outcome(false, "started again by another request".into()),
+            S::Stopping | S::Backoff => None,
+        },
+    }
+}

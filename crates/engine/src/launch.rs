@@ -1,0 +1,145 @@
+//! Turns a watcher's configuration into a ready-to-fork launch for one slot.
+
+use std::ffi::OsString;
+use std::fs::{File, OpenOptions};
+use std::os::fd::OwnedFd;
+use std::path::Path;
+
+use nix::fcntl::OFlag;
+use nix::sys::resource::Resource;
+use ringmaster_config::{OutputSink, Rlimit, RlimitValue, StderrSink, WatcherConfig};
+use ringmaster_logs::Sink;
+use ringmaster_protocol::{ProcessName, SOCKET_ENV};
+use ringmaster_spawn::{Launch, LaunchRequest, Stdio, resolve_user};
+
+use crate::system::System;
+
+/// A pipe whose read end the daemon pumps into a sink.
+pub(crate) struct Capture {
+    pub label: String,
+    pub read: OwnedFd,
+    pub sink: Sink,
+}
+
+/// Everything needed to fork one process.
+pub(crate) struct Prepared {
+    pub launch: Launch,
+    pub stdio: Stdio,
+    pub captures: Vec<Capture>,
+}
+
+/// Resolves user, environment, limits and output for `name` of watcher `w`.
+pub(crate) fn prepare(w: &WatcherConfig, name: &ProcessName, system: &System, socket: &Path) -> Result<Prepared, String> {
+    let wid = name.wid;
+    let user = resolve_user(w.user.as_deref(), w.group.as_deref()).map_err(|e| e.to_string())?;
+
+    let mut env: Vec<(OsString, OsString)> = Vec::new();
+    if w.copy_env {
+        env.extend(system.base_env.iter().cloned());
+    }
+    env.extend(user.env.into_iter().map(|(k, v)| (OsString::from(k), v)));
+    env.extend(
+        w.env
+            .iter()
+            .map(|(k, v)| (OsString::from(k), OsString::from(v.render(wid)))),
+    );
+    env.push(("RINGMASTER_PROCESS".into(), name.to_string().into()));
+    env.push(("RINGMASTER_WATCHER".into(), name.watcher.clone().into()));
+    env.push(("RINGMASTER_WID".into(), wid.to_string().into()));
+    env.push((SOCKET_ENV.into(), socket.as_os_str().to_owned()));
+
+    let mut rlimits: Vec<(Resource, u64, u64)> = w
+        .rlimits
+        .iter()
+        .map(|&(limit, value)| {
+            let value = match value {
+                RlimitValue::Limit(n) => n,
+                RlimitValue::Unlimited => libc_infinity(),
+            };
+            (resource(limit), value, value)
+        })
+        .collect();
+    if !w.rlimits.iter().any(|(l, _)| *l == Rlimit::Nofile) {
+        // The daemon raised its own soft limit; children get the original.
+        rlimits.push((Resource::RLIMIT_NOFILE, system.nofile.0, system.nofile.1));
+    }
+
+    let launch = Launch::prepare(LaunchRequest {
+        argv: w.command.argv.iter().map(|t| t.render(wid)).collect(),
+        env,
+        working_dir: w.working_dir.render(wid),
+        credentials: user.credentials,
+        umask: w.umask,
+        rlimits,
+    })
+    .map_err(|e| e.to_string())?;
+
+    let stdin = OwnedFd::from(open_null().map_err(|e| format!("cannot open /dev/null: {e}"))?);
+    let mut captures = Vec::new();
+    let stdout = output(&w.stdout, name, "stdout", wid, &mut captures)?;
+    let stderr = match &w.stderr {
+        StderrSink::Stdout => stdout
+            .try_clone()
+            .map_err(|e| format!("cannot duplicate stdout: {e}"))?,
+        StderrSink::Sink(sink) => output(sink, name, "stderr", wid, &mut captures)?,
+    };
+    Ok(Prepared {
+        launch,
+        stdio: Stdio {
+            stdin,
+            stdout,
+            stderr,
+        },
+        captures,
+    })
+}
+
+/// The write end the child gets for one stream; a capture is recorded when
+/// the stream goes to a file.
+fn output(sink: &OutputSink, name: &ProcessName, stream: &str, wid: u32, captures: &mut Vec<Capture>) -> Result<OwnedFd, String> {
+    match sink {
+        OutputSink::Null => Ok(OwnedFd::from(
+            open_null().map_err(|e| format!("cannot open /dev/null: {e}"))?,
+        )),
+        OutputSink::File { path } => {
+            let path = path.render(wid);
+            let sink = Sink::open_file(Path::new(&path)).map_err(|e| e.to_string())?;
+            let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("cannot create a pipe: {e}"))?;
+            captures.push(Capture {
+                label: format!("{name} {stream}"),
+                read,
+                sink,
+            });
+            Ok(write)
+        }
+    }
+}
+
+fn open_null() -> std::io::Result<File> {
+    OpenOptions::new().read(true).write(true).open("/dev/null")
+}
+
+fn libc_infinity() -> u64 {
+    nix::sys::resource::RLIM_INFINITY
+}
+
+fn resource(limit: Rlimit) -> Resource {
+    match limit {
+        Rlimit::As => Resource::RLIMIT_AS,
+        Rlimit::Core => Resource::RLIMIT_CORE,
+        Rlimit::Cpu => Resource::RLIMIT_CPU,
+        Rlimit::Data => Resource::RLIMIT_DATA,
+        Rlimit::Fsize => Resource::RLIMIT_FSIZE,
+        Rlimit::Locks => Resource::RLIMIT_LOCKS,
+        Rlimit::Memlock => Resource::RLIMIT_MEMLOCK,
+        Rlimit::Msgqueue => Resource::RLIMIT_MSGQUEUE,
+        Rlimit::Nice => Resource::RLIMIT_NICE,
+        Rlimit::Nofile => Resource::RLIMIT_NOFILE,
+        Rlimit::Nproc => Resource::RLIMIT_NPROC,
+        Rlimit::Rss => Resource::RLIMIT_RSS,
+        Rlimit::Rtprio => Resource::RLIMIT_RTPRIO,
+        Rlimit::Rttime => Resource::RLIMIT_RTTIME,
+        Rlimit::Sigpending => Resource::RLIMIT_SIGPENDING,
+        Rlimit::Stack => Resource::RLIMIT_STACK,
+    }
+}

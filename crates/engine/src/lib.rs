@@ -1,0 +1,68 @@
+//! The ringmaster daemon core.
+//!
+//! Theory of operation: [`run`] sets up the process (subreaper, file limits,
+//! close-on-exec), binds the control socket and then hands control to one
+//! engine task that owns all supervisor state: every process, the pid map,
+//! the timers and the pending requests. Everything else talks to it through
+//! channels: control connections send requests with a oneshot for the
+//! reply, log pumps run on their own thread, and signals (SIGCHLD above
+//! all) are branches of the engine's select loop. Because the engine both
+//! spawns and reaps, a pid is always registered before its exit can be
+//! seen. There is no polling: the engine sleeps until a signal, a request
+//! or a real deadline (start_secs, backoff, stop_timeout) wakes it.
+
+mod control;
+mod engine;
+mod jobs;
+mod launch;
+mod process;
+mod system;
+
+use std::path::PathBuf;
+
+use ringmaster_config::Config;
+
+pub use control::probe_socket;
+
+/// Errors that stop the daemon from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// Another daemon answers on the socket.
+    #[error("another ringmasterd is already running on {}", path.display())]
+    AlreadyRunning {
+        /// The socket path.
+        path: PathBuf,
+    },
+    /// The socket path exists and is not a socket.
+    #[error("{} exists and is not a socket; refusing to replace it", path.display())]
+    NotASocket {
+        /// The path.
+        path: PathBuf,
+    },
+    /// The socket could not be set up.
+    #[error("cannot set up control socket {}: {source}", path.display())]
+    Socket {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The socket group does not exist.
+    #[error("socket_group '{0}' does not exist")]
+    NoSocketGroup(String),
+    /// The log thread could not start.
+    #[error(transparent)]
+    Logs(#[from] ringmaster_logs::LogError),
+    /// Signal handlers could not be installed.
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+}
+
+/// Runs the daemon until a requested shutdown completes. Returns the exit
+/// code the process should exit with.
+pub async fn run(config: Config) -> Result<i32, EngineError> {
+    let system = system::prepare();
+    let (listener, authorizer) = control::bind(&config.daemon)?;
+    let engine = engine::Engine::new(config, system)?;
+    engine.run(listener, authorizer).await
+}

@@ -1,0 +1,55 @@
+//! One-time set-up of the daemon process itself.
+
+use std::ffi::OsString;
+use nix::sys::resource::{Resource, getrlimit, setrlimit};
+
+/// What the daemon learned about its own process at start-up.
+#[derive(Debug, Clone)]
+pub(crate) struct System {
+    /// The environment children inherit with `copy_env`, without the
+    /// variables that belong to the daemon's own supervisor.
+    pub base_env: Vec<(OsString, OsString)>,
+    /// RLIMIT_NOFILE as the daemon found it, restored in children.
+    pub nofile: (u64, u64),
+}
+
+/// Variables that describe the daemon's own service manager; a child must
+/// never see them (it would talk to systemd as if it were the daemon).
+fn is_daemon_only(key: &OsString) -> bool {
+    let key = key.to_string_lossy();
+    key == "NOTIFY_SOCKET" || key.starts_with("LISTEN_") || key.starts_with("WATCHDOG_")
+}
+
+/// Becomes a child subreaper, raises the open-file limit for the daemon
+/// (it holds two pipes per child) and marks inherited descriptors
+/// close-on-exec so no child can inherit them.
+pub(crate) fn prepare() -> System {
+    if let Err(err) = nix::sys::prctl::set_child_subreaper(true) {
+        tracing::warn!("cannot become a child subreaper ({err}); orphans will be reaped by init instead");
+    }
+    let nofile = getrlimit(Resource::RLIMIT_NOFILE).unwrap_or((1024, 4096));
+    if nofile.0 < nofile.1
+        && let Err(err) = setrlimit(Resource::RLIMIT_NOFILE, nofile.1, nofile.1)
+    {
+        tracing::warn!("cannot raise the open-file limit to {}: {err}", nofile.1);
+    }
+    mark_inherited_cloexec();
+    let base_env = std::env::vars_os().filter(|(k, _)| !is_daemon_only(k)).collect();
+    System { base_env, nofile }
+}
+
+fn mark_inherited_cloexec() {
+    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let fds: Vec<i32> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+        .filter(|&fd| fd > 2)
+        .collect();
+    for fd in fds {
+        // The directory handle itself is in the list and closed by now:
+        // EBADF for it is expected and harmless.
+        let _ = ringmaster_spawn::set_cloexec(fd);
+    }
+}

@@ -1,0 +1,263 @@
+//! Log capture: every byte a child writes to its stdout/stderr pipe is moved
+//! to its sink, in order.
+//!
+//! Theory of operation: the [`LogHub`] owns one dedicated thread running a
+//! single-threaded tokio runtime, so that file writes never run on (or
+//! stall) the engine's thread. Each pipe gets a [`Pump`] task that waits for
+//! the pipe to be readable, reads up to 64 KiB and writes it to the sink
+//! with plain blocking writes. A child that writes faster than the disk is
+//! slowed by the full pipe (backpressure); nothing is dropped. When the
+//! engine has reaped the process it calls [`Pump::finish`]: the pump drains
+//! whatever is left in the pipe, then closes it even if a grandchild still
+//! holds the write end, so a stopped process never keeps a reader alive.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use tokio::sync::oneshot;
+
+/// Size of one read from a pipe.
+const CHUNK: usize = 64 * 1024;
+
+/// Mode of log files the daemon creates (documented in docs/configuration.md).
+pub const LOG_FILE_MODE: u32 = 0o640;
+
+/// Errors creating the hub or opening a sink.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// The log thread or its runtime could not start.
+    #[error("cannot start the log thread: {0}")]
+    Start(std::io::Error),
+    /// A log file or its directory could not be opened or created.
+    #[error("cannot open log file {}: {source}", path.display())]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Where a pump writes.
+#[derive(Debug)]
+pub struct Sink {
+    file: File,
+    path: PathBuf,
+}
+
+impl Sink {
+    /// Opens (creating it and its directory if needed) a log file for
+    /// appending, with mode [`LOG_FILE_MODE`].
+    pub fn open_file(path: &Path) -> Result<Self, LogError> {
+        let open = || {
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(LOG_FILE_MODE)
+                .open(path)
+        };
+        let file = match open() {
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir).map_err(|source| LogError::Open {
+                        path: path.to_path_buf(),
+                        source,
+                    })?;
+                }
+                open()
+            }
+            other => other,
+        }
+        .map_err(|source| LogError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(Self {
+            file,
+            path: path.to_path_buf(),
+        })
+    }
+}
+
+/// What a pump did, reported when it ends.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PumpReport {
+    /// Bytes written to the sink.
+    pub written: u64,
+    /// Bytes that could not be written (sink errors), counted, never hidden.
+    pub lost: u64,
+}
+
+/// The engine's handle on one pipe's pump.
+#[derive(Debug)]
+pub struct Pump {
+    finish: Option<oneshot::Sender<()>>,
+    done: oneshot::Receiver<PumpReport>,
+}
+
+impl Pump {
+    /// Tells the pump its process has been reaped: drain and close.
+    pub fn finish(&mut self) {
+        if let Some(tx) = self.finish.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    /// Waits until the pump has written everything and closed its pipe.
+    pub async fn wait(mut self) -> PumpReport {
+        self.finish();
+        self.done.await.unwrap_or_default()
+    }
+}
+
+/// The log thread and its runtime.
+#[derive(Debug)]
+pub struct LogHub {
+    handle: tokio::runtime::Handle,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl LogHub {
+    /// Starts the log thread.
+    pub fn start() -> Result<Self, LogError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .map_err(LogError::Start)?;
+        let handle = runtime.handle().clone();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("ringmaster-logs".into())
+            .spawn(move || {
+                runtime.block_on(async {
+                    let _ = stopped.await;
+                });
+            })
+            .map_err(LogError::Start)?;
+        Ok(Self {
+            handle,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// Starts pumping `pipe` (the read end) into `sink`. `label` names the
+    /// stream in the daemon's log (`web:1 stdout`).
+    pub fn attach(&self, label: String, pipe: OwnedFd, sink: Sink) -> Pump {
+        let (finish_tx, finish_rx) = oneshot::channel();
+        let (done_tx, done_rx) = oneshot::channel();
+        self.handle.spawn(async move {
+            let report = pump(&label, pipe, sink, finish_rx).await;
+            let _ = done_tx.send(report);
+        });
+        Pump {
+            finish: Some(finish_tx),
+            done: done_rx,
+        }
+    }
+}
+
+impl Drop for LogHub {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+async fn pump(label: &str, pipe: OwnedFd, mut sink: Sink, mut finish: oneshot::Receiver<()>) -> PumpReport {
+    let mut report = PumpReport::default();
+    let mut buf = vec![0u8; CHUNK];
+    let pipe = match tokio::net::unix::pipe::Receiver::from_owned_fd(pipe) {
+        Ok(pipe) => pipe,
+        Err(err) => {
+            tracing::error!(stream = label, "cannot watch pipe: {err}");
+            return report;
+        }
+    };
+    let mut draining = false;
+    loop {
+        if draining {
+            // The process is gone: take what is buffered in the pipe, then
+            // stop even if a grandchild still holds the write end.
+            match pipe.try_read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => write_chunk(label, &mut sink, &buf[..n], &mut report),
+                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(err) => {
+                    tracing::warn!(stream = label, "pipe read failed: {err}");
+                    break;
+                }
+            }
+            continue;
+        }
+        tokio::select! {
+            ready = pipe.readable() => {
+                if let Err(err) = ready {
+                    tracing::warn!(stream = label, "pipe poll failed: {err}");
+                    break;
+                }
+                match pipe.try_read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => write_chunk(label, &mut sink, &buf[..n], &mut report),
+                    Err(err) if matches!(err.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted) => {}
+                    Err(err) => {
+                        tracing::warn!(stream = label, "pipe read failed: {err}");
+                        break;
+                    }
+                }
+            }
+            _ = &mut finish, if !draining => draining = true,
+        }
+    }
+    report
+}
+
+fn write_chunk(label: &str, sink: &mut Sink, data: &[u8], report: &mut PumpReport) {
+    match sink.file.write_all(data) {
+        Ok(()) => report.written += data.len() as u64,
+        Err(err) => {
+            if report.lost == 0 {
+                tracing::error!(
+                    stream = label,
+                    file = %sink.path.display(),
+                    "cannot write log file: {err}; output is being lost and counted"
+                );
+            }
+            report.lost += data.len() as u64;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pumps_everything_then_finishes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/out.log");
+        let hub = LogHub::start().unwrap();
+        let (read, write) = nix::unistd::pipe().unwrap();
+        let pump = hub.attach("t".into(), read, Sink::open_file(&path).unwrap());
+        let mut writer = File::from(write);
+        let payload: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        writer.write_all(&payload).unwrap();
+        drop(writer);
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let report = runtime.block_on(pump.wait());
+        assert_eq!(report.written, payload.len() as u64);
+        assert_eq!(std::fs::read(&path).unwrap(), payload);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode & !LOG_FILE_MODE, 0);
+    }
+}

@@ -1,0 +1,225 @@
+//! `ringmaster-testkit`: a child process for tests and benchmarks.
+//!
+//! Every mode first prints `ready pid=N` (stdout is line-buffered), so tests
+//! synchronise on output rather than on time. Reports are `key=value` lines
+//! ending with `end`.
+//!
+//! Modes:
+//! - `sleep`: wait forever.
+//! - `exit CODE [MS]`: exit with CODE, after MS milliseconds.
+//! - `fail-once MARKER`: exit 1 if MARKER does not exist (creating it), else sleep.
+//! - `print-creds`: uid, gids, groups, umask, rlimits, signal masks, cwd, fds; then sleep.
+//! - `print-env`: the environment, sorted; then sleep.
+//! - `ignore-term`: ignore SIGTERM, sleep.
+//! - `group-ignore-term`: start a group member that ignores SIGTERM, then sleep.
+//! - `hold-pipe-setsid`: start a member that leaves the group (setsid) holding stdout, then sleep.
+//! - `orphan-storm N MS`: start a child that starts N `nap MS` grandchildren and exits at once, then sleep.
+//! - `nap MS`: sleep MS milliseconds and exit 0 (silently).
+//! - `spew BYTES [exit|hang]`: write BYTES numbered bytes to stdout, then exit 0 or sleep.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// Runs the mode named by `args` (without argv[0]); returns the exit code.
+pub fn run(args: &[String]) -> i32 {
+    let mode = args.first().map_or("sleep", String::as_str);
+    let arg = |i: usize| args.get(i).map(String::as_str);
+    if mode == "nap" {
+        std::thread::sleep(Duration::from_millis(number(arg(1), 10)));
+        return 0;
+    }
+    if mode == "term-ignorer" {
+        ignore_term();
+        sleep_forever();
+    }
+    if mode == "escapee" {
+        let _ = nix::unistd::setsid();
+        println!("escapee pid={}", std::process::id());
+        std::thread::sleep(Duration::from_secs(60));
+        return 0;
+    }
+    println!("ready pid={}", std::process::id());
+    match mode {
+        "sleep" => sleep_forever(),
+        "exit" => {
+            std::thread::sleep(Duration::from_millis(number(arg(2), 0)));
+            number(arg(1), 0) as i32
+        }
+        "fail-once" => {
+            let Some(marker) = arg(1) else {
+                eprintln!("fail-once needs a marker path");
+                return 2;
+            };
+            if std::path::Path::new(marker).exists() {
+                sleep_forever()
+            }
+            let _ = std::fs::write(marker, b"failed once\n");
+            1
+        }
+        "print-creds" => {
+            print_creds();
+            sleep_forever()
+        }
+        "print-env" => {
+            let mut vars: Vec<(String, String)> = std::env::vars_os()
+                .map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned()))
+                .collect();
+            vars.sort();
+            for (k, v) in vars {
+                println!("env {k}={v}");
+            }
+            println!("end");
+            sleep_forever()
+        }
+        "ignore-term" => {
+            ignore_term();
+            println!("ignoring TERM");
+            sleep_forever()
+        }
+        "group-ignore-term" => {
+            let child = spawn_self(&["term-ignorer"]);
+            println!("member pid={}", child.id());
+            sleep_forever()
+        }
+        "hold-pipe-setsid" => {
+            let _child = spawn_self(&["escapee"]);
+            sleep_forever()
+        }
+        "orphan-storm" => {
+            let count = number(arg(1), 100);
+            let nap = number(arg(2), 50);
+            let mut parent = Command::new(self_exe());
+            parent.args(["storm-parent", &count.to_string(), &nap.to_string()]);
+            let _ = parent.status();
+            println!("storm done");
+            sleep_forever()
+        }
+        "storm-parent" => {
+            let count = number(arg(1), 100);
+            for _ in 0..count {
+                let _ = Command::new(self_exe())
+                    .args(["nap", &number(arg(2), 50).to_string()])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn();
+            }
+            // Exit without waiting: the naps become orphans.
+            0
+        }
+        "spew" => {
+            let total = number(arg(1), 1024);
+            spew(total);
+            if arg(2) == Some("hang") {
+                sleep_forever()
+            }
+            0
+        }
+        other => {
+            eprintln!("unknown mode '{other}'");
+            2
+        }
+    }
+}
+
+fn number(text: Option<&str>, default: u64) -> u64 {
+    text.and_then(|t| t.parse().ok()).unwrap_or(default)
+}
+
+fn self_exe() -> std::path::PathBuf {
+    std::env::current_exe().unwrap_or_else(|_| "ringmaster-testkit".into())
+}
+
+fn spawn_self(args: &[&str]) -> std::process::Child {
+    match Command::new(self_exe()).args(args).spawn() {
+        Ok(child) => child,
+        Err(err) => {
+            eprintln!("cannot spawn helper: {err}");
+            std::process::exit(2)
+        }
+    }
+}
+
+fn ignore_term() {
+    // A registered handler that does nothing is, for the sender, a SIGTERM
+    // that does not kill.
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let _ = signal_hook::flag::register(signal_hook::consts::SIGTERM, flag);
+}
+
+fn sleep_forever() -> ! {
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
+fn spew(total: u64) {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut written = 0u64;
+    let mut line = 0u64;
+    while written < total {
+        let text = format!("{line:09} spew line with some padding to reach a hundred bytes of payload..........................\n");
+        let take = (total - written).min(text.len() as u64) as usize;
+        if out.write_all(&text.as_bytes()[..take]).is_err() {
+            return;
+        }
+        written += take as u64;
+        line += 1;
+    }
+    let _ = out.flush();
+}
+
+fn status_field(status: &str, key: &str) -> String {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .map(|v| v.trim().to_owned())
+        .unwrap_or_default()
+}
+
+fn print_creds() {
+    use nix::sys::resource::{Resource, getrlimit};
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let mut groups: Vec<u32> = nix::unistd::getgroups()
+        .unwrap_or_default()
+        .into_iter()
+        .map(nix::unistd::Gid::as_raw)
+        .collect();
+    groups.sort_unstable();
+    let groups: Vec<String> = groups.iter().map(ToString::to_string).collect();
+    println!("uid={}", nix::unistd::getuid());
+    println!("euid={}", nix::unistd::geteuid());
+    println!("gid={}", nix::unistd::getgid());
+    println!("egid={}", nix::unistd::getegid());
+    println!("groups={}", groups.join(","));
+    println!("umask={}", status_field(&status, "Umask:"));
+    for (name, resource) in [("nofile", Resource::RLIMIT_NOFILE), ("core", Resource::RLIMIT_CORE)] {
+        let (soft, hard) = getrlimit(resource).unwrap_or((0, 0));
+        println!("rlimit_{name}={soft}:{hard}");
+    }
+    println!("sigblk={}", status_field(&status, "SigBlk:"));
+    println!("sigign={}", status_field(&status, "SigIgn:"));
+    println!("pgid_is_pid={}", nix::unistd::getpgrp() == nix::unistd::getpid());
+    println!(
+        "cwd={}",
+        std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_default()
+    );
+    // Listing /proc/self/fd opens one descriptor for the listing itself:
+    // report only those that are still open afterwards.
+    let listed: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut fds: Vec<String> = listed
+        .into_iter()
+        .filter(|fd| std::fs::read_link(format!("/proc/self/fd/{fd}")).is_ok())
+        .map(|fd| fd.to_string())
+        .collect();
+    fds.sort();
+    println!("fds={}", fds.join(","));
+    println!("end");
+}
