@@ -33,7 +33,7 @@ const KILL_GRACE: Duration = Duration::from_secs(5);
 /// How long pumps may take to drain at exit.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// First delay after a quick failure; doubles up to backoff_max.
-const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 
 /// A shutdown in progress.
 struct Shutdown {
@@ -617,7 +617,7 @@ fn log_drain(done: Result<(ProcessName, PumpReport), tokio::task::JoinError>) {
     }
 }
 
-/// 1 s, 2 s, 4 s ... capped at `max`.
+/// 100 ms, 200 ms, 400 ms ... capped at `max`.
 fn backoff_delay(failures: u32, max: Duration) -> Duration {
     let exponent = failures.saturating_sub(1).min(20);
     FIRST_BACKOFF.saturating_mul(1 << exponent).min(max)

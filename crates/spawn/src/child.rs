@@ -156,7 +156,7 @@ unsafe fn fail(report: RawFd, stage: Stage, errno: i32) -> ! {
 ///
 /// SAFETY: must only be called in a freshly forked child. Every call below
 /// is async-signal-safe (setpgid, setrlimit, umask, setgroups, setgid,
-/// setuid, get*id, fcntl, dup2, chdir, sigprocmask, signal, syscall
+/// setuid, get*id, fcntl, dup2, chdir, rt_sigprocmask, rt_sigaction,
 /// close_range, execve, write, _exit) and nothing allocates: all data was
 /// built by the parent. Slice iteration cannot panic.
 unsafe fn child_main(launch: &Launch, argv: &[*const c_char], envp: &[*const c_char], fds: &ChildFds) -> ! {
@@ -219,12 +219,29 @@ unsafe fn child_main(launch: &Launch, argv: &[*const c_char], envp: &[*const c_c
 
         // Clean signal state: nothing blocked, every disposition default
         // (exec resets handled signals, but not ignored ones like SIGPIPE).
-        let mut empty: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&raw mut empty);
-        libc::sigprocmask(libc::SIG_SETMASK, &raw const empty, std::ptr::null_mut());
+        // The raw syscall, because glibc's sigprocmask will not touch its
+        // internal signals (32, 33), which a parent may have left blocked.
+        let empty: u64 = 0;
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &raw const empty,
+            std::ptr::null_mut::<u64>(),
+            std::mem::size_of::<u64>(),
+        );
+        // Raw rt_sigaction too: glibc refuses its internal signals, and a
+        // parent may have left them ignored. An all-zero kernel sigaction
+        // is SIG_DFL with no flags and an empty mask on every layout.
+        let default_action = [0u64; 4];
         for signal in 1..=64 {
             if signal != libc::SIGKILL && signal != libc::SIGSTOP {
-                libc::signal(signal, libc::SIG_DFL);
+                libc::syscall(
+                    libc::SYS_rt_sigaction,
+                    signal,
+                    &raw const default_action,
+                    std::ptr::null_mut::<u64>(),
+                    std::mem::size_of::<u64>(),
+                );
             }
         }
 

@@ -6,7 +6,8 @@
 //!
 //! Modes:
 //! - `sleep`: wait forever.
-//! - `exit CODE [MS]`: exit with CODE, after MS milliseconds.
+//! - `exit CODE [MS]`: exit with CODE (`wid`: RINGMASTER_WID % 256), after MS milliseconds.
+//! - `term-log FILE`: on SIGTERM, append RINGMASTER_PROCESS to FILE and exit 0.
 //! - `fail-once MARKER`: exit 1 if MARKER does not exist (creating it), else sleep.
 //! - `print-creds`: uid, gids, groups, umask, rlimits, signal masks, cwd, fds; then sleep.
 //! - `print-env`: the environment, sorted; then sleep.
@@ -44,7 +45,28 @@ pub fn run(args: &[String]) -> i32 {
         "sleep" => sleep_forever(),
         "exit" => {
             std::thread::sleep(Duration::from_millis(number(arg(2), 0)));
+            if arg(1) == Some("wid") {
+                let wid = std::env::var("RINGMASTER_WID").ok();
+                return (number(wid.as_deref(), 0) % 256) as i32;
+            }
             number(arg(1), 0) as i32
+        }
+        "term-log" => {
+            let Some(file) = arg(1) else {
+                eprintln!("term-log needs a file");
+                return 2;
+            };
+            let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let _ = signal_hook::flag::register(signal_hook::consts::SIGTERM, flag.clone());
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let name = std::env::var("RINGMASTER_PROCESS").unwrap_or_default();
+            let mut log = std::fs::OpenOptions::new().create(true).append(true).open(file).ok();
+            if let Some(log) = log.as_mut() {
+                let _ = writeln!(log, "{name}");
+            }
+            0
         }
         "fail-once" => {
             let Some(marker) = arg(1) else {

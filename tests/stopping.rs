@@ -1,0 +1,235 @@
+//! Stopping processes and the daemon (test plan group B, C-19).
+
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use crate::support::{DEADLINE, Daemon, group_alive, pid_alive, wait_until};
+
+fn pid_of(entry: &serde_json::Value) -> i32 {
+    entry["pid"].as_i64().unwrap() as i32
+}
+
+/// Test plan B8: a child that ignores SIGTERM is SIGKILLed after
+/// stop_timeout and stays STOPPING until then; other requests are answered
+/// meanwhile (never "busy").
+#[test]
+fn stop_escalates_to_sigkill_and_others_are_served_meanwhile() {
+    let daemon = Daemon::start(
+        r#"
+[watchers.stubborn]
+cmd = "@TESTKIT@ ignore-term"
+start_secs = "0"
+stop_timeout = "1s"
+"#,
+    );
+    daemon.wait_state("stubborn:1", "RUNNING");
+    daemon.wait_file("logs/stubborn-1.out.log", "ignoring TERM");
+    let started = Instant::now();
+    let socket = daemon.socket.clone();
+    let stopper = std::thread::spawn(move || {
+        let mut conn = crate::support::Connection::open(&socket);
+        conn.call("stop", serde_json::json!({"names": ["stubborn"]}))
+    });
+    let stopping = daemon.wait_state("stubborn:1", "STOPPING");
+    assert!(!stopping["pid"].is_null());
+    let reply = stopper.join().unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(reply["ok"], true, "{reply}");
+    assert_eq!(reply["result"]["processes"][0]["ok"], true, "{reply}");
+    assert!(elapsed >= Duration::from_millis(950), "stopped after {elapsed:?}, before stop_timeout");
+    let entry = daemon.process("stubborn:1");
+    assert_eq!(entry["state"], "STOPPED");
+    assert_eq!(entry["last_exit"]["signal"], "KILL", "{entry}");
+}
+
+/// Test plan B10: stop kills every member of the process group.
+#[test]
+fn stop_kills_the_whole_group() {
+    let daemon = Daemon::start(
+        r#"
+[watchers.family]
+cmd = "sleep 60 & sleep 60 & wait"
+shell = true
+start_secs = "0"
+"#,
+    );
+    let pgid = pid_of(&daemon.wait_state("family:1", "RUNNING"));
+    wait_until("three group members", DEADLINE, || {
+        (crate::support::descendants(daemon.pid()).len() >= 3).then_some(())
+    });
+    let output = daemon.ctl(&["stop", "family"]);
+    assert!(output.status.success(), "{output:?}");
+    assert!(!group_alive(pgid), "group {pgid} still has members after stop");
+}
+
+/// Test plan B11: the leader exits on TERM but a member ignores it; stop
+/// returns only once the member has been SIGKILLed and the group is empty.
+#[test]
+fn stop_waits_for_term_ignoring_group_member() {
+    let daemon = Daemon::start(
+        r#"
+[watchers.leader]
+cmd = "@TESTKIT@ group-ignore-term"
+start_secs = "0"
+stop_timeout = "500ms"
+"#,
+    );
+    let pgid = pid_of(&daemon.wait_state("leader:1", "RUNNING"));
+    let log = daemon.wait_file("logs/leader-1.out.log", "member pid=");
+    let member: i32 = log
+        .lines()
+        .find_map(|l| l.strip_prefix("member pid="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let started = Instant::now();
+    let output = daemon.ctl(&["stop", "leader"]);
+    assert!(output.status.success(), "{output:?}");
+    assert!(started.elapsed() >= Duration::from_millis(450), "returned before the member was killed");
+    assert!(!pid_alive(member), "member {member} survived stop");
+    assert!(!group_alive(pgid));
+    assert_eq!(daemon.process("leader:1")["state"], "STOPPED");
+}
+
+/// Test plan B12: a grandchild that setsids and holds the stdout pipe does
+/// not hang stop: the state changes on waitpid, not on pipe EOF.
+#[test]
+fn setsid_grandchild_holding_the_pipe_does_not_hang_stop() {
+    let daemon = Daemon::start(
+        r#"
+[watchers.holder]
+cmd = "@TESTKIT@ hold-pipe-setsid"
+start_secs = "0"
+stop_timeout = "10s"
+"#,
+    );
+    daemon.wait_state("holder:1", "RUNNING");
+    daemon.wait_file("logs/holder-1.out.log", "escapee pid=");
+    let started = Instant::now();
+    let output = daemon.ctl(&["stop", "holder"]);
+    assert!(output.status.success(), "{output:?}");
+    assert!(started.elapsed() < Duration::from_secs(5), "stop took {:?}", started.elapsed());
+    assert_eq!(daemon.process("holder:1")["state"], "STOPPED");
+    // And it can be started again at once, with a fresh pipe.
+    let output = daemon.ctl(&["start", "holder"]);
+    assert!(output.status.success(), "{output:?}");
+}
+
+/// Test plan C19: stop_group = true signals the group, false only the leader.
+#[test]
+fn stop_group_controls_who_gets_the_signal() {
+    let daemon = Daemon::start(
+        r#"
+[watchers.grouped]
+cmd = "sleep 60 & echo member=$!; exec sleep 60"
+shell = true
+start_secs = "0"
+
+[watchers.leader_only]
+cmd = "sleep 60 & echo member=$!; exec sleep 60"
+shell = true
+start_secs = "0"
+stop_group = false
+"#,
+    );
+    let member_of = |file: &str| -> i32 {
+        let text = daemon.wait_file(file, "member=");
+        text.lines().find_map(|l| l.strip_prefix("member=")).unwrap().trim().parse().unwrap()
+    };
+    daemon.wait_state("grouped:1", "RUNNING");
+    daemon.wait_state("leader_only:1", "RUNNING");
+    let grouped_member = member_of("logs/grouped-1.out.log");
+    let lone_member = member_of("logs/leader_only-1.out.log");
+    assert!(daemon.ctl(&["stop", "all"]).status.success());
+    assert!(!pid_alive(grouped_member), "group member survived a group stop");
+    assert!(pid_alive(lone_member), "stop_group = false signalled the whole group");
+}
+
+/// Test plan B13/B14: SIGTERM stops watchers in reverse priority order, one
+/// priority level at a time, then the daemon exits 0 with nothing left.
+#[test]
+fn sigterm_stops_in_reverse_priority_then_exits_zero() {
+    let mut daemon = Daemon::start(
+        r#"
+[watchers.db]
+cmd = "@TESTKIT@ term-log @DIR@/order"
+priority = 10
+start_secs = "0"
+
+[watchers.app]
+cmd = "@TESTKIT@ term-log @DIR@/order"
+priority = 20
+numprocesses = 2
+start_secs = "0"
+
+[watchers.proxy]
+cmd = "@TESTKIT@ term-log @DIR@/order"
+priority = 30
+start_secs = "0"
+"#,
+    );
+    daemon.wait_all("all running", |p| p["state"] == "RUNNING");
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.wait_exit(DEADLINE), Some(0));
+    let order = daemon.read("order");
+    let order: Vec<&str> = order.lines().collect();
+    assert_eq!(order.len(), 4, "{order:?}");
+    assert_eq!(order[0], "proxy:1");
+    let mut middle = order[1..3].to_vec();
+    middle.sort_unstable();
+    assert_eq!(middle, ["app:1", "app:2"]);
+    assert_eq!(order[3], "db:1");
+    assert!(crate::support::descendants(daemon.pid()).is_empty());
+    assert!(!daemon.socket.exists(), "socket left behind");
+}
+
+/// Test plan B14: SIGINT is graceful too; SIGQUIT stops everything at once.
+#[test]
+fn sigint_and_sigquit_exit_zero_leaving_nothing() {
+    for signal in [Signal::SIGINT, Signal::SIGQUIT] {
+        let mut daemon = Daemon::start(
+            r#"
+[watchers.a]
+cmd = "@TESTKIT@ sleep"
+numprocesses = 3
+start_secs = "0"
+priority = 1
+
+[watchers.b]
+cmd = "@TESTKIT@ sleep"
+numprocesses = 3
+start_secs = "0"
+priority = 2
+"#,
+        );
+        let entries = daemon.wait_all("all running", |p| p["state"] == "RUNNING");
+        let pids: Vec<i32> = entries.iter().map(pid_of).collect();
+        daemon.signal(signal);
+        assert_eq!(daemon.wait_exit(DEADLINE), Some(0), "{signal}");
+        for pid in pids {
+            assert!(!pid_alive(pid), "{signal}: child {pid} left behind");
+        }
+    }
+}
+
+/// `ringmasterctl shutdown` answers once everything is stopped.
+#[test]
+fn ctl_shutdown_replies_after_everything_stopped() {
+    let mut daemon = Daemon::start(
+        r#"
+[watchers.a]
+cmd = "@TESTKIT@ sleep"
+numprocesses = 2
+start_secs = "0"
+"#,
+    );
+    let pids: Vec<i32> = daemon.wait_all("running", |p| p["state"] == "RUNNING").iter().map(pid_of).collect();
+    let output = daemon.ctl(&["shutdown"]);
+    assert!(output.status.success(), "{output:?}");
+    assert!(crate::support::stdout(&output).contains("2 processes stopped"), "{output:?}");
+    for pid in pids {
+        assert!(!pid_alive(pid));
+    }
+    assert_eq!(daemon.wait_exit(DEADLINE), Some(0));
+}

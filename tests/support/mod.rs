@@ -1,0 +1,404 @@
+//! Test harness: a daemon under a kill-on-drop guard, in its own temp dir,
+//! with helpers that wait on conditions (never on fixed sleeps).
+
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+/// Generous deadline for conditions that normally hold within milliseconds.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+pub fn ringmasterd() -> &'static str {
+    env!("CARGO_BIN_EXE_ringmasterd")
+}
+
+pub fn ringmasterctl() -> &'static str {
+    env!("CARGO_BIN_EXE_ringmasterctl")
+}
+
+pub fn testkit() -> &'static str {
+    env!("CARGO_BIN_EXE_ringmaster-testkit")
+}
+
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// Polls `check` every 20 ms until it returns `Some`, or panics after
+/// `deadline` with `what`.
+pub fn wait_until<T>(what: &str, deadline: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(start.elapsed() < deadline, "timed out after {deadline:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A temp dir that other users can traverse (for privilege-drop tests).
+pub fn open_dir() -> TempDir {
+    let dir = tempfile::Builder::new().prefix("rm-test-").tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+/// Copies a binary into `dir` so an unprivileged user can run it whatever
+/// the permissions of the build directory.
+pub fn copy_binary(src: &str, dir: &Path) -> PathBuf {
+    let dest = dir.join(Path::new(src).file_name().unwrap());
+    std::fs::copy(src, &dest).unwrap();
+    std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o755)).unwrap();
+    dest
+}
+
+/// A running `ringmasterd` that is killed, with all its descendants, on drop.
+pub struct Daemon {
+    pub child: Child,
+    pub dir: TempDir,
+    pub socket: PathBuf,
+    pub config: PathBuf,
+    pub stderr: PathBuf,
+}
+
+pub struct Builder {
+    dir: TempDir,
+    daemon: String,
+    body: String,
+    env: Vec<(String, String)>,
+    extra_fd: bool,
+}
+
+impl Builder {
+    /// Extra `[daemon]` keys (socket and logs_dir are always set).
+    pub fn daemon(mut self, keys: &str) -> Self {
+        self.daemon.push_str(keys);
+        self.daemon.push('\n');
+        self
+    }
+
+    /// Watcher tables and anything else after `[daemon]`.
+    pub fn body(mut self, body: &str) -> Self {
+        self.body.push_str(body);
+        self.body.push('\n');
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Leaks a descriptor without close-on-exec into the daemon.
+    pub fn leak_fd(mut self) -> Self {
+        self.extra_fd = true;
+        self
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn write_config(&self) -> PathBuf {
+        let dir = self.dir.path();
+        let config = dir.join("ringmaster.toml");
+        let text = format!(
+            "[daemon]\nsocket = \"{}\"\nlogs_dir = \"{}\"\n{}\n{}",
+            dir.join("rm.sock").display(),
+            dir.join("logs").display(),
+            self.daemon,
+            self.body.replace("@TESTKIT@", testkit()).replace("@DIR@", &dir.display().to_string()),
+        );
+        std::fs::write(&config, text).unwrap();
+        config
+    }
+
+    pub fn start(self) -> Daemon {
+        let config = self.write_config();
+        let stderr = self.dir.path().join("daemon.err");
+        let mut command = Command::new(ringmasterd());
+        command
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(File::create(self.dir.path().join("daemon.out")).unwrap()))
+            .stderr(Stdio::from(File::create(&stderr).unwrap()))
+            .env_remove("RINGMASTER_SOCKET");
+        for (k, v) in &self.env {
+            command.env(k, v);
+        }
+        let leaked = if self.extra_fd {
+            // pipe() without O_CLOEXEC: inherited by the daemon on purpose.
+            Some(nix::unistd::pipe().unwrap())
+        } else {
+            None
+        };
+        let child = command.spawn().unwrap();
+        drop(leaked);
+        let mut daemon = Daemon {
+            child,
+            socket: self.dir.path().join("rm.sock"),
+            config,
+            stderr,
+            dir: self.dir,
+        };
+        daemon.wait_ready();
+        daemon
+    }
+}
+
+impl Daemon {
+    pub fn builder() -> Builder {
+        Builder {
+            dir: tempfile::Builder::new().prefix("rm-test-").tempdir().unwrap(),
+            daemon: String::new(),
+            body: String::new(),
+            env: Vec::new(),
+            extra_fd: false,
+        }
+    }
+
+    /// Starts a daemon whose config is `body` (watchers), with defaults.
+    pub fn start(body: &str) -> Daemon {
+        Self::builder().body(body).start()
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn wait_ready(&mut self) {
+        let socket = self.socket.clone();
+        let stderr = self.stderr.clone();
+        wait_until("the daemon's socket", DEADLINE, || {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "daemon exited early ({status:?}):\n{}",
+                    std::fs::read_to_string(&stderr).unwrap_or_default()
+                );
+            }
+            UnixStream::connect(&socket).ok().map(|_| ())
+        });
+    }
+
+    /// Runs `ringmasterctl -s SOCKET args...`.
+    pub fn ctl(&self, args: &[&str]) -> Output {
+        Command::new(ringmasterctl())
+            .arg("-s")
+            .arg(&self.socket)
+            .args(args)
+            .env_remove("RINGMASTER_SOCKET")
+            .output()
+            .unwrap()
+    }
+
+    /// One raw protocol round trip on a fresh connection.
+    pub fn request(&self, cmd: &str, args: Value) -> Value {
+        let mut conn = Connection::open(&self.socket);
+        conn.call(cmd, args)
+    }
+
+    /// Every process as `status` reports it.
+    pub fn status(&self) -> Vec<Value> {
+        let reply = self.request("status", json!({}));
+        assert_eq!(reply["ok"], true, "status failed: {reply}");
+        reply["result"]["processes"].as_array().unwrap().clone()
+    }
+
+    pub fn process(&self, name: &str) -> Value {
+        self.status()
+            .into_iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("no process {name}"))
+    }
+
+    /// Waits until `name` is in `state`, returning its status entry.
+    pub fn wait_state(&self, name: &str, state: &str) -> Value {
+        self.wait_for(&format!("{name} to be {state}"), |p| p["name"] == name && p["state"] == state)
+    }
+
+    /// Waits until some process entry satisfies `pred`.
+    pub fn wait_for(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        wait_until(what, DEADLINE, || self.status().into_iter().find(|p| pred(p)))
+    }
+
+    /// Waits until every process satisfies `pred`.
+    pub fn wait_all(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
+        wait_until(what, DEADLINE, || {
+            let status = self.status();
+            status.iter().all(&pred).then_some(status)
+        })
+    }
+
+    pub fn read(&self, relative: &str) -> String {
+        std::fs::read_to_string(self.path(relative)).unwrap_or_default()
+    }
+
+    /// Waits until the file contains `needle`; returns its content.
+    pub fn wait_file(&self, relative: &str, needle: &str) -> String {
+        wait_until(&format!("'{needle}' in {relative}"), DEADLINE, || {
+            let text = self.read(relative);
+            text.contains(needle).then_some(text)
+        })
+    }
+
+    /// Waits for the daemon to exit and returns its exit code.
+    pub fn wait_exit(&mut self, deadline: Duration) -> Option<i32> {
+        wait_until("the daemon to exit", deadline, || self.child.try_wait().unwrap())
+            .code()
+    }
+
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), signal).unwrap();
+    }
+
+    pub fn daemon_log(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("---- daemon log ----\n{}", self.daemon_log());
+        }
+        kill_tree(self.pid());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// All descendants of `root` (from /proc), deepest last.
+pub fn descendants(root: i32) -> Vec<i32> {
+    let mut parents: Vec<(i32, i32)> = Vec::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            if let Some(ppid) = stat_field(pid, 4).and_then(|f| f.parse().ok()) {
+                parents.push((pid, ppid));
+            }
+        }
+    }
+    let mut found = vec![root];
+    let mut index = 0;
+    while index < found.len() {
+        let parent = found[index];
+        for &(pid, ppid) in &parents {
+            if ppid == parent && !found.contains(&pid) {
+                found.push(pid);
+            }
+        }
+        index += 1;
+    }
+    found.remove(0);
+    found
+}
+
+/// Field `n` (1-based, after the comm) of /proc/PID/stat.
+pub fn stat_field(pid: i32, n: usize) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 2..];
+    after.split_whitespace().nth(n - 3).map(str::to_owned)
+}
+
+/// Kills every descendant of `root` and their process groups, by pid.
+pub fn kill_tree(root: i32) {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    for pid in descendants(root) {
+        if let Some(pgid) = stat_field(pid, 5).and_then(|f| f.parse::<i32>().ok())
+            && pgid > 1
+            && pgid != root
+            && pgid != nix::unistd::getpgrp().as_raw()
+        {
+            let _ = kill(Pid::from_raw(-pgid), Signal::SIGKILL);
+        }
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+}
+
+/// Whether any process is left in process group `pgid`.
+pub fn group_alive(pgid: i32) -> bool {
+    !matches!(
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(-pgid), None),
+        Err(nix::errno::Errno::ESRCH)
+    )
+}
+
+pub fn pid_alive(pid: i32) -> bool {
+    // A zombie still answers kill(pid, 0); it is not alive for our purposes.
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+        && stat_field(pid, 3).as_deref() != Some("Z")
+        && std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
+}
+
+/// A raw protocol connection.
+pub struct Connection {
+    pub stream: UnixStream,
+    reader: BufReader<UnixStream>,
+    next_id: u64,
+}
+
+impl Connection {
+    pub fn open(socket: &Path) -> Self {
+        let stream = UnixStream::connect(socket).unwrap();
+        stream.set_read_timeout(Some(DEADLINE)).unwrap();
+        let reader = BufReader::new(stream.try_clone().unwrap());
+        Self {
+            stream,
+            reader,
+            next_id: 1,
+        }
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).unwrap();
+    }
+
+    pub fn read_reply(&mut self) -> Value {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).unwrap();
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad reply {line:?}: {e}"))
+    }
+
+    pub fn call(&mut self, cmd: &str, args: Value) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        let line = json!({"id": id, "cmd": cmd, "args": args}).to_string() + "\n";
+        self.send_raw(line.as_bytes());
+        let reply = self.read_reply();
+        assert_eq!(reply["id"], id, "reply to another request: {reply}");
+        reply
+    }
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Parses `key=value` lines (print-creds) into a map.
+pub fn report(text: &str) -> std::collections::BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
