@@ -195,7 +195,7 @@ restart = "never"
 "#,
     );
     daemon.wait_state("status:1", "EXITED");
-    let text = daemon.read("logs/status-1.out.log");
+    let text = daemon.wait_file("logs/status-1.out.log", "SigCgt:");
     let field = |key: &str| text.lines().find_map(|l| l.strip_prefix(key)).map(str::trim).unwrap_or("?").to_owned();
     assert_eq!(field("SigBlk:"), "0000000000000000", "{text}");
     assert_eq!(field("SigIgn:"), "0000000000000000", "{text}");

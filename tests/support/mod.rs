@@ -275,7 +275,17 @@ impl Drop for Daemon {
         if std::thread::panicking() {
             eprintln!("---- daemon log ----\n{}", self.daemon_log());
         }
-        kill_tree(self.pid());
+        // Freeze the daemon first so it cannot respawn what we kill.
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), nix::sys::signal::Signal::SIGSTOP);
+        // Repeat: a child killed while forking may leave a fresh orphan,
+        // which the (stopped) subreaper daemon adopts.
+        for _ in 0..100 {
+            if descendants(self.pid()).into_iter().all(|pid| stat_field(pid, 3).as_deref() == Some("Z")) {
+                break;
+            }
+            kill_tree(self.pid());
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -108,21 +108,25 @@ impl Client {
         self.next_id += 1;
         let mut line = request.to_line(id);
         line.push('\n');
-        let io = |source| CtlError::Io {
-            path: self.path.clone(),
-            source,
-        };
-        self.writer.write_all(line.as_bytes()).map_err(io)?;
+        // Read even if the write failed: a daemon that refuses a peer
+        // writes its reason and closes before reading the request.
+        let written = self.writer.write_all(line.as_bytes());
         let mut answer = String::new();
-        let read = self.reader.read_line(&mut answer).map_err(|source| CtlError::Io {
-            path: self.path.clone(),
-            source,
-        })?;
-        if read == 0 {
-            return Err(CtlError::Protocol {
-                path: self.path.clone(),
-                message: "the daemon closed the connection".into(),
-            });
+        let read = self.reader.read_line(&mut answer);
+        match (written, read) {
+            (_, Ok(n)) if n > 0 => {}
+            (Err(source), _) | (Ok(()), Err(source)) => {
+                return Err(CtlError::Io {
+                    path: self.path.clone(),
+                    source,
+                });
+            }
+            (Ok(()), Ok(_)) => {
+                return Err(CtlError::Protocol {
+                    path: self.path.clone(),
+                    message: "the daemon closed the connection".into(),
+                });
+            }
         }
         serde_json::from_str(&answer).map_err(|err| CtlError::Protocol {
             path: self.path.clone(),

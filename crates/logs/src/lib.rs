@@ -187,11 +187,12 @@ async fn pump(label: &str, pipe: OwnedFd, mut sink: Sink, mut finish: oneshot::R
         if draining {
             // The process is gone: take what is buffered in the pipe, then
             // stop even if a grandchild still holds the write end.
-            match pipe.try_read(&mut buf) {
-                Ok(0) => break,
+            // A plain read(2): tokio's try_read trusts its readiness cache,
+            // which may not know yet that a just-registered pipe has data.
+            match nix::unistd::read(&pipe, &mut buf) {
+                Ok(0) | Err(nix::errno::Errno::EAGAIN) => break,
                 Ok(n) => write_chunk(label, &mut sink, &buf[..n], &mut report),
-                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(nix::errno::Errno::EINTR) => {}
                 Err(err) => {
                     tracing::warn!(stream = label, "pipe read failed: {err}");
                     break;
@@ -259,5 +260,26 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode & !LOG_FILE_MODE, 0);
+    }
+
+    /// Regression: a process that exits at once is reaped (and its pump
+    /// told to finish) before the pump has ever polled the pipe; the drain
+    /// must still take everything, even while a grandchild holds the pipe.
+    #[test]
+    fn finish_before_first_poll_loses_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.log");
+        let hub = LogHub::start().unwrap();
+        for round in 0..50 {
+            let (read, write) = nix::unistd::pipe().unwrap();
+            let mut writer = File::from(write);
+            writer.write_all(format!("round {round}\n").as_bytes()).unwrap();
+            let mut pump = hub.attach("t".into(), read, Sink::open_file(&path).unwrap());
+            pump.finish();
+            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let report = runtime.block_on(pump.wait());
+            assert_eq!(report.written, format!("round {round}\n").len() as u64, "round {round}");
+            drop(writer);
+        }
     }
 }
