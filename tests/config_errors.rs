@@ -15,15 +15,29 @@ fn check(text: &str, extra: &[(&str, &str)]) -> (Option<i32>, String, String) {
         std::fs::create_dir_all(file.parent().unwrap()).unwrap();
         std::fs::write(file, content).unwrap();
     }
-    let output = Command::new(ringmasterd()).arg("--check").arg(&path).output().unwrap();
-    (output.status.code(), stderr(&output), path.display().to_string())
+    let output = Command::new(ringmasterd())
+        .arg("--check")
+        .arg(&path)
+        .output()
+        .unwrap();
+    (
+        output.status.code(),
+        stderr(&output),
+        path.display().to_string(),
+    )
 }
 
 #[track_caller]
 fn assert_error(text: &str, extra: &[(&str, &str)], location: &str, needles: &[&str]) {
     let (code, err, path) = check(text, extra);
-    assert_eq!(code, Some(1), "expected failure for:\n{text}\nstderr: {err}");
-    let location = location.replace("CONFIG", &path).replace("DIR", path.trim_end_matches("/ringmaster.toml"));
+    assert_eq!(
+        code,
+        Some(1),
+        "expected failure for:\n{text}\nstderr: {err}"
+    );
+    let location = location
+        .replace("CONFIG", &path)
+        .replace("DIR", path.trim_end_matches("/ringmaster.toml"));
     assert!(err.contains(&location), "missing {location:?} in: {err}");
     for needle in needles {
         assert!(err.contains(needle), "missing {needle:?} in: {err}");
@@ -33,33 +47,141 @@ fn assert_error(text: &str, extra: &[(&str, &str)], location: &str, needles: &[&
 #[test]
 fn bad_configurations_name_file_line_and_key() {
     let w = "[watchers.web]\ncmd = \"sleep 1\"\n";
-    assert_error(&format!("{w}restrat = \"always\"\n"), &[], "CONFIG:3:1: watchers.web.restrat", &["unknown key", "did you mean 'restart'"]);
-    assert_error(&format!("{w}restart = \"sometimes\"\n"), &[], "CONFIG:3:11: watchers.web.restart", &["unknown value 'sometimes'", "always, on-failure, never"]);
-    assert_error(&format!("{w}stop_timeout = \"soon\"\n"), &[], "CONFIG:3:16: watchers.web.stop_timeout", &["invalid duration"]);
-    assert_error("[watchers.web]\nnumprocesses = 2\n", &[], "CONFIG:1:11: watchers.web", &["missing cmd"]);
-    assert_error(&format!("{w}args = [\"x\"]\n"), &[], "CONFIG:3:8: watchers.web.args", &["either cmd or args"]);
-    assert_error("[watchers.web]\ncmd = \"run $(nope)\"\n", &[], "CONFIG:2:7: watchers.web.cmd", &["unknown placeholder $(nope)"]);
-    assert_error(&format!("{w}depends_on = [\"db\"]\n"), &[], "CONFIG:3:1: watchers.web.depends_on", &["not supported yet"]);
-    assert_error("[watchers.web\ncmd = 1\n", &[], "CONFIG:1:", &["invalid TOML"]);
-    assert_error(&format!("{w}stop_signal = \"TREM\"\n"), &[], "CONFIG:3:15: watchers.web.stop_signal", &["unknown signal 'TREM'", "did you mean 'TERM'"]);
-    assert_error(&format!("{w}umask = \"999\"\n"), &[], "CONFIG:3:9: watchers.web.umask", &["invalid octal"]);
-    assert_error(&format!("{w}exit_codes = [0, 300]\n"), &[], "CONFIG:3:18: watchers.web.exit_codes", &["300 is out of range"]);
-    assert_error(&format!("{w}numprocesses = \"two\"\n"), &[], "CONFIG:3:16: watchers.web.numprocesses", &["expected an integer, found a string"]);
-    assert_error("[watchers.\"web:1\"]\ncmd = \"x\"\n", &[], "CONFIG:1:11: watchers.web:1", &["watcher names use"]);
-    assert_error("[deamon]\n", &[], "CONFIG:1:2: deamon", &["unknown key", "did you mean 'daemon'"]);
-    assert_error("[daemon]\nlog_level = \"loud\"\n", &[], "CONFIG:2:13: daemon.log_level", &["unknown value 'loud'"]);
-    assert_error("[daemon]\nmetrics = \"127.0.0.1:9\"\n", &[], "CONFIG:2:1: daemon.metrics", &["not supported yet"]);
-    assert_error(&format!("{w}env_file = \"missing.env\"\n"), &[], "CONFIG:3:12: watchers.web.env_file", &["missing.env", "cannot read"]);
-    assert_error(&format!("{w}env_file = \"bad.env\"\n"), &[("bad.env", "OK=1\nnonsense\n")], "DIR/bad.env:2:1", &["expected KEY=VALUE"]);
-    assert_error(&format!("{w}stdout = {{ file = \"x.log\", max_size = \"1MB\" }}\n"), &[], "CONFIG:3:28: watchers.web.stdout.max_size", &["not supported yet"]);
-    assert_error(&format!("{w}stderr = \"stdin\"\n"), &[], "CONFIG:3:10: watchers.web.stderr", &["unknown value 'stdin'"]);
-    assert_error(&format!("{w}rlimits = {{ nofiles = 10 }}\n"), &[], "CONFIG:3:23: watchers.web.rlimits.nofiles", &["did you mean 'nofile'"]);
+    assert_error(
+        &format!("{w}restrat = \"always\"\n"),
+        &[],
+        "CONFIG:3:1: watchers.web.restrat",
+        &["unknown key", "did you mean 'restart'"],
+    );
+    assert_error(
+        &format!("{w}restart = \"sometimes\"\n"),
+        &[],
+        "CONFIG:3:11: watchers.web.restart",
+        &["unknown value 'sometimes'", "always, on-failure, never"],
+    );
+    assert_error(
+        &format!("{w}stop_timeout = \"soon\"\n"),
+        &[],
+        "CONFIG:3:16: watchers.web.stop_timeout",
+        &["invalid duration"],
+    );
+    assert_error(
+        "[watchers.web]\nnumprocesses = 2\n",
+        &[],
+        "CONFIG:1:11: watchers.web",
+        &["missing cmd"],
+    );
+    assert_error(
+        &format!("{w}args = [\"x\"]\n"),
+        &[],
+        "CONFIG:3:8: watchers.web.args",
+        &["either cmd or args"],
+    );
+    assert_error(
+        "[watchers.web]\ncmd = \"run $(nope)\"\n",
+        &[],
+        "CONFIG:2:7: watchers.web.cmd",
+        &["unknown placeholder $(nope)"],
+    );
+    assert_error(
+        &format!("{w}depends_on = [\"db\"]\n"),
+        &[],
+        "CONFIG:3:1: watchers.web.depends_on",
+        &["not supported yet"],
+    );
+    assert_error(
+        "[watchers.web\ncmd = 1\n",
+        &[],
+        "CONFIG:1:",
+        &["invalid TOML"],
+    );
+    assert_error(
+        &format!("{w}stop_signal = \"TREM\"\n"),
+        &[],
+        "CONFIG:3:15: watchers.web.stop_signal",
+        &["unknown signal 'TREM'", "did you mean 'TERM'"],
+    );
+    assert_error(
+        &format!("{w}umask = \"999\"\n"),
+        &[],
+        "CONFIG:3:9: watchers.web.umask",
+        &["invalid octal"],
+    );
+    assert_error(
+        &format!("{w}exit_codes = [0, 300]\n"),
+        &[],
+        "CONFIG:3:18: watchers.web.exit_codes",
+        &["300 is out of range"],
+    );
+    assert_error(
+        &format!("{w}numprocesses = \"two\"\n"),
+        &[],
+        "CONFIG:3:16: watchers.web.numprocesses",
+        &["expected an integer, found a string"],
+    );
+    assert_error(
+        "[watchers.\"web:1\"]\ncmd = \"x\"\n",
+        &[],
+        "CONFIG:1:11: watchers.web:1",
+        &["watcher names use"],
+    );
+    assert_error(
+        "[deamon]\n",
+        &[],
+        "CONFIG:1:2: deamon",
+        &["unknown key", "did you mean 'daemon'"],
+    );
+    assert_error(
+        "[daemon]\nlog_level = \"loud\"\n",
+        &[],
+        "CONFIG:2:13: daemon.log_level",
+        &["unknown value 'loud'"],
+    );
+    assert_error(
+        "[daemon]\nmetrics = \"127.0.0.1:9\"\n",
+        &[],
+        "CONFIG:2:1: daemon.metrics",
+        &["not supported yet"],
+    );
+    assert_error(
+        &format!("{w}env_file = \"missing.env\"\n"),
+        &[],
+        "CONFIG:3:12: watchers.web.env_file",
+        &["missing.env", "cannot read"],
+    );
+    assert_error(
+        &format!("{w}env_file = \"bad.env\"\n"),
+        &[("bad.env", "OK=1\nnonsense\n")],
+        "DIR/bad.env:2:1",
+        &["expected KEY=VALUE"],
+    );
+    assert_error(
+        &format!("{w}stdout = {{ file = \"x.log\", max_size = \"1MB\" }}\n"),
+        &[],
+        "CONFIG:3:28: watchers.web.stdout.max_size",
+        &["not supported yet"],
+    );
+    assert_error(
+        &format!("{w}stderr = \"stdin\"\n"),
+        &[],
+        "CONFIG:3:10: watchers.web.stderr",
+        &["unknown value 'stdin'"],
+    );
+    assert_error(
+        &format!("{w}rlimits = {{ nofiles = 10 }}\n"),
+        &[],
+        "CONFIG:3:23: watchers.web.rlimits.nofiles",
+        &["did you mean 'nofile'"],
+    );
     // Includes: a duplicate watcher, and [daemon] in an included file.
     assert_error(
         &format!("[daemon]\ninclude = [\"conf.d/*.toml\"]\n{w}"),
         &[("conf.d/a.toml", "[watchers.web]\ncmd = \"sleep 2\"\n")],
         "DIR/conf.d/a.toml:1:11: watchers.web",
-        &["duplicate watcher 'web'", "first defined at CONFIG_PLACEHOLDER".trim_end_matches("CONFIG_PLACEHOLDER")],
+        &[
+            "duplicate watcher 'web'",
+            "first defined at CONFIG_PLACEHOLDER".trim_end_matches("CONFIG_PLACEHOLDER"),
+        ],
     );
     assert_error(
         "[daemon]\ninclude = \"conf.d/*.toml\"\n",
@@ -71,9 +193,15 @@ fn bad_configurations_name_file_line_and_key() {
 
 #[test]
 fn several_errors_are_reported_at_once() {
-    let (code, err, _) = check("[watchers.a]\ncmd = \"x\"\nrestart = \"no\"\nstop_signal = \"NOPE\"\n", &[]);
+    let (code, err, _) = check(
+        "[watchers.a]\ncmd = \"x\"\nrestart = \"no\"\nstop_signal = \"NOPE\"\n",
+        &[],
+    );
     assert_eq!(code, Some(1));
-    assert!(err.contains("watchers.a.restart") && err.contains("watchers.a.stop_signal"), "{err}");
+    assert!(
+        err.contains("watchers.a.restart") && err.contains("watchers.a.stop_signal"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -86,17 +214,34 @@ fn check_prints_a_summary_and_exit_codes_follow_the_contract() {
     )
     .unwrap();
     std::fs::create_dir(dir.path().join("conf.d")).unwrap();
-    std::fs::write(dir.path().join("conf.d/worker.toml"), "[watchers.worker]\nargs = [\"sleep\", \"10\"]\n").unwrap();
-    let output = Command::new(ringmasterd()).arg("--check").arg(&path).env("RM_PORT", "8080").output().unwrap();
+    std::fs::write(
+        dir.path().join("conf.d/worker.toml"),
+        "[watchers.worker]\nargs = [\"sleep\", \"10\"]\n",
+    )
+    .unwrap();
+    let output = Command::new(ringmasterd())
+        .arg("--check")
+        .arg(&path)
+        .env("RM_PORT", "8080")
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(0), "{output:?}");
     let text = stdout(&output);
     assert!(text.contains(": OK"), "{text}");
     assert!(text.contains("watchers 2 (3 processes)"), "{text}");
     assert!(text.contains("python3 -m http.server 8080"), "{text}");
 
-    let unset = Command::new(ringmasterd()).arg("--check").arg(&path).env_remove("RM_PORT").output().unwrap();
+    let unset = Command::new(ringmasterd())
+        .arg("--check")
+        .arg(&path)
+        .env_remove("RM_PORT")
+        .output()
+        .unwrap();
     assert_eq!(unset.status.code(), Some(1));
-    assert!(stderr(&unset).contains("environment variable RM_PORT is not set"), "{unset:?}");
+    assert!(
+        stderr(&unset).contains("environment variable RM_PORT is not set"),
+        "{unset:?}"
+    );
 
     let usage = Command::new(ringmasterd()).arg("--bogus").output().unwrap();
     assert_eq!(usage.status.code(), Some(2), "{usage:?}");

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::support::{Connection, Daemon, copy_binary, is_root, open_dir, ringmasterctl, ringmasterd, stderr, stdout};
+use crate::support::{
+    Connection, Daemon, copy_binary, is_root, open_dir, ringmasterctl, ringmasterd, stderr, stdout,
+};
 
 /// Test plan F31: the socket is 0600 by default.
 #[test]
@@ -46,7 +48,10 @@ fn peer_credentials_are_checked() {
         .output()
         .unwrap();
     assert_eq!(refused.status.code(), Some(1), "{refused:?}");
-    assert!(stderr(&refused).contains("may not use this socket"), "{refused:?}");
+    assert!(
+        stderr(&refused).contains("may not use this socket"),
+        "{refused:?}"
+    );
 
     // nobody's primary group is nogroup, the socket_group: allowed.
     let allowed = Command::new(&ctl)
@@ -88,12 +93,24 @@ start_secs = "0"
 
     let reply = conn.call("stauts", json!({}));
     assert_eq!(reply["error"]["kind"], "unknown_command");
-    assert!(reply["error"]["message"].as_str().unwrap().contains("did you mean 'status'"), "{reply}");
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("did you mean 'status'"),
+        "{reply}"
+    );
     let reply = conn.call("start", json!({"names": "web"}));
     assert_eq!(reply["error"]["kind"], "bad_args", "{reply}");
     let reply = conn.call("start", json!({"names": ["wbe"]}));
     assert_eq!(reply["error"]["kind"], "not_found");
-    assert!(reply["error"]["message"].as_str().unwrap().contains("did you mean 'web'"), "{reply}");
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("did you mean 'web'"),
+        "{reply}"
+    );
     let reply = conn.call("stop", json!({"names": ["web:9"]}));
     assert_eq!(reply["error"]["kind"], "not_found");
 
@@ -124,7 +141,9 @@ autostart = false
     half.write_all(b"{\"id\":1,\"cmd\":\"sta").unwrap();
     // Floods requests and never reads the replies.
     let mut flood = UnixStream::connect(&daemon.socket).unwrap();
-    flood.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+    flood
+        .set_write_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
     let line = b"{\"id\":1,\"cmd\":\"status\"}\n".repeat(1000);
     for _ in 0..100 {
         if flood.write_all(&line).is_err() {
@@ -166,11 +185,17 @@ autostart = false
 
     let not_running = daemon.ctl(&["status"]);
     assert_eq!(not_running.status.code(), Some(3), "{not_running:?}");
-    assert!(stdout(&not_running).contains("down:1  STOPPED"), "{not_running:?}");
+    assert!(
+        stdout(&not_running).contains("down:1  STOPPED"),
+        "{not_running:?}"
+    );
 
     let refused = daemon.ctl(&["stop", "nope"]);
     assert_eq!(refused.status.code(), Some(1), "{refused:?}");
-    assert!(stderr(&refused).contains("no watcher 'nope'"), "{refused:?}");
+    assert!(
+        stderr(&refused).contains("no watcher 'nope'"),
+        "{refused:?}"
+    );
 
     let usage = daemon.ctl(&["frobnicate"]);
     assert_eq!(usage.status.code(), Some(2), "{usage:?}");
@@ -178,14 +203,32 @@ autostart = false
     assert_eq!(usage.status.code(), Some(2), "{usage:?}");
 
     let missing = daemon.path("no-daemon.sock");
-    let unreachable = Command::new(ringmasterctl()).arg("-s").arg(&missing).arg("status").output().unwrap();
+    let unreachable = Command::new(ringmasterctl())
+        .arg("-s")
+        .arg(&missing)
+        .arg("status")
+        .output()
+        .unwrap();
     assert_eq!(unreachable.status.code(), Some(4), "{unreachable:?}");
-    assert!(stderr(&unreachable).contains(missing.to_str().unwrap()), "{unreachable:?}");
+    assert!(
+        stderr(&unreachable).contains(missing.to_str().unwrap()),
+        "{unreachable:?}"
+    );
 
     // $RINGMASTER_SOCKET and -c CONFIG find the socket too.
-    let by_env = Command::new(ringmasterctl()).arg("status").arg("up").env("RINGMASTER_SOCKET", &daemon.socket).output().unwrap();
+    let by_env = Command::new(ringmasterctl())
+        .arg("status")
+        .arg("up")
+        .env("RINGMASTER_SOCKET", &daemon.socket)
+        .output()
+        .unwrap();
     assert_eq!(by_env.status.code(), Some(0), "{by_env:?}");
-    let by_config = Command::new(ringmasterctl()).arg("-c").arg(&daemon.config).args(["pid"]).output().unwrap();
+    let by_config = Command::new(ringmasterctl())
+        .arg("-c")
+        .arg(&daemon.config)
+        .args(["pid"])
+        .output()
+        .unwrap();
     assert_eq!(by_config.status.code(), Some(0), "{by_config:?}");
     assert_eq!(stdout(&by_config).trim(), daemon.pid().to_string());
 
@@ -194,7 +237,10 @@ autostart = false
     assert_eq!(value["processes"][0]["state"], "RUNNING");
 
     let version = daemon.ctl(&["version"]);
-    assert!(stdout(&version).contains("ringmasterd 0.1.0 (protocol 1)"), "{version:?}");
+    assert!(
+        stdout(&version).contains("ringmasterd 0.1.0 (protocol 1)"),
+        "{version:?}"
+    );
 
     let start = daemon.ctl(&["start", "down"]);
     assert_eq!(start.status.code(), Some(0), "{start:?}");
@@ -212,7 +258,10 @@ autostart = false
 #[test]
 fn one_daemon_per_socket_and_stale_sockets_are_replaced() {
     let daemon = Daemon::start("");
-    let second = Command::new(ringmasterd()).arg(&daemon.config).output().unwrap();
+    let second = Command::new(ringmasterd())
+        .arg(&daemon.config)
+        .output()
+        .unwrap();
     assert_eq!(second.status.code(), Some(1), "{second:?}");
     assert!(stderr(&second).contains("already running"), "{second:?}");
 

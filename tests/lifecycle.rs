@@ -21,10 +21,26 @@ rlimits = { core = 0 }
 "#,
     );
     let signals = [
-        Signal::SIGABRT, Signal::SIGBUS, Signal::SIGFPE, Signal::SIGHUP, Signal::SIGILL,
-        Signal::SIGINT, Signal::SIGKILL, Signal::SIGPIPE, Signal::SIGIO, Signal::SIGPROF,
-        Signal::SIGQUIT, Signal::SIGSEGV, Signal::SIGSYS, Signal::SIGTERM, Signal::SIGTRAP,
-        Signal::SIGUSR1, Signal::SIGUSR2, Signal::SIGVTALRM, Signal::SIGXCPU, Signal::SIGXFSZ,
+        Signal::SIGABRT,
+        Signal::SIGBUS,
+        Signal::SIGFPE,
+        Signal::SIGHUP,
+        Signal::SIGILL,
+        Signal::SIGINT,
+        Signal::SIGKILL,
+        Signal::SIGPIPE,
+        Signal::SIGIO,
+        Signal::SIGPROF,
+        Signal::SIGQUIT,
+        Signal::SIGSEGV,
+        Signal::SIGSYS,
+        Signal::SIGTERM,
+        Signal::SIGTRAP,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGVTALRM,
+        Signal::SIGXCPU,
+        Signal::SIGXFSZ,
     ];
     let mut entry = daemon.wait_state("victim:1", "RUNNING");
     for (round, signal) in signals.iter().enumerate() {
@@ -37,7 +53,10 @@ rlimits = { core = 0 }
         let expected = signal.as_str().trim_start_matches("SIG");
         let recorded = entry["last_exit"]["signal"].as_str().unwrap();
         // SIGIO and SIGPOLL are the same number; the daemon says POLL.
-        assert!(recorded == expected || (expected == "IO" && recorded == "POLL"), "{signal}: {entry}");
+        assert!(
+            recorded == expected || (expected == "IO" && recorded == "POLL"),
+            "{signal}: {entry}"
+        );
     }
 }
 
@@ -61,10 +80,19 @@ backoff_max = "50ms"
 "#,
     );
     let fatal = daemon.wait_state("strict:1", "FATAL");
-    assert!(fatal["reason"].as_str().unwrap().contains("exited too quickly (exit status 1)"), "{fatal}");
+    assert!(
+        fatal["reason"]
+            .as_str()
+            .unwrap()
+            .contains("exited too quickly (exit status 1)"),
+        "{fatal}"
+    );
     assert!(fatal["pid"].is_null());
     let running = daemon.wait_state("lenient:1", "RUNNING");
-    assert_eq!(running["restarts"], 0, "quick-failure retries are not restarts");
+    assert_eq!(
+        running["restarts"], 0,
+        "quick-failure retries are not restarts"
+    );
 
     // A FATAL process is left alone until started by hand; then it runs
     // (the marker exists now).
@@ -88,19 +116,34 @@ backoff_max = "300ms"
 "#,
     );
     let fatal = daemon.wait_state("crashy:1", "FATAL");
-    assert!(fatal["reason"].as_str().unwrap().contains("gave up after 5 attempts"), "{fatal}");
+    assert!(
+        fatal["reason"]
+            .as_str()
+            .unwrap()
+            .contains("gave up after 5 attempts"),
+        "{fatal}"
+    );
     let starts: Vec<u128> = daemon
         .read("starts")
         .lines()
         .map(|l| l.trim().parse().unwrap())
         .collect();
     assert_eq!(starts.len(), 5, "one attempt plus four retries");
-    let gaps: Vec<f64> = starts.windows(2).map(|w| (w[1] - w[0]) as f64 / 1e6).collect();
+    let gaps: Vec<f64> = starts
+        .windows(2)
+        .map(|w| (w[1] - w[0]) as f64 / 1e6)
+        .collect();
     // Delays are 100ms, 200ms, then capped at 300ms; each gap is the delay
     // plus a spawn, so allow scheduling slack above but not below.
     for (gap, delay) in gaps.iter().zip([100.0, 200.0, 300.0, 300.0]) {
-        assert!(*gap >= delay - 5.0, "gap {gap}ms shorter than backoff {delay}ms: {gaps:?}");
-        assert!(*gap < delay + 1000.0, "gap {gap}ms far above backoff {delay}ms: {gaps:?}");
+        assert!(
+            *gap >= delay - 5.0,
+            "gap {gap}ms shorter than backoff {delay}ms: {gaps:?}"
+        );
+        assert!(
+            *gap < delay + 1000.0,
+            "gap {gap}ms far above backoff {delay}ms: {gaps:?}"
+        );
     }
 }
 
@@ -116,7 +159,9 @@ start_secs = "100ms"
 start_retries = 0
 "#,
     );
-    let entry = daemon.wait_for("three restarts", |p| p["restarts"].as_u64().unwrap_or(0) >= 3);
+    let entry = daemon.wait_for("three restarts", |p| {
+        p["restarts"].as_u64().unwrap_or(0) >= 3
+    });
     assert_ne!(entry["state"], "FATAL");
     assert_eq!(entry["last_exit"]["code"], 1);
 }
@@ -227,11 +272,26 @@ start_secs = "0"
     std::fs::write(builder.path().join("not-executable"), "#!/bin/sh\n").unwrap();
     let daemon = builder.start();
     let missing = daemon.wait_state("missing:1", "FATAL");
-    assert!(missing["reason"].as_str().unwrap().contains("command not found: 'no-such-command-ringmaster'"), "{missing}");
+    assert!(
+        missing["reason"]
+            .as_str()
+            .unwrap()
+            .contains("command not found: 'no-such-command-ringmaster'"),
+        "{missing}"
+    );
     let noexec = daemon.wait_state("noexec:1", "FATAL");
     let reason = noexec["reason"].as_str().unwrap();
-    assert!(reason.contains("cannot execute") && reason.contains("permission denied"), "{noexec}");
+    assert!(
+        reason.contains("cannot execute") && reason.contains("permission denied"),
+        "{noexec}"
+    );
     let nodir = daemon.wait_state("nodir:1", "FATAL");
-    assert!(nodir["reason"].as_str().unwrap().contains("cannot change to working_dir"), "{nodir}");
+    assert!(
+        nodir["reason"]
+            .as_str()
+            .unwrap()
+            .contains("cannot change to working_dir"),
+        "{nodir}"
+    );
     daemon.wait_state("fine:1", "RUNNING");
 }

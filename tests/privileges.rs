@@ -24,13 +24,26 @@ fn test_user() -> &'static TestUser {
     USER_ONCE.get_or_init(|| {
         for group in GROUPS {
             if nix::unistd::Group::from_name(group).unwrap().is_none() {
-                let status = Command::new("groupadd").arg(group).status().expect("groupadd");
+                let status = Command::new("groupadd")
+                    .arg(group)
+                    .status()
+                    .expect("groupadd");
                 assert!(status.success(), "groupadd {group} failed");
             }
         }
         if nix::unistd::User::from_name(USER).unwrap().is_none() {
             let status = Command::new("useradd")
-                .args(["-M", "-U", "-d", "/home/rmtestuser", "-s", "/bin/sh", "-G", &GROUPS.join(","), USER])
+                .args([
+                    "-M",
+                    "-U",
+                    "-d",
+                    "/home/rmtestuser",
+                    "-s",
+                    "/bin/sh",
+                    "-G",
+                    &GROUPS.join(","),
+                    USER,
+                ])
                 .status()
                 .expect("useradd");
             assert!(status.success(), "useradd failed");
@@ -38,7 +51,13 @@ fn test_user() -> &'static TestUser {
         let user = nix::unistd::User::from_name(USER).unwrap().unwrap();
         let extra_gids = GROUPS
             .iter()
-            .map(|g| nix::unistd::Group::from_name(g).unwrap().unwrap().gid.as_raw())
+            .map(|g| {
+                nix::unistd::Group::from_name(g)
+                    .unwrap()
+                    .unwrap()
+                    .gid
+                    .as_raw()
+            })
             .collect();
         TestUser {
             name: USER,
@@ -113,12 +132,19 @@ start_secs = "0"
     assert!(env.contains("env HOME=/home/rmtestuser\n"), "{env}");
     assert!(env.contains("env USER=rmtestuser\n"), "{env}");
     assert!(env.contains("env LOGNAME=rmtestuser\n"), "{env}");
-    assert!(env.contains("env SHELL=/bin/overridden\n"), "env wins over passwd: {env}");
+    assert!(
+        env.contains("env SHELL=/bin/overridden\n"),
+        "env wins over passwd: {env}"
+    );
 
     let regrouped = report(&daemon.wait_file("logs/regrouped-1.out.log", "end"));
     assert_eq!(regrouped["gid"], user.extra_gids[0].to_string());
     let expected: BTreeSet<u32> = user.extra_gids.iter().copied().collect();
-    assert_eq!(groups_of(&regrouped), expected, "group replaces the primary group");
+    assert_eq!(
+        groups_of(&regrouped),
+        expected,
+        "group replaces the primary group"
+    );
 }
 
 /// Test plan D24: an unknown user or group is a spawn error, never a child
@@ -139,11 +165,24 @@ start_retries = 0
 "#,
     );
     let ghost = daemon.wait_state("ghost:1", "FATAL");
-    assert!(ghost["reason"].as_str().unwrap().contains("no such user 'no-such-user-ringmaster'"), "{ghost}");
+    assert!(
+        ghost["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no such user 'no-such-user-ringmaster'"),
+        "{ghost}"
+    );
     let group = daemon.wait_state("ghostgroup:1", "FATAL");
-    assert!(group["reason"].as_str().unwrap().contains("no such group"), "{group}");
+    assert!(
+        group["reason"].as_str().unwrap().contains("no such group"),
+        "{group}"
+    );
     assert_eq!(daemon.read("logs/ghost-1.out.log"), "", "something ran");
-    assert_eq!(daemon.read("logs/ghostgroup-1.out.log"), "", "something ran");
+    assert_eq!(
+        daemon.read("logs/ghostgroup-1.out.log"),
+        "",
+        "something ran"
+    );
 }
 
 /// Test plan D24/D25, C17: umask, rlimits (configured, and the original soft
@@ -176,9 +215,18 @@ start_secs = "0"
     assert_eq!(limited["pgid_is_pid"], "true");
 
     let plain = report(&daemon.wait_file("logs/plain-1.out.log", "end"));
-    let (soft, hard) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap();
-    assert_eq!(plain["rlimit_nofile"], format!("{soft}:{hard}"), "the daemon's raised limit leaked");
-    assert_eq!(plain["cwd"], daemon.dir.path().display().to_string(), "default working_dir is the config's directory");
+    let (soft, hard) =
+        nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap();
+    assert_eq!(
+        plain["rlimit_nofile"],
+        format!("{soft}:{hard}"),
+        "the daemon's raised limit leaked"
+    );
+    assert_eq!(
+        plain["cwd"],
+        daemon.dir.path().display().to_string(),
+        "default working_dir is the config's directory"
+    );
     assert_eq!(plain["fds"], "0,1,2");
 }
 
@@ -196,7 +244,12 @@ restart = "never"
     );
     daemon.wait_state("status:1", "EXITED");
     let text = daemon.wait_file("logs/status-1.out.log", "SigCgt:");
-    let field = |key: &str| text.lines().find_map(|l| l.strip_prefix(key)).map(str::trim).unwrap_or("?").to_owned();
+    let field = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map_or("?", str::trim)
+            .to_owned()
+    };
     assert_eq!(field("SigBlk:"), "0000000000000000", "{text}");
     assert_eq!(field("SigIgn:"), "0000000000000000", "{text}");
 }
@@ -226,7 +279,11 @@ start_secs = "0"
 env = { ONLY = "this" }
 "#,
         );
-    std::fs::write(builder.path().join("app.env"), "# comment\nFILE_VAR=from file\nexport QUOTED=\"a b\"\n").unwrap();
+    std::fs::write(
+        builder.path().join("app.env"),
+        "# comment\nFILE_VAR=from file\nexport QUOTED=\"a b\"\n",
+    )
+    .unwrap();
     let daemon = builder.start();
     let dir = daemon.dir.path().display().to_string();
     let copied = daemon.wait_file("logs/copied-2.out.log", "end");
@@ -242,10 +299,16 @@ env = { ONLY = "this" }
         "env RINGMASTER_WID=2".to_owned(),
         format!("env RINGMASTER_SOCKET={}", daemon.socket.display()),
     ] {
-        assert!(copied.lines().any(|l| l == line), "missing {line:?} in:\n{copied}");
+        assert!(
+            copied.lines().any(|l| l == line),
+            "missing {line:?} in:\n{copied}"
+        );
     }
     for leaked in ["NOTIFY_SOCKET", "LISTEN_FDS", "WATCHDOG_USEC"] {
-        assert!(!copied.contains(&format!("env {leaked}=")), "{leaked} leaked:\n{copied}");
+        assert!(
+            !copied.contains(&format!("env {leaked}=")),
+            "{leaked} leaked:\n{copied}"
+        );
     }
     let isolated = daemon.wait_file("logs/isolated-1.out.log", "end");
     let vars: Vec<&str> = isolated
@@ -255,7 +318,13 @@ env = { ONLY = "this" }
         .collect();
     assert_eq!(
         vars,
-        ["ONLY", "RINGMASTER_PROCESS", "RINGMASTER_SOCKET", "RINGMASTER_WATCHER", "RINGMASTER_WID"],
+        [
+            "ONLY",
+            "RINGMASTER_PROCESS",
+            "RINGMASTER_SOCKET",
+            "RINGMASTER_WATCHER",
+            "RINGMASTER_WID"
+        ],
         "copy_env = false must give only what was configured"
     );
 }

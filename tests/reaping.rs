@@ -28,7 +28,10 @@ stderr = "null"
     let status = daemon.wait_all("every quick process exited", |p| {
         !p["name"].as_str().unwrap().starts_with("quick:") || p["state"] == "EXITED"
     });
-    for entry in status.iter().filter(|p| p["name"].as_str().unwrap().starts_with("quick:")) {
+    for entry in status
+        .iter()
+        .filter(|p| p["name"].as_str().unwrap().starts_with("quick:"))
+    {
         let wid: u64 = entry["name"].as_str().unwrap()[6..].parse().unwrap();
         assert_eq!(entry["last_exit"]["code"], wid % 256, "{entry}");
         assert_eq!(entry["restarts"], 0, "{entry}");
@@ -37,10 +40,17 @@ stderr = "null"
     // leaders remain, and no zombie.
     wait_until("orphans reaped", DEADLINE, || {
         let left = descendants(daemon.pid());
-        let zombies = left.iter().filter(|&&pid| stat_field(pid, 3).as_deref() == Some("Z")).count();
+        let zombies = left
+            .iter()
+            .filter(|&&pid| stat_field(pid, 3).as_deref() == Some("Z"))
+            .count();
         (left.len() == 4 && zombies == 0).then_some(())
     });
-    for entry in daemon.status().iter().filter(|p| p["name"].as_str().unwrap().starts_with("storm:")) {
+    for entry in daemon
+        .status()
+        .iter()
+        .filter(|p| p["name"].as_str().unwrap().starts_with("storm:"))
+    {
         assert_eq!(entry["state"], "RUNNING", "{entry}");
     }
 }

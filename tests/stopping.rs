@@ -37,7 +37,10 @@ stop_timeout = "1s"
     let elapsed = started.elapsed();
     assert_eq!(reply["ok"], true, "{reply}");
     assert_eq!(reply["result"]["processes"][0]["ok"], true, "{reply}");
-    assert!(elapsed >= Duration::from_millis(950), "stopped after {elapsed:?}, before stop_timeout");
+    assert!(
+        elapsed >= Duration::from_millis(950),
+        "stopped after {elapsed:?}, before stop_timeout"
+    );
     let entry = daemon.process("stubborn:1");
     assert_eq!(entry["state"], "STOPPED");
     assert_eq!(entry["last_exit"]["signal"], "KILL", "{entry}");
@@ -60,7 +63,10 @@ start_secs = "0"
     });
     let output = daemon.ctl(&["stop", "family"]);
     assert!(output.status.success(), "{output:?}");
-    assert!(!group_alive(pgid), "group {pgid} still has members after stop");
+    assert!(
+        !group_alive(pgid),
+        "group {pgid} still has members after stop"
+    );
 }
 
 /// Test plan B11: the leader exits on TERM but a member ignores it; stop
@@ -86,7 +92,10 @@ stop_timeout = "500ms"
     let started = Instant::now();
     let output = daemon.ctl(&["stop", "leader"]);
     assert!(output.status.success(), "{output:?}");
-    assert!(started.elapsed() >= Duration::from_millis(450), "returned before the member was killed");
+    assert!(
+        started.elapsed() >= Duration::from_millis(450),
+        "returned before the member was killed"
+    );
     assert!(!pid_alive(member), "member {member} survived stop");
     assert!(!group_alive(pgid));
     assert_eq!(daemon.process("leader:1")["state"], "STOPPED");
@@ -109,7 +118,11 @@ stop_timeout = "10s"
     let started = Instant::now();
     let output = daemon.ctl(&["stop", "holder"]);
     assert!(output.status.success(), "{output:?}");
-    assert!(started.elapsed() < Duration::from_secs(5), "stop took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "stop took {:?}",
+        started.elapsed()
+    );
     assert_eq!(daemon.process("holder:1")["state"], "STOPPED");
     // And it can be started again at once, with a fresh pipe.
     let output = daemon.ctl(&["start", "holder"]);
@@ -135,15 +148,26 @@ stop_group = false
     );
     let member_of = |file: &str| -> i32 {
         let text = daemon.wait_file(file, "member=");
-        text.lines().find_map(|l| l.strip_prefix("member=")).unwrap().trim().parse().unwrap()
+        text.lines()
+            .find_map(|l| l.strip_prefix("member="))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
     };
     daemon.wait_state("grouped:1", "RUNNING");
     daemon.wait_state("leader_only:1", "RUNNING");
     let grouped_member = member_of("logs/grouped-1.out.log");
     let lone_member = member_of("logs/leader_only-1.out.log");
     assert!(daemon.ctl(&["stop", "all"]).status.success());
-    assert!(!pid_alive(grouped_member), "group member survived a group stop");
-    assert!(pid_alive(lone_member), "stop_group = false signalled the whole group");
+    assert!(
+        !pid_alive(grouped_member),
+        "group member survived a group stop"
+    );
+    assert!(
+        pid_alive(lone_member),
+        "stop_group = false signalled the whole group"
+    );
 }
 
 /// Test plan B13/B14: SIGTERM stops watchers in reverse priority order, one
@@ -224,10 +248,17 @@ numprocesses = 2
 start_secs = "0"
 "#,
     );
-    let pids: Vec<i32> = daemon.wait_all("running", |p| p["state"] == "RUNNING").iter().map(pid_of).collect();
+    let pids: Vec<i32> = daemon
+        .wait_all("running", |p| p["state"] == "RUNNING")
+        .iter()
+        .map(pid_of)
+        .collect();
     let output = daemon.ctl(&["shutdown"]);
     assert!(output.status.success(), "{output:?}");
-    assert!(crate::support::stdout(&output).contains("2 processes stopped"), "{output:?}");
+    assert!(
+        crate::support::stdout(&output).contains("2 processes stopped"),
+        "{output:?}"
+    );
     for pid in pids {
         assert!(!pid_alive(pid));
     }

@@ -2,6 +2,14 @@
 //! `ringmaster-testkit` binaries with real processes, pipes, signals and
 //! sockets. One test binary (see Cargo.toml), one module per area.
 
+// Tests panic on unexpected errors: that is how they fail.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::needless_pass_by_value,
+    missing_docs
+)]
+
 mod support;
 
 mod config_errors;

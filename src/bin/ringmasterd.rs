@@ -16,7 +16,12 @@ struct Args {
     #[arg(value_name = "CONFIG")]
     config: Option<PathBuf>,
     /// Same as CONFIG (supervisord habit).
-    #[arg(short = 'c', long = "config", value_name = "PATH", conflicts_with = "config")]
+    #[arg(
+        short = 'c',
+        long = "config",
+        value_name = "PATH",
+        conflicts_with = "config"
+    )]
     config_flag: Option<PathBuf>,
     /// Parse and validate, print a summary, exit 0 or 1.
     #[arg(long)]
@@ -43,7 +48,10 @@ fn default_config() -> PathBuf {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let path = args.config.or(args.config_flag).unwrap_or_else(default_config);
+    let path = args
+        .config
+        .or(args.config_flag)
+        .unwrap_or_else(default_config);
     let config = match ringmaster_config::load(&path, args.format) {
         Ok(config) => config,
         Err(errors) => {
@@ -58,7 +66,10 @@ fn main() -> ExitCode {
         args.log_level.unwrap_or(config.daemon.log_level),
         args.log_format.unwrap_or(config.daemon.log_format),
     );
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("ringmasterd: cannot start the runtime: {err}");
@@ -79,15 +90,28 @@ fn check(config: &Config) -> ExitCode {
     for problem in &problems {
         eprintln!("ringmasterd: {problem}");
     }
-    println!("{}: {}", config.path.display(), if problems.is_empty() { "OK" } else { "ERRORS" });
-    println!("  socket   {} (mode {:04o})", config.daemon.socket.display(), config.daemon.socket_mode);
+    println!(
+        "{}: {}",
+        config.path.display(),
+        if problems.is_empty() { "OK" } else { "ERRORS" }
+    );
+    println!(
+        "  socket   {} (mode {:04o})",
+        config.daemon.socket.display(),
+        config.daemon.socket_mode
+    );
     println!("  logs     {}", config.daemon.logs_dir.display());
     println!(
         "  watchers {} ({} processes)",
         config.watchers.len(),
         config.process_count()
     );
-    let width = config.watchers.iter().map(|w| w.name.len()).max().unwrap_or(0);
+    let width = config
+        .watchers
+        .iter()
+        .map(|w| w.name.len())
+        .max()
+        .unwrap_or(0);
     for w in &config.watchers {
         let argv: Vec<String> = w.command.argv.iter().map(ToString::to_string).collect();
         println!(
@@ -97,10 +121,17 @@ fn check(config: &Config) -> ExitCode {
             w.priority,
             w.restart.as_str(),
             argv.join(" "),
-            w.user.as_deref().map(|u| format!("  (as {u})")).unwrap_or_default(),
+            w.user
+                .as_deref()
+                .map(|u| format!("  (as {u})"))
+                .unwrap_or_default(),
         );
     }
-    if problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) }
+    if problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }
 
 fn init_logging(level: LogLevel, format: LogFormat) {

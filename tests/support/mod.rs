@@ -41,14 +41,20 @@ pub fn wait_until<T>(what: &str, deadline: Duration, mut check: impl FnMut() -> 
         if let Some(value) = check() {
             return value;
         }
-        assert!(start.elapsed() < deadline, "timed out after {deadline:?} waiting for {what}");
+        assert!(
+            start.elapsed() < deadline,
+            "timed out after {deadline:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
 
 /// A temp dir that other users can traverse (for privilege-drop tests).
 pub fn open_dir() -> TempDir {
-    let dir = tempfile::Builder::new().prefix("rm-test-").tempdir().unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("rm-test-")
+        .tempdir()
+        .unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     dir
 }
@@ -117,7 +123,9 @@ impl Builder {
             dir.join("rm.sock").display(),
             dir.join("logs").display(),
             self.daemon,
-            self.body.replace("@TESTKIT@", testkit()).replace("@DIR@", &dir.display().to_string()),
+            self.body
+                .replace("@TESTKIT@", testkit())
+                .replace("@DIR@", &dir.display().to_string()),
         );
         std::fs::write(&config, text).unwrap();
         config
@@ -130,7 +138,9 @@ impl Builder {
         command
             .arg(&config)
             .stdin(Stdio::null())
-            .stdout(Stdio::from(File::create(self.dir.path().join("daemon.out")).unwrap()))
+            .stdout(Stdio::from(
+                File::create(self.dir.path().join("daemon.out")).unwrap(),
+            ))
             .stderr(Stdio::from(File::create(&stderr).unwrap()))
             .env_remove("RINGMASTER_SOCKET");
         for (k, v) in &self.env {
@@ -159,7 +169,10 @@ impl Builder {
 impl Daemon {
     pub fn builder() -> Builder {
         Builder {
-            dir: tempfile::Builder::new().prefix("rm-test-").tempdir().unwrap(),
+            dir: tempfile::Builder::new()
+                .prefix("rm-test-")
+                .tempdir()
+                .unwrap(),
             daemon: String::new(),
             body: String::new(),
             env: Vec::new(),
@@ -227,12 +240,16 @@ impl Daemon {
 
     /// Waits until `name` is in `state`, returning its status entry.
     pub fn wait_state(&self, name: &str, state: &str) -> Value {
-        self.wait_for(&format!("{name} to be {state}"), |p| p["name"] == name && p["state"] == state)
+        self.wait_for(&format!("{name} to be {state}"), |p| {
+            p["name"] == name && p["state"] == state
+        })
     }
 
     /// Waits until some process entry satisfies `pred`.
     pub fn wait_for(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-        wait_until(what, DEADLINE, || self.status().into_iter().find(|p| pred(p)))
+        wait_until(what, DEADLINE, || {
+            self.status().into_iter().find(|p| pred(p))
+        })
     }
 
     /// Waits until every process satisfies `pred`.
@@ -257,8 +274,10 @@ impl Daemon {
 
     /// Waits for the daemon to exit and returns its exit code.
     pub fn wait_exit(&mut self, deadline: Duration) -> Option<i32> {
-        wait_until("the daemon to exit", deadline, || self.child.try_wait().unwrap())
-            .code()
+        wait_until("the daemon to exit", deadline, || {
+            self.child.try_wait().unwrap()
+        })
+        .code()
     }
 
     pub fn signal(&self, signal: nix::sys::signal::Signal) {
@@ -276,11 +295,17 @@ impl Drop for Daemon {
             eprintln!("---- daemon log ----\n{}", self.daemon_log());
         }
         // Freeze the daemon first so it cannot respawn what we kill.
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), nix::sys::signal::Signal::SIGSTOP);
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.pid()),
+            nix::sys::signal::Signal::SIGSTOP,
+        );
         // Repeat: a child killed while forking may leave a fresh orphan,
         // which the (stopped) subreaper daemon adopts.
         for _ in 0..100 {
-            if descendants(self.pid()).into_iter().all(|pid| stat_field(pid, 3).as_deref() == Some("Z")) {
+            if descendants(self.pid())
+                .into_iter()
+                .all(|pid| stat_field(pid, 3).as_deref() == Some("Z"))
+            {
                 break;
             }
             kill_tree(self.pid());

@@ -43,10 +43,8 @@ fn parse(path: &Path, text: &str) -> Result<Vec<(String, String)>, ConfigError> 
                 message: format!("invalid variable name '{key}'"),
             });
         }
-        let value = unquote(value.trim()).map_err(|message| ConfigError::Syntax {
-            location,
-            message,
-        })?;
+        let value =
+            unquote(value.trim()).map_err(|message| ConfigError::Syntax { location, message })?;
         pairs.push((key.to_owned(), value));
     }
     Ok(pairs)
@@ -109,6 +107,9 @@ mod tests {
     #[test]
     fn reports_line() {
         let err = parse(Path::new(".env"), "A=1\nnonsense\n").unwrap_err();
-        assert_eq!(err.to_string(), ".env:2:1: expected KEY=VALUE, found 'nonsense'");
+        assert_eq!(
+            err.to_string(),
+            ".env:2:1: expected KEY=VALUE, found 'nonsense'"
+        );
     }
 }

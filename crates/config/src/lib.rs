@@ -115,7 +115,11 @@ pub fn check_system(config: &Config) -> Vec<ConfigError> {
         && !matches!(nix::unistd::Group::from_name(group), Ok(Some(_)))
     {
         errors.push(ConfigError::Invalid {
-            location: config.daemon.socket_group_location.clone().unwrap_or_else(|| Location::file(&config.path)),
+            location: config
+                .daemon
+                .socket_group_location
+                .clone()
+                .unwrap_or_else(|| Location::file(&config.path)),
             key: "daemon.socket_group".into(),
             message: format!("no such group '{group}'"),
         });

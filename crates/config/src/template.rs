@@ -128,9 +128,9 @@ pub(crate) fn expand(input: &str, ctx: &Context<'_>) -> Result<Template, String>
     while let Some(pos) = rest.find('$') {
         template.push_literal(&rest[..pos]);
         let after = &rest[pos..];
-        if after.starts_with("$$(") {
+        if let Some(escaped) = after.strip_prefix("$$(") {
             template.push_literal("$(");
-            rest = &after[3..];
+            rest = escaped;
             continue;
         }
         if !after.starts_with("$(") {
@@ -150,8 +150,9 @@ pub(crate) fn expand(input: &str, ctx: &Context<'_>) -> Result<Template, String>
             "here" => template.push_literal(ctx.here),
             _ => {
                 if let Some(var) = name.strip_prefix("env.") {
-                    let value = (ctx.env)(var)
-                        .ok_or_else(|| format!("$(env.{var}): environment variable {var} is not set"))?;
+                    let value = (ctx.env)(var).ok_or_else(|| {
+                        format!("$(env.{var}): environment variable {var} is not set")
+                    })?;
                     template.push_literal(&value);
                 } else if name.starts_with("sockets.") || name == "metrics_port" {
                     return Err(format!("placeholder $({name}) is not supported yet"));
@@ -189,14 +190,29 @@ mod tests {
         let t = ctx_expand("$(here)/$(name)-$(wid).log in $(env.HOME) costs $5").unwrap();
         assert_eq!(t.render(3), "/etc/rm/web-3.log in /home/x costs $5");
         assert!(t.uses_wid());
-        assert_eq!(ctx_expand("echo $$(date)").unwrap().render(1), "echo $(date)");
+        assert_eq!(
+            ctx_expand("echo $$(date)").unwrap().render(1),
+            "echo $(date)"
+        );
     }
 
     #[test]
     fn rejects_unknown_placeholders() {
-        assert!(ctx_expand("$(nope)").unwrap_err().contains("unknown placeholder"));
-        assert!(ctx_expand("$(env.MISSING)").unwrap_err().contains("not set"));
+        assert!(
+            ctx_expand("$(nope)")
+                .unwrap_err()
+                .contains("unknown placeholder")
+        );
+        assert!(
+            ctx_expand("$(env.MISSING)")
+                .unwrap_err()
+                .contains("not set")
+        );
         assert!(ctx_expand("$(name").unwrap_err().contains("unterminated"));
-        assert!(ctx_expand("$(sockets.web)").unwrap_err().contains("not supported yet"));
+        assert!(
+            ctx_expand("$(sockets.web)")
+                .unwrap_err()
+                .contains("not supported yet")
+        );
     }
 }

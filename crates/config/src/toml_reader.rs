@@ -99,8 +99,7 @@ impl<'a> Source<'a> {
     fn new(path: &'a Path, text: &str) -> Self {
         let here = path
             .parent()
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_else(|| ".".into());
+            .map_or_else(|| ".".into(), |p| p.to_string_lossy().into_owned());
         let line_starts = std::iter::once(0)
             .chain(text.match_indices('\n').map(|(i, _)| i + 1))
             .collect();
@@ -122,7 +121,10 @@ impl<'a> Source<'a> {
     }
 }
 
-type Entry<'i> = (&'i Spanned<std::borrow::Cow<'i, str>>, &'i Spanned<DeValue<'i>>);
+type Entry<'i> = (
+    &'i Spanned<std::borrow::Cow<'i, str>>,
+    &'i Spanned<DeValue<'i>>,
+);
 
 /// Collects errors while walking one or more files.
 #[derive(Default)]
@@ -139,7 +141,15 @@ impl Reader {
         });
     }
 
-    fn unknown_key(&mut self, src: &Source<'_>, offset: usize, path: &str, key: &str, known: &[&str], later: &[&str]) {
+    fn unknown_key(
+        &mut self,
+        src: &Source<'_>,
+        offset: usize,
+        path: &str,
+        key: &str,
+        known: &[&str],
+        later: &[&str],
+    ) {
         if later.contains(&key) {
             self.invalid(
                 src,
@@ -152,10 +162,20 @@ impl Reader {
         let hint = did_you_mean(key, known.iter().chain(later).copied())
             .map(|s| format!(" (did you mean '{s}'?)"))
             .unwrap_or_default();
-        self.invalid(src, offset, &format!("{path}{key}"), format!("unknown key{hint}"));
+        self.invalid(
+            src,
+            offset,
+            &format!("{path}{key}"),
+            format!("unknown key{hint}"),
+        );
     }
 
-    fn table<'v, 'i>(&mut self, src: &Source<'_>, key: &str, value: &'v Spanned<DeValue<'i>>) -> Option<&'v DeTable<'i>> {
+    fn table<'v, 'i>(
+        &mut self,
+        src: &Source<'_>,
+        key: &str,
+        value: &'v Spanned<DeValue<'i>>,
+    ) -> Option<&'v DeTable<'i>> {
         match value.get_ref() {
             DeValue::Table(table) => Some(table),
             other => {
@@ -165,7 +185,12 @@ impl Reader {
         }
     }
 
-    fn string<'v>(&mut self, src: &Source<'_>, key: &str, value: &'v Spanned<DeValue<'_>>) -> Option<&'v str> {
+    fn string<'v>(
+        &mut self,
+        src: &Source<'_>,
+        key: &str,
+        value: &'v Spanned<DeValue<'_>>,
+    ) -> Option<&'v str> {
         match value.get_ref() {
             DeValue::String(s) => Some(s.as_ref()),
             other => {
@@ -175,7 +200,12 @@ impl Reader {
         }
     }
 
-    fn boolean(&mut self, src: &Source<'_>, key: &str, value: &Spanned<DeValue<'_>>) -> Option<bool> {
+    fn boolean(
+        &mut self,
+        src: &Source<'_>,
+        key: &str,
+        value: &Spanned<DeValue<'_>>,
+    ) -> Option<bool> {
         match value.get_ref() {
             DeValue::Boolean(b) => Some(*b),
             other => {
@@ -185,7 +215,12 @@ impl Reader {
         }
     }
 
-    fn integer(&mut self, src: &Source<'_>, key: &str, value: &Spanned<DeValue<'_>>) -> Option<i64> {
+    fn integer(
+        &mut self,
+        src: &Source<'_>,
+        key: &str,
+        value: &Spanned<DeValue<'_>>,
+    ) -> Option<i64> {
         match value.get_ref() {
             DeValue::Integer(i) => {
                 let parsed = i64::from_str_radix(i.as_str(), i.radix()).ok();
@@ -201,17 +236,34 @@ impl Reader {
         }
     }
 
-    fn integer_in(&mut self, src: &Source<'_>, key: &str, value: &Spanned<DeValue<'_>>, min: i64, max: i64) -> Option<i64> {
+    fn integer_in(
+        &mut self,
+        src: &Source<'_>,
+        key: &str,
+        value: &Spanned<DeValue<'_>>,
+        min: i64,
+        max: i64,
+    ) -> Option<i64> {
         let number = self.integer(src, key, value)?;
         if (min..=max).contains(&number) {
             Some(number)
         } else {
-            self.invalid(src, value.span().start, key, format!("{number} is out of range ({min} to {max})"));
+            self.invalid(
+                src,
+                value.span().start,
+                key,
+                format!("{number} is out of range ({min} to {max})"),
+            );
             None
         }
     }
 
-    fn duration(&mut self, src: &Source<'_>, key: &str, value: &Spanned<DeValue<'_>>) -> Option<Duration> {
+    fn duration(
+        &mut self,
+        src: &Source<'_>,
+        key: &str,
+        value: &Spanned<DeValue<'_>>,
+    ) -> Option<Duration> {
         match value.get_ref() {
             DeValue::String(s) => match parse_duration(s) {
                 Ok(d) => Some(d),
@@ -230,7 +282,13 @@ impl Reader {
         }
     }
 
-    fn octal(&mut self, src: &Source<'_>, key: &str, value: &Spanned<DeValue<'_>>, max: u32) -> Option<u32> {
+    fn octal(
+        &mut self,
+        src: &Source<'_>,
+        key: &str,
+        value: &Spanned<DeValue<'_>>,
+        max: u32,
+    ) -> Option<u32> {
         let parsed = match value.get_ref() {
             DeValue::String(s) => parse_octal(s, max),
             DeValue::Integer(_) => {
@@ -254,7 +312,13 @@ impl Reader {
         }
     }
 
-    fn choice<T: Copy>(&mut self, src: &Source<'_>, key: &str, value: &Spanned<DeValue<'_>>, choices: &[(&str, T)]) -> Option<T> {
+    fn choice<T: Copy>(
+        &mut self,
+        src: &Source<'_>,
+        key: &str,
+        value: &Spanned<DeValue<'_>>,
+        choices: &[(&str, T)],
+    ) -> Option<T> {
         let text = self.string(src, key, value)?;
         if let Some((_, v)) = choices.iter().find(|(name, _)| *name == text) {
             return Some(*v);
@@ -267,12 +331,22 @@ impl Reader {
             src,
             value.span().start,
             key,
-            format!("unknown value '{text}'{hint}; expected one of: {}", names.join(", ")),
+            format!(
+                "unknown value '{text}'{hint}; expected one of: {}",
+                names.join(", ")
+            ),
         );
         None
     }
 
-    fn expand(&mut self, src: &Source<'_>, key: &str, value: &Spanned<DeValue<'_>>, text: &str, ctx: &Context<'_>) -> Option<Template> {
+    fn expand(
+        &mut self,
+        src: &Source<'_>,
+        key: &str,
+        value: &Spanned<DeValue<'_>>,
+        text: &str,
+        ctx: &Context<'_>,
+    ) -> Option<Template> {
         match template::expand(text, ctx) {
             Ok(t) => Some(t),
             Err(message) => {
@@ -282,7 +356,14 @@ impl Reader {
         }
     }
 
-    fn type_error(&mut self, src: &Source<'_>, key: &str, value: &Spanned<DeValue<'_>>, expected: &str, found: &DeValue<'_>) {
+    fn type_error(
+        &mut self,
+        src: &Source<'_>,
+        key: &str,
+        value: &Spanned<DeValue<'_>>,
+        expected: &str,
+        found: &DeValue<'_>,
+    ) {
         let found = match found {
             DeValue::String(_) => "a string",
             DeValue::Integer(_) => "an integer",
@@ -292,7 +373,12 @@ impl Reader {
             DeValue::Array(_) => "an array",
             DeValue::Table(_) => "a table",
         };
-        self.invalid(src, value.span().start, key, format!("expected {expected}, found {found}"));
+        self.invalid(
+            src,
+            value.span().start,
+            key,
+            format!("expected {expected}, found {found}"),
+        );
     }
 }
 
@@ -313,7 +399,14 @@ pub(crate) fn load(path: &Path) -> Result<Config, ConfigErrors> {
                     watcher_tables.extend(table.iter());
                 }
             }
-            other => reader.unknown_key(&src, key.span().start, "", other, &["daemon", "watchers"], &["sockets"]),
+            other => reader.unknown_key(
+                &src,
+                key.span().start,
+                "",
+                other,
+                &["daemon", "watchers"],
+                &["sockets"],
+            ),
         }
     }
 
@@ -336,7 +429,10 @@ pub(crate) fn load(path: &Path) -> Result<Config, ConfigErrors> {
             reader.errors.push(ConfigError::Invalid {
                 location: location.clone(),
                 key: format!("watchers.{}", watcher.name),
-                message: format!("duplicate watcher '{}' (first defined at {first})", watcher.name),
+                message: format!(
+                    "duplicate watcher '{}' (first defined at {first})",
+                    watcher.name
+                ),
             });
         } else {
             seen.insert(watcher.name.clone(), location.clone());
@@ -380,7 +476,12 @@ struct IncludePattern {
     location: Location,
 }
 
-fn read_include(reader: &mut Reader, include: &IncludePattern, daemon: &DaemonConfig, watchers: &mut Vec<(WatcherConfig, Location)>) {
+fn read_include(
+    reader: &mut Reader,
+    include: &IncludePattern,
+    daemon: &DaemonConfig,
+    watchers: &mut Vec<(WatcherConfig, Location)>,
+) {
     let paths = match glob::glob(&include.pattern) {
         Ok(paths) => paths,
         Err(err) => {
@@ -439,13 +540,24 @@ fn read_include(reader: &mut Reader, include: &IncludePattern, daemon: &DaemonCo
                     "daemon",
                     "[daemon] may only appear in the main configuration file",
                 ),
-                other => reader.unknown_key(&src, key.span().start, "", other, &["watchers"], &["sockets"]),
+                other => reader.unknown_key(
+                    &src,
+                    key.span().start,
+                    "",
+                    other,
+                    &["watchers"],
+                    &["sockets"],
+                ),
             }
         }
     }
 }
 
-fn read_daemon(reader: &mut Reader, src: &Source<'_>, value: Option<&Spanned<DeValue<'_>>>) -> (DaemonConfig, Vec<IncludePattern>) {
+fn read_daemon(
+    reader: &mut Reader,
+    src: &Source<'_>,
+    value: Option<&Spanned<DeValue<'_>>>,
+) -> (DaemonConfig, Vec<IncludePattern>) {
     let no_env = |var: &str| std::env::var(var).ok();
     let ctx = Context {
         name: "",
@@ -485,7 +597,12 @@ fn read_daemon(reader: &mut Reader, src: &Source<'_>, value: Option<&Spanned<DeV
                 }
             }
             "log_format" => {
-                if let Some(format) = reader.choice(src, k, value, &[("text", LogFormat::Text), ("json", LogFormat::Json)]) {
+                if let Some(format) = reader.choice(
+                    src,
+                    k,
+                    value,
+                    &[("text", LogFormat::Text), ("json", LogFormat::Json)],
+                ) {
                     log_format = format;
                 }
             }
@@ -508,7 +625,14 @@ fn read_daemon(reader: &mut Reader, src: &Source<'_>, value: Option<&Spanned<DeV
                     }
                 }
             }
-            other => reader.unknown_key(src, key.span().start, "daemon.", other, DAEMON_KEYS, DAEMON_KEYS_LATER),
+            other => reader.unknown_key(
+                src,
+                key.span().start,
+                "daemon.",
+                other,
+                DAEMON_KEYS,
+                DAEMON_KEYS_LATER,
+            ),
         }
     }
 
@@ -547,11 +671,22 @@ fn default_logs_dir() -> PathBuf {
 
 /// A daemon-level path: placeholders expanded, `$(wid)` refused, made
 /// absolute against the file's directory.
-fn read_path(reader: &mut Reader, src: &Source<'_>, key: &str, value: &Spanned<DeValue<'_>>, ctx: &Context<'_>) -> Option<PathBuf> {
+fn read_path(
+    reader: &mut Reader,
+    src: &Source<'_>,
+    key: &str,
+    value: &Spanned<DeValue<'_>>,
+    ctx: &Context<'_>,
+) -> Option<PathBuf> {
     let text = reader.string(src, key, value)?;
     let template = reader.expand(src, key, value, text, ctx)?;
     if template.uses_wid() {
-        reader.invalid(src, value.span().start, key, "$(wid) is only meaningful in a watcher");
+        reader.invalid(
+            src,
+            value.span().start,
+            key,
+            "$(wid) is only meaningful in a watcher",
+        );
         return None;
     }
     let path = PathBuf::from(template.render(0));
@@ -586,7 +721,13 @@ fn valid_watcher_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
-fn read_watcher(reader: &mut Reader, src: &Source<'_>, daemon: &DaemonConfig, name_key: &Spanned<std::borrow::Cow<'_, str>>, value: &Spanned<DeValue<'_>>) -> Option<WatcherConfig> {
+fn read_watcher(
+    reader: &mut Reader,
+    src: &Source<'_>,
+    daemon: &DaemonConfig,
+    name_key: &Spanned<std::borrow::Cow<'_, str>>,
+    value: &Spanned<DeValue<'_>>,
+) -> Option<WatcherConfig> {
     let name = name_key.get_ref().as_ref();
     let prefix = format!("watchers.{name}.");
     let errors_before = reader.errors.len();
@@ -609,7 +750,14 @@ fn read_watcher(reader: &mut Reader, src: &Source<'_>, daemon: &DaemonConfig, na
             keys.insert(key_name, value);
             locations.insert(key_name.to_owned(), src.location(key.span().start));
         } else {
-            reader.unknown_key(src, key.span().start, &prefix, key_name, WATCHER_KEYS, WATCHER_KEYS_LATER);
+            reader.unknown_key(
+                src,
+                key.span().start,
+                &prefix,
+                key_name,
+                WATCHER_KEYS,
+                WATCHER_KEYS_LATER,
+            );
         }
     }
     let k = |key: &str| format!("{prefix}{key}");
@@ -657,7 +805,12 @@ fn read_watcher(reader: &mut Reader, src: &Source<'_>, daemon: &DaemonConfig, na
             let var = var.get_ref().as_ref();
             let key = format!("{prefix}env.{var}");
             if var.is_empty() || var.contains('=') || var.contains('\0') {
-                reader.invalid(src, item.span().start, &key, "invalid environment variable name");
+                reader.invalid(
+                    src,
+                    item.span().start,
+                    &key,
+                    "invalid environment variable name",
+                );
                 continue;
             }
             let text = match item.get_ref() {
@@ -695,17 +848,32 @@ fn read_watcher(reader: &mut Reader, src: &Source<'_>, daemon: &DaemonConfig, na
         .unwrap_or(false);
     let argv = match (keys.get("cmd"), keys.get("args")) {
         (Some(_), Some(args)) => {
-            reader.invalid(src, args.span().start, &k("args"), "give either cmd or args, not both");
+            reader.invalid(
+                src,
+                args.span().start,
+                &k("args"),
+                "give either cmd or args, not both",
+            );
             None
         }
         (None, None) => {
-            reader.invalid(src, name_key.span().start, &format!("watchers.{name}"), "missing cmd (or args)");
+            reader.invalid(
+                src,
+                name_key.span().start,
+                &format!("watchers.{name}"),
+                "missing cmd (or args)",
+            );
             None
         }
         (Some(cmd), None) => read_cmd(reader, src, &k("cmd"), cmd, shell, &ctx),
         (None, Some(args)) => {
             if shell {
-                reader.invalid(src, args.span().start, &k("args"), "shell = true needs cmd, a string for /bin/sh -c");
+                reader.invalid(
+                    src,
+                    args.span().start,
+                    &k("args"),
+                    "shell = true needs cmd, a string for /bin/sh -c",
+                );
                 None
             } else {
                 read_args(reader, src, &k("args"), args, &ctx)
@@ -778,9 +946,16 @@ fn read_watcher(reader: &mut Reader, src: &Source<'_>, daemon: &DaemonConfig, na
             DeValue::String(s) if s.as_ref() == "infinite" => StartRetries::Infinite,
             DeValue::Integer(_) => reader
                 .integer_in(src, &k("start_retries"), value, 0, i64::from(u32::MAX))
-                .map_or(StartRetries::Limited(defaults::START_RETRIES), |n| StartRetries::Limited(n as u32)),
+                .map_or(StartRetries::Limited(defaults::START_RETRIES), |n| {
+                    StartRetries::Limited(n as u32)
+                }),
             _ => {
-                reader.invalid(src, value.span().start, &k("start_retries"), "expected a number of retries or \"infinite\"");
+                reader.invalid(
+                    src,
+                    value.span().start,
+                    &k("start_retries"),
+                    "expected a number of retries or \"infinite\"",
+                );
                 StartRetries::Limited(defaults::START_RETRIES)
             }
         },
@@ -804,7 +979,15 @@ fn read_watcher(reader: &mut Reader, src: &Source<'_>, daemon: &DaemonConfig, na
         .unwrap_or(true);
     let priority = keys
         .get("priority")
-        .and_then(|v| reader.integer_in(src, &k("priority"), v, i64::from(i32::MIN), i64::from(i32::MAX)))
+        .and_then(|v| {
+            reader.integer_in(
+                src,
+                &k("priority"),
+                v,
+                i64::from(i32::MIN),
+                i64::from(i32::MAX),
+            )
+        })
         .map_or(defaults::PRIORITY, |p| p as i32);
     let rlimits = match keys.get("rlimits") {
         Some(value) => read_rlimits(reader, src, &k("rlimits"), value),
@@ -816,10 +999,12 @@ fn read_watcher(reader: &mut Reader, src: &Source<'_>, daemon: &DaemonConfig, na
             .join(Template::literal(format!(".{stream}.log"))),
     };
     let stdout = match keys.get("stdout") {
-        Some(value) => read_sink(reader, src, &k("stdout"), value, &ctx, false).and_then(|s| match s {
-            StderrSink::Sink(sink) => Some(sink),
-            StderrSink::Stdout => None,
-        }),
+        Some(value) => {
+            read_sink(reader, src, &k("stdout"), value, &ctx, false).and_then(|s| match s {
+                StderrSink::Sink(sink) => Some(sink),
+                StderrSink::Stdout => None,
+            })
+        }
         None => Some(default_log("out")),
     };
     let stderr = match keys.get("stderr") {
@@ -832,10 +1017,7 @@ fn read_watcher(reader: &mut Reader, src: &Source<'_>, daemon: &DaemonConfig, na
     }
     Some(WatcherConfig {
         name: name.to_owned(),
-        command: Command {
-            argv: argv?,
-            shell,
-        },
+        command: Command { argv: argv?, shell },
         numprocesses,
         working_dir: working_dir?,
         user,
@@ -864,7 +1046,14 @@ fn libc_sigterm() -> i32 {
     signals::parse("TERM").unwrap_or(15)
 }
 
-fn read_cmd(reader: &mut Reader, src: &Source<'_>, key: &str, value: &Spanned<DeValue<'_>>, shell: bool, ctx: &Context<'_>) -> Option<Vec<Template>> {
+fn read_cmd(
+    reader: &mut Reader,
+    src: &Source<'_>,
+    key: &str,
+    value: &Spanned<DeValue<'_>>,
+    shell: bool,
+    ctx: &Context<'_>,
+) -> Option<Vec<Template>> {
     let text = reader.string(src, key, value)?;
     if text.trim().is_empty() {
         reader.invalid(src, value.span().start, key, "must not be empty");
@@ -872,10 +1061,19 @@ fn read_cmd(reader: &mut Reader, src: &Source<'_>, key: &str, value: &Spanned<De
     }
     if shell {
         let script = reader.expand(src, key, value, text, ctx)?;
-        return Some(vec![Template::literal("/bin/sh"), Template::literal("-c"), script]);
+        return Some(vec![
+            Template::literal("/bin/sh"),
+            Template::literal("-c"),
+            script,
+        ]);
     }
     let Some(words) = shlex::split(text) else {
-        reader.invalid(src, value.span().start, key, "unbalanced quotes (cmd is split like a shell would, without running one)");
+        reader.invalid(
+            src,
+            value.span().start,
+            key,
+            "unbalanced quotes (cmd is split like a shell would, without running one)",
+        );
         return None;
     };
     let mut argv = Vec::with_capacity(words.len());
@@ -885,13 +1083,24 @@ fn read_cmd(reader: &mut Reader, src: &Source<'_>, key: &str, value: &Spanned<De
     Some(argv)
 }
 
-fn read_args(reader: &mut Reader, src: &Source<'_>, key: &str, value: &Spanned<DeValue<'_>>, ctx: &Context<'_>) -> Option<Vec<Template>> {
+fn read_args(
+    reader: &mut Reader,
+    src: &Source<'_>,
+    key: &str,
+    value: &Spanned<DeValue<'_>>,
+    ctx: &Context<'_>,
+) -> Option<Vec<Template>> {
     let DeValue::Array(items) = value.get_ref() else {
         reader.type_error(src, key, value, "an array of strings", value.get_ref());
         return None;
     };
     if items.is_empty() {
-        reader.invalid(src, value.span().start, key, "must name at least the program");
+        reader.invalid(
+            src,
+            value.span().start,
+            key,
+            "must name at least the program",
+        );
         return None;
     }
     let mut argv = Vec::with_capacity(items.len());
@@ -902,7 +1111,12 @@ fn read_args(reader: &mut Reader, src: &Source<'_>, key: &str, value: &Spanned<D
     Some(argv)
 }
 
-fn read_exit_codes(reader: &mut Reader, src: &Source<'_>, key: &str, value: &Spanned<DeValue<'_>>) -> Vec<i32> {
+fn read_exit_codes(
+    reader: &mut Reader,
+    src: &Source<'_>,
+    key: &str,
+    value: &Spanned<DeValue<'_>>,
+) -> Vec<i32> {
     let DeValue::Array(items) = value.get_ref() else {
         reader.type_error(src, key, value, "an array of exit codes", value.get_ref());
         return Vec::new();
@@ -914,7 +1128,12 @@ fn read_exit_codes(reader: &mut Reader, src: &Source<'_>, key: &str, value: &Spa
         .collect()
 }
 
-fn read_signal(reader: &mut Reader, src: &Source<'_>, key: &str, value: &Spanned<DeValue<'_>>) -> Option<i32> {
+fn read_signal(
+    reader: &mut Reader,
+    src: &Source<'_>,
+    key: &str,
+    value: &Spanned<DeValue<'_>>,
+) -> Option<i32> {
     let text = match value.get_ref() {
         DeValue::String(s) => s.to_string(),
         DeValue::Integer(i) => i.as_str().to_owned(),
@@ -928,12 +1147,22 @@ fn read_signal(reader: &mut Reader, src: &Source<'_>, key: &str, value: &Spanned
         let hint = did_you_mean(&text.to_ascii_uppercase(), signals::all_names())
             .map(|s| format!(" (did you mean '{s}'?)"))
             .unwrap_or_default();
-        reader.invalid(src, value.span().start, key, format!("unknown signal '{text}'{hint}"));
+        reader.invalid(
+            src,
+            value.span().start,
+            key,
+            format!("unknown signal '{text}'{hint}"),
+        );
     }
     parsed
 }
 
-fn read_rlimits(reader: &mut Reader, src: &Source<'_>, key: &str, value: &Spanned<DeValue<'_>>) -> Vec<(Rlimit, RlimitValue)> {
+fn read_rlimits(
+    reader: &mut Reader,
+    src: &Source<'_>,
+    key: &str,
+    value: &Spanned<DeValue<'_>>,
+) -> Vec<(Rlimit, RlimitValue)> {
     let Some(table) = reader.table(src, key, value) else {
         return Vec::new();
     };
@@ -945,16 +1174,28 @@ fn read_rlimits(reader: &mut Reader, src: &Source<'_>, key: &str, value: &Spanne
             let hint = did_you_mean(name, Rlimit::ALL.iter().map(|(n, _)| *n))
                 .map(|s| format!(" (did you mean '{s}'?)"))
                 .unwrap_or_default();
-            reader.invalid(src, item.span().start, &item_key, format!("unknown resource limit{hint}"));
+            reader.invalid(
+                src,
+                item.span().start,
+                &item_key,
+                format!("unknown resource limit{hint}"),
+            );
             continue;
         };
         let limit = match item.get_ref() {
-            DeValue::String(s) if matches!(s.as_ref(), "unlimited" | "infinity") => Some(RlimitValue::Unlimited),
+            DeValue::String(s) if matches!(s.as_ref(), "unlimited" | "infinity") => {
+                Some(RlimitValue::Unlimited)
+            }
             DeValue::Integer(_) => reader
                 .integer_in(src, &item_key, item, 0, i64::MAX)
                 .map(|n| RlimitValue::Limit(n as u64)),
             _ => {
-                reader.invalid(src, item.span().start, &item_key, "expected a non-negative integer or \"unlimited\"");
+                reader.invalid(
+                    src,
+                    item.span().start,
+                    &item_key,
+                    "expected a non-negative integer or \"unlimited\"",
+                );
                 None
             }
         };
@@ -965,7 +1206,14 @@ fn read_rlimits(reader: &mut Reader, src: &Source<'_>, key: &str, value: &Spanne
     limits
 }
 
-fn read_sink(reader: &mut Reader, src: &Source<'_>, key: &str, value: &Spanned<DeValue<'_>>, ctx: &Context<'_>, is_stderr: bool) -> Option<StderrSink> {
+fn read_sink(
+    reader: &mut Reader,
+    src: &Source<'_>,
+    key: &str,
+    value: &Spanned<DeValue<'_>>,
+    ctx: &Context<'_>,
+    is_stderr: bool,
+) -> Option<StderrSink> {
     match value.get_ref() {
         DeValue::String(s) => match (s.as_ref(), is_stderr) {
             ("null", _) => Some(StderrSink::Sink(OutputSink::Null)),
@@ -976,7 +1224,12 @@ fn read_sink(reader: &mut Reader, src: &Source<'_>, key: &str, value: &Spanned<D
                 } else {
                     "\"null\" or a table like { file = \"...\" }"
                 };
-                reader.invalid(src, value.span().start, key, format!("unknown value '{other}'; expected {expected}"));
+                reader.invalid(
+                    src,
+                    value.span().start,
+                    key,
+                    format!("unknown value '{other}'; expected {expected}"),
+                );
                 None
             }
         },
@@ -991,7 +1244,14 @@ fn read_sink(reader: &mut Reader, src: &Source<'_>, key: &str, value: &Spanned<D
                         .and_then(|text| reader.expand(src, &sub_key, item, text, ctx))
                         .map(|t| absolutize_template(t, &src.here));
                 } else {
-                    reader.unknown_key(src, sub.span().start, &format!("{key}."), sub_name, SINK_KEYS, SINK_KEYS_LATER);
+                    reader.unknown_key(
+                        src,
+                        sub.span().start,
+                        &format!("{key}."),
+                        sub_name,
+                        SINK_KEYS,
+                        SINK_KEYS_LATER,
+                    );
                 }
             }
             if path.is_none() && !table.iter().any(|(k, _)| k.get_ref().as_ref() == "file") {

@@ -112,7 +112,9 @@ impl Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let Some(command) = cli.command.clone() else {
-        eprintln!("ringmasterctl: the interactive session is not supported by this version; give a command (see --help)");
+        eprintln!(
+            "ringmasterctl: the interactive session is not supported by this version; give a command (see --help)"
+        );
         return ExitCode::from(exit_code::USAGE);
     };
     let path = match socket_path(cli.socket.as_deref(), cli.config.as_deref()) {
@@ -144,9 +146,14 @@ fn render(command: &Command, reply: &Reply, json: bool) -> u8 {
         let (kind, message) = reply
             .error
             .as_ref()
-            .map_or(("internal", "no error given"), |e| (kind_name(e.kind), e.message.as_str()));
+            .map_or(("internal", "no error given"), |e| {
+                (kind_name(e.kind), e.message.as_str())
+            });
         if json {
-            println!("{}", serde_json::to_string(&reply.error).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::to_string(&reply.error).unwrap_or_default()
+            );
         } else {
             eprintln!("ringmasterctl: {message} [{kind}]");
         }
@@ -162,13 +169,24 @@ fn render(command: &Command, reply: &Reply, json: bool) -> u8 {
         Command::Status { .. } => {
             let all_running = serde_json::from_value::<StatusResult>(result)
                 .is_ok_and(|s| s.processes.iter().all(|p| p.state == ProcessState::Running));
-            if all_running { exit_code::OK } else { exit_code::NOT_RUNNING }
+            if all_running {
+                exit_code::OK
+            } else {
+                exit_code::NOT_RUNNING
+            }
         }
-        Command::Start { .. } | Command::Stop { .. } | Command::Restart { .. } | Command::Signal { .. } => {
+        Command::Start { .. }
+        | Command::Stop { .. }
+        | Command::Restart { .. }
+        | Command::Signal { .. } => {
             let all_ok = result["processes"]
                 .as_array()
                 .is_some_and(|ps| ps.iter().all(|p| p["ok"] == true));
-            if all_ok { exit_code::OK } else { exit_code::REFUSED }
+            if all_ok {
+                exit_code::OK
+            } else {
+                exit_code::REFUSED
+            }
         }
         _ => exit_code::OK,
     }

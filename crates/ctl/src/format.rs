@@ -2,7 +2,9 @@
 
 use std::fmt::Write;
 
-use ringmaster_protocol::{ActionResult, PidResult, ProcessInfo, ShutdownResult, StatusResult, VersionResult};
+use ringmaster_protocol::{
+    ActionResult, PidResult, ProcessInfo, ShutdownResult, StatusResult, VersionResult,
+};
 use serde_json::Value;
 
 use crate::cli::Command;
@@ -10,15 +12,21 @@ use crate::cli::Command;
 /// Renders a successful result for `command` as text (newline-terminated).
 pub(crate) fn result(command: &Command, result: &Value) -> String {
     let parsed = match command {
-        Command::Status { .. } => serde_json::from_value(result.clone()).map(|s: StatusResult| status(&s.processes)),
-        Command::Start { .. } | Command::Stop { .. } | Command::Restart { .. } | Command::Signal { .. } => {
+        Command::Status { .. } => {
+            serde_json::from_value(result.clone()).map(|s: StatusResult| status(&s.processes))
+        }
+        Command::Start { .. }
+        | Command::Stop { .. }
+        | Command::Restart { .. }
+        | Command::Signal { .. } => {
             serde_json::from_value(result.clone()).map(|a: ActionResult| actions(&a))
         }
         Command::Pid { .. } => serde_json::from_value(result.clone()).map(|p: PidResult| pids(&p)),
         Command::Shutdown => serde_json::from_value(result.clone())
             .map(|s: ShutdownResult| format!("shut down ({} processes stopped)\n", s.stopped)),
-        Command::Version => serde_json::from_value(result.clone())
-            .map(|v: VersionResult| format!("ringmasterd {} (protocol {})\n", v.version, v.protocol)),
+        Command::Version => serde_json::from_value(result.clone()).map(|v: VersionResult| {
+            format!("ringmasterd {} (protocol {})\n", v.version, v.protocol)
+        }),
     };
     parsed.unwrap_or_else(|_| format!("{result}\n"))
 }
@@ -34,7 +42,11 @@ pub(crate) fn status(processes: &[ProcessInfo]) -> String {
             (Some(pid), None) => format!("pid {pid}"),
             _ => process.reason.clone().unwrap_or_default(),
         };
-        let _ = writeln!(out, "{name:width$}  {:<8}  {detail}", process.state.as_str());
+        let _ = writeln!(
+            out,
+            "{name:width$}  {:<8}  {detail}",
+            process.state.as_str()
+        );
     }
     out
 }

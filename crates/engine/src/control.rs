@@ -8,7 +8,7 @@
 //! slowly, never reads, or vanishes only ever holds up its own task.
 
 use std::io::ErrorKind;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -116,7 +116,8 @@ pub(crate) fn bind(daemon: &DaemonConfig) -> Result<(UnixListener, Authorizer), 
     if let Some(gid) = group {
         nix::unistd::chown(path, None, Some(gid)).map_err(|e| socket_err(e.into()))?;
     }
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(daemon.socket_mode)).map_err(socket_err)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(daemon.socket_mode))
+        .map_err(socket_err)?;
     Ok((
         listener,
         Authorizer {
@@ -140,7 +141,6 @@ fn prepare_parent(path: &Path) -> std::io::Result<()> {
             Err(err) => return Err(err),
         }
         let meta = std::fs::symlink_metadata(dir)?;
-        use std::os::unix::fs::MetadataExt;
         if !meta.is_dir() || meta.uid() != Uid::effective().as_raw() || meta.mode() & 0o077 != 0 {
             return Err(std::io::Error::new(
                 ErrorKind::PermissionDenied,
@@ -154,7 +154,12 @@ fn prepare_parent(path: &Path) -> std::io::Result<()> {
 
 /// Accepts connections until `token` is cancelled, then waits (briefly)
 /// for connections to write their last replies.
-pub(crate) async fn serve(listener: UnixListener, authorizer: Authorizer, engine: mpsc::Sender<Incoming>, token: CancellationToken) {
+pub(crate) async fn serve(
+    listener: UnixListener,
+    authorizer: Authorizer,
+    engine: mpsc::Sender<Incoming>,
+    token: CancellationToken,
+) {
     let authorizer = Arc::new(authorizer);
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut connections = JoinSet::new();
@@ -199,17 +204,29 @@ pub(crate) async fn serve(listener: UnixListener, authorizer: Authorizer, engine
     connections.abort_all();
 }
 
-async fn connection(stream: UnixStream, authorizer: &Authorizer, engine: &mpsc::Sender<Incoming>, token: &CancellationToken) {
+async fn connection(
+    stream: UnixStream,
+    authorizer: &Authorizer,
+    engine: &mpsc::Sender<Incoming>,
+    token: &CancellationToken,
+) {
     let cred = stream.peer_cred();
     let (read, mut write) = stream.into_split();
     match cred {
         Ok(cred) if authorizer.allows(cred.uid(), cred.gid()) => {}
         Ok(cred) => {
-            tracing::warn!(uid = cred.uid(), pid = cred.pid(), "refused a control connection");
+            tracing::warn!(
+                uid = cred.uid(),
+                pid = cred.pid(),
+                "refused a control connection"
+            );
             let reply = Reply::failure(
                 Value::Null,
                 Kind::PermissionDenied,
-                format!("uid {} may not use this socket (allowed: root, the daemon's user, and members of socket_group)", cred.uid()),
+                format!(
+                    "uid {} may not use this socket (allowed: root, the daemon's user, and members of socket_group)",
+                    cred.uid()
+                ),
             );
             let _ = write.write_all(reply.to_line().as_bytes()).await;
             return;
@@ -244,7 +261,8 @@ async fn connection(stream: UnixStream, authorizer: &Authorizer, engine: &mpsc::
                 }
             }
         };
-        let written = tokio::time::timeout(WRITE_TIMEOUT, write.write_all(reply.to_line().as_bytes())).await;
+        let written =
+            tokio::time::timeout(WRITE_TIMEOUT, write.write_all(reply.to_line().as_bytes())).await;
         if !matches!(written, Ok(Ok(()))) {
             break;
         }
@@ -253,7 +271,13 @@ async fn connection(stream: UnixStream, authorizer: &Authorizer, engine: &mpsc::
 
 async fn ask_engine(engine: &mpsc::Sender<Incoming>, id: Value, request: Request) -> Reply {
     let (reply, answer) = oneshot::channel();
-    let gone = |id| Reply::failure(id, Kind::ShuttingDown, "the daemon stopped before answering");
+    let gone = |id| {
+        Reply::failure(
+            id,
+            Kind::ShuttingDown,
+            "the daemon stopped before answering",
+        )
+    };
     if engine
         .send(Incoming {
             id: id.clone(),
@@ -281,7 +305,10 @@ enum Line {
 
 /// Reads one newline-terminated line into `buf`, keeping at most
 /// [`MAX_LINE_BYTES`] in memory.
-async fn next_line<R: AsyncBufRead + Unpin>(reader: &mut R, buf: &mut Vec<u8>) -> std::io::Result<Line> {
+async fn next_line<R: AsyncBufRead + Unpin>(
+    reader: &mut R,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<Line> {
     buf.clear();
     let mut too_long = false;
     loop {
@@ -310,7 +337,11 @@ async fn next_line<R: AsyncBufRead + Unpin>(reader: &mut R, buf: &mut Vec<u8>) -
         }
         reader.consume(used);
         if done {
-            return Ok(if too_long { Line::TooLong } else { Line::Complete });
+            return Ok(if too_long {
+                Line::TooLong
+            } else {
+                Line::Complete
+            });
         }
     }
 }

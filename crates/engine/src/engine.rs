@@ -110,12 +110,21 @@ impl Engine {
     }
 
     /// Runs until a shutdown completes; returns the exit code.
-    pub async fn run(mut self, listener: UnixListener, authorizer: Authorizer) -> Result<i32, EngineError> {
+    pub async fn run(
+        mut self,
+        listener: UnixListener,
+        authorizer: Authorizer,
+    ) -> Result<i32, EngineError> {
         // Handlers first, so no SIGCHLD from the first spawn can be missed.
         let mut signals = Signals::install()?;
         let (requests_tx, mut requests) = mpsc::channel::<Incoming>(1024);
         let token = CancellationToken::new();
-        let server = tokio::spawn(control::serve(listener, authorizer, requests_tx, token.clone()));
+        let server = tokio::spawn(control::serve(
+            listener,
+            authorizer,
+            requests_tx,
+            token.clone(),
+        ));
         tracing::info!(
             socket = %self.config.daemon.socket.display(),
             config = %self.config.path.display(),
@@ -170,7 +179,11 @@ impl Engine {
         }
         for job in std::mem::take(&mut self.jobs) {
             let id = job.id.clone();
-            let _ = job.reply.send(Reply::failure(id, ErrorKind::ShuttingDown, "the daemon shut down"));
+            let _ = job.reply.send(Reply::failure(
+                id,
+                ErrorKind::ShuttingDown,
+                "the daemon shut down",
+            ));
         }
         token.cancel();
         let _ = server.await;
@@ -254,10 +267,15 @@ impl Engine {
         self.cancel_timer(id);
         let watcher = self.watcher(id);
         let start_secs = watcher.start_secs;
-        let prepared = launch::prepare(watcher, &self.procs[id].name, &self.system, &self.config.daemon.socket);
+        let prepared = launch::prepare(
+            watcher,
+            &self.procs[id].name,
+            &self.system,
+            &self.config.daemon.socket,
+        );
         let prepared = match prepared {
             Ok(prepared) => prepared,
-            Err(reason) => return self.spawn_failed(id, reason),
+            Err(reason) => return self.spawn_failed(id, &reason),
         };
         let spawned = ringmaster_spawn::spawn(&prepared.launch, &prepared.stdio);
         // Our copies of the child's ends must close now, or the pumps
@@ -265,7 +283,7 @@ impl Engine {
         drop(prepared.stdio);
         let spawned = match spawned {
             Ok(spawned) => spawned,
-            Err(err) => return self.spawn_failed(id, err.to_string()),
+            Err(err) => return self.spawn_failed(id, &err.to_string()),
         };
         let pumps = prepared
             .captures
@@ -287,7 +305,7 @@ impl Engine {
         }
     }
 
-    fn spawn_failed(&mut self, id: ProcId, reason: String) {
+    fn spawn_failed(&mut self, id: ProcId, reason: &str) {
         tracing::warn!(process = %self.procs[id].name, "spawn failed: {reason}");
         self.quick_failure(id, format!("spawn error: {reason}"));
     }
@@ -435,7 +453,9 @@ impl Engine {
         self.cancel_timer(id);
         let process = &mut self.procs[id];
         process.stopping = None;
-        process.reason = process.last_exit.map(|exit| format!("stopped ({})", describe_exit(exit)));
+        process.reason = process
+            .last_exit
+            .map(|exit| format!("stopped ({})", describe_exit(exit)));
         if let Some(shutdown) = self.shutdown.as_mut() {
             shutdown.stopped += 1;
         }
@@ -505,7 +525,11 @@ impl Engine {
             return;
         };
         let watcher = self.watcher(id);
-        let (group, stop_signal, stop_timeout) = (watcher.stop_group, watcher.stop_signal, watcher.stop_timeout);
+        let (group, stop_signal, stop_timeout) = (
+            watcher.stop_group,
+            watcher.stop_signal,
+            watcher.stop_timeout,
+        );
         let target = if group { -pid.as_raw() } else { pid.as_raw() };
         let _ = ringmaster_spawn::send_signal(target, stop_signal);
         // A stopped (SIGSTOP) process would not act on the signal until
@@ -600,12 +624,10 @@ impl Engine {
     }
 }
 
-fn sleep_until(deadline: Option<Instant>) -> impl std::future::Future<Output = ()> {
-    async move {
-        match deadline {
-            Some(at) => tokio::time::sleep_until(at.into()).await,
-            None => std::future::pending().await,
-        }
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -42,12 +42,18 @@ impl Job {
     /// Sends the reply (the client may be gone, which is fine).
     pub fn finish(self) {
         let processes = self.entries.into_iter().filter_map(|(_, o)| o).collect();
-        let _ = self.reply.send(Reply::success(self.id, &ActionResult { processes }));
+        let _ = self
+            .reply
+            .send(Reply::success(self.id, &ActionResult { processes }));
     }
 }
 
 /// The outcome for `process` if its state decides the goal.
-pub(crate) fn evaluate(goal: Goal, process: &Process, shutting_down: bool) -> Option<ActionOutcome> {
+pub(crate) fn evaluate(
+    goal: Goal,
+    process: &Process,
+    shutting_down: bool,
+) -> Option<ActionOutcome> {
     use ProcessState as S;
     let outcome = |ok: bool, message: String| {
         Some(ActionOutcome {
@@ -72,9 +78,7 @@ pub(crate) fn evaluate(goal: Goal, process: &Process, shutting_down: bool) -> Op
                 S::Stopped | S::Exited if shutting_down => {
                     outcome(false, "the daemon is shutting down".into())
                 }
-                S::Stopped | S::Exited => {
-                    outcome(false, "stopped before it was running".into())
-                }
+                S::Stopped | S::Exited => outcome(false, "stopped before it was running".into()),
                 S::Starting | S::Backoff | S::Stopping => None,
             }
         }

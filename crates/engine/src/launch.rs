@@ -29,7 +29,12 @@ pub(crate) struct Prepared {
 }
 
 /// Resolves user, environment, limits and output for `name` of watcher `w`.
-pub(crate) fn prepare(w: &WatcherConfig, name: &ProcessName, system: &System, socket: &Path) -> Result<Prepared, String> {
+pub(crate) fn prepare(
+    w: &WatcherConfig,
+    name: &ProcessName,
+    system: &System,
+    socket: &Path,
+) -> Result<Prepared, String> {
     let wid = name.wid;
     let user = resolve_user(w.user.as_deref(), w.group.as_deref()).map_err(|e| e.to_string())?;
 
@@ -96,7 +101,13 @@ pub(crate) fn prepare(w: &WatcherConfig, name: &ProcessName, system: &System, so
 
 /// The write end the child gets for one stream; a capture is recorded when
 /// the stream goes to a file.
-fn output(sink: &OutputSink, name: &ProcessName, stream: &str, wid: u32, captures: &mut Vec<Capture>) -> Result<OwnedFd, String> {
+fn output(
+    sink: &OutputSink,
+    name: &ProcessName,
+    stream: &str,
+    wid: u32,
+    captures: &mut Vec<Capture>,
+) -> Result<OwnedFd, String> {
     match sink {
         OutputSink::Null => Ok(OwnedFd::from(
             open_null().map_err(|e| format!("cannot open /dev/null: {e}"))?,
@@ -104,7 +115,8 @@ fn output(sink: &OutputSink, name: &ProcessName, stream: &str, wid: u32, capture
         OutputSink::File { path } => {
             let path = path.render(wid);
             let sink = Sink::open_file(Path::new(&path)).map_err(|e| e.to_string())?;
-            let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("cannot create a pipe: {e}"))?;
+            let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
+                .map_err(|e| format!("cannot create a pipe: {e}"))?;
             captures.push(Capture {
                 label: format!("{name} {stream}"),
                 read,

@@ -1,7 +1,7 @@
 //! One-time set-up of the daemon process itself.
 
-use std::ffi::OsString;
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
+use std::ffi::OsString;
 
 /// What the daemon learned about its own process at start-up.
 #[derive(Debug, Clone)]
@@ -25,7 +25,9 @@ fn is_daemon_only(key: &OsString) -> bool {
 /// close-on-exec so no child can inherit them.
 pub(crate) fn prepare() -> System {
     if let Err(err) = nix::sys::prctl::set_child_subreaper(true) {
-        tracing::warn!("cannot become a child subreaper ({err}); orphans will be reaped by init instead");
+        tracing::warn!(
+            "cannot become a child subreaper ({err}); orphans will be reaped by init instead"
+        );
     }
     let nofile = getrlimit(Resource::RLIMIT_NOFILE).unwrap_or((1024, 4096));
     if nofile.0 < nofile.1
@@ -34,7 +36,9 @@ pub(crate) fn prepare() -> System {
         tracing::warn!("cannot raise the open-file limit to {}: {err}", nofile.1);
     }
     mark_inherited_cloexec();
-    let base_env = std::env::vars_os().filter(|(k, _)| !is_daemon_only(k)).collect();
+    let base_env = std::env::vars_os()
+        .filter(|(k, _)| !is_daemon_only(k))
+        .collect();
     System { base_env, nofile }
 }
 

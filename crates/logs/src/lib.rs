@@ -172,7 +172,12 @@ impl Drop for LogHub {
     }
 }
 
-async fn pump(label: &str, pipe: OwnedFd, mut sink: Sink, mut finish: oneshot::Receiver<()>) -> PumpReport {
+async fn pump(
+    label: &str,
+    pipe: OwnedFd,
+    mut sink: Sink,
+    mut finish: oneshot::Receiver<()>,
+) -> PumpReport {
     let mut report = PumpReport::default();
     let mut buf = vec![0u8; CHUNK];
     let pipe = match tokio::net::unix::pipe::Receiver::from_owned_fd(pipe) {
@@ -240,6 +245,8 @@ fn write_chunk(label: &str, sink: &mut Sink, data: &[u8], report: &mut PumpRepor
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
 
     #[test]
@@ -253,11 +260,12 @@ mod tests {
         let payload: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
         writer.write_all(&payload).unwrap();
         drop(writer);
-        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         let report = runtime.block_on(pump.wait());
         assert_eq!(report.written, payload.len() as u64);
         assert_eq!(std::fs::read(&path).unwrap(), payload);
-        use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode & !LOG_FILE_MODE, 0);
     }
@@ -273,12 +281,20 @@ mod tests {
         for round in 0..50 {
             let (read, write) = nix::unistd::pipe().unwrap();
             let mut writer = File::from(write);
-            writer.write_all(format!("round {round}\n").as_bytes()).unwrap();
+            writer
+                .write_all(format!("round {round}\n").as_bytes())
+                .unwrap();
             let mut pump = hub.attach("t".into(), read, Sink::open_file(&path).unwrap());
             pump.finish();
-            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
             let report = runtime.block_on(pump.wait());
-            assert_eq!(report.written, format!("round {round}\n").len() as u64, "round {round}");
+            assert_eq!(
+                report.written,
+                format!("round {round}\n").len() as u64,
+                "round {round}"
+            );
             drop(writer);
         }
     }

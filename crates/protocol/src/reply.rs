@@ -64,7 +64,11 @@ impl Reply {
                 result: Some(result),
                 error: None,
             },
-            Err(err) => Self::failure(id, ErrorKind::Internal, format!("cannot encode result: {err}")),
+            Err(err) => Self::failure(
+                id,
+                ErrorKind::Internal,
+                format!("cannot encode result: {err}"),
+            ),
         }
     }
 

@@ -122,7 +122,9 @@ impl Request {
                     id,
                     Err(RequestError::new(
                         ErrorKind::BadRequest,
-                        format!("bad request envelope: {err} (expected {{\"id\":N,\"cmd\":\"...\",\"args\":{{...}}}})"),
+                        format!(
+                            "bad request envelope: {err} (expected {{\"id\":N,\"cmd\":\"...\",\"args\":{{...}}}})"
+                        ),
                     )),
                 );
             }
@@ -251,7 +253,8 @@ mod tests {
         assert_eq!(r.unwrap_err().kind, ErrorKind::BadArgs);
         let (_, r) = Request::parse_line(br#"{"id":3,"cmd":"status","args":{"nmes":[]}}"#);
         assert_eq!(r.unwrap_err().kind, ErrorKind::BadArgs);
-        let (_, r) = Request::parse_line(br#"{"cmd":"signal","args":{"signal":"NOPE","names":["a"]}}"#);
+        let (_, r) =
+            Request::parse_line(br#"{"cmd":"signal","args":{"signal":"NOPE","names":["a"]}}"#);
         assert_eq!(r.unwrap_err().kind, ErrorKind::BadArgs);
     }
 }

@@ -1,7 +1,10 @@
 //! "Did you mean" suggestions for mistyped names.
 
 /// The closest candidate to `input` within a small edit distance, if any.
-pub fn did_you_mean<'a>(input: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    input: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     let limit = (input.chars().count() / 3).max(1) + 1;
     candidates
         .into_iter()

@@ -159,7 +159,12 @@ unsafe fn fail(report: RawFd, stage: Stage, errno: i32) -> ! {
 /// setuid, get*id, fcntl, dup2, chdir, rt_sigprocmask, rt_sigaction,
 /// close_range, execve, write, _exit) and nothing allocates: all data was
 /// built by the parent. Slice iteration cannot panic.
-unsafe fn child_main(launch: &Launch, argv: &[*const c_char], envp: &[*const c_char], fds: &ChildFds) -> ! {
+unsafe fn child_main(
+    launch: &Launch,
+    argv: &[*const c_char],
+    envp: &[*const c_char],
+    fds: &ChildFds,
+) -> ! {
     let report = fds.report;
     // SAFETY (whole block): see the function's contract above.
     unsafe {
@@ -246,7 +251,13 @@ unsafe fn child_main(launch: &Launch, argv: &[*const c_char], envp: &[*const c_c
         }
 
         // No descriptor but 0..=2 survives exec, whatever the daemon inherited.
-        if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) != 0 {
+        if libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        ) != 0
+        {
             for fd in 3..65_536 {
                 libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
             }
@@ -261,6 +272,14 @@ unsafe fn child_main(launch: &Launch, argv: &[*const c_char], envp: &[*const c_c
                 other => fail(report, Stage::Exec, other),
             }
         }
-        fail(report, Stage::Exec, if saw_eacces { libc::EACCES } else { libc::ENOENT })
+        fail(
+            report,
+            Stage::Exec,
+            if saw_eacces {
+                libc::EACCES
+            } else {
+                libc::ENOENT
+            },
+        )
     }
 }

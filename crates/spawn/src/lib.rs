@@ -19,8 +19,8 @@ mod prepare;
 mod sys;
 
 pub use child::Stage;
-pub use sys::{Exit, group_alive, reap_any, send_signal, set_cloexec};
 pub use prepare::{Credentials, Launch, LaunchRequest, PrepareError, ResolvedUser, resolve_user};
+pub use sys::{Exit, group_alive, reap_any, send_signal, set_cloexec};
 
 use std::os::fd::{AsRawFd, OwnedFd};
 
@@ -115,10 +115,11 @@ pub struct Stdio {
 /// Forks and execs `launch` with `stdio`. Blocks until the child has exec'd
 /// or failed, which is typically well under a millisecond.
 pub fn spawn(launch: &Launch, stdio: &Stdio) -> Result<Spawned, SpawnError> {
-    let (err_read, err_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| SpawnError::Os {
-        what: "cannot create a pipe",
-        source: e.into(),
-    })?;
+    let (err_read, err_write) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| SpawnError::Os {
+            what: "cannot create a pipe",
+            source: e.into(),
+        })?;
     let fds = child::ChildFds {
         stdin: stdio.stdin.as_raw_fd(),
         stdout: stdio.stdout.as_raw_fd(),

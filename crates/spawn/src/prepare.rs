@@ -89,7 +89,9 @@ pub fn resolve_user(user: Option<&str>, group: Option<&str>) -> Result<ResolvedU
         }
         (Some(None), Some(name)) => {
             // A numeric uid without a passwd entry (common in containers).
-            let uid: u32 = name.parse().map_err(|_| PrepareError::NoUser(name.to_owned()))?;
+            let uid: u32 = name
+                .parse()
+                .map_err(|_| PrepareError::NoUser(name.to_owned()))?;
             let gid = group_gid.ok_or(PrepareError::NumericUidNeedsGroup(uid))?;
             (Uid::from_raw(uid), gid, None)
         }
@@ -207,7 +209,11 @@ pub struct Launch {
 impl Launch {
     /// Converts a request into C strings and the list of paths to try.
     pub fn prepare(request: LaunchRequest) -> Result<Self, PrepareError> {
-        let program = request.argv.first().ok_or(PrepareError::EmptyCommand)?.clone();
+        let program = request
+            .argv
+            .first()
+            .ok_or(PrepareError::EmptyCommand)?
+            .clone();
         if program.is_empty() {
             return Err(PrepareError::EmptyCommand);
         }
@@ -235,7 +241,8 @@ impl Launch {
             .map(|(mut key, value)| {
                 key.push("=");
                 key.push(value);
-                CString::new(key.into_vec()).map_err(|_| PrepareError::Nul("an environment variable"))
+                CString::new(key.into_vec())
+                    .map_err(|_| PrepareError::Nul("an environment variable"))
             })
             .collect::<Result<Vec<_>, _>>()?;
 

@@ -75,7 +75,11 @@ pub(crate) fn reap_blocking(pid: Pid) {
 pub fn send_signal(target: i32, signal: i32) -> Result<(), Errno> {
     // SAFETY: kill has no memory-safety preconditions.
     let result = unsafe { libc::kill(target, signal) };
-    if result == 0 { Ok(()) } else { Err(Errno::last()) }
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(Errno::last())
+    }
 }
 
 /// Whether any process (zombies included) is still in process group `pgid`.

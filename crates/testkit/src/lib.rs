@@ -62,7 +62,11 @@ pub fn run(args: &[String]) -> i32 {
                 std::thread::sleep(Duration::from_millis(5));
             }
             let name = std::env::var("RINGMASTER_PROCESS").unwrap_or_default();
-            let mut log = std::fs::OpenOptions::new().create(true).append(true).open(file).ok();
+            let mut log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(file)
+                .ok();
             if let Some(log) = log.as_mut() {
                 let _ = writeln!(log, "{name}");
             }
@@ -85,7 +89,12 @@ pub fn run(args: &[String]) -> i32 {
         }
         "print-env" => {
             let mut vars: Vec<(String, String)> = std::env::vars_os()
-                .map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned()))
+                .map(|(k, v)| {
+                    (
+                        k.to_string_lossy().into_owned(),
+                        v.to_string_lossy().into_owned(),
+                    )
+                })
                 .collect();
             vars.sort();
             for (k, v) in vars {
@@ -100,12 +109,12 @@ pub fn run(args: &[String]) -> i32 {
             sleep_forever()
         }
         "group-ignore-term" => {
-            let child = spawn_self(&["term-ignorer"]);
-            println!("member pid={}", child.id());
+            let member = spawn_self(&["term-ignorer"]);
+            println!("member pid={member}");
             sleep_forever()
         }
         "hold-pipe-setsid" => {
-            let _child = spawn_self(&["escapee"]);
+            spawn_self(&["escapee"]);
             sleep_forever()
         }
         "orphan-storm" => {
@@ -152,9 +161,12 @@ fn self_exe() -> std::path::PathBuf {
     std::env::current_exe().unwrap_or_else(|_| "ringmaster-testkit".into())
 }
 
-fn spawn_self(args: &[&str]) -> std::process::Child {
+/// Starts a helper and returns its pid; it is deliberately never waited
+/// for (it outlives us or dies with us, as each mode intends).
+#[allow(clippy::zombie_processes)]
+fn spawn_self(args: &[&str]) -> u32 {
     match Command::new(self_exe()).args(args).spawn() {
-        Ok(child) => child,
+        Ok(child) => child.id(),
         Err(err) => {
             eprintln!("cannot spawn helper: {err}");
             std::process::exit(2)
@@ -181,7 +193,9 @@ fn spew(total: u64) {
     let mut written = 0u64;
     let mut line = 0u64;
     while written < total {
-        let text = format!("{line:09} spew line with some padding to reach a hundred bytes of payload..........................\n");
+        let text = format!(
+            "{line:09} spew line with some padding to reach a hundred bytes of payload..........................\n"
+        );
         let take = (total - written).min(text.len() as u64) as usize;
         if out.write_all(&text.as_bytes()[..take]).is_err() {
             return;
@@ -216,16 +230,24 @@ fn print_creds() {
     println!("egid={}", nix::unistd::getegid());
     println!("groups={}", groups.join(","));
     println!("umask={}", status_field(&status, "Umask:"));
-    for (name, resource) in [("nofile", Resource::RLIMIT_NOFILE), ("core", Resource::RLIMIT_CORE)] {
+    for (name, resource) in [
+        ("nofile", Resource::RLIMIT_NOFILE),
+        ("core", Resource::RLIMIT_CORE),
+    ] {
         let (soft, hard) = getrlimit(resource).unwrap_or((0, 0));
         println!("rlimit_{name}={soft}:{hard}");
     }
     println!("sigblk={}", status_field(&status, "SigBlk:"));
     println!("sigign={}", status_field(&status, "SigIgn:"));
-    println!("pgid_is_pid={}", nix::unistd::getpgrp() == nix::unistd::getpid());
+    println!(
+        "pgid_is_pid={}",
+        nix::unistd::getpgrp() == nix::unistd::getpid()
+    );
     println!(
         "cwd={}",
-        std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_default()
+        std::env::current_dir()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
     );
     // Listing /proc/self/fd opens one descriptor for the listing itself:
     // report only those that are still open afterwards.

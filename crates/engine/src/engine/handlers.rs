@@ -4,8 +4,8 @@
 
 use nix::unistd::Pid;
 use ringmaster_protocol::{
-    ActionOutcome, ActionResult, ErrorKind, PidEntry, PidResult, ProcessState, Reply, Request,
-    StatusResult, VersionResult, PROTOCOL_VERSION, did_you_mean, signals,
+    ActionOutcome, ActionResult, ErrorKind, PROTOCOL_VERSION, PidEntry, PidResult, ProcessState,
+    Reply, Request, StatusResult, VersionResult, did_you_mean, signals,
 };
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -38,7 +38,8 @@ impl Engine {
                 },
             )),
         };
-        let _ = reply.send(answer.unwrap_or_else(|(kind, message)| Reply::failure(id, kind, message)));
+        let _ =
+            reply.send(answer.unwrap_or_else(|(kind, message)| Reply::failure(id, kind, message)));
     }
 
     /// Turns names (`web`, `web:2`, `all`) into process ids, in order,
@@ -72,9 +73,19 @@ impl Engine {
 
     fn not_found(&self, name: &str) -> String {
         let (what, candidates): (&str, Vec<String>) = if name.contains(':') {
-            ("process", self.procs.iter().map(|p| p.name.to_string()).collect())
+            (
+                "process",
+                self.procs.iter().map(|p| p.name.to_string()).collect(),
+            )
         } else {
-            ("watcher", self.config.watchers.iter().map(|w| w.name.clone()).collect())
+            (
+                "watcher",
+                self.config
+                    .watchers
+                    .iter()
+                    .map(|w| w.name.clone())
+                    .collect(),
+            )
         };
         let hint = did_you_mean(name, candidates.iter().map(String::as_str))
             .map(|s| format!(" (did you mean '{s}'?)"))
@@ -92,7 +103,11 @@ impl Engine {
         ))
     }
 
-    fn refuse_while_shutting_down(&self, id: &Value, reply: oneshot::Sender<Reply>) -> Option<oneshot::Sender<Reply>> {
+    fn refuse_while_shutting_down(
+        &self,
+        id: &Value,
+        reply: oneshot::Sender<Reply>,
+    ) -> Option<oneshot::Sender<Reply>> {
         if self.shutdown.is_some() {
             let _ = reply.send(Reply::failure(
                 id.clone(),
@@ -121,7 +136,10 @@ impl Engine {
                 ProcessState::Running => already.push(proc),
                 ProcessState::Starting => {}
                 ProcessState::Stopping => self.procs[proc].start_after_stop = true,
-                ProcessState::Stopped | ProcessState::Exited | ProcessState::Fatal | ProcessState::Backoff => {
+                ProcessState::Stopped
+                | ProcessState::Exited
+                | ProcessState::Fatal
+                | ProcessState::Backoff => {
                     self.procs[proc].quick_failures = 0;
                     self.spawn(proc);
                 }
@@ -141,9 +159,13 @@ impl Engine {
         let mut already = Vec::new();
         for &proc in &ids {
             match self.procs[proc].state {
-                ProcessState::Starting | ProcessState::Running | ProcessState::Backoff => self.begin_stop(proc),
+                ProcessState::Starting | ProcessState::Running | ProcessState::Backoff => {
+                    self.begin_stop(proc)
+                }
                 ProcessState::Stopping => self.procs[proc].start_after_stop = false,
-                ProcessState::Stopped | ProcessState::Exited | ProcessState::Fatal => already.push(proc),
+                ProcessState::Stopped | ProcessState::Exited | ProcessState::Fatal => {
+                    already.push(proc)
+                }
             }
         }
         self.add_job(id, reply, Goal::Stopped, &ids, &already, "not running");
@@ -167,7 +189,10 @@ impl Engine {
                     self.begin_stop(proc);
                 }
                 ProcessState::Stopping => self.procs[proc].start_after_stop = true,
-                ProcessState::Stopped | ProcessState::Exited | ProcessState::Fatal | ProcessState::Backoff => {
+                ProcessState::Stopped
+                | ProcessState::Exited
+                | ProcessState::Fatal
+                | ProcessState::Backoff => {
                     self.procs[proc].quick_failures = 0;
                     self.spawn(proc);
                 }
@@ -178,7 +203,15 @@ impl Engine {
 
     /// Registers a waiting request, deciding at once what can be decided.
     /// `already` are processes that were at the goal before the request.
-    fn add_job(&mut self, id: Value, reply: oneshot::Sender<Reply>, goal: Goal, ids: &[ProcId], already: &[ProcId], already_message: &str) {
+    fn add_job(
+        &mut self,
+        id: Value,
+        reply: oneshot::Sender<Reply>,
+        goal: Goal,
+        ids: &[ProcId],
+        already: &[ProcId],
+        already_message: &str,
+    ) {
         let shutting_down = self.shutdown.is_some();
         let entries = ids
             .iter()
@@ -212,7 +245,8 @@ impl Engine {
     }
 
     fn handle_signal(&self, id: &Value, signal: &str, names: &[String]) -> Result<Reply, Refusal> {
-        let number = signals::parse(signal).ok_or_else(|| (ErrorKind::BadArgs, format!("unknown signal '{signal}'")))?;
+        let number = signals::parse(signal)
+            .ok_or_else(|| (ErrorKind::BadArgs, format!("unknown signal '{signal}'")))?;
         let ids = self.resolve(names, false)?;
         let processes = ids
             .iter()
