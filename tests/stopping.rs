@@ -194,6 +194,9 @@ start_secs = "0"
 "#,
     );
     daemon.wait_all("all running", |p| p["state"] == "RUNNING");
+    for log in ["db-1", "app-1", "app-2", "proxy-1"] {
+        daemon.wait_file(&format!("logs/{log}.out.log"), "ready");
+    }
     daemon.signal(Signal::SIGTERM);
     assert_eq!(daemon.wait_exit(DEADLINE), Some(0));
     let order = daemon.read("order");

@@ -40,6 +40,11 @@ pub fn run(args: &[String]) -> i32 {
         std::thread::sleep(Duration::from_secs(60));
         return 0;
     }
+    // Handlers go in before "ready", so a test that saw "ready" may signal.
+    let terminated = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if matches!(mode, "ignore-term" | "term-log") {
+        let _ = signal_hook::flag::register(signal_hook::consts::SIGTERM, terminated.clone());
+    }
     println!("ready pid={}", std::process::id());
     match mode {
         "sleep" => sleep_forever(),
@@ -56,9 +61,7 @@ pub fn run(args: &[String]) -> i32 {
                 eprintln!("term-log needs a file");
                 return 2;
             };
-            let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-            let _ = signal_hook::flag::register(signal_hook::consts::SIGTERM, flag.clone());
-            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+            while !terminated.load(std::sync::atomic::Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(5));
             }
             let name = std::env::var("RINGMASTER_PROCESS").unwrap_or_default();
@@ -104,7 +107,6 @@ pub fn run(args: &[String]) -> i32 {
             sleep_forever()
         }
         "ignore-term" => {
-            ignore_term();
             println!("ignoring TERM");
             sleep_forever()
         }

@@ -160,11 +160,11 @@ impl Engine {
         for &proc in &ids {
             match self.procs[proc].state {
                 ProcessState::Starting | ProcessState::Running | ProcessState::Backoff => {
-                    self.begin_stop(proc)
+                    self.begin_stop(proc);
                 }
                 ProcessState::Stopping => self.procs[proc].start_after_stop = false,
                 ProcessState::Stopped | ProcessState::Exited | ProcessState::Fatal => {
-                    already.push(proc)
+                    already.push(proc);
                 }
             }
         }
