@@ -16,6 +16,7 @@
 //! - `hold-pipe-setsid`: start a member that leaves the group (setsid) holding stdout, then sleep.
 //! - `orphan-storm N MS`: start a child that starts N `nap MS` grandchildren and exits at once, then sleep.
 //! - `nap MS`: sleep MS milliseconds and exit 0 (silently).
+//! - `stamp FILE`: append "PID NANOS" (wall clock, right after exec) to FILE, then sleep (silently).
 //! - `spew BYTES [exit|hang]`: write BYTES numbered bytes to stdout, then exit 0 or sleep.
 
 use std::io::Write;
@@ -26,6 +27,18 @@ use std::time::Duration;
 pub fn run(args: &[String]) -> i32 {
     let mode = args.first().map_or("sleep", String::as_str);
     let arg = |i: usize| args.get(i).map(String::as_str);
+    if mode == "stamp" {
+        // First thing after exec: when did this process start running?
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        if let Some(file) = arg(1)
+            && let Ok(mut out) = std::fs::OpenOptions::new().create(true).append(true).open(file)
+        {
+            let _ = writeln!(out, "{} {now}", std::process::id());
+        }
+        sleep_forever();
+    }
     if mode == "nap" {
         std::thread::sleep(Duration::from_millis(number(arg(1), 10)));
         return 0;
