@@ -14,6 +14,7 @@ mod support;
 
 mod config_errors;
 mod control;
+mod examples;
 mod lifecycle;
 mod privileges;
 mod reaping;

@@ -133,6 +133,12 @@ impl Builder {
 
     pub fn start(self) -> Daemon {
         let config = self.write_config();
+        self.launch(config)
+    }
+
+    /// Starts the daemon on an existing config file (whose socket must be
+    /// `rm.sock` in this builder's directory).
+    pub fn launch(self, config: PathBuf) -> Daemon {
         let stderr = self.dir.path().join("daemon.err");
         let mut command = Command::new(ringmasterd());
         command

@@ -143,12 +143,10 @@ pub fn main() -> ExitCode {
 /// Prints a reply and returns the exit code it implies.
 fn render(command: &Command, reply: &Reply, json: bool) -> u8 {
     if !reply.ok {
-        let (kind, message) = reply
-            .error
-            .as_ref()
-            .map_or(("internal", "no error given"), |e| {
-                (kind_name(e.kind), e.message.as_str())
-            });
+        let (kind, message) = reply.error.as_ref().map_or_else(
+            || ("internal".to_owned(), "no error given"),
+            |e| (kind_name(e.kind), e.message.as_str()),
+        );
         if json {
             println!(
                 "{}",
@@ -192,17 +190,9 @@ fn render(command: &Command, reply: &Reply, json: bool) -> u8 {
     }
 }
 
-fn kind_name(kind: ringmaster_protocol::ErrorKind) -> &'static str {
-    use ringmaster_protocol::ErrorKind as K;
-    match kind {
-        K::BadRequest => "bad_request",
-        K::LineTooLong => "line_too_long",
-        K::UnknownCommand => "unknown_command",
-        K::BadArgs => "bad_args",
-        K::NotFound => "not_found",
-        K::BadState => "bad_state",
-        K::ShuttingDown => "shutting_down",
-        K::PermissionDenied => "permission_denied",
-        K::Internal => "internal",
-    }
+fn kind_name(kind: ringmaster_protocol::ErrorKind) -> String {
+    serde_json::to_value(kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| "internal".to_owned())
 }

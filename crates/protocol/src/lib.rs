@@ -33,3 +33,44 @@ pub const PROTOCOL_VERSION: u32 = 1;
 
 /// Longest request line the daemon accepts, in bytes (newline excluded).
 pub const MAX_LINE_BYTES: usize = 1024 * 1024;
+
+#[cfg(test)]
+mod docs_tests {
+    //! docs/protocol.md stays true: every command and error kind is documented.
+
+    const DOC: &str = include_str!("../../../docs/protocol.md");
+
+    #[test]
+    fn every_command_is_documented() {
+        let headings: Vec<&str> = DOC.lines().filter(|l| l.starts_with("### ")).collect();
+        for command in crate::COMMANDS {
+            let needle = format!("`{command}`");
+            assert!(
+                headings.iter().any(|h| h.contains(&needle)),
+                "docs/protocol.md has no heading for {command}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_error_kind_is_documented() {
+        use crate::ErrorKind as K;
+        for kind in [
+            K::BadRequest,
+            K::LineTooLong,
+            K::UnknownCommand,
+            K::BadArgs,
+            K::NotFound,
+            K::ShuttingDown,
+            K::PermissionDenied,
+            K::Internal,
+        ] {
+            let name = serde_json::to_value(kind).unwrap();
+            let row = format!("| `{}` |", name.as_str().unwrap());
+            assert!(
+                DOC.contains(&row),
+                "docs/protocol.md does not document {row}"
+            );
+        }
+    }
+}

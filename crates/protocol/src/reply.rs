@@ -19,8 +19,6 @@ pub enum ErrorKind {
     BadArgs,
     /// A name matches no watcher or process.
     NotFound,
-    /// The request cannot be done in the current state.
-    BadState,
     /// The daemon is shutting down and takes no new work.
     ShuttingDown,
     /// The peer is not allowed to use the socket.

@@ -33,7 +33,10 @@ pub fn run(args: &[String]) -> i32 {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
         if let Some(file) = arg(1)
-            && let Ok(mut out) = std::fs::OpenOptions::new().create(true).append(true).open(file)
+            && let Ok(mut out) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(file)
         {
             let _ = writeln!(out, "{} {now}", std::process::id());
         }

@@ -1,0 +1,46 @@
+//! The examples the README points newcomers at keep working.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+
+use crate::support::{DEADLINE, Daemon, wait_until};
+
+/// examples/quickstart.toml starts, serves HTTP, restarts a killed worker
+/// and shuts down cleanly (with the socket moved into a temp dir).
+#[test]
+fn quickstart_runs() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let builder = Daemon::builder();
+    let dir = builder.path().to_path_buf();
+    let text = std::fs::read_to_string(format!("{root}/examples/quickstart.toml")).unwrap();
+    let text = text.replacen(
+        "[daemon]\n",
+        &format!("[daemon]\nsocket = \"{}\"\n", dir.join("rm.sock").display()),
+        1,
+    );
+    let config = dir.join("quickstart.toml");
+    std::fs::write(&config, text).unwrap();
+    std::fs::copy(format!("{root}/examples/worker.sh"), dir.join("worker.sh")).unwrap();
+    let mut daemon = builder.launch(config);
+
+    daemon.wait_all("the quickstart to be running", |p| p["state"] == "RUNNING");
+    let page = wait_until("web:1 to answer", DEADLINE, || {
+        let mut stream = TcpStream::connect("127.0.0.1:8001").ok()?;
+        stream.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
+        let mut page = String::new();
+        stream.read_to_string(&mut page).ok()?;
+        Some(page)
+    });
+    assert!(page.starts_with("HTTP/1.0 200"), "{page}");
+    daemon.wait_file("logs/worker-1.out.log", "processed job 1");
+    daemon.wait_file("logs/worker-1.err.log", "started as worker:1");
+
+    let output = daemon.ctl(&["shutdown"]);
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(daemon.wait_exit(DEADLINE), Some(0));
+    assert!(
+        daemon
+            .read("logs/worker-1.out.log")
+            .contains("SIGTERM, finishing")
+    );
+}
