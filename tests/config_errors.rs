@@ -173,6 +173,19 @@ fn bad_configurations_name_file_line_and_key() {
         "CONFIG:3:23: watchers.web.rlimits.nofiles",
         &["did you mean 'nofile'"],
     );
+    // Only --check can know: users and groups that do not exist.
+    assert_error(
+        &format!("{w}user = \"no-such-user-rm\"\n"),
+        &[],
+        "CONFIG:3:1: watchers.web.user",
+        &["no such user 'no-such-user-rm'"],
+    );
+    assert_error(
+        &format!("{w}group = \"no-such-group-rm\"\n"),
+        &[],
+        "CONFIG:3:1: watchers.web.group",
+        &["no such group"],
+    );
     // Includes: a duplicate watcher, and [daemon] in an included file.
     assert_error(
         &format!("[daemon]\ninclude = [\"conf.d/*.toml\"]\n{w}"),

@@ -90,29 +90,33 @@ fn absolute(path: &Path) -> PathBuf {
 /// exist. `ringmasterd --check` reports these; at run time they are spawn
 /// errors shown in `status`.
 pub fn check_system(config: &Config) -> Vec<ConfigError> {
+    use nix::unistd::{Group, Uid, User};
+    // Numeric ids need no database entry (containers often have none).
+    let group_exists =
+        |name: &str| name.parse::<u32>().is_ok() || matches!(Group::from_name(name), Ok(Some(_)));
     let mut errors = Vec::new();
     for watcher in &config.watchers {
-        if let Some(user) = &watcher.user {
-            let found = match user.parse::<u32>() {
-                Ok(uid) => nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)),
-                Err(_) => nix::unistd::User::from_name(user),
+        if let Some(user) = watcher.user.as_deref() {
+            let problem = match user.parse::<u32>() {
+                Ok(uid) => (watcher.group.is_none()
+                    && !matches!(User::from_uid(Uid::from_raw(uid)), Ok(Some(_))))
+                .then(|| format!("uid {uid} has no passwd entry; set group explicitly")),
+                Err(_) => (!matches!(User::from_name(user), Ok(Some(_))))
+                    .then(|| format!("no such user '{user}'")),
             };
-            if !matches!(found, Ok(Some(_))) {
-                errors.push(watcher.invalid("user", format!("no such user '{user}'")));
+            if let Some(problem) = problem {
+                errors.push(watcher.invalid("user", problem));
             }
         }
-        if let Some(group) = &watcher.group {
-            let found = match group.parse::<u32>() {
-                Ok(gid) => nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid)),
-                Err(_) => nix::unistd::Group::from_name(group),
-            };
-            if !matches!(found, Ok(Some(_))) {
-                errors.push(watcher.invalid("group", format!("no such group '{group}'")));
-            }
+        if let Some(group) = watcher.group.as_deref().filter(|g| !group_exists(g)) {
+            errors.push(watcher.invalid("group", format!("no such group '{group}'")));
         }
     }
-    if let Some(group) = &config.daemon.socket_group
-        && !matches!(nix::unistd::Group::from_name(group), Ok(Some(_)))
+    if let Some(group) = config
+        .daemon
+        .socket_group
+        .as_deref()
+        .filter(|g| !group_exists(g))
     {
         errors.push(ConfigError::Invalid {
             location: config

@@ -103,32 +103,36 @@ impl Engine {
         ))
     }
 
-    fn refuse_while_shutting_down(
+    /// Resolves the targets of a request that waits for processes, or
+    /// answers it at once: unknown names, or a start/restart (`starts`)
+    /// while shutting down.
+    fn targets(
         &self,
         id: &Value,
+        names: &[String],
         reply: oneshot::Sender<Reply>,
-    ) -> Option<oneshot::Sender<Reply>> {
-        if self.shutdown.is_some() {
-            let _ = reply.send(Reply::failure(
-                id.clone(),
+        starts: bool,
+    ) -> Option<(Vec<ProcId>, oneshot::Sender<Reply>)> {
+        let resolved = if starts && self.shutdown.is_some() {
+            Err((
                 ErrorKind::ShuttingDown,
-                "the daemon is shutting down",
-            ));
-            return None;
+                "the daemon is shutting down".to_owned(),
+            ))
+        } else {
+            self.resolve(names, false)
+        };
+        match resolved {
+            Ok(ids) => Some((ids, reply)),
+            Err((kind, message)) => {
+                let _ = reply.send(Reply::failure(id.clone(), kind, message));
+                None
+            }
         }
-        Some(reply)
     }
 
     fn handle_start(&mut self, id: Value, names: &[String], reply: oneshot::Sender<Reply>) {
-        let Some(reply) = self.refuse_while_shutting_down(&id, reply) else {
+        let Some((ids, reply)) = self.targets(&id, names, reply, true) else {
             return;
-        };
-        let ids = match self.resolve(names, false) {
-            Ok(ids) => ids,
-            Err((kind, message)) => {
-                let _ = reply.send(Reply::failure(id, kind, message));
-                return;
-            }
         };
         let mut already = Vec::new();
         for &proc in &ids {
@@ -149,12 +153,8 @@ impl Engine {
     }
 
     fn handle_stop(&mut self, id: Value, names: &[String], reply: oneshot::Sender<Reply>) {
-        let ids = match self.resolve(names, false) {
-            Ok(ids) => ids,
-            Err((kind, message)) => {
-                let _ = reply.send(Reply::failure(id, kind, message));
-                return;
-            }
+        let Some((ids, reply)) = self.targets(&id, names, reply, false) else {
+            return;
         };
         let mut already = Vec::new();
         for &proc in &ids {
@@ -172,15 +172,8 @@ impl Engine {
     }
 
     fn handle_restart(&mut self, id: Value, names: &[String], reply: oneshot::Sender<Reply>) {
-        let Some(reply) = self.refuse_while_shutting_down(&id, reply) else {
+        let Some((ids, reply)) = self.targets(&id, names, reply, true) else {
             return;
-        };
-        let ids = match self.resolve(names, false) {
-            Ok(ids) => ids,
-            Err((kind, message)) => {
-                let _ = reply.send(Reply::failure(id, kind, message));
-                return;
-            }
         };
         for &proc in &ids {
             match self.procs[proc].state {
