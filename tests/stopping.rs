@@ -267,3 +267,38 @@ start_secs = "0"
     }
     assert_eq!(daemon.wait_exit(DEADLINE), Some(0));
 }
+
+/// A second SIGTERM during a graceful shutdown stops every remaining
+/// priority level at once instead of waiting for the current one.
+#[test]
+fn second_sigterm_escalates_to_fast_shutdown() {
+    let mut daemon = Daemon::start(
+        r#"
+[watchers.stubborn]
+cmd = "@TESTKIT@ ignore-term"
+priority = 20
+start_secs = "0"
+stop_timeout = "60s"
+
+[watchers.patient]
+cmd = "@TESTKIT@ sleep"
+priority = 10
+start_secs = "0"
+"#,
+    );
+    daemon.wait_all("all running", |p| p["state"] == "RUNNING");
+    daemon.wait_file("logs/stubborn-1.out.log", "ignoring TERM");
+    daemon.signal(Signal::SIGTERM);
+    daemon.wait_state("stubborn:1", "STOPPING");
+    assert_eq!(
+        daemon.process("patient:1")["state"],
+        "RUNNING",
+        "lower priority waits its turn"
+    );
+    daemon.signal(Signal::SIGTERM);
+    daemon.wait_state("patient:1", "STOPPED");
+    assert_eq!(daemon.process("stubborn:1")["state"], "STOPPING");
+    let stubborn = pid_of(&daemon.process("stubborn:1"));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(stubborn), Signal::SIGKILL).unwrap();
+    assert_eq!(daemon.wait_exit(DEADLINE), Some(0));
+}

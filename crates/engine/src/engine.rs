@@ -660,3 +660,20 @@ fn libc_sigkill() -> i32 {
 fn libc_sigcont() -> i32 {
     signals::parse("CONT").unwrap_or(18)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_100ms_up_to_the_cap() {
+        let cap = Duration::from_secs(1);
+        let delays: Vec<u128> = (1..=6).map(|n| backoff_delay(n, cap).as_millis()).collect();
+        assert_eq!(delays, [100, 200, 400, 800, 1000, 1000]);
+        assert_eq!(
+            backoff_delay(u32::MAX, Duration::from_secs(30)),
+            Duration::from_secs(30)
+        );
+        assert_eq!(backoff_delay(1, Duration::ZERO), Duration::ZERO);
+    }
+}

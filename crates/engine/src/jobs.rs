@@ -89,3 +89,46 @@ pub(crate) fn evaluate(
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use ringmaster_protocol::ProcessName;
+
+    use super::*;
+
+    fn process(state: ProcessState, start_after_stop: bool) -> Process {
+        let mut p = Process::new(ProcessName::new("web", 1), 0);
+        p.state = state;
+        p.start_after_stop = start_after_stop;
+        p.reason = Some("why".into());
+        p
+    }
+
+    fn decided(goal: Goal, state: ProcessState, restarting: bool) -> Option<bool> {
+        evaluate(goal, &process(state, restarting), false).map(|o| o.ok)
+    }
+
+    #[test]
+    fn running_goal() {
+        use ProcessState as S;
+        assert_eq!(decided(Goal::Running, S::Running, false), Some(true));
+        assert_eq!(decided(Goal::Running, S::Fatal, false), Some(false));
+        assert_eq!(decided(Goal::Running, S::Stopped, false), Some(false));
+        assert_eq!(decided(Goal::Running, S::Backoff, false), None);
+        assert_eq!(decided(Goal::Running, S::Starting, false), None);
+        // A restart is undecided while the old process is still RUNNING or
+        // has just stopped.
+        assert_eq!(decided(Goal::Running, S::Running, true), None);
+        assert_eq!(decided(Goal::Running, S::Stopped, true), None);
+    }
+
+    #[test]
+    fn stopped_goal() {
+        use ProcessState as S;
+        for state in [S::Stopped, S::Exited, S::Fatal] {
+            assert_eq!(decided(Goal::Stopped, state, false), Some(true));
+        }
+        assert_eq!(decided(Goal::Stopped, S::Stopping, false), None);
+        assert_eq!(decided(Goal::Stopped, S::Starting, false), Some(false));
+    }
+}
