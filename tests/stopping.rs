@@ -302,3 +302,45 @@ start_secs = "0"
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(stubborn), Signal::SIGKILL).unwrap();
     assert_eq!(daemon.wait_exit(DEADLINE), Some(0));
 }
+
+/// Concurrent restarts and a racing stop/start leave exactly one live
+/// process per slot, and every request gets an answer.
+#[test]
+fn concurrent_requests_on_one_process_stay_consistent() {
+    let daemon = Daemon::start(
+        r#"
+[watchers.web]
+cmd = "@TESTKIT@ sleep"
+start_secs = "100ms"
+stop_timeout = "2s"
+"#,
+    );
+    daemon.wait_state("web:1", "RUNNING");
+    let socket = daemon.socket.clone();
+    let workers: Vec<_> = ["restart", "restart", "stop", "start", "restart"]
+        .into_iter()
+        .map(|cmd| {
+            let socket = socket.clone();
+            std::thread::spawn(move || {
+                let mut conn = crate::support::Connection::open(&socket);
+                conn.call(cmd, serde_json::json!({"names": ["web"]}))
+            })
+        })
+        .collect();
+    for worker in workers {
+        let reply = worker.join().unwrap();
+        assert_eq!(reply["ok"], true, "{reply}");
+    }
+    let output = daemon.ctl(&["start", "web"]);
+    assert!(output.status.success(), "{output:?}");
+    let entry = daemon.wait_state("web:1", "RUNNING");
+    let live: Vec<i32> = crate::support::descendants(daemon.pid())
+        .into_iter()
+        .filter(|&p| pid_alive(p))
+        .collect();
+    assert_eq!(
+        live,
+        vec![pid_of(&entry)],
+        "exactly the reported process is alive"
+    );
+}

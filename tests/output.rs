@@ -1,0 +1,102 @@
+//! Where output goes: files (appended), merged stderr, null (spec §6 basics;
+//! rotation and tail come with the log-streams work).
+
+use crate::support::Daemon;
+
+#[test]
+fn merged_separate_null_and_appended_outputs() {
+    let daemon = Daemon::start(
+        r#"
+[watchers.merged]
+cmd = "echo out1; echo err1 >&2; echo out2; printf 'err2 no newline' >&2"
+shell = true
+restart = "never"
+start_secs = "0"
+stdout = { file = "@DIR@/merged.log" }
+stderr = "stdout"
+
+[watchers.split]
+cmd = "echo to-out; echo to-err >&2"
+shell = true
+restart = "never"
+start_secs = "0"
+
+[watchers.silent]
+cmd = "echo nobody hears this; echo nor this >&2"
+shell = true
+restart = "never"
+start_secs = "0"
+stdout = "null"
+stderr = "null"
+
+[watchers.twice]
+cmd = "echo run $RINGMASTER_WID"
+shell = true
+restart = "never"
+start_secs = "0"
+stdout = { file = "@DIR@/twice-$(wid).log" }
+"#,
+    );
+    let merged = daemon.wait_file("merged.log", "err2 no newline");
+    assert_eq!(
+        merged, "out1\nerr1\nout2\nerr2 no newline",
+        "merged in write order, last partial line kept"
+    );
+    assert_eq!(daemon.wait_file("logs/split-1.out.log", "\n"), "to-out\n");
+    assert_eq!(daemon.wait_file("logs/split-1.err.log", "\n"), "to-err\n");
+    daemon.wait_state("silent:1", "EXITED");
+    assert!(!daemon.path("logs/silent-1.out.log").exists());
+    assert!(!daemon.path("logs/silent-1.err.log").exists());
+
+    daemon.wait_file("twice-1.log", "run 1\n");
+    daemon.wait_state("twice:1", "EXITED");
+    assert!(daemon.ctl(&["start", "twice"]).status.success());
+    assert_eq!(
+        daemon.wait_file("twice-1.log", "run 1\nrun 1\n"),
+        "run 1\nrun 1\n",
+        "appended, not truncated"
+    );
+}
+
+/// Bytes that are not UTF-8 pass through untouched, and a fast writer's
+/// lines arrive complete and in order.
+#[test]
+fn arbitrary_bytes_pass_through_in_order() {
+    let daemon = Daemon::start(
+        r#"
+[watchers.bytes]
+cmd = '''printf 'caf\351 \210\377\n'; exec @TESTKIT@ spew 300000 hang'''
+shell = true
+start_secs = "0"
+"#,
+    );
+    daemon.wait_state("bytes:1", "RUNNING");
+    let log = daemon.path("logs/bytes-1.out.log");
+    // 8 bytes from printf, the "ready pid=N" line, then 300000 bytes.
+    crate::support::wait_until("all spewed bytes", crate::support::DEADLINE, || {
+        let bytes = std::fs::read(&log).ok()?;
+        let ready_end = bytes.get(8..)?.iter().position(|&b| b == b'\n')? + 9;
+        (bytes.len() - ready_end >= 300_000).then_some(())
+    });
+    assert!(daemon.ctl(&["signal", "KILL", "bytes"]).status.success());
+    let bytes = std::fs::read(&log).unwrap();
+    assert!(
+        bytes.starts_with(b"caf\xe9 \x88\xff\n"),
+        "{:?}",
+        &bytes[..16]
+    );
+    let spewed = &bytes[8..];
+    assert!(spewed.starts_with(b"ready pid="));
+    let body = &spewed[spewed.iter().position(|&b| b == b'\n').unwrap() + 1..];
+    assert_eq!(body.len(), 300_000);
+    for (i, line) in body
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .enumerate()
+    {
+        assert!(
+            line.starts_with(format!("{i:09} ").as_bytes()),
+            "line {i} out of order"
+        );
+    }
+}
