@@ -44,6 +44,27 @@ struct Shutdown {
     stopped: usize,
 }
 
+/// What asked for a shutdown.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Trigger {
+    /// A `shutdown` request on the socket: graceful.
+    Request,
+    /// SIGTERM or SIGINT: graceful.
+    Signal(&'static str),
+    /// SIGQUIT: fast.
+    Quit,
+}
+
+impl Trigger {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Request => "shutdown request",
+            Self::Signal(name) => name,
+            Self::Quit => "SIGQUIT",
+        }
+    }
+}
+
 /// Daemon signals, as streams.
 struct Signals {
     child: Signal,
@@ -142,9 +163,9 @@ impl Engine {
             let deadline = self.next_shutdown_deadline(kill_grace);
             tokio::select! {
                 Some(()) = signals.child.recv() => self.reap(),
-                Some(()) = signals.terminate.recv() => self.begin_shutdown(false, "SIGTERM"),
-                Some(()) = signals.interrupt.recv() => self.begin_shutdown(false, "SIGINT"),
-                Some(()) = signals.quit.recv() => self.begin_shutdown(true, "SIGQUIT"),
+                Some(()) = signals.terminate.recv() => self.begin_shutdown(Trigger::Signal("SIGTERM")),
+                Some(()) = signals.interrupt.recv() => self.begin_shutdown(Trigger::Signal("SIGINT")),
+                Some(()) = signals.quit.recv() => self.begin_shutdown(Trigger::Quit),
                 Some(()) = signals.hangup.recv() => {
                     tracing::warn!("SIGHUP received: configuration reload is not supported by this version; ignoring");
                 }
@@ -550,15 +571,21 @@ impl Engine {
 
     // ----- shutdown -------------------------------------------------------
 
-    fn begin_shutdown(&mut self, fast: bool, cause: &str) {
+    fn begin_shutdown(&mut self, trigger: Trigger) {
+        let fast = matches!(trigger, Trigger::Quit);
         if let Some(shutdown) = self.shutdown.as_mut() {
-            if !shutdown.fast && (fast || cause != "request") {
-                tracing::warn!("{cause} during shutdown: stopping everything at once");
+            // Any signal during a shutdown (the second Ctrl-C) hurries it;
+            // another `shutdown` request just waits for it.
+            if !shutdown.fast && !matches!(trigger, Trigger::Request) {
+                tracing::warn!(
+                    "{} during shutdown: stopping everything at once",
+                    trigger.name()
+                );
                 shutdown.fast = true;
             }
             return;
         }
-        tracing::info!(fast, "{cause}: shutting down");
+        tracing::info!(fast, "{}: shutting down", trigger.name());
         self.shutdown = Some(Shutdown {
             fast,
             deadline: Instant::now() + self.config.daemon.shutdown_timeout,

@@ -291,7 +291,7 @@ impl Engine {
     }
 
     fn handle_shutdown(&mut self, id: Value, reply: oneshot::Sender<Reply>) {
-        self.begin_shutdown(false, "request");
+        self.begin_shutdown(super::Trigger::Request);
         if let Some(shutdown) = self.shutdown.as_mut() {
             shutdown.waiters.push((id, reply));
         }
