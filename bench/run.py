@@ -1,26 +1,40 @@
 #!/usr/bin/env python3
-"""ringmaster's own benchmark (spec section 10 figures).
+"""Benchmark ringmaster side by side with supervisord and Circus.
 
-Builds the release binaries, then measures, each scenario with a time limit
-and killing only what it started:
-  - idle footprint with 10 children: daemon RSS/PSS, threads, fds, and
-    wake-ups (context switches of every daemon thread) over an idle window;
-  - restart latency: SIGKILL a RUNNING child, time until the replacement's
-    main() runs (it stamps the wall clock right after exec);
-  - spawn scale: daemon start until `status` reports N processes RUNNING;
-  - shutdown: `ringmasterctl shutdown` until the daemon and all N children
-    are gone;
-  - ctl latency: wall time of `ringmasterctl status` with 100 processes,
-    process start included.
+One command: python3 bench/run.py [--quick] [--reps N] [--tools a,b] [--only s1,s2]
 
-Usage: python3 bench/run.py [--quick] [--json FILE]
---quick uses tiny sizes so CI can check that the harness still works; its
-figures mean nothing. No assertion is made on any time.
+It installs supervisor and circus from PyPI into bench/.venv when missing
+(and re-runs itself with that interpreter), builds ringmaster in release
+mode, then runs every scenario against every tool, alternating between the
+tools within each repetition so that drift on a shared machine hits all
+alike. Each scenario writes the equivalent configuration for each tool
+(ringmaster TOML, supervisord.conf, circus.ini), has a time limit, and kills
+only the processes it started (by pid, from /proc).
+
+Rows ("tools"):
+  ringmaster      package defaults
+  supervisord     package defaults (it has no restart knob below its 1 s tick)
+  circus          package defaults (check_delay = 5 s)
+  circus-fast     Circus's fastest restart setting: check_delay = 0.1 s
+
+Settings common to every tool, so that the scenarios mean the same thing:
+a process counts as running as soon as it is spawned (ringmaster
+start_secs = 0, supervisord startsecs = 0; Circus has no such delay), log
+rotation is off, and supervisord gets minfds = 8192 so that it can hold
+1000 processes at all.
+
+Results: bench/results/run-STAMP.json and run-STAMP.md (median of the
+repetitions, with min and max, and ratios ringmaster/peer). --quick uses
+tiny sizes and one repetition so CI can check that the harness still runs;
+its figures mean nothing. Nothing here asserts on a time.
 """
 
 import argparse
+import datetime
 import json
 import os
+import platform
+import shlex
 import shutil
 import signal
 import socket
@@ -31,82 +45,55 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH = os.path.join(ROOT, "bench")
+VENV = os.path.join(BENCH, ".venv")
+VENV_PYTHON = os.path.join(VENV, "bin", "python")
+PEERS = ["supervisor==4.3.0", "circus==0.19.0"]
 RELEASE = os.path.join(ROOT, "target", "release")
-DAEMON = os.path.join(RELEASE, "ringmasterd")
-CTL = os.path.join(RELEASE, "ringmasterctl")
+RINGMASTERD = os.path.join(RELEASE, "ringmasterd")
+RINGMASTERCTL = os.path.join(RELEASE, "ringmasterctl")
 KIT = os.path.join(RELEASE, "ringmaster-testkit")
+SLEEP = shutil.which("sleep") or "/bin/sleep"
+TICK = os.sysconf("SC_CLK_TCK")
+LINE_BYTES = 100
+FILLER = b"ringmaster log throughput line: every byte must arrive, in order, exactly once.........."
+
+
+# ----------------------------------------------------------------- set-up --
+
+def ensure_venv():
+    """Re-runs this script under bench/.venv's python, creating it if needed."""
+    if os.path.realpath(sys.prefix) == os.path.realpath(VENV):
+        return
+    if not os.path.exists(VENV_PYTHON):
+        print("creating %s with %s" % (VENV, ", ".join(PEERS)), flush=True)
+        subprocess.run([sys.executable, "-m", "venv", VENV], check=True)
+        subprocess.run([VENV_PYTHON, "-m", "pip", "install", "-q", "--disable-pip-version-check"] + PEERS,
+                       check=True)
+    os.execv(VENV_PYTHON, [VENV_PYTHON] + sys.argv)
 
 
 def build():
-    subprocess.run(
-        ["cargo", "build", "--release", "--locked", "--bins"],
-        cwd=ROOT,
-        check=True,
-    )
+    subprocess.run(["cargo", "build", "--release", "--locked", "--bins"], cwd=ROOT, check=True)
 
 
-class Daemon:
-    """A ringmasterd in its own temp dir; killed with its tree on exit."""
+# ------------------------------------------------------------ /proc probes --
 
-    def __init__(self, watchers, settle=True):
-        self.dir = tempfile.mkdtemp(prefix="rm-bench-")
-        self.socket = os.path.join(self.dir, "rm.sock")
-        self.config = os.path.join(self.dir, "ringmaster.toml")
-        with open(self.config, "w") as f:
-            f.write('[daemon]\nsocket = "%s"\nlogs_dir = "%s/logs"\nlog_level = "warn"\n\n%s\n'
-                    % (self.socket, self.dir, watchers))
-        self.err = open(os.path.join(self.dir, "daemon.err"), "w")
-        self.started = time.monotonic()
-        self.proc = subprocess.Popen([DAEMON, self.config], stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=self.err)
-        wait_for(lambda: os.path.exists(self.socket), 30, "daemon socket")
-
-    def request(self, cmd, args=None):
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.connect(self.socket)
-            line = {"id": 1, "cmd": cmd}
-            if args is not None:
-                line["args"] = args
-            s.sendall((json.dumps(line) + "\n").encode())
-            data = b""
-            while not data.endswith(b"\n"):
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-        return json.loads(data)
-
-    def status(self):
-        return self.request("status", {})["result"]["processes"]
-
-    def all_running(self, count):
-        procs = self.status()
-        return len(procs) == count and all(p["state"] == "RUNNING" for p in procs)
-
-    def descendants(self):
-        return descendants(self.proc.pid)
-
-    def close(self):
-        if self.proc.poll() is None:
-            try:
-                os.kill(self.proc.pid, signal.SIGSTOP)
-            except ProcessLookupError:
-                pass
-            for pid in self.descendants():
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            self.proc.kill()
-        self.proc.wait()
-        self.err.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+def children_of(pid):
+    """Direct children of pid (from /proc/*/stat)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2:].split()
+        if int(fields[1]) == pid:
+            found.append(int(entry))
+    return found
 
 
 def descendants(root):
@@ -129,32 +116,48 @@ def descendants(root):
     return found
 
 
-def wait_for(check, limit, what):
-    deadline = time.monotonic() + limit
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError("timed out waiting for " + what)
-        time.sleep(0.002)
+def alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            stat = f.read()
+        return stat[stat.rfind(")") + 2] != "Z"
+    except OSError:
+        return False
 
 
-def proc_status(pid, key):
+def exe_of(pid):
+    try:
+        return os.readlink("/proc/%d/exe" % pid)
+    except OSError:
+        return None
+
+
+def cpu_seconds(pid):
+    """utime + stime of the whole process (all threads)."""
+    with open("/proc/%d/stat" % pid) as f:
+        stat = f.read()
+    fields = stat[stat.rfind(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def status_value(pid, key):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
             if line.startswith(key + ":"):
-                return line.split()[1]
+                return int(line.split()[1])
     return None
 
 
-def context_switches(pid):
+def voluntary_switches(pid):
     total = 0
     for tid in os.listdir("/proc/%d/task" % pid):
-        with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
-            for line in f:
-                if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
-                    total += int(line.split()[1])
+        try:
+            with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+                for line in f:
+                    if line.startswith("voluntary_ctxt_switches"):
+                        total += int(line.split()[1])
+        except OSError:
+            pass
     return total
 
 
@@ -169,6 +172,21 @@ def pss_kb(pid):
     return None
 
 
+class Timeout(Exception):
+    pass
+
+
+def wait_for(check, limit, what, interval=0.002):
+    deadline = time.monotonic() + limit
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise Timeout("timed out after %ss waiting for %s" % (limit, what))
+        time.sleep(interval)
+
+
 def summary(samples):
     ordered = sorted(samples)
     p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
@@ -176,30 +194,307 @@ def summary(samples):
             "min": ordered[0], "n": len(ordered)}
 
 
-def idle_footprint(idle_secs):
-    watchers = '[watchers.idle]\ncmd = "sleep 100000"\nnumprocesses = 10\nstart_secs = "0"\n'
-    with Daemon(watchers) as d:
-        wait_for(lambda: d.all_running(10), 30, "10 running")
-        time.sleep(1.0)  # let start-up allocations settle before sampling
-        pid = d.proc.pid
-        before = context_switches(pid)
-        time.sleep(idle_secs)
-        wakeups = context_switches(pid) - before
-        return {
-            "rss_kb": int(proc_status(pid, "VmRSS")),
-            "pss_kb": pss_kb(pid),
-            "threads": int(proc_status(pid, "Threads")),
-            "fds": len(os.listdir("/proc/%d/fd" % pid)),
-            "idle_secs": idle_secs,
-            "wakeups": wakeups,
-        }
+# ----------------------------------------------------------------- tools --
+
+class Watcher:
+    """One supervised program, described once for every tool."""
+
+    def __init__(self, name, argv, count=1, stdout=None, autostart=True, restart=True):
+        self.name, self.argv, self.count = name, argv, count
+        self.stdout, self.autostart, self.restart = stdout, autostart, restart
 
 
-def restart_latency(kills):
-    tmp = tempfile.mkdtemp(prefix="rm-bench-stamps-")
-    stamps = os.path.join(tmp, "stamps")
-    watchers = ('[watchers.victim]\ncmd = "%s stamp %s"\nstart_secs = "0"\n'
-                'stdout = "null"\nstderr = "null"\n' % (KIT, stamps))
+class Tool:
+    """A supervisor under test, running in its own temp dir."""
+
+    label = "?"
+
+    def __init__(self, watchers):
+        self.dir = tempfile.mkdtemp(prefix="rm-bench-%s-" % self.label)
+        self.watchers = watchers
+        self.proc = None
+        self.err = None
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def start(self):
+        self.write_config()
+        self.err = open(self.path("daemon.err"), "w")
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=self.err,
+                                     stderr=self.err, cwd=self.dir, start_new_session=True)
+        wait_for(self.ready, 60, "%s to answer" % self.label, interval=0.005)
+        return self
+
+    def total(self):
+        return sum(w.count for w in self.watchers)
+
+    def exited(self):
+        return self.proc.poll() is not None
+
+    def close(self):
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.kill(self.proc.pid, signal.SIGSTOP)
+            except ProcessLookupError:
+                pass
+            for pid in descendants(self.proc.pid):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            self.proc.kill()
+        if self.proc is not None:
+            self.proc.wait()
+        if self.err:
+            self.err.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class Ringmaster(Tool):
+    label = "ringmaster"
+
+    def write_config(self):
+        self.socket = self.path("rm.sock")
+        out = ['[daemon]\nsocket = "%s"\nlogs_dir = "%s"\nlog_level = "warn"\n'
+               % (self.socket, self.path("logs"))]
+        for w in self.watchers:
+            out.append("[watchers.%s]" % w.name)
+            out.append("args = %s" % json.dumps(w.argv))
+            out.append("numprocesses = %d" % w.count)
+            out.append('start_secs = "0"')
+            out.append("autostart = %s" % ("true" if w.autostart else "false"))
+            out.append('restart = "%s"' % ("always" if w.restart else "never"))
+            out.append('stdout = %s' % ('{ file = "%s" }' % w.stdout if w.stdout else '"null"'))
+            out.append('stderr = "null"\n')
+        with open(self.path("ringmaster.toml"), "w") as f:
+            f.write("\n".join(out))
+
+    def command(self):
+        return [RINGMASTERD, self.path("ringmaster.toml")]
+
+    def request(self, cmd, args=None):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.connect(self.socket)
+            line = {"id": 1, "cmd": cmd}
+            if args is not None:
+                line["args"] = args
+            s.sendall((json.dumps(line) + "\n").encode())
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = s.recv(1 << 16)
+                if not chunk:
+                    break
+                data += chunk
+        return json.loads(data)
+
+    def ready(self):
+        try:
+            return self.request("version")["ok"]
+        except OSError:
+            return False
+
+    def running(self):
+        return sum(p["state"] == "RUNNING" for p in self.request("status", {})["result"]["processes"])
+
+    def start_watcher(self, name):
+        self.request("start", {"names": [name]})
+
+    def cli_status(self):
+        return [RINGMASTERCTL, "-s", self.socket, "status"]
+
+    def cli_shutdown(self):
+        return [RINGMASTERCTL, "-s", self.socket, "shutdown"]
+
+    def raw_session(self):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(self.socket)
+        stream = sock.makefile("rwb")
+
+        def call():
+            stream.write(b'{"id":1,"cmd":"status"}\n')
+            stream.flush()
+            return stream.readline()
+        return call, sock.close
+
+
+class Supervisord(Tool):
+    label = "supervisord"
+
+    def write_config(self):
+        self.socket = self.path("supervisor.sock")
+        out = ["[supervisord]", "nodaemon = true", "logfile = %s" % self.path("supervisord.log"),
+               "pidfile = %s" % self.path("supervisord.pid"), "childlogdir = %s" % self.dir,
+               "loglevel = warn", "minfds = 8192", "minprocs = 4096", "",
+               "[unix_http_server]", "file = %s" % self.socket, "",
+               "[rpcinterface:supervisor]",
+               "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface", "",
+               "[supervisorctl]", "serverurl = unix://%s" % self.socket, ""]
+        for w in self.watchers:
+            out += ["[program:%s]" % w.name, "command = %s" % shlex.join(w.argv),
+                    "numprocs = %d" % w.count, "process_name = %(program_name)s_%(process_num)d",
+                    "startsecs = 0", "autostart = %s" % ("true" if w.autostart else "false"),
+                    "autorestart = %s" % ("true" if w.restart else "false"),
+                    "stdout_logfile = %s" % (w.stdout or "NONE"), "stdout_logfile_maxbytes = 0",
+                    "stderr_logfile = NONE", ""]
+        with open(self.path("supervisord.conf"), "w") as f:
+            f.write("\n".join(out))
+
+    def command(self):
+        return [os.path.join(VENV, "bin", "supervisord"), "-c", self.path("supervisord.conf")]
+
+    def proxy(self):
+        import xmlrpc.client
+        from supervisor.xmlrpc import SupervisorTransport
+        transport = SupervisorTransport(None, None, "unix://" + self.socket)
+        return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
+
+    def ready(self):
+        try:
+            return self.proxy().supervisor.getState()["statename"] == "RUNNING"
+        except Exception:
+            return False
+
+    def running(self):
+        return sum(p["statename"] == "RUNNING" for p in self.proxy().supervisor.getAllProcessInfo())
+
+    def start_watcher(self, name):
+        self.proxy().supervisor.startProcessGroup(name, False)
+
+    def cli_status(self):
+        return [os.path.join(VENV, "bin", "supervisorctl"), "-c", self.path("supervisord.conf"), "status"]
+
+    def cli_shutdown(self):
+        return [os.path.join(VENV, "bin", "supervisorctl"), "-c", self.path("supervisord.conf"), "shutdown"]
+
+    def raw_session(self):
+        proxy = self.proxy()
+        return proxy.supervisor.getAllProcessInfo, lambda: None
+
+
+class Circus(Tool):
+    label = "circus"
+    check_delay = 5.0
+
+    def write_config(self):
+        self.endpoint = "ipc://%s" % self.path("endpoint")
+        out = ["[circus]", "endpoint = %s" % self.endpoint,
+               "pubsub_endpoint = ipc://%s" % self.path("pubsub"),
+               "check_delay = %s" % self.check_delay, "loglevel = WARNING",
+               "logoutput = %s" % self.path("circus.log"), ""]
+        for w in self.watchers:
+            out += ["[watcher:%s]" % w.name, "cmd = %s" % w.argv[0],
+                    "args = %s" % shlex.join(w.argv[1:]), "numprocesses = %d" % w.count,
+                    "autostart = %s" % w.autostart, "respawn = %s" % w.restart, "copy_env = True"]
+            if w.stdout:
+                out += ["stdout_stream.class = FileStream", "stdout_stream.filename = %s" % w.stdout]
+            out.append("")
+        with open(self.path("circus.ini"), "w") as f:
+            f.write("\n".join(out))
+
+    def command(self):
+        return [os.path.join(VENV, "bin", "circusd"), self.path("circus.ini")]
+
+    def client(self):
+        from circus.client import CircusClient
+        return CircusClient(endpoint=self.endpoint, timeout=30)
+
+    def call(self, command, **properties):
+        client = self.client()
+        try:
+            return client.call({"command": command, "properties": properties})
+        finally:
+            client.stop()
+
+    def ready(self):
+        try:
+            return self.call("status").get("status") == "ok"
+        except Exception:
+            return False
+
+    def running(self):
+        count = 0
+        for w in self.watchers:
+            count += sum(1 for pid in self.call("list", name=w.name).get("pids", []) if alive(pid))
+        return count
+
+    def start_watcher(self, name):
+        self.call("start", name=name, waiting=False)
+
+    def cli_status(self):
+        return [os.path.join(VENV, "bin", "circusctl"), "--endpoint", self.endpoint, "status"]
+
+    def cli_shutdown(self):
+        return [os.path.join(VENV, "bin", "circusctl"), "--endpoint", self.endpoint, "quit", "--waiting"]
+
+    def raw_session(self):
+        client = self.client()
+        return (lambda: client.call({"command": "status", "properties": {}})), client.stop
+
+
+class CircusFast(Circus):
+    label = "circus-fast"
+    check_delay = 0.1
+
+
+TOOLS = {t.label: t for t in (Ringmaster, Supervisord, Circus, CircusFast)}
+
+
+# ------------------------------------------------------------- scenarios --
+
+def idle(tool_cls, size):
+    """10 sleeping children: footprint, and CPU and wake-ups while idle."""
+    seconds = size["idle_secs"]
+    with tool_cls([Watcher("idle", [SLEEP, "100000"], 10)]) as tool:
+        wait_for(lambda: tool.running() == 10, 60, "10 running", interval=0.05)
+        time.sleep(1.0)
+        pid = tool.proc.pid
+        cpu0, wake0 = cpu_seconds(pid), voluntary_switches(pid)
+        time.sleep(seconds)
+        cpu, wake = cpu_seconds(pid) - cpu0, voluntary_switches(pid) - wake0
+        return {"rss_mb": status_value(pid, "VmRSS") / 1024, "pss_mb": (pss_kb(pid) or 0) / 1024,
+                "threads": status_value(pid, "Threads"), "fds": len(os.listdir("/proc/%d/fd" % pid)),
+                "idle_cpu_ms": cpu * 1000, "wakeups": wake, "idle_secs": seconds,
+                "helpers": len([p for p in children_of(pid) if exe_of(p) != SLEEP])}
+
+
+def spawn_scale(tool_cls, count):
+    """Daemon start until N children have exec'd, then until the tool says
+    all N are running."""
+    target = os.path.realpath(SLEEP)
+    tool = tool_cls([Watcher("many", [SLEEP, "100000"], count)])
+    try:
+        tool.write_config()
+        tool.err = open(tool.path("daemon.err"), "w")
+        t0 = time.monotonic()
+        tool.proc = subprocess.Popen(tool.command(), stdin=subprocess.DEVNULL, stdout=tool.err,
+                                     stderr=tool.err, cwd=tool.dir, start_new_session=True)
+        seen = set()
+
+        def all_execd():
+            for pid in children_of(tool.proc.pid):
+                if pid not in seen and exe_of(pid) == target:
+                    seen.add(pid)
+            return len(seen) >= count
+        wait_for(all_execd, 120, "%d children exec'd" % count, interval=0.01)
+        execd = time.monotonic() - t0
+        wait_for(tool.ready, 120, "the tool to answer", interval=0.01)
+        wait_for(lambda: tool.running() >= count, 120, "%d running" % count, interval=0.02)
+        return {"execd_s": execd, "running_s": time.monotonic() - t0}
+    finally:
+        tool.close()
+
+
+def restart_latency(tool_cls, kills):
+    """SIGKILL a running child, time until its replacement's main() runs."""
+    stamps = tempfile.mktemp(prefix="rm-bench-stamps-")
 
     def lines():
         try:
@@ -207,94 +502,337 @@ def restart_latency(kills):
                 return [line.split() for line in f.read().splitlines() if line.strip()]
         except OSError:
             return []
-
     samples = []
     try:
-        with Daemon(watchers):
-            wait_for(lambda: len(lines()) == 1, 30, "first stamp")
+        with tool_cls([Watcher("victim", [KIT, "stamp", stamps])]) as tool:
+            wait_for(lambda: len(lines()) == 1, 60, "first stamp")
             for i in range(kills):
+                wait_for(lambda: tool.running() == 1, 60, "the child to be running", interval=0.01)
                 pid = int(lines()[-1][0])
-                time.sleep(0.05)  # a settled RUNNING process, not one just born
                 t0 = time.time_ns()
                 os.kill(pid, signal.SIGKILL)
-                entry = wait_for(lambda: len(lines()) == i + 2 and lines()[-1], 10, "restart")
+                entry = wait_for(lambda: len(lines()) == i + 2 and lines()[-1], 60, "restart",
+                                 interval=0.0005)
                 samples.append((int(entry[1]) - t0) / 1e6)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if os.path.exists(stamps):
+            os.unlink(stamps)
     return summary(samples)
 
 
-def spawn_and_shutdown(count):
-    watchers = ('[watchers.many]\ncmd = "%s sleep"\nnumprocesses = %d\nstart_secs = "0"\n'
-                'stdout = "null"\nstderr = "null"\n' % (KIT, count))
-    with Daemon(watchers) as d:
-        wait_for(lambda: d.all_running(count), 120, "%d running" % count)
-        to_running = time.monotonic() - d.started
-        children = d.descendants()
+def expected_chunk(first, count):
+    return b"".join(b"%010d " % n + FILLER + b"\n" for n in range(first, first + count))
+
+
+def verify_lines(path, count):
+    """Compares the file with what the generator wrote: (lost, mangled,
+    reordered) lines; all zero when byte-exact."""
+    chunk_lines = 10000
+    with open(path, "rb") as f:
+        data_ok = True
+        for first in range(0, count, chunk_lines):
+            n = min(chunk_lines, count - first)
+            want = expected_chunk(first, n)
+            if f.read(len(want)) != want:
+                data_ok = False
+                break
+        if data_ok and f.read(1) == b"":
+            return 0, 0, 0
+    lost = mangled = reordered = 0
+    expected = 0
+    with open(path, "rb") as f:
+        for line in f:
+            try:
+                number = int(line[:10])
+            except ValueError:
+                mangled += 1
+                continue
+            if line != b"%010d " % number + FILLER + b"\n":
+                mangled += 1
+            if number == expected:
+                expected += 1
+            elif number > expected:
+                lost += number - expected
+                expected = number + 1
+            else:
+                reordered += 1
+    lost += max(0, count - expected)
+    return lost, mangled, reordered
+
+
+def log_throughput(tool_cls, count):
+    """One child writes COUNT 100-byte lines; MB/s until the file is
+    complete, the daemon's CPU, and byte-exact verification."""
+    total = count * LINE_BYTES
+    out_dir = tempfile.mkdtemp(prefix="rm-bench-log-")
+    log = os.path.join(out_dir, "out.log")
+    try:
+        with tool_cls([Watcher("writer", [KIT, "lines", str(count)], 1, stdout=log,
+                               autostart=False, restart=False)]) as tool:
+            pid = tool.proc.pid
+            cpu0 = cpu_seconds(pid)
+            t0 = time.monotonic()
+            tool.start_watcher("writer")
+            wait_for(lambda: os.path.exists(log) and os.path.getsize(log) >= total, 600,
+                     "%d bytes in the log" % total, interval=0.005)
+            elapsed = time.monotonic() - t0
+            cpu = cpu_seconds(pid) - cpu0
+        lost, mangled, reordered = verify_lines(log, count)
+        return {"mb_per_s": total / 1e6 / elapsed, "daemon_cpu_s": cpu,
+                "cpu_s_per_gb": cpu / (total / 1e9), "lost": lost, "mangled": mangled,
+                "reordered": reordered, "bytes": total}
+    finally:
+        shutil.rmtree(out_dir, ignore_errors=True)
+
+
+def log_baselines(count):
+    total = count * LINE_BYTES
+    out_dir = tempfile.mkdtemp(prefix="rm-bench-base-")
+    try:
         t0 = time.monotonic()
-        subprocess.run([CTL, "-s", d.socket, "shutdown"], check=True, stdout=subprocess.DEVNULL)
-        d.proc.wait(timeout=120)
-        left = [p for p in children if os.path.exists("/proc/%d" % p)]
-        shutdown = time.monotonic() - t0
-        return {"processes": count, "start_to_all_running_s": to_running,
-                "shutdown_s": shutdown, "left_behind": len(left)}
+        subprocess.run([KIT, "lines", str(count)], stdout=subprocess.DEVNULL, check=True)
+        devnull = time.monotonic() - t0
+        path = os.path.join(out_dir, "cat.out")
+        t0 = time.monotonic()
+        subprocess.run("%s lines %d | cat > %s" % (shlex.quote(KIT), count, shlex.quote(path)),
+                       shell=True, check=True)
+        cat = time.monotonic() - t0
+        lost, mangled, reordered = verify_lines(path, count)
+        return {"generator_to_devnull_mb_per_s": total / 1e6 / devnull,
+                "cat_pipe_to_file_mb_per_s": total / 1e6 / cat,
+                "cat_lost": lost + mangled + reordered}
+    finally:
+        shutil.rmtree(out_dir, ignore_errors=True)
 
 
-def ctl_latency(calls):
-    watchers = ('[watchers.many]\ncmd = "%s sleep"\nnumprocesses = 100\nstart_secs = "0"\n'
-                'stdout = "null"\nstderr = "null"\n' % KIT)
-    with Daemon(watchers) as d:
-        wait_for(lambda: d.all_running(100), 60, "100 running")
-        samples = []
+def ctl_latency(tool_cls, calls, raw_calls):
+    """With 100 processes: the real CLI's status (process start included),
+    and raw protocol round trips on one connection."""
+    with tool_cls([Watcher("many", [SLEEP, "100000"], 100)]) as tool:
+        wait_for(lambda: tool.running() == 100, 120, "100 running", interval=0.05)
+        cli = []
         for _ in range(calls):
             t0 = time.perf_counter()
-            subprocess.run([CTL, "-s", d.socket, "status"], stdout=subprocess.DEVNULL, check=True)
-            samples.append((time.perf_counter() - t0) * 1e3)
+            subprocess.run(tool.cli_status(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            cli.append((time.perf_counter() - t0) * 1e3)
+        call, close = tool.raw_session()
         raw = []
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.connect(d.socket)
-            f = s.makefile("rwb")
-            for i in range(200):
+        try:
+            for _ in range(raw_calls):
                 t0 = time.perf_counter()
-                f.write(b'{"id":%d,"cmd":"status"}\n' % i)
-                f.flush()
-                f.readline()
+                call()
                 raw.append((time.perf_counter() - t0) * 1e3)
-        return {"ctl_status_ms": summary(samples), "raw_round_trip_ms": summary(raw)}
+        finally:
+            close()
+        return {"cli_status_ms": summary(cli), "raw_status_ms": summary(raw)}
+
+
+def stop_all(tool_cls, count, how):
+    """N children that exit on SIGTERM: time from the ctl's shutdown (or
+    SIGTERM to the daemon) until the daemon and every child are gone."""
+    with tool_cls([Watcher("many", [SLEEP, "100000"], count)]) as tool:
+        wait_for(lambda: tool.running() == count, 120, "%d running" % count, interval=0.05)
+        children = children_of(tool.proc.pid)
+        t0 = time.monotonic()
+        if how == "ctl":
+            subprocess.Popen(tool.cli_shutdown(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        else:
+            os.kill(tool.proc.pid, signal.SIGTERM)
+        wait_for(lambda: tool.exited() and not any(alive(p) for p in children), 120,
+                 "everything gone", interval=0.002)
+        elapsed = time.monotonic() - t0
+        left = [p for p in children if alive(p)]
+        return {"seconds": elapsed, "left_behind": len(left)}
+
+
+# ------------------------------------------------------------- reporting --
+
+SIZES = {
+    "full": {"reps": 3, "idle_secs": 10, "spawn": [100, 500, 1000], "kills": 20,
+             "log_lines": 2_560_000, "ctl_calls": 50, "raw_calls": 200, "stop": [100, 1000]},
+    "quick": {"reps": 1, "idle_secs": 1, "spawn": [20], "kills": 2,
+              "log_lines": 40_000, "ctl_calls": 3, "raw_calls": 20, "stop": [20]},
+}
+
+
+FIGURES = [
+    # (key path, label, unit, lower is better)
+    (("idle", "rss_mb"), "daemon RSS, 10 children", "MB", True),
+    (("idle", "pss_mb"), "daemon PSS, 10 children", "MB", True),
+    (("idle", "threads"), "daemon threads", "", True),
+    (("idle", "fds"), "daemon fds, 10 children", "", True),
+    (("idle", "idle_cpu_ms"), "daemon CPU while idle (per idle window)", "ms", True),
+    (("idle", "wakeups"), "daemon wake-ups while idle (voluntary switches)", "", True),
+    (("restart", "median"), "restart after kill -9: median", "ms", True),
+    (("restart", "p95"), "restart after kill -9: p95", "ms", True),
+    (("restart", "max"), "restart after kill -9: max", "ms", True),
+    (("log", "mb_per_s"), "log capture throughput", "MB/s", False),
+    (("log", "cpu_s_per_gb"), "daemon CPU per GB logged", "s", True),
+    (("log", "lost"), "log lines lost", "", True),
+    (("log", "mangled"), "log lines mangled", "", True),
+    (("log", "reordered"), "log lines reordered", "", True),
+    (("ctl", "cli_status_ms", "median"), "CLI status, 100 processes: median", "ms", True),
+    (("ctl", "raw_status_ms", "median"), "raw status round trip, 100 processes: median", "ms", True),
+]
+
+
+def dig(value, path):
+    for key in path:
+        if value is None:
+            return None
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+def aggregate(values):
+    values = [v for v in values if v is not None]
+    if not values:
+        return None
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
+
+
+def fmt(agg, unit):
+    if agg is None:
+        return "failed"
+    def num(v):
+        if abs(v) >= 100 or float(v).is_integer():
+            return "%.0f" % v
+        return "%.3g" % v
+    text = num(agg["median"])
+    if agg["n"] > 1 and agg["min"] != agg["max"]:
+        text += " (%s-%s)" % (num(agg["min"]), num(agg["max"]))
+    return text + (" " + unit if unit else "")
+
+
+def ratio(ours, theirs):
+    if ours is None or theirs is None or theirs["median"] == 0:
+        return "-"
+    return "%.3g" % (ours["median"] / theirs["median"])
+
+
+def markdown(results, tools, size):
+    rows = []
+    figures = list(FIGURES)
+    for n in size["spawn"]:
+        figures.append((("spawn", str(n), "execd_s"), "%d processes: start to all exec'd" % n, "s", True))
+        figures.append((("spawn", str(n), "running_s"), "%d processes: start to all running (ctl)" % n, "s", True))
+    for n in size["stop"]:
+        for how in ("ctl", "sigterm"):
+            figures.append((("stop", "%d-%s" % (n, how), "seconds"),
+                            "stop all %d (%s) until everything is gone" % (n, "ctl shutdown" if how == "ctl" else "SIGTERM"),
+                            "s", True))
+    head = "| figure | " + " | ".join(tools) + " | rm/supervisord | rm/circus |"
+    rows.append(head)
+    rows.append("|" + "---|" * (len(tools) + 3))
+    for path, label, unit, _lower in figures:
+        aggs = {t: aggregate([dig(rep.get(t), path) for rep in results["reps"]]) for t in tools}
+        cells = [fmt(aggs[t], unit) for t in tools]
+        rm = aggs.get("ringmaster")
+        rows.append("| %s | %s | %s | %s |" % (label, " | ".join(cells),
+                                               ratio(rm, aggs.get("supervisord")), ratio(rm, aggs.get("circus"))))
+    base = aggregate([dig(rep, ("baselines", "cat_pipe_to_file_mb_per_s")) for rep in results["reps"]])
+    gen = aggregate([dig(rep, ("baselines", "generator_to_devnull_mb_per_s")) for rep in results["reps"]])
+    rows.append("")
+    rows.append("Baselines in the same run: `cat` pipe-to-file %s; the generator to /dev/null %s."
+                % (fmt(base, "MB/s"), fmt(gen, "MB/s")))
+    return "\n".join(rows)
+
+
+# ------------------------------------------------------------------ main --
+
+def run_scenario(tool, name, func, *args):
+    t0 = time.monotonic()
+    try:
+        value = func(TOOLS[tool], *args)
+    except Exception as err:  # a tool that fails a scenario is reported, not fatal
+        print("  %-12s %-10s FAILED: %s" % (tool, name, err), flush=True)
+        return None
+    print("  %-12s %-10s %.1fs" % (tool, name, time.monotonic() - t0), flush=True)
+    return value
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, for CI")
-    parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes and one repetition, for CI")
+    parser.add_argument("--reps", type=int, help="repetitions (default 3, quick 1)")
+    parser.add_argument("--tools", default=",".join(TOOLS), help="comma-separated rows to run")
+    parser.add_argument("--only", help="comma-separated scenarios: idle,spawn,restart,log,ctl,stop")
+    parser.add_argument("--no-build", action="store_true", help="use the existing release build")
     args = parser.parse_args()
-    build()
-    quick = args.quick
-    results = {"quick": quick, "machine": {"cpus": os.cpu_count(), "kernel": os.uname().release}}
-    results["idle"] = idle_footprint(1 if quick else 10)
-    results["restart_ms"] = restart_latency(5 if quick else 30)
-    results["scale"] = [spawn_and_shutdown(n) for n in ([20] if quick else [100, 1000])]
-    results["ctl"] = ctl_latency(5 if quick else 50)
+    ensure_venv()
+    if not args.no_build:
+        build()
+    size = dict(SIZES["quick" if args.quick else "full"])
+    if args.reps:
+        size["reps"] = args.reps
+    tools = [t for t in args.tools.split(",") if t]
+    scenarios = set((args.only or "idle,spawn,restart,log,ctl,stop").split(","))
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    results = {"started": stamp, "quick": args.quick, "size": size, "tools": tools,
+               "machine": {"cpus": os.cpu_count(), "kernel": platform.release(),
+                           "cpu": cpu_model(), "python": platform.python_version()},
+               "reps": []}
+    for rep in range(size["reps"]):
+        print("repetition %d/%d" % (rep + 1, size["reps"]), flush=True)
+        rep_results = {}
+        if "log" in scenarios:
+            rep_results["baselines"] = log_baselines(size["log_lines"])
+        # Alternate tools inside each scenario, rotating the order per rep.
+        order = tools[rep % len(tools):] + tools[:rep % len(tools)]
+        for tool in tools:
+            rep_results[tool] = {}
+        if "idle" in scenarios:
+            for tool in order:
+                rep_results[tool]["idle"] = run_scenario(tool, "idle", idle, size)
+        if "spawn" in scenarios:
+            for n in size["spawn"]:
+                for tool in order:
+                    rep_results[tool].setdefault("spawn", {})[str(n)] = run_scenario(
+                        tool, "spawn %d" % n, spawn_scale, n)
+        if "restart" in scenarios:
+            for tool in order:
+                rep_results[tool]["restart"] = run_scenario(tool, "restart", restart_latency, size["kills"])
+        if "log" in scenarios:
+            for tool in order:
+                rep_results[tool]["log"] = run_scenario(tool, "log", log_throughput, size["log_lines"])
+        if "ctl" in scenarios:
+            for tool in order:
+                rep_results[tool]["ctl"] = run_scenario(tool, "ctl", ctl_latency,
+                                                        size["ctl_calls"], size["raw_calls"])
+        if "stop" in scenarios:
+            for n in size["stop"]:
+                for how in ("ctl", "sigterm"):
+                    for tool in order:
+                        rep_results[tool].setdefault("stop", {})["%d-%s" % (n, how)] = run_scenario(
+                            tool, "stop %d %s" % (n, how), stop_all, n, how)
+        results["reps"].append(rep_results)
 
-    idle = results["idle"]
-    print("\nringmaster benchmark%s" % (" (quick: figures are meaningless)" if quick else ""))
-    print("  idle, 10 children: RSS %d KiB, PSS %s KiB, %d threads, %d fds, %d wake-ups in %ds"
-          % (idle["rss_kb"], idle["pss_kb"], idle["threads"], idle["fds"], idle["wakeups"], idle["idle_secs"]))
-    r = results["restart_ms"]
-    print("  restart after SIGKILL (n=%d): median %.2f ms, p95 %.2f ms, max %.2f ms"
-          % (r["n"], r["median"], r["p95"], r["max"]))
-    for s in results["scale"]:
-        print("  %d processes: all RUNNING %.3f s after daemon start; shutdown %.3f s; %d left behind"
-              % (s["processes"], s["start_to_all_running_s"], s["shutdown_s"], s["left_behind"]))
-    c = results["ctl"]
-    print("  ringmasterctl status, 100 processes (n=%d): median %.2f ms, p95 %.2f ms"
-          % (c["ctl_status_ms"]["n"], c["ctl_status_ms"]["median"], c["ctl_status_ms"]["p95"]))
-    print("  raw protocol status round trip (n=%d): median %.3f ms, p95 %.3f ms"
-          % (c["raw_round_trip_ms"]["n"], c["raw_round_trip_ms"]["median"], c["raw_round_trip_ms"]["p95"]))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
+    out_dir = os.path.join(BENCH, "results")
+    os.makedirs(out_dir, exist_ok=True)
+    base = os.path.join(out_dir, "run-%s%s" % (stamp, "-quick" if args.quick else ""))
+    with open(base + ".json", "w") as f:
+        json.dump(results, f, indent=2)
+    table = markdown(results, tools, size)
+    header = ("# ringmaster vs supervisord vs Circus (%s%s)\n\nMachine: %d CPUs, %s, Linux %s. "
+              "Median of %d repetition(s), (min-max) when they differ.\n\n"
+              % (stamp, ", QUICK: figures mean nothing" if args.quick else "", os.cpu_count(),
+                 results["machine"]["cpu"], platform.release(), size["reps"]))
+    with open(base + ".md", "w") as f:
+        f.write(header + table + "\n")
+    print("\n" + header + table)
+    print("\nwritten: %s.json, %s.md" % (base, base))
     return 0
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@
 //! - `orphan-storm N MS`: start a child that starts N `nap MS` grandchildren and exits at once, then sleep.
 //! - `nap MS`: sleep MS milliseconds and exit 0 (silently).
 //! - `stamp FILE`: append "PID NANOS" (wall clock, right after exec) to FILE, then sleep (silently).
+//! - `lines COUNT`: write COUNT numbered lines of exactly 100 bytes to stdout (no `ready`), then exit 0.
 //! - `spew BYTES [exit|hang]`: write BYTES numbered bytes to stdout, then exit 0 or sleep.
 
 use std::io::Write;
@@ -41,6 +42,10 @@ pub fn run(args: &[String]) -> i32 {
             let _ = writeln!(out, "{} {now}", std::process::id());
         }
         sleep_forever();
+    }
+    if mode == "lines" {
+        write_lines(number(arg(1), 1000));
+        return 0;
     }
     if mode == "nap" {
         std::thread::sleep(Duration::from_millis(number(arg(1), 10)));
@@ -221,6 +226,29 @@ fn spew(total: u64) {
         written += take as u64;
         line += 1;
     }
+    let _ = out.flush();
+}
+
+/// Writes `count` lines of exactly 100 bytes, `NNNNNNNNNN ` then a fixed
+/// filler, in 64 KiB writes (what a chatty, well-buffered program does).
+fn write_lines(count: u64) {
+    const FILLER: &[u8; 88] =
+        b"ringmaster log throughput line: every byte must arrive, in order, exactly once..........";
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut buf = Vec::with_capacity(64 * 1024 + 100);
+    for n in 0..count {
+        let _ = write!(buf, "{n:010} ");
+        buf.extend_from_slice(FILLER);
+        buf.push(b'\n');
+        if buf.len() >= 64 * 1024 - 100 {
+            if out.write_all(&buf).is_err() {
+                return;
+            }
+            buf.clear();
+        }
+    }
+    let _ = out.write_all(&buf);
     let _ = out.flush();
 }
 
