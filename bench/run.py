@@ -527,7 +527,8 @@ def restart_latency(tool_cls, kills):
     def lines():
         try:
             with open(stamps) as f:
-                return [line.split() for line in f.read().splitlines() if line.strip()]
+                # Complete lines only.
+                return [line.split() for line in f.read().split("\n")[:-1] if line.strip()]
         except OSError:
             return []
     samples = []

@@ -39,7 +39,9 @@ pub fn run(args: &[String]) -> i32 {
                 .append(true)
                 .open(file)
         {
-            let _ = writeln!(out, "{} {now}", std::process::id());
+            // One write(2), so a reader never sees half a line.
+            let line = format!("{} {now}\n", std::process::id());
+            let _ = out.write_all(line.as_bytes());
         }
         sleep_forever();
     }
@@ -92,7 +94,8 @@ pub fn run(args: &[String]) -> i32 {
                 .open(file)
                 .ok();
             if let Some(log) = log.as_mut() {
-                let _ = writeln!(log, "{name}");
+                // One write(2): several processes append to the same file.
+                let _ = log.write_all(format!("{name}\n").as_bytes());
             }
             0
         }
