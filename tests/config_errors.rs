@@ -156,10 +156,16 @@ fn bad_configurations_name_file_line_and_key() {
         &["expected KEY=VALUE"],
     );
     assert_error(
-        &format!("{w}stdout = {{ file = \"x.log\", max_size = \"1MB\" }}\n"),
+        &format!("{w}stdout = {{ file = \"x.log\", max_size = \"huge\" }}\n"),
         &[],
-        "CONFIG:3:28: watchers.web.stdout.max_size",
-        &["not supported yet"],
+        "CONFIG:3:39: watchers.web.stdout.max_size",
+        &["invalid size 'huge'"],
+    );
+    assert_error(
+        &format!("{w}stdout = {{ file = \"x.log\", backups = 3 }}\n"),
+        &[],
+        "CONFIG:3:38: watchers.web.stdout.backups",
+        &["backups needs max_size"],
     );
     assert_error(
         &format!("{w}stderr = \"stdin\"\n"),

@@ -16,6 +16,7 @@ mod config_errors;
 mod control;
 mod examples;
 mod lifecycle;
+mod logfiles;
 mod output;
 mod privileges;
 mod reaping;

@@ -20,8 +20,8 @@ use std::path::{Path, PathBuf};
 
 pub use error::{ConfigError, ConfigErrors, Location};
 pub use model::{
-    Command, Config, DaemonConfig, LogFormat, LogLevel, OutputSink, Restart, Rlimit, RlimitValue,
-    StartRetries, StderrSink, WatcherConfig,
+    Command, Config, DaemonConfig, FileSink, LogFormat, LogLevel, OutputSink, Restart, Rlimit,
+    RlimitValue, StartRetries, StderrSink, WatcherConfig,
 };
 pub use template::{Part, Template};
 

@@ -155,12 +155,34 @@ pub struct Command {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OutputSink {
     /// Appended to a file.
-    File {
-        /// Absolute path, possibly with `$(wid)`.
-        path: Template,
-    },
+    File(FileSink),
     /// Discarded (the child writes to /dev/null).
     Null,
+}
+
+/// A log file sink.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSink {
+    /// Absolute path, possibly with `$(wid)`.
+    pub path: Template,
+    /// Rotate before the file would pass this many bytes.
+    pub max_size: Option<u64>,
+    /// Rotated files kept (`.1` .. `.N`); 0 truncates at max_size.
+    pub backups: u32,
+    /// Prefix each line with an RFC 3339 UTC timestamp.
+    pub timestamps: bool,
+}
+
+impl FileSink {
+    /// A plain appended file at `path`.
+    pub fn plain(path: Template) -> Self {
+        Self {
+            path,
+            max_size: None,
+            backups: 0,
+            timestamps: false,
+        }
+    }
 }
 
 /// Where stderr goes.

@@ -15,11 +15,11 @@ use toml::de::{DeTable, DeValue};
 use crate::env_file;
 use crate::error::{ConfigError, ConfigErrors, Location};
 use crate::model::{
-    Command, Config, DaemonConfig, LogFormat, LogLevel, OutputSink, Restart, Rlimit, RlimitValue,
-    StartRetries, StderrSink, WatcherConfig,
+    Command, Config, DaemonConfig, FileSink, LogFormat, LogLevel, OutputSink, Restart, Rlimit,
+    RlimitValue, StartRetries, StderrSink, WatcherConfig,
 };
 use crate::template::{self, Context, Template};
-use crate::units::{parse_duration, parse_octal};
+use crate::units::{parse_duration, parse_octal, parse_size};
 
 const DAEMON_KEYS: &[&str] = &[
     "socket",
@@ -69,8 +69,11 @@ const WATCHER_KEYS_LATER: &[&str] = &[
     "metrics_port",
     "hooks",
 ];
-const SINK_KEYS: &[&str] = &["file"];
-const SINK_KEYS_LATER: &[&str] = &["max_size", "backups", "timestamps"];
+const SINK_KEYS: &[&str] = &["file", "max_size", "backups", "timestamps"];
+const SINK_KEYS_LATER: &[&str] = &[];
+
+/// Rotated files kept when max_size is set and backups is not.
+const DEFAULT_BACKUPS: u32 = 5;
 
 /// Default values of watcher keys (documented in docs/configuration.md).
 mod defaults {
@@ -993,10 +996,12 @@ fn read_watcher(
         Some(value) => read_rlimits(reader, src, &k("rlimits"), value),
         None => Vec::new(),
     };
-    let default_log = |stream: &str| OutputSink::File {
-        path: Template::literal(format!("{}/{name}-", daemon.logs_dir.display()))
-            .join(Template::wid())
-            .join(Template::literal(format!(".{stream}.log"))),
+    let default_log = |stream: &str| {
+        OutputSink::File(FileSink::plain(
+            Template::literal(format!("{}/{name}-", daemon.logs_dir.display()))
+                .join(Template::wid())
+                .join(Template::literal(format!(".{stream}.log"))),
+        ))
     };
     let stdout = match keys.get("stdout") {
         Some(value) => {
@@ -1235,29 +1240,78 @@ fn read_sink(
         },
         DeValue::Table(table) => {
             let mut path = None;
+            let mut max_size = None;
+            let mut backups = None;
+            let mut timestamps = false;
             for (sub, item) in table {
                 let sub_name = sub.get_ref().as_ref();
-                if sub_name == "file" {
-                    let sub_key = format!("{key}.file");
-                    path = reader
-                        .string(src, &sub_key, item)
-                        .and_then(|text| reader.expand(src, &sub_key, item, text, ctx))
-                        .map(|t| absolutize_template(t, &src.here));
-                } else {
-                    reader.unknown_key(
+                let sub_key = format!("{key}.{sub_name}");
+                match sub_name {
+                    "file" => {
+                        path = reader
+                            .string(src, &sub_key, item)
+                            .and_then(|text| reader.expand(src, &sub_key, item, text, ctx))
+                            .map(|t| absolutize_template(t, &src.here));
+                    }
+                    "max_size" => {
+                        max_size = match item.get_ref() {
+                            DeValue::String(text) => parse_size(text)
+                                .map_err(|message| {
+                                    reader.invalid(src, item.span().start, &sub_key, message);
+                                })
+                                .ok(),
+                            DeValue::Integer(_) => reader
+                                .integer_in(src, &sub_key, item, 1, i64::MAX)
+                                .map(|n| n as u64),
+                            other => {
+                                reader.type_error(
+                                    src,
+                                    &sub_key,
+                                    item,
+                                    "a size like \"50MB\"",
+                                    other,
+                                );
+                                None
+                            }
+                        };
+                    }
+                    "backups" => {
+                        backups = reader
+                            .integer_in(src, &sub_key, item, 0, 1000)
+                            .map(|n| (n as u32, item.span().start));
+                    }
+                    "timestamps" => {
+                        timestamps = reader.boolean(src, &sub_key, item).unwrap_or(false);
+                    }
+                    _ => reader.unknown_key(
                         src,
                         sub.span().start,
                         &format!("{key}."),
                         sub_name,
                         SINK_KEYS,
                         SINK_KEYS_LATER,
-                    );
+                    ),
                 }
             }
-            if path.is_none() && !table.iter().any(|(k, _)| k.get_ref().as_ref() == "file") {
+            if !table.iter().any(|(k, _)| k.get_ref().as_ref() == "file") {
                 reader.invalid(src, value.span().start, key, "missing file");
             }
-            path.map(|path| StderrSink::Sink(OutputSink::File { path }))
+            if let (Some((_, at)), None) = (backups, max_size) {
+                reader.invalid(
+                    src,
+                    at,
+                    &format!("{key}.backups"),
+                    "backups needs max_size (rotation by size)",
+                );
+            }
+            path.map(|path| {
+                StderrSink::Sink(OutputSink::File(FileSink {
+                    path,
+                    max_size,
+                    backups: backups.map_or(DEFAULT_BACKUPS, |(n, _)| n),
+                    timestamps,
+                }))
+            })
         }
         other => {
             reader.type_error(src, key, value, "a string or a table", other);

@@ -80,6 +80,8 @@ pub enum Command {
         /// Watchers or processes; none for the daemon.
         names: Vec<String>,
     },
+    /// Reopen every log file (after logrotate moved them), like SIGUSR2.
+    Reopen,
     /// Stop every process and exit the daemon.
     Shutdown,
     /// Client and daemon versions.
@@ -102,6 +104,7 @@ impl Command {
                 names: names.clone(),
             }),
             Self::Pid { names: n } => Request::Pid(names(n)),
+            Self::Reopen => Request::Reopen,
             Self::Shutdown => Request::Shutdown,
             Self::Version => Request::Version,
         }

@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use ringmaster_protocol::{
-    ActionResult, PidResult, ProcessInfo, ShutdownResult, StatusResult, VersionResult,
+    ActionResult, PidResult, ProcessInfo, ReopenResult, ShutdownResult, StatusResult, VersionResult,
 };
 use serde_json::Value;
 
@@ -22,6 +22,8 @@ pub(crate) fn result(command: &Command, result: &Value) -> String {
             serde_json::from_value(result.clone()).map(|a: ActionResult| actions(&a))
         }
         Command::Pid { .. } => serde_json::from_value(result.clone()).map(|p: PidResult| pids(&p)),
+        Command::Reopen => serde_json::from_value(result.clone())
+            .map(|r: ReopenResult| format!("reopened {} log files\n", r.files)),
         Command::Shutdown => serde_json::from_value(result.clone())
             .map(|s: ShutdownResult| format!("shut down ({} processes stopped)\n", s.stopped)),
         Command::Version => serde_json::from_value(result.clone()).map(|v: VersionResult| {

@@ -170,7 +170,8 @@ impl Engine {
                     tracing::warn!("SIGHUP received: configuration reload is not supported by this version; ignoring");
                 }
                 Some(()) = signals.user2.recv() => {
-                    tracing::warn!("SIGUSR2 received: log reopening is not supported by this version; ignoring");
+                    let files = self.reopen_logs();
+                    tracing::info!(files, "SIGUSR2: reopening log files");
                 }
                 Some(expired) = std::future::poll_fn(|cx| self.timers.poll_expired(cx)), if !self.timers.is_empty() => {
                     self.on_timer(expired.into_inner());
@@ -228,6 +229,12 @@ impl Engine {
                 .filter(|s| !s.killed_all)
                 .map(|s| s.deadline)
         })
+    }
+
+    /// Makes every live log pump reopen its file; returns how many.
+    fn reopen_logs(&self) -> usize {
+        self.logs.reopen();
+        self.procs.iter().map(|p| p.pumps.len()).sum()
     }
 
     // ----- start-up -------------------------------------------------------

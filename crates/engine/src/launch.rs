@@ -8,7 +8,7 @@ use std::path::Path;
 use nix::fcntl::OFlag;
 use nix::sys::resource::Resource;
 use ringmaster_config::{OutputSink, Rlimit, RlimitValue, StderrSink, WatcherConfig};
-use ringmaster_logs::Sink;
+use ringmaster_logs::{Sink, SinkSpec};
 use ringmaster_protocol::{ProcessName, SOCKET_ENV};
 use ringmaster_spawn::{Launch, LaunchRequest, Stdio, resolve_user};
 
@@ -112,9 +112,14 @@ fn output(
         OutputSink::Null => Ok(OwnedFd::from(
             open_null().map_err(|e| format!("cannot open /dev/null: {e}"))?,
         )),
-        OutputSink::File { path } => {
-            let path = path.render(wid);
-            let sink = Sink::open_file(Path::new(&path)).map_err(|e| e.to_string())?;
+        OutputSink::File(file) => {
+            let sink = Sink::open(SinkSpec {
+                path: file.path.render(wid).into(),
+                max_size: file.max_size,
+                backups: file.backups,
+                timestamps: file.timestamps,
+            })
+            .map_err(|e| e.to_string())?;
             let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
                 .map_err(|e| format!("cannot create a pipe: {e}"))?;
             captures.push(Capture {

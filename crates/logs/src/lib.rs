@@ -10,20 +10,22 @@
 //! engine has reaped the process it calls [`Pump::finish`]: the pump drains
 //! whatever is left in the pipe, then closes it even if a grandchild still
 //! holds the write end, so a stopped process never keeps a reader alive.
+//! A [`LogHub::reopen`] makes every pump reopen its file by name (after an
+//! external rotation); size rotation and timestamps live in [`Sink`].
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
+mod sink;
+mod timestamp;
+
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
+
+pub use sink::{LOG_FILE_MODE, Sink, SinkSpec};
+pub use timestamp::rfc3339;
 
 /// Size of one read from a pipe.
 const CHUNK: usize = 64 * 1024;
-
-/// Mode of log files the daemon creates (documented in docs/configuration.md).
-pub const LOG_FILE_MODE: u32 = 0o640;
 
 /// Errors creating the hub or opening a sink.
 #[derive(Debug, thiserror::Error)]
@@ -39,47 +41,6 @@ pub enum LogError {
         /// Why.
         source: std::io::Error,
     },
-}
-
-/// Where a pump writes.
-#[derive(Debug)]
-pub struct Sink {
-    file: File,
-    path: PathBuf,
-}
-
-impl Sink {
-    /// Opens (creating it and its directory if needed) a log file for
-    /// appending, with mode [`LOG_FILE_MODE`].
-    pub fn open_file(path: &Path) -> Result<Self, LogError> {
-        let open = || {
-            OpenOptions::new()
-                .create(true)
-                .append(true)
-                .mode(LOG_FILE_MODE)
-                .open(path)
-        };
-        let file = match open() {
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir).map_err(|source| LogError::Open {
-                        path: path.to_path_buf(),
-                        source,
-                    })?;
-                }
-                open()
-            }
-            other => other,
-        }
-        .map_err(|source| LogError::Open {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Ok(Self {
-            file,
-            path: path.to_path_buf(),
-        })
-    }
 }
 
 /// What a pump did, reported when it ends.
@@ -117,6 +78,7 @@ impl Pump {
 #[derive(Debug)]
 pub struct LogHub {
     handle: tokio::runtime::Handle,
+    reopen: watch::Sender<u64>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -140,6 +102,7 @@ impl LogHub {
             .map_err(LogError::Start)?;
         Ok(Self {
             handle,
+            reopen: watch::Sender::new(0),
             stop: Some(stop),
             thread: Some(thread),
         })
@@ -150,14 +113,23 @@ impl LogHub {
     pub fn attach(&self, label: String, pipe: OwnedFd, sink: Sink) -> Pump {
         let (finish_tx, finish_rx) = oneshot::channel();
         let (done_tx, done_rx) = oneshot::channel();
+        let reopen = self.reopen.subscribe();
         self.handle.spawn(async move {
-            let report = pump(&label, pipe, sink, finish_rx).await;
+            let report = pump(&label, pipe, sink, finish_rx, reopen).await;
             let _ = done_tx.send(report);
         });
         Pump {
             finish: Some(finish_tx),
             done: done_rx,
         }
+    }
+}
+
+impl LogHub {
+    /// Asks every live pump to reopen its file by name, now (SIGUSR2,
+    /// `ringmasterctl reopen`).
+    pub fn reopen(&self) {
+        self.reopen.send_modify(|generation| *generation += 1);
     }
 }
 
@@ -177,6 +149,7 @@ async fn pump(
     pipe: OwnedFd,
     mut sink: Sink,
     mut finish: oneshot::Receiver<()>,
+    mut reopen: watch::Receiver<u64>,
 ) -> PumpReport {
     let mut report = PumpReport::default();
     let mut buf = vec![0u8; CHUNK];
@@ -222,19 +195,24 @@ async fn pump(
                 }
             }
             _ = &mut finish, if !draining => draining = true,
+            Ok(()) = reopen.changed() => {
+                if let Err(err) = sink.reopen() {
+                    tracing::error!(stream = label, "cannot reopen log file: {err}");
+                }
+            }
         }
     }
     report
 }
 
 fn write_chunk(label: &str, sink: &mut Sink, data: &[u8], report: &mut PumpReport) {
-    match sink.file.write_all(data) {
+    match sink.write(data) {
         Ok(()) => report.written += data.len() as u64,
         Err(err) => {
             if report.lost == 0 {
                 tracing::error!(
                     stream = label,
-                    file = %sink.path.display(),
+                    file = %sink.path().display(),
                     "cannot write log file: {err}; output is being lost and counted"
                 );
             }
@@ -245,6 +223,8 @@ fn write_chunk(label: &str, sink: &mut Sink, data: &[u8], report: &mut PumpRepor
 
 #[cfg(test)]
 mod tests {
+    use std::fs::File;
+    use std::io::Write;
     use std::os::unix::fs::PermissionsExt;
 
     use super::*;
@@ -255,7 +235,11 @@ mod tests {
         let path = dir.path().join("sub/out.log");
         let hub = LogHub::start().unwrap();
         let (read, write) = nix::unistd::pipe().unwrap();
-        let pump = hub.attach("t".into(), read, Sink::open_file(&path).unwrap());
+        let pump = hub.attach(
+            "t".into(),
+            read,
+            Sink::open(SinkSpec::plain(&path)).unwrap(),
+        );
         let mut writer = File::from(write);
         let payload: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
         writer.write_all(&payload).unwrap();
@@ -284,7 +268,11 @@ mod tests {
             writer
                 .write_all(format!("round {round}\n").as_bytes())
                 .unwrap();
-            let mut pump = hub.attach("t".into(), read, Sink::open_file(&path).unwrap());
+            let mut pump = hub.attach(
+                "t".into(),
+                read,
+                Sink::open(SinkSpec::plain(&path)).unwrap(),
+            );
             pump.finish();
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .build()

@@ -22,7 +22,7 @@ mod suggest;
 pub use names::{ProcessName, ProcessNameError, ProcessState};
 pub use reply::{
     ActionOutcome, ActionResult, ErrorBody, ErrorKind, ExitInfo, PidEntry, PidResult, ProcessInfo,
-    Reply, ShutdownResult, StatusResult, VersionResult,
+    ReopenResult, Reply, ShutdownResult, StatusResult, VersionResult,
 };
 pub use request::{COMMANDS, Envelope, NamesArgs, Request, RequestError, SignalArgs};
 pub use socket::{SOCKET_ENV, default_socket_path};

@@ -174,6 +174,13 @@ pub struct PidResult {
     pub processes: Vec<PidEntry>,
 }
 
+/// Result of `reopen`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReopenResult {
+    /// How many open log files were asked to reopen.
+    pub files: usize,
+}
+
 /// Result of `shutdown`, sent once every process is gone.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShutdownResult {

@@ -8,7 +8,7 @@ use crate::suggest::did_you_mean;
 
 /// Every command the daemon understands, as spelled on the wire.
 pub const COMMANDS: &[&str] = &[
-    "status", "start", "stop", "restart", "signal", "pid", "shutdown", "version",
+    "status", "start", "stop", "restart", "signal", "pid", "reopen", "shutdown", "version",
 ];
 
 /// One request line before its command is interpreted.
@@ -58,6 +58,8 @@ pub enum Request {
     Signal(SignalArgs),
     /// The daemon's pid when no names are given, else the processes' pids.
     Pid(NamesArgs),
+    /// Reopen every log file by name (after an external rotation).
+    Reopen,
     /// Stop everything and exit the daemon.
     Shutdown,
     /// The daemon's version and protocol version.
@@ -93,6 +95,7 @@ impl Request {
             Self::Restart(_) => "restart",
             Self::Signal(_) => "signal",
             Self::Pid(_) => "pid",
+            Self::Reopen => "reopen",
             Self::Shutdown => "shutdown",
             Self::Version => "version",
         }
@@ -158,6 +161,7 @@ impl Request {
                 Ok(Self::Signal(args))
             }
             "pid" => parse_args(cmd, args).map(Self::Pid),
+            "reopen" => no_args(cmd, args).map(|()| Self::Reopen),
             "shutdown" => no_args(cmd, args).map(|()| Self::Shutdown),
             "version" => no_args(cmd, args).map(|()| Self::Version),
             other => {
@@ -179,7 +183,7 @@ impl Request {
                 serde_json::to_value(a)
             }
             Self::Signal(a) => serde_json::to_value(a),
-            Self::Shutdown | Self::Version => Ok(Value::Null),
+            Self::Reopen | Self::Shutdown | Self::Version => Ok(Value::Null),
         }
         .unwrap_or(Value::Null);
         let mut object = serde_json::Map::new();

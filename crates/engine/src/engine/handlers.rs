@@ -5,7 +5,7 @@
 use nix::unistd::Pid;
 use ringmaster_protocol::{
     ActionOutcome, ActionResult, ErrorKind, PROTOCOL_VERSION, PidEntry, PidResult, ProcessState,
-    Reply, Request, StatusResult, VersionResult, did_you_mean, signals,
+    ReopenResult, Reply, Request, StatusResult, VersionResult, did_you_mean, signals,
 };
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -29,6 +29,12 @@ impl Engine {
             Request::Restart(args) => return self.handle_restart(id, &args.names, reply),
             Request::Signal(args) => self.handle_signal(&id, &args.signal, &args.names),
             Request::Pid(args) => self.handle_pid(&id, &args.names),
+            Request::Reopen => Ok(Reply::success(
+                id.clone(),
+                &ReopenResult {
+                    files: self.reopen_logs(),
+                },
+            )),
             Request::Shutdown => return self.handle_shutdown(id, reply),
             Request::Version => Ok(Reply::success(
                 id.clone(),

@@ -1,0 +1,311 @@
+//! A log file: appended to, optionally timestamped per line, rotated by
+//! size, reopened on request.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use crate::LogError;
+use crate::timestamp::rfc3339;
+
+/// Mode of log files the daemon creates.
+pub const LOG_FILE_MODE: u32 = 0o640;
+
+/// How a log file is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinkSpec {
+    /// The file.
+    pub path: PathBuf,
+    /// Rotate before the file would grow past this many bytes.
+    pub max_size: Option<u64>,
+    /// How many rotated files (`.1` .. `.N`) to keep; 0 truncates instead.
+    pub backups: u32,
+    /// Prefix each line with an RFC 3339 UTC timestamp.
+    pub timestamps: bool,
+}
+
+impl SinkSpec {
+    /// A plain appended file: no rotation, no timestamps.
+    pub fn plain(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            max_size: None,
+            backups: 0,
+            timestamps: false,
+        }
+    }
+}
+
+/// An open log file and what is needed to keep writing it correctly.
+#[derive(Debug)]
+pub struct Sink {
+    spec: SinkSpec,
+    file: File,
+    /// Bytes in the current file (its size when opened, plus our writes).
+    size: u64,
+    /// Whether the next byte starts a line (for timestamps).
+    at_line_start: bool,
+    /// Scratch buffer for timestamped output, reused across writes.
+    scratch: Vec<u8>,
+}
+
+impl Sink {
+    /// Opens (creating it and its directory if needed) a log file for
+    /// appending, with mode [`LOG_FILE_MODE`].
+    pub fn open(spec: SinkSpec) -> Result<Self, LogError> {
+        let file = open_append(&spec.path)?;
+        let size = file.metadata().map_or(0, |m| m.len());
+        Ok(Self {
+            spec,
+            file,
+            size,
+            at_line_start: true,
+            scratch: Vec::new(),
+        })
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.spec.path
+    }
+
+    /// Closes and reopens the file by name (after an external rename, the
+    /// next byte goes to a new file). Appending means that after an
+    /// external truncation (copytruncate) writing resumes at offset 0.
+    pub fn reopen(&mut self) -> Result<(), LogError> {
+        self.file = open_append(&self.spec.path)?;
+        self.size = self.file.metadata().map_or(0, |m| m.len());
+        Ok(())
+    }
+
+    /// Writes `data`, timestamping and rotating as configured. On error the
+    /// bytes not yet written are the caller's to count.
+    pub fn write(&mut self, data: &[u8]) -> std::io::Result<()> {
+        if self.spec.timestamps {
+            let mut scratch = std::mem::take(&mut self.scratch);
+            scratch.clear();
+            let stamp = rfc3339(SystemTime::now());
+            for piece in data.split_inclusive(|&b| b == b'\n') {
+                if self.at_line_start {
+                    scratch.extend_from_slice(stamp.as_bytes());
+                    scratch.push(b' ');
+                }
+                scratch.extend_from_slice(piece);
+                self.at_line_start = piece.ends_with(b"\n");
+            }
+            let result = self.write_rotating(&scratch);
+            self.scratch = scratch;
+            result
+        } else {
+            self.write_rotating(data)
+        }
+    }
+
+    /// Writes, rotating first whenever the file would pass max_size; a
+    /// rotation happens after a newline when one fits, so lines stay whole
+    /// unless a single line is longer than max_size.
+    fn write_rotating(&mut self, mut data: &[u8]) -> std::io::Result<()> {
+        let Some(max) = self.spec.max_size.filter(|&m| m > 0) else {
+            self.file.write_all(data)?;
+            self.size += data.len() as u64;
+            return Ok(());
+        };
+        while !data.is_empty() {
+            if self.size >= max {
+                self.rotate()?;
+            }
+            let room = (max - self.size) as usize;
+            let take = if data.len() <= room {
+                data.len()
+            } else if let Some(newline) = data[..room].iter().rposition(|&b| b == b'\n') {
+                newline + 1
+            } else if self.size > 0 {
+                // The next line does not fit: start a new file for it.
+                self.rotate()?;
+                continue;
+            } else {
+                room
+            };
+            self.file.write_all(&data[..take])?;
+            self.size += take as u64;
+            data = &data[take..];
+        }
+        Ok(())
+    }
+
+    /// `path` becomes `path.1`, `path.1` becomes `path.2` ... up to
+    /// `backups`; with no backups the file is truncated.
+    fn rotate(&mut self) -> std::io::Result<()> {
+        let path = self.spec.path.clone();
+        if self.spec.backups == 0 {
+            self.file.set_len(0)?;
+            self.size = 0;
+            return Ok(());
+        }
+        let numbered = |n: u32| {
+            let mut name = path.clone().into_os_string();
+            name.push(format!(".{n}"));
+            PathBuf::from(name)
+        };
+        for n in (1..self.spec.backups).rev() {
+            let from = numbered(n);
+            if from.exists() {
+                std::fs::rename(&from, numbered(n + 1))?;
+            }
+        }
+        std::fs::rename(&path, numbered(1))?;
+        self.file = open_append(&path).map_err(|e| match e {
+            LogError::Open { source, .. } | LogError::Start(source) => source,
+        })?;
+        self.size = 0;
+        Ok(())
+    }
+}
+
+fn open_append(path: &Path) -> Result<File, LogError> {
+    let open = || {
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(LOG_FILE_MODE)
+            .open(path)
+    };
+    match open() {
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(|source| LogError::Open {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+            }
+            open()
+        }
+        other => other,
+    }
+    .map_err(|source| LogError::Open {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(dir: &Path, max: Option<u64>, backups: u32) -> SinkSpec {
+        SinkSpec {
+            path: dir.join("out.log"),
+            max_size: max,
+            backups,
+            timestamps: false,
+        }
+    }
+
+    fn read(dir: &Path, name: &str) -> String {
+        std::fs::read_to_string(dir.join(name)).unwrap_or_default()
+    }
+
+    #[test]
+    fn rotation_keeps_every_byte_once_and_lines_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = Sink::open(spec(dir.path(), Some(30), 3)).unwrap();
+        let mut all = String::new();
+        for i in 0..12 {
+            let line = format!("line {i:02} of the log\n"); // 19 bytes
+            all.push_str(&line);
+            sink.write(line.as_bytes()).unwrap();
+        }
+        // Each file holds one whole line (two would be 38 > 30); 3 backups.
+        assert_eq!(read(dir.path(), "out.log"), "line 11 of the log\n");
+        assert_eq!(read(dir.path(), "out.log.1"), "line 10 of the log\n");
+        assert_eq!(read(dir.path(), "out.log.3"), "line 08 of the log\n");
+        assert!(!dir.path().join("out.log.4").exists());
+    }
+
+    #[test]
+    fn rotation_in_one_big_write_loses_and_doubles_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = Sink::open(spec(dir.path(), Some(1000), 50)).unwrap();
+        let data: Vec<u8> = (0..200)
+            .flat_map(|i: u32| format!("{i:05} abcdefghij\n").into_bytes())
+            .collect();
+        let data = String::from_utf8(data).unwrap();
+        sink.write(data.as_bytes()).unwrap();
+        let mut files: Vec<String> = (1..=50)
+            .rev()
+            .map(|n| read(dir.path(), &format!("out.log.{n}")))
+            .collect();
+        files.push(read(dir.path(), "out.log"));
+        assert_eq!(files.concat(), data);
+        for name in ["out.log", "out.log.1"] {
+            let text = read(dir.path(), name);
+            assert!(
+                text.len() <= 1000 && text.ends_with('\n'),
+                "{name}: {}",
+                text.len()
+            );
+        }
+    }
+
+    #[test]
+    fn a_line_longer_than_max_size_is_split() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = Sink::open(spec(dir.path(), Some(10), 5)).unwrap();
+        sink.write(b"0123456789abcdefghij\n").unwrap();
+        assert_eq!(read(dir.path(), "out.log.2"), "0123456789");
+        assert_eq!(read(dir.path(), "out.log.1"), "abcdefghij");
+        assert_eq!(read(dir.path(), "out.log"), "\n");
+    }
+
+    #[test]
+    fn no_backups_truncates() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = Sink::open(spec(dir.path(), Some(10), 0)).unwrap();
+        sink.write(b"aaaa\nbbbb\n").unwrap();
+        sink.write(b"cccc\n").unwrap();
+        assert_eq!(read(dir.path(), "out.log"), "cccc\n");
+        assert!(!dir.path().join("out.log.1").exists());
+    }
+
+    #[test]
+    fn timestamps_start_each_line_including_partial_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = spec(dir.path(), None, 0);
+        s.timestamps = true;
+        let mut sink = Sink::open(s).unwrap();
+        sink.write(b"one\ntw").unwrap();
+        sink.write(b"o\nthree").unwrap();
+        let text = read(dir.path(), "out.log");
+        let lines: Vec<&str> = text.split('\n').collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        for (line, want) in lines.iter().zip(["one", "two", "three"]) {
+            let (stamp, rest) = line.split_once(' ').unwrap();
+            assert_eq!(rest, want);
+            assert!(stamp.ends_with('Z') && stamp.len() == 27, "{stamp}");
+        }
+    }
+
+    #[test]
+    fn reopen_follows_a_rename_and_appends_after_truncation() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = Sink::open(spec(dir.path(), None, 0)).unwrap();
+        sink.write(b"before\n").unwrap();
+        std::fs::rename(dir.path().join("out.log"), dir.path().join("moved.log")).unwrap();
+        sink.write(b"still old\n").unwrap();
+        sink.reopen().unwrap();
+        sink.write(b"after\n").unwrap();
+        assert_eq!(read(dir.path(), "moved.log"), "before\nstill old\n");
+        assert_eq!(read(dir.path(), "out.log"), "after\n");
+        // copytruncate: the file is emptied under us; no gap of zeros.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(dir.path().join("out.log"))
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+        sink.write(b"next\n").unwrap();
+        assert_eq!(read(dir.path(), "out.log"), "next\n");
+    }
+}

@@ -1,0 +1,212 @@
+//! Log files: rotation by size, timestamps, reopen after an external
+//! rotation (SIGUSR2, `ringmasterctl reopen`, and the real logrotate in
+//! both its modes).
+
+use std::process::Command;
+
+use nix::sys::signal::Signal;
+
+use crate::support::{DEADLINE, Daemon, wait_until};
+
+/// The numbers of "line N" lines, in file order.
+fn numbers(text: &str) -> Vec<u64> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("line "))
+        .map(|n| n.trim().parse().unwrap())
+        .collect()
+}
+
+/// A child that writes "line 1", "line 2", ... every 20 ms.
+const TICKER: &str = r#"
+[watchers.ticker]
+cmd = "i=0; while :; do i=$$((i+1)); echo \"line $i\"; sleep 0.02; done"
+shell = true
+start_secs = "0"
+stdout = { file = "@DIR@/ticker.log" }
+"#;
+
+fn wait_lines(daemon: &Daemon, file: &str, count: usize) {
+    wait_until(&format!("{count} lines in {file}"), DEADLINE, || {
+        (numbers(&daemon.read(file)).len() >= count).then_some(())
+    });
+}
+
+/// Stops the ticker and checks that `files`, read in order, hold one
+/// unbroken run of line numbers from 1: nothing lost, nothing twice.
+fn assert_contiguous(daemon: &Daemon, files: &[&str]) {
+    assert!(daemon.ctl(&["stop", "ticker"]).status.success());
+    let all: Vec<u64> = files
+        .iter()
+        .flat_map(|f| numbers(&daemon.read(f)))
+        .collect();
+    let expected: Vec<u64> = (1..=all.len() as u64).collect();
+    assert_eq!(all, expected, "lines across {files:?}");
+}
+
+#[test]
+fn rotation_by_size_keeps_whole_lines_in_order() {
+    let daemon = Daemon::start(
+        r#"
+[watchers.writer]
+cmd = "@TESTKIT@ lines 3000"
+restart = "never"
+start_secs = "0"
+stdout = { file = "@DIR@/out.log", max_size = "10KB", backups = 4 }
+"#,
+    );
+    daemon.wait_state("writer:1", "EXITED");
+    // 300000 bytes in files of at most 10240 bytes: the last five files
+    // (current + 4 backups) are a contiguous, whole-line tail.
+    let files = [
+        "out.log.4",
+        "out.log.3",
+        "out.log.2",
+        "out.log.1",
+        "out.log",
+    ];
+    wait_until("the last line", DEADLINE, || {
+        daemon.read("out.log").contains("0000002999 ").then_some(())
+    });
+    let mut next: Option<u64> = None;
+    for file in files {
+        let text = daemon.read(file);
+        assert!(
+            !text.is_empty() && text.len() <= 10 * 1024,
+            "{file}: {} bytes",
+            text.len()
+        );
+        assert!(text.ends_with('\n'), "{file} ends mid-line");
+        for line in text.lines() {
+            let n: u64 = line[..10].parse().unwrap();
+            assert_eq!(line.len(), 99, "{file}: {line}");
+            if let Some(want) = next {
+                assert_eq!(n, want, "{file}: a line lost or doubled");
+            }
+            next = Some(n + 1);
+        }
+    }
+    assert_eq!(next, Some(3000));
+    assert!(!daemon.path("out.log.5").exists());
+}
+
+#[test]
+fn timestamps_prefix_every_line() {
+    let daemon = Daemon::start(
+        r#"
+[watchers.stamped]
+cmd = "echo first; printf 'second\nno newline'"
+shell = true
+restart = "never"
+start_secs = "0"
+stdout = { file = "@DIR@/stamped.log", timestamps = true }
+"#,
+    );
+    let text = daemon.wait_file("stamped.log", "no newline");
+    let lines: Vec<&str> = text.split('\n').collect();
+    assert_eq!(lines.len(), 3, "{text:?}");
+    for (line, want) in lines.iter().zip(["first", "second", "no newline"]) {
+        let (stamp, rest) = line.split_once(' ').unwrap();
+        assert_eq!(rest, want);
+        assert_eq!(stamp.len(), 27, "{stamp}");
+        assert!(
+            stamp.starts_with("20") && stamp.ends_with('Z') && stamp.as_bytes()[10] == b'T',
+            "{stamp}"
+        );
+    }
+}
+
+#[test]
+fn sigusr2_and_ctl_reopen_follow_a_rename() {
+    let daemon = Daemon::start(TICKER);
+    wait_lines(&daemon, "ticker.log", 3);
+    std::fs::rename(daemon.path("ticker.log"), daemon.path("ticker.log.1")).unwrap();
+    daemon.signal(Signal::SIGUSR2);
+    wait_lines(&daemon, "ticker.log", 3);
+
+    std::fs::rename(daemon.path("ticker.log"), daemon.path("ticker.log.2")).unwrap();
+    let output = daemon.ctl(&["reopen"]);
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(crate::support::stdout(&output), "reopened 2 log files\n");
+    wait_lines(&daemon, "ticker.log", 3);
+    assert_contiguous(&daemon, &["ticker.log.1", "ticker.log.2", "ticker.log"]);
+}
+
+fn logrotate() -> Option<&'static str> {
+    if std::path::Path::new("/usr/sbin/logrotate").exists() {
+        return Some("/usr/sbin/logrotate");
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "logrotate is missing in CI (.ci/run installs it)"
+    );
+    eprintln!("SKIPPED: logrotate is not installed (apt-get install logrotate)");
+    None
+}
+
+fn run_logrotate(daemon: &Daemon, stanza: &str) {
+    let Some(logrotate) = logrotate() else { return };
+    let conf = daemon.path("logrotate.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "{} {{\n    rotate 3\n    nocompress\n    missingok\n{stanza}}}\n",
+            daemon.path("ticker.log").display()
+        ),
+    )
+    .unwrap();
+    let output = Command::new(logrotate)
+        .arg("--force")
+        .arg("--state")
+        .arg(daemon.path("logrotate.state"))
+        .arg(&conf)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "logrotate failed: {output:?}");
+}
+
+/// logrotate's default mode: rename, create a new file, and signal the
+/// daemon in postrotate; the next byte goes to the new file.
+#[test]
+fn real_logrotate_create_mode_with_postrotate_signal() {
+    let daemon = Daemon::start(TICKER);
+    if logrotate().is_none() {
+        return;
+    }
+    wait_lines(&daemon, "ticker.log", 3);
+    run_logrotate(
+        &daemon,
+        &format!(
+            "    create 0640\n    postrotate\n        kill -USR2 {}\n    endscript\n",
+            daemon.pid()
+        ),
+    );
+    wait_lines(&daemon, "ticker.log", 3);
+    assert_contiguous(&daemon, &["ticker.log.1", "ticker.log"]);
+}
+
+/// copytruncate: logrotate copies the file and truncates it in place; we
+/// append, so writing resumes at the start with no sparse gap of zeros.
+/// (Lines written between the copy and the truncation are lost: that is
+/// copytruncate's own window, documented in docs/logging.md.)
+#[test]
+fn real_logrotate_copytruncate() {
+    let daemon = Daemon::start(TICKER);
+    if logrotate().is_none() {
+        return;
+    }
+    wait_lines(&daemon, "ticker.log", 3);
+    run_logrotate(&daemon, "    copytruncate\n");
+    wait_lines(&daemon, "ticker.log", 3);
+    let fresh = std::fs::read(daemon.path("ticker.log")).unwrap();
+    assert!(
+        !fresh.contains(&0),
+        "sparse gap of NUL bytes after copytruncate"
+    );
+    assert!(daemon.ctl(&["stop", "ticker"]).status.success());
+    let old = numbers(&daemon.read("ticker.log.1"));
+    let new = numbers(&daemon.read("ticker.log"));
+    assert_eq!(old, (1..=old.len() as u64).collect::<Vec<_>>());
+    let first = new[0];
+    assert!(first > *old.last().unwrap(), "{first} after {old:?}");
+    assert_eq!(new, (first..first + new.len() as u64).collect::<Vec<_>>());
+}
