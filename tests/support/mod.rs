@@ -417,6 +417,18 @@ impl Connection {
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad reply {line:?}: {e}"))
     }
 
+    /// One line if it arrives within `wait`, else None.
+    pub fn try_read_line(&mut self, wait: Duration) -> Option<Value> {
+        self.stream.set_read_timeout(Some(wait)).unwrap();
+        let mut line = String::new();
+        let read = self.reader.read_line(&mut line);
+        self.stream.set_read_timeout(Some(DEADLINE)).unwrap();
+        match read {
+            Ok(n) if n > 0 => Some(serde_json::from_str(&line).unwrap()),
+            _ => None,
+        }
+    }
+
     pub fn call(&mut self, cmd: &str, args: Value) -> Value {
         let id = self.next_id;
         self.next_id += 1;

@@ -82,6 +82,8 @@ pub enum Command {
     },
     /// Reopen every log file (after logrotate moved them), like SIGUSR2.
     Reopen,
+    /// Print every state change as it happens, until interrupted.
+    Events,
     /// Stop every process and exit the daemon.
     Shutdown,
     /// Client and daemon versions.
@@ -105,6 +107,7 @@ impl Command {
             }),
             Self::Pid { names: n } => Request::Pid(names(n)),
             Self::Reopen => Request::Reopen,
+            Self::Events => Request::Events,
             Self::Shutdown => Request::Shutdown,
             Self::Version => Request::Version,
         }
@@ -130,6 +133,9 @@ pub fn main() -> ExitCode {
     if matches!(command, Command::Version) && !cli.json {
         println!("ringmasterctl {}", env!("CARGO_PKG_VERSION"));
     }
+    if matches!(command, Command::Events) {
+        return follow_events(&path, cli.json);
+    }
     let reply = Client::connect(&path).and_then(|mut client| client.call(&command.request()));
     match reply {
         Ok(reply) => ExitCode::from(render(&command, &reply, cli.json)),
@@ -137,6 +143,30 @@ pub fn main() -> ExitCode {
             eprintln!("ringmasterctl: {err}");
             ExitCode::from(match err {
                 CtlError::Config(_) => exit_code::USAGE,
+                _ => exit_code::UNREACHABLE,
+            })
+        }
+    }
+}
+
+/// `events`: prints each state change until the daemon goes away.
+fn follow_events(path: &std::path::Path, json: bool) -> ExitCode {
+    let result = Client::connect(path).and_then(|mut client| {
+        client.stream(&Request::Events, |line| {
+            if json {
+                println!("{}", serde_json::to_string(line).unwrap_or_default());
+            } else {
+                print!("{}", format::stream_line(line));
+            }
+            true
+        })
+    });
+    match result {
+        Ok(()) => ExitCode::from(exit_code::OK),
+        Err(err) => {
+            eprintln!("ringmasterctl: {err}");
+            ExitCode::from(match err {
+                CtlError::Protocol { .. } => exit_code::REFUSED,
                 _ => exit_code::UNREACHABLE,
             })
         }

@@ -4,7 +4,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
-use ringmaster_protocol::{Reply, Request, SOCKET_ENV, default_socket_path};
+use ringmaster_protocol::{Reply, Request, SOCKET_ENV, StreamLine, default_socket_path};
 
 /// Why the client could not get an answer.
 #[derive(Debug, thiserror::Error)]
@@ -132,5 +132,55 @@ impl Client {
             path: self.path.clone(),
             message: format!("{err}: {}", answer.trim_end()),
         })
+    }
+
+    /// Sends a streaming request and calls `each` for every line until the
+    /// daemon closes the stream (or `each` returns false).
+    pub fn stream(
+        &mut self,
+        request: &Request,
+        mut each: impl FnMut(&StreamLine) -> bool,
+    ) -> Result<(), CtlError> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut line = request.to_line(id);
+        line.push('\n');
+        self.writer
+            .write_all(line.as_bytes())
+            .map_err(|source| CtlError::Io {
+                path: self.path.clone(),
+                source,
+            })?;
+        let mut text = String::new();
+        loop {
+            text.clear();
+            let read = self
+                .reader
+                .read_line(&mut text)
+                .map_err(|source| CtlError::Io {
+                    path: self.path.clone(),
+                    source,
+                })?;
+            if read == 0 {
+                return Ok(());
+            }
+            // A refusal or an error comes as an ordinary reply.
+            if let Ok(reply) = serde_json::from_str::<Reply>(&text)
+                && let Some(error) = reply.error
+            {
+                return Err(CtlError::Protocol {
+                    path: self.path.clone(),
+                    message: error.message,
+                });
+            }
+            let parsed: StreamLine =
+                serde_json::from_str(&text).map_err(|err| CtlError::Protocol {
+                    path: self.path.clone(),
+                    message: format!("{err}: {}", text.trim_end()),
+                })?;
+            if !each(&parsed) {
+                return Ok(());
+            }
+        }
     }
 }

@@ -3,7 +3,8 @@
 use std::fmt::Write;
 
 use ringmaster_protocol::{
-    ActionResult, PidResult, ProcessInfo, ReopenResult, ShutdownResult, StatusResult, VersionResult,
+    ActionResult, PidResult, ProcessInfo, ReopenResult, ShutdownResult, StatusResult, StreamLine,
+    VersionResult,
 };
 use serde_json::Value;
 
@@ -22,6 +23,7 @@ pub(crate) fn result(command: &Command, result: &Value) -> String {
             serde_json::from_value(result.clone()).map(|a: ActionResult| actions(&a))
         }
         Command::Pid { .. } => serde_json::from_value(result.clone()).map(|p: PidResult| pids(&p)),
+        Command::Events => Ok(String::new()),
         Command::Reopen => serde_json::from_value(result.clone())
             .map(|r: ReopenResult| format!("reopened {} log files\n", r.files)),
         Command::Shutdown => serde_json::from_value(result.clone())
@@ -31,6 +33,31 @@ pub(crate) fn result(command: &Command, result: &Value) -> String {
         }),
     };
     parsed.unwrap_or_else(|_| format!("{result}\n"))
+}
+
+/// One event as a line: time, process, transition, pid, exit, reason.
+pub(crate) fn stream_line(line: &StreamLine) -> String {
+    if let Some(skipped) = line.skipped {
+        return format!("... {skipped} events skipped (this client read too slowly)\n");
+    }
+    let Some(event) = &line.event else {
+        return String::new();
+    };
+    let mut out = format!(
+        "{}  {}  {} -> {}",
+        event.time, event.process, event.from, event.to
+    );
+    if let Some(pid) = event.pid {
+        let _ = write!(out, "  pid {pid}");
+    }
+    if let Some(exit) = &event.exit {
+        let _ = write!(out, "  ({})", exit.description);
+    }
+    if let Some(reason) = &event.reason {
+        let _ = write!(out, "  {reason}");
+    }
+    out.push('\n');
+    out
 }
 
 /// One aligned line per process.

@@ -15,11 +15,11 @@ use std::time::Duration;
 
 use nix::unistd::{Gid, Group, Uid, User};
 use ringmaster_config::DaemonConfig;
-use ringmaster_protocol::{ErrorKind as Kind, MAX_LINE_BYTES, Reply, Request};
+use ringmaster_protocol::{ErrorKind as Kind, Event, MAX_LINE_BYTES, Reply, Request, StreamLine};
 use serde_json::Value;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -158,6 +158,7 @@ pub(crate) async fn serve(
     listener: UnixListener,
     authorizer: Authorizer,
     engine: mpsc::Sender<Incoming>,
+    events: broadcast::Sender<Event>,
     token: CancellationToken,
 ) {
     let authorizer = Arc::new(authorizer);
@@ -181,9 +182,10 @@ pub(crate) async fn serve(
                 accept_backoff = Duration::from_millis(10);
                 let authorizer = authorizer.clone();
                 let engine = engine.clone();
+                let events = events.clone();
                 let token = token.clone();
                 connections.spawn(async move {
-                    connection(stream, &authorizer, &engine, &token).await;
+                    connection(stream, &authorizer, &engine, &events, &token).await;
                     drop(permit);
                 });
             }
@@ -208,6 +210,7 @@ async fn connection(
     stream: UnixStream,
     authorizer: &Authorizer,
     engine: &mpsc::Sender<Incoming>,
+    events: &broadcast::Sender<Event>,
     token: &CancellationToken,
 ) {
     let cred = stream.peer_cred();
@@ -257,12 +260,56 @@ async fn connection(
                 let (id, parsed) = Request::parse_line(&line);
                 match parsed {
                     Err(err) => Reply::failure(id, err.kind, err.message),
+                    Ok(Request::Events) => {
+                        // The connection becomes a stream until either side closes.
+                        stream_events(id, events.subscribe(), &mut reader, &mut write, token).await;
+                        return;
+                    }
                     Ok(request) => ask_engine(engine, id, request).await,
                 }
             }
         };
         let written =
             tokio::time::timeout(WRITE_TIMEOUT, write.write_all(reply.to_line().as_bytes())).await;
+        if !matches!(written, Ok(Ok(()))) {
+            break;
+        }
+    }
+}
+
+/// Sends every event to the client until it disconnects or the daemon
+/// stops. A client that reads too slowly never holds up the engine: the
+/// broadcast drops what it has not taken, and the client is told how much.
+async fn stream_events<R: AsyncBufRead + Unpin, W: AsyncWriteExt + Unpin>(
+    id: Value,
+    mut events: broadcast::Receiver<Event>,
+    reader: &mut R,
+    write: &mut W,
+    token: &CancellationToken,
+) {
+    loop {
+        let line = tokio::select! {
+            received = events.recv() => match received {
+                Ok(event) => StreamLine { id: id.clone(), event: Some(event), skipped: None },
+                Err(broadcast::error::RecvError::Lagged(skipped)) => {
+                    StreamLine { id: id.clone(), event: None, skipped: Some(skipped) }
+                }
+                Err(broadcast::error::RecvError::Closed) => break,
+            },
+            input = reader.fill_buf() => match input {
+                // Anything the client sends now is ignored; EOF ends the stream.
+                Ok([]) | Err(_) => break,
+                Ok(bytes) => {
+                    let used = bytes.len();
+                    reader.consume(used);
+                    continue;
+                }
+            },
+            () = token.cancelled() => break,
+        };
+        let mut text = serde_json::to_string(&line).unwrap_or_default();
+        text.push('\n');
+        let written = tokio::time::timeout(WRITE_TIMEOUT, write.write_all(text.as_bytes())).await;
         if !matches!(written, Ok(Ok(()))) {
             break;
         }

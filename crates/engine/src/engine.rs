@@ -8,12 +8,14 @@ use std::time::{Duration, Instant};
 use nix::unistd::Pid;
 use ringmaster_config::{Config, Restart, StartRetries, WatcherConfig};
 use ringmaster_logs::{LogHub, PumpReport};
-use ringmaster_protocol::{ErrorKind, ProcessName, ProcessState, Reply, ShutdownResult, signals};
+use ringmaster_protocol::{
+    ErrorKind, Event, ProcessName, ProcessState, Reply, ShutdownResult, signals,
+};
 use ringmaster_spawn::Exit;
 use serde_json::Value;
 use tokio::net::UnixListener;
 use tokio::signal::unix::{Signal, SignalKind, signal};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tokio_util::time::DelayQueue;
@@ -32,6 +34,8 @@ const GROUP_RECHECK: Duration = Duration::from_millis(20);
 const KILL_GRACE: Duration = Duration::from_secs(5);
 /// How long pumps may take to drain at exit.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Events buffered per `events` client before it is told it skipped some.
+const EVENT_BUFFER: usize = 4096;
 /// First delay after a quick failure; doubles up to backoff_max.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -100,6 +104,7 @@ pub(crate) struct Engine {
     logs: LogHub,
     drains: JoinSet<(ProcessName, PumpReport)>,
     shutdown: Option<Shutdown>,
+    events: broadcast::Sender<Event>,
 }
 
 impl Engine {
@@ -123,6 +128,7 @@ impl Engine {
             logs: LogHub::start()?,
             drains: JoinSet::new(),
             shutdown: None,
+            events: broadcast::Sender::new(EVENT_BUFFER),
         })
     }
 
@@ -144,6 +150,7 @@ impl Engine {
             listener,
             authorizer,
             requests_tx,
+            self.events.clone(),
             token.clone(),
         ));
         tracing::info!(
@@ -262,6 +269,25 @@ impl Engine {
             reason = process.reason.as_deref(),
             "{from} -> {state}"
         );
+        if self.events.receiver_count() > 0 {
+            let process = &self.procs[id];
+            let ended = matches!(
+                from,
+                ProcessState::Starting | ProcessState::Running | ProcessState::Stopping
+            ) && process.pid.is_none();
+            let _ = self.events.send(Event {
+                time: ringmaster_logs::rfc3339(std::time::SystemTime::now()),
+                process: process.name.clone(),
+                from,
+                to: state,
+                pid: process.pid.or(process.last_pid).map(Pid::as_raw),
+                exit: process
+                    .last_exit
+                    .filter(|_| ended)
+                    .map(crate::process::exit_info),
+                reason: process.reason.clone(),
+            });
+        }
         self.update_jobs(id);
     }
 
@@ -320,6 +346,7 @@ impl Engine {
             .collect();
         let process = &mut self.procs[id];
         process.pid = Some(spawned.pid);
+        process.last_pid = Some(spawned.pid);
         process.spawned_at = Some(Instant::now());
         process.spawned_wall = Some(std::time::SystemTime::now());
         process.reason = None;

@@ -34,6 +34,8 @@ pub(crate) struct Process {
     pub watcher: usize,
     pub state: ProcessState,
     pub pid: Option<Pid>,
+    /// The pid of the most recent spawn, kept after it ends (for events).
+    pub last_pid: Option<Pid>,
     pub spawned_at: Option<Instant>,
     pub spawned_wall: Option<SystemTime>,
     /// Automatic restarts since the daemon started.
@@ -59,6 +61,7 @@ impl Process {
             watcher,
             state: ProcessState::Stopped,
             pid: None,
+            last_pid: None,
             spawned_at: None,
             spawned_wall: None,
             restarts: 0,

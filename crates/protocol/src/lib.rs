@@ -21,8 +21,8 @@ mod suggest;
 
 pub use names::{ProcessName, ProcessNameError, ProcessState};
 pub use reply::{
-    ActionOutcome, ActionResult, ErrorBody, ErrorKind, ExitInfo, PidEntry, PidResult, ProcessInfo,
-    ReopenResult, Reply, ShutdownResult, StatusResult, VersionResult,
+    ActionOutcome, ActionResult, ErrorBody, ErrorKind, Event, ExitInfo, PidEntry, PidResult,
+    ProcessInfo, ReopenResult, Reply, ShutdownResult, StatusResult, StreamLine, VersionResult,
 };
 pub use request::{COMMANDS, Envelope, NamesArgs, Request, RequestError, SignalArgs};
 pub use socket::{SOCKET_ENV, default_socket_path};

@@ -174,6 +174,39 @@ pub struct PidResult {
     pub processes: Vec<PidEntry>,
 }
 
+/// A state change, streamed by `events`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// When it happened, RFC 3339 UTC.
+    pub time: String,
+    /// `web:2`.
+    pub process: ProcessName,
+    /// The state it left.
+    pub from: ProcessState,
+    /// The state it entered.
+    pub to: ProcessState,
+    /// The pid concerned (the new one on STARTING, the one that ended on an exit).
+    pub pid: Option<i32>,
+    /// How the process ended, when the change is due to an exit.
+    pub exit: Option<ExitInfo>,
+    /// Why, when there is a reason (spawn error, retry delay, gave up...).
+    pub reason: Option<String>,
+}
+
+/// One line of a stream (`events`): an item, or how many were skipped
+/// because the client read too slowly.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamLine {
+    /// The id of the request that opened the stream.
+    pub id: Value,
+    /// The next event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<Event>,
+    /// Events dropped for this client since the previous line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<u64>,
+}
+
 /// Result of `reopen`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReopenResult {

@@ -8,7 +8,8 @@ use crate::suggest::did_you_mean;
 
 /// Every command the daemon understands, as spelled on the wire.
 pub const COMMANDS: &[&str] = &[
-    "status", "start", "stop", "restart", "signal", "pid", "reopen", "shutdown", "version",
+    "status", "start", "stop", "restart", "signal", "pid", "reopen", "events", "shutdown",
+    "version",
 ];
 
 /// One request line before its command is interpreted.
@@ -60,6 +61,8 @@ pub enum Request {
     Pid(NamesArgs),
     /// Reopen every log file by name (after an external rotation).
     Reopen,
+    /// Stream every state change until the client closes.
+    Events,
     /// Stop everything and exit the daemon.
     Shutdown,
     /// The daemon's version and protocol version.
@@ -96,6 +99,7 @@ impl Request {
             Self::Signal(_) => "signal",
             Self::Pid(_) => "pid",
             Self::Reopen => "reopen",
+            Self::Events => "events",
             Self::Shutdown => "shutdown",
             Self::Version => "version",
         }
@@ -162,6 +166,7 @@ impl Request {
             }
             "pid" => parse_args(cmd, args).map(Self::Pid),
             "reopen" => no_args(cmd, args).map(|()| Self::Reopen),
+            "events" => no_args(cmd, args).map(|()| Self::Events),
             "shutdown" => no_args(cmd, args).map(|()| Self::Shutdown),
             "version" => no_args(cmd, args).map(|()| Self::Version),
             other => {
@@ -183,7 +188,7 @@ impl Request {
                 serde_json::to_value(a)
             }
             Self::Signal(a) => serde_json::to_value(a),
-            Self::Reopen | Self::Shutdown | Self::Version => Ok(Value::Null),
+            Self::Reopen | Self::Events | Self::Shutdown | Self::Version => Ok(Value::Null),
         }
         .unwrap_or(Value::Null);
         let mut object = serde_json::Map::new();

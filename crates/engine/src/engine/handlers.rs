@@ -36,6 +36,9 @@ impl Engine {
                 },
             )),
             Request::Shutdown => return self.handle_shutdown(id, reply),
+            // Streams are served by the connection itself, from a broadcast
+            // the engine feeds; they never reach here.
+            Request::Events => Err((ErrorKind::Internal, "events is a stream".to_owned())),
             Request::Version => Ok(Reply::success(
                 id.clone(),
                 &VersionResult {
