@@ -22,3 +22,4 @@ mod output;
 mod privileges;
 mod reaping;
 mod stopping;
+mod tail;

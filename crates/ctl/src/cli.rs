@@ -4,7 +4,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use ringmaster_protocol::{NamesArgs, ProcessState, Reply, Request, SignalArgs, StatusResult};
+use ringmaster_protocol::{
+    NamesArgs, ProcessState, Reply, Request, SignalArgs, StatusResult, TailArgs,
+};
 
 use crate::client::{Client, CtlError, socket_path};
 use crate::format;
@@ -80,6 +82,20 @@ pub enum Command {
         /// Watchers or processes; none for the daemon.
         names: Vec<String>,
     },
+    /// Print the last output of a process or watcher; -f follows it.
+    Tail {
+        /// Keep printing new output until interrupted.
+        #[arg(short = 'f', long)]
+        follow: bool,
+        /// How many lines from the end.
+        #[arg(short = 'n', long, value_name = "LINES", default_value_t = 10)]
+        lines: usize,
+        /// A watcher (web: all its processes, lines prefixed) or a process (web:2).
+        name: String,
+        /// Which stream.
+        #[arg(value_parser = ["stdout", "stderr"], default_value = "stdout")]
+        stream: String,
+    },
     /// Reopen every log file (after logrotate moved them), like SIGUSR2.
     Reopen,
     /// Print every state change as it happens, until interrupted.
@@ -106,6 +122,17 @@ impl Command {
                 names: names.clone(),
             }),
             Self::Pid { names: n } => Request::Pid(names(n)),
+            Self::Tail {
+                follow,
+                lines,
+                name,
+                stream,
+            } => Request::Tail(TailArgs {
+                name: name.clone(),
+                stream: Some(stream.clone()),
+                lines: Some(*lines),
+                follow: *follow,
+            }),
             Self::Reopen => Request::Reopen,
             Self::Events => Request::Events,
             Self::Shutdown => Request::Shutdown,
@@ -133,8 +160,8 @@ pub fn main() -> ExitCode {
     if matches!(command, Command::Version) && !cli.json {
         println!("ringmasterctl {}", env!("CARGO_PKG_VERSION"));
     }
-    if matches!(command, Command::Events) {
-        return follow_events(&path, cli.json);
+    if matches!(command, Command::Events) || matches!(command, Command::Tail { follow: true, .. }) {
+        return follow(&path, &command, cli.json);
     }
     let reply = Client::connect(&path).and_then(|mut client| client.call(&command.request()));
     match reply {
@@ -149,12 +176,17 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// `events`: prints each state change until the daemon goes away.
-fn follow_events(path: &std::path::Path, json: bool) -> ExitCode {
+/// `events` and `tail -f`: prints each streamed line until the daemon goes
+/// away (or the user interrupts).
+fn follow(path: &std::path::Path, command: &Command, json: bool) -> ExitCode {
+    let mut printer = format::TailPrinter::new(command);
     let result = Client::connect(path).and_then(|mut client| {
-        client.stream(&Request::Events, |line| {
+        client.stream(&command.request(), |line| {
             if json {
                 println!("{}", serde_json::to_string(line).unwrap_or_default());
+            } else if let Some(output) = &line.output {
+                print!("{}", printer.render(output));
+                let _ = std::io::Write::flush(&mut std::io::stdout());
             } else {
                 print!("{}", format::stream_line(line));
             }

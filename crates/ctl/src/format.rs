@@ -3,8 +3,8 @@
 use std::fmt::Write;
 
 use ringmaster_protocol::{
-    ActionResult, PidResult, ProcessInfo, ReopenResult, ShutdownResult, StatusResult, StreamLine,
-    VersionResult,
+    ActionResult, Output, PidResult, ProcessInfo, ReopenResult, ShutdownResult, StatusResult,
+    StreamLine, TailResult, VersionResult,
 };
 use serde_json::Value;
 
@@ -24,6 +24,10 @@ pub(crate) fn result(command: &Command, result: &Value) -> String {
         }
         Command::Pid { .. } => serde_json::from_value(result.clone()).map(|p: PidResult| pids(&p)),
         Command::Events => Ok(String::new()),
+        Command::Tail { .. } => serde_json::from_value(result.clone()).map(|t: TailResult| {
+            let mut printer = TailPrinter::new(command);
+            t.processes.iter().map(|o| printer.render(o)).collect()
+        }),
         Command::Reopen => serde_json::from_value(result.clone())
             .map(|r: ReopenResult| format!("reopened {} log files\n", r.files)),
         Command::Shutdown => serde_json::from_value(result.clone())
@@ -33,6 +37,48 @@ pub(crate) fn result(command: &Command, result: &Value) -> String {
         }),
     };
     parsed.unwrap_or_else(|_| format!("{result}\n"))
+}
+
+/// Renders tail output, prefixing each line with its process name when a
+/// whole watcher is tailed, across chunks that split lines.
+pub(crate) struct TailPrinter {
+    prefixed: bool,
+    at_line_start: std::collections::HashMap<String, bool>,
+}
+
+impl TailPrinter {
+    pub(crate) fn new(command: &Command) -> Self {
+        let prefixed = matches!(command, Command::Tail { name, .. } if !name.contains(':'));
+        Self {
+            prefixed,
+            at_line_start: std::collections::HashMap::new(),
+        }
+    }
+
+    pub(crate) fn render(&mut self, output: &Output) -> String {
+        let mut out = String::new();
+        if output.skipped_bytes > 0 {
+            let _ = writeln!(
+                out,
+                "[{}: ... skipped {} bytes: this reader was too slow]",
+                output.name, output.skipped_bytes
+            );
+        }
+        if !self.prefixed {
+            out.push_str(&output.data);
+            return out;
+        }
+        let name = output.name.to_string();
+        let start = self.at_line_start.entry(name.clone()).or_insert(true);
+        for piece in output.data.split_inclusive('\n') {
+            if *start {
+                let _ = write!(out, "{name} | ");
+            }
+            out.push_str(piece);
+            *start = piece.ends_with('\n');
+        }
+        out
+    }
 }
 
 /// One event as a line: time, process, transition, pid, exit, reason.

@@ -15,7 +15,11 @@ use std::time::Duration;
 
 use nix::unistd::{Gid, Group, Uid, User};
 use ringmaster_config::DaemonConfig;
-use ringmaster_protocol::{ErrorKind as Kind, Event, MAX_LINE_BYTES, Reply, Request, StreamLine};
+use ringmaster_logs::{Chunk, Tap};
+use ringmaster_protocol::{
+    ErrorKind as Kind, Event, MAX_LINE_BYTES, Output, ProcessName, Reply, Request, StreamLine,
+    TailArgs, TailResult,
+};
 use serde_json::Value;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
@@ -29,6 +33,27 @@ use crate::EngineError;
 const MAX_CONNECTIONS: usize = 256;
 /// A client that does not take a reply within this time is dropped.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What a control connection asks the engine.
+#[derive(Debug)]
+pub(crate) enum Input {
+    /// A request answered with one reply.
+    Request(Incoming),
+    /// The tail buffers of a watcher's or process's stream, for `tail`.
+    Taps {
+        name: String,
+        stderr: bool,
+        reply: oneshot::Sender<Result<Vec<TapTarget>, (Kind, String)>>,
+    },
+}
+
+/// One stream to tail.
+#[derive(Debug)]
+pub(crate) struct TapTarget {
+    pub name: ProcessName,
+    pub stream: &'static str,
+    pub tap: Arc<Tap>,
+}
 
 /// A request from a connection, with where to send the reply.
 #[derive(Debug)]
@@ -157,7 +182,7 @@ fn prepare_parent(path: &Path) -> std::io::Result<()> {
 pub(crate) async fn serve(
     listener: UnixListener,
     authorizer: Authorizer,
-    engine: mpsc::Sender<Incoming>,
+    engine: mpsc::Sender<Input>,
     events: broadcast::Sender<Event>,
     token: CancellationToken,
 ) {
@@ -209,7 +234,7 @@ pub(crate) async fn serve(
 async fn connection(
     stream: UnixStream,
     authorizer: &Authorizer,
-    engine: &mpsc::Sender<Incoming>,
+    engine: &mpsc::Sender<Input>,
     events: &broadcast::Sender<Event>,
     token: &CancellationToken,
 ) {
@@ -265,6 +290,23 @@ async fn connection(
                         stream_events(id, events.subscribe(), &mut reader, &mut write, token).await;
                         return;
                     }
+                    Ok(Request::Tail(args)) => match taps(engine, &args).await {
+                        Err((kind, message)) => Reply::failure(id, kind, message),
+                        Ok(targets) if args.follow => {
+                            stream_tail(id, targets, args.lines, &mut reader, &mut write, token)
+                                .await;
+                            return;
+                        }
+                        Ok(targets) => Reply::success(
+                            id,
+                            &TailResult {
+                                processes: targets
+                                    .iter()
+                                    .map(|t| output(t, &t.tap.snapshot(args.lines).0, 0))
+                                    .collect(),
+                            },
+                        ),
+                    },
                     Ok(request) => ask_engine(engine, id, request).await,
                 }
             }
@@ -290,9 +332,9 @@ async fn stream_events<R: AsyncBufRead + Unpin, W: AsyncWriteExt + Unpin>(
     loop {
         let line = tokio::select! {
             received = events.recv() => match received {
-                Ok(event) => StreamLine { id: id.clone(), event: Some(event), skipped: None },
+                Ok(event) => StreamLine { id: id.clone(), event: Some(event), skipped: None, output: None },
                 Err(broadcast::error::RecvError::Lagged(skipped)) => {
-                    StreamLine { id: id.clone(), event: None, skipped: Some(skipped) }
+                    StreamLine { id: id.clone(), event: None, skipped: Some(skipped), output: None }
                 }
                 Err(broadcast::error::RecvError::Closed) => break,
             },
@@ -316,7 +358,127 @@ async fn stream_events<R: AsyncBufRead + Unpin, W: AsyncWriteExt + Unpin>(
     }
 }
 
-async fn ask_engine(engine: &mpsc::Sender<Incoming>, id: Value, request: Request) -> Reply {
+async fn taps(
+    engine: &mpsc::Sender<Input>,
+    args: &TailArgs,
+) -> Result<Vec<TapTarget>, (Kind, String)> {
+    let (reply, answer) = oneshot::channel();
+    let gone = || {
+        (
+            Kind::ShuttingDown,
+            "the daemon stopped before answering".to_owned(),
+        )
+    };
+    let input = Input::Taps {
+        name: args.name.clone(),
+        stderr: args.stream.as_deref() == Some("stderr"),
+        reply,
+    };
+    engine.send(input).await.map_err(|_| gone())?;
+    answer.await.map_err(|_| gone())?
+}
+
+fn output(target: &TapTarget, data: &[u8], skipped_bytes: u64) -> Output {
+    Output {
+        name: target.name.clone(),
+        stream: target.stream.to_owned(),
+        data: String::from_utf8_lossy(data).into_owned(),
+        skipped_bytes,
+    }
+}
+
+/// `tail -f`: the kept tail, then every new chunk, until either side
+/// closes. Each stream is forwarded by its own small task into one bounded
+/// channel; when this client is slow the forwarders wait, their broadcast
+/// receivers fall behind and drop chunks, and the next chunk tells the
+/// client how many bytes it missed. The process is never slowed.
+async fn stream_tail<R: AsyncBufRead + Unpin, W: AsyncWriteExt + Unpin>(
+    id: Value,
+    targets: Vec<TapTarget>,
+    lines: Option<usize>,
+    reader: &mut R,
+    write: &mut W,
+    token: &CancellationToken,
+) {
+    let (tx, mut rx) = mpsc::channel::<(usize, Chunk)>(64);
+    let mut forwarders = JoinSet::new();
+    let mut next_offsets = Vec::with_capacity(targets.len());
+    let mut first = Vec::new();
+    for (index, target) in targets.iter().enumerate() {
+        // Subscribe before the snapshot, so nothing falls between them.
+        let mut live = target.tap.follow();
+        let (data, end) = target.tap.snapshot(lines);
+        next_offsets.push(end);
+        if !data.is_empty() {
+            first.push(output(target, &data, 0));
+        }
+        let tx = tx.clone();
+        forwarders.spawn(async move {
+            loop {
+                match live.recv().await {
+                    Ok(chunk) => {
+                        if tx.send((index, chunk)).await.is_err() {
+                            break;
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        });
+    }
+    drop(tx);
+    let line = |out: Output| {
+        let mut text = serde_json::to_string(&StreamLine {
+            id: id.clone(),
+            event: None,
+            skipped: None,
+            output: Some(out),
+        })
+        .unwrap_or_default();
+        text.push('\n');
+        text
+    };
+    for out in first {
+        if write.write_all(line(out).as_bytes()).await.is_err() {
+            return;
+        }
+    }
+    loop {
+        let (index, chunk) = tokio::select! {
+            next = rx.recv() => match next {
+                Some(next) => next,
+                None => break,
+            },
+            input = reader.fill_buf() => match input {
+                Ok([]) | Err(_) => break,
+                Ok(bytes) => {
+                    let used = bytes.len();
+                    reader.consume(used);
+                    continue;
+                }
+            },
+            () = token.cancelled() => break,
+        };
+        let expected = next_offsets[index];
+        let end = chunk.offset + chunk.data.len() as u64;
+        if end <= expected {
+            continue; // already sent with the snapshot
+        }
+        let skip_in_chunk = expected.saturating_sub(chunk.offset) as usize;
+        let skipped = chunk.offset.saturating_sub(expected);
+        next_offsets[index] = end;
+        let out = output(&targets[index], &chunk.data[skip_in_chunk..], skipped);
+        let written =
+            tokio::time::timeout(WRITE_TIMEOUT, write.write_all(line(out).as_bytes())).await;
+        if !matches!(written, Ok(Ok(()))) {
+            break;
+        }
+    }
+    forwarders.abort_all();
+}
+
+async fn ask_engine(engine: &mpsc::Sender<Input>, id: Value, request: Request) -> Reply {
     let (reply, answer) = oneshot::channel();
     let gone = |id| {
         Reply::failure(
@@ -326,11 +488,11 @@ async fn ask_engine(engine: &mpsc::Sender<Incoming>, id: Value, request: Request
         )
     };
     if engine
-        .send(Incoming {
+        .send(Input::Request(Incoming {
             id: id.clone(),
             request,
             reply,
-        })
+        }))
         .await
         .is_err()
     {

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::time::DelayQueue;
 
 use crate::EngineError;
-use crate::control::{self, Authorizer, Incoming};
+use crate::control::{self, Authorizer, Input};
 use crate::jobs::Job;
 use crate::launch;
 use crate::process::{ProcId, Process, StopProgress, describe_exit};
@@ -144,7 +144,7 @@ impl Engine {
     ) -> Result<i32, EngineError> {
         // Handlers first, so no SIGCHLD from the first spawn can be missed.
         let mut signals = Signals::install()?;
-        let (requests_tx, mut requests) = mpsc::channel::<Incoming>(1024);
+        let (requests_tx, mut requests) = mpsc::channel::<Input>(1024);
         let token = CancellationToken::new();
         let server = tokio::spawn(control::serve(
             listener,
@@ -192,7 +192,12 @@ impl Engine {
                     self.kill_everything();
                     kill_grace = Some(Instant::now() + KILL_GRACE);
                 }
-                Some(incoming) = requests.recv() => self.handle(incoming),
+                Some(input) = requests.recv() => match input {
+                    Input::Request(incoming) => self.handle(incoming),
+                    Input::Taps { name, stderr, reply } => {
+                        let _ = reply.send(self.taps(&name, stderr));
+                    }
+                },
             }
             if self.shutdown.is_some() {
                 self.advance_shutdown();
@@ -342,7 +347,10 @@ impl Engine {
         let pumps = prepared
             .captures
             .into_iter()
-            .map(|c| self.logs.attach(c.label, c.read, c.sink))
+            .map(|c| {
+                let tap = self.procs[id].taps[c.stream].clone();
+                self.logs.attach(c.label, c.read, c.sink, tap)
+            })
             .collect();
         let process = &mut self.procs[id];
         process.pid = Some(spawned.pid);

@@ -16,6 +16,8 @@ use crate::system::System;
 
 /// A pipe whose read end the daemon pumps into a sink.
 pub(crate) struct Capture {
+    /// 0 for stdout, 1 for stderr.
+    pub stream: usize,
     pub label: String,
     pub read: OwnedFd,
     pub sink: Sink,
@@ -123,6 +125,7 @@ fn output(
             let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
                 .map_err(|e| format!("cannot create a pipe: {e}"))?;
             captures.push(Capture {
+                stream: usize::from(stream == "stderr"),
                 label: format!("{name} {stream}"),
                 read,
                 sink,

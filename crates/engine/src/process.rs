@@ -2,8 +2,10 @@
 
 use std::time::{Instant, SystemTime};
 
+use std::sync::Arc;
+
 use nix::unistd::Pid;
-use ringmaster_logs::Pump;
+use ringmaster_logs::{Pump, Tap};
 use ringmaster_protocol::{ExitInfo, ProcessInfo, ProcessName, ProcessState, signals};
 use ringmaster_spawn::Exit;
 use tokio_util::time::delay_queue;
@@ -52,6 +54,8 @@ pub(crate) struct Process {
     pub start_after_stop: bool,
     /// Pumps of the live process's pipes.
     pub pumps: Vec<Pump>,
+    /// Tail buffers of stdout and stderr, kept across restarts.
+    pub taps: [Arc<Tap>; 2],
 }
 
 impl Process {
@@ -72,6 +76,7 @@ impl Process {
             stopping: None,
             start_after_stop: false,
             pumps: Vec::new(),
+            taps: [Tap::new(), Tap::new()],
         }
     }
 

@@ -14,14 +14,17 @@
 //! external rotation); size rotation and timestamps live in [`Sink`].
 
 mod sink;
+mod tap;
 mod timestamp;
 
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use tokio::sync::{oneshot, watch};
 
 pub use sink::{LOG_FILE_MODE, Sink, SinkSpec};
+pub use tap::{Chunk, TAIL_BYTES, Tap};
 pub use timestamp::rfc3339;
 
 /// Size of one read from a pipe.
@@ -110,12 +113,12 @@ impl LogHub {
 
     /// Starts pumping `pipe` (the read end) into `sink`. `label` names the
     /// stream in the daemon's log (`web:1 stdout`).
-    pub fn attach(&self, label: String, pipe: OwnedFd, sink: Sink) -> Pump {
+    pub fn attach(&self, label: String, pipe: OwnedFd, sink: Sink, tap: Arc<Tap>) -> Pump {
         let (finish_tx, finish_rx) = oneshot::channel();
         let (done_tx, done_rx) = oneshot::channel();
         let reopen = self.reopen.subscribe();
         self.handle.spawn(async move {
-            let report = pump(&label, pipe, sink, finish_rx, reopen).await;
+            let report = pump(&label, pipe, Output { sink, tap }, finish_rx, reopen).await;
             let _ = done_tx.send(report);
         });
         Pump {
@@ -147,7 +150,7 @@ impl Drop for LogHub {
 async fn pump(
     label: &str,
     pipe: OwnedFd,
-    mut sink: Sink,
+    mut out: Output,
     mut finish: oneshot::Receiver<()>,
     mut reopen: watch::Receiver<u64>,
 ) -> PumpReport {
@@ -169,7 +172,7 @@ async fn pump(
             // which may not know yet that a just-registered pipe has data.
             match nix::unistd::read(&pipe, &mut buf) {
                 Ok(0) | Err(nix::errno::Errno::EAGAIN) => break,
-                Ok(n) => write_chunk(label, &mut sink, &buf[..n], &mut report),
+                Ok(n) => out.write(label, &buf[..n], &mut report),
                 Err(nix::errno::Errno::EINTR) => {}
                 Err(err) => {
                     tracing::warn!(stream = label, "pipe read failed: {err}");
@@ -186,7 +189,7 @@ async fn pump(
                 }
                 match pipe.try_read(&mut buf) {
                     Ok(0) => break,
-                    Ok(n) => write_chunk(label, &mut sink, &buf[..n], &mut report),
+                    Ok(n) => out.write(label, &buf[..n], &mut report),
                     Err(err) if matches!(err.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted) => {}
                     Err(err) => {
                         tracing::warn!(stream = label, "pipe read failed: {err}");
@@ -196,7 +199,7 @@ async fn pump(
             }
             _ = &mut finish, if !draining => draining = true,
             Ok(()) = reopen.changed() => {
-                if let Err(err) = sink.reopen() {
+                if let Err(err) = out.sink.reopen() {
                     tracing::error!(stream = label, "cannot reopen log file: {err}");
                 }
             }
@@ -205,18 +208,27 @@ async fn pump(
     report
 }
 
-fn write_chunk(label: &str, sink: &mut Sink, data: &[u8], report: &mut PumpReport) {
-    match sink.write(data) {
-        Ok(()) => report.written += data.len() as u64,
-        Err(err) => {
-            if report.lost == 0 {
-                tracing::error!(
-                    stream = label,
-                    file = %sink.path().display(),
-                    "cannot write log file: {err}; output is being lost and counted"
-                );
+/// Where a pump's bytes go: the file and the tail buffer.
+struct Output {
+    sink: Sink,
+    tap: Arc<Tap>,
+}
+
+impl Output {
+    fn write(&mut self, label: &str, data: &[u8], report: &mut PumpReport) {
+        self.tap.push(data);
+        match self.sink.write(data) {
+            Ok(()) => report.written += data.len() as u64,
+            Err(err) => {
+                if report.lost == 0 {
+                    tracing::error!(
+                        stream = label,
+                        file = %self.sink.path().display(),
+                        "cannot write log file: {err}; output is being lost and counted"
+                    );
+                }
+                report.lost += data.len() as u64;
             }
-            report.lost += data.len() as u64;
         }
     }
 }
@@ -239,6 +251,7 @@ mod tests {
             "t".into(),
             read,
             Sink::open(SinkSpec::plain(&path)).unwrap(),
+            Tap::new(),
         );
         let mut writer = File::from(write);
         let payload: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
@@ -272,6 +285,7 @@ mod tests {
                 "t".into(),
                 read,
                 Sink::open(SinkSpec::plain(&path)).unwrap(),
+                Tap::new(),
             );
             pump.finish();
             let runtime = tokio::runtime::Builder::new_current_thread()

@@ -21,10 +21,11 @@ mod suggest;
 
 pub use names::{ProcessName, ProcessNameError, ProcessState};
 pub use reply::{
-    ActionOutcome, ActionResult, ErrorBody, ErrorKind, Event, ExitInfo, PidEntry, PidResult,
-    ProcessInfo, ReopenResult, Reply, ShutdownResult, StatusResult, StreamLine, VersionResult,
+    ActionOutcome, ActionResult, ErrorBody, ErrorKind, Event, ExitInfo, Output, PidEntry,
+    PidResult, ProcessInfo, ReopenResult, Reply, ShutdownResult, StatusResult, StreamLine,
+    TailResult, VersionResult,
 };
-pub use request::{COMMANDS, Envelope, NamesArgs, Request, RequestError, SignalArgs};
+pub use request::{COMMANDS, Envelope, NamesArgs, Request, RequestError, SignalArgs, TailArgs};
 pub use socket::{SOCKET_ENV, default_socket_path};
 pub use suggest::did_you_mean;
 

@@ -205,6 +205,35 @@ pub struct StreamLine {
     /// Events dropped for this client since the previous line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skipped: Option<u64>,
+    /// Output of a followed process (`tail` with follow).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<Output>,
+}
+
+/// Output of one process's stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Output {
+    /// `web:2`.
+    pub name: ProcessName,
+    /// `stdout` or `stderr`.
+    pub stream: String,
+    /// The bytes, as text (invalid UTF-8 replaced).
+    pub data: String,
+    /// Bytes this client missed just before `data`, when it read too slowly.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub skipped_bytes: u64,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Result of `tail` without follow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TailResult {
+    /// One entry per process.
+    pub processes: Vec<Output>,
 }
 
 /// Result of `reopen`.

@@ -44,6 +44,23 @@ pub struct SignalArgs {
     pub names: Vec<String>,
 }
 
+/// Arguments of `tail`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TailArgs {
+    /// One watcher (all its processes) or process.
+    pub name: String,
+    /// `stdout` (default) or `stderr`.
+    #[serde(default)]
+    pub stream: Option<String>,
+    /// How many lines from the end (default: all that is kept, 64 KiB).
+    #[serde(default)]
+    pub lines: Option<usize>,
+    /// Keep streaming new output until the client closes.
+    #[serde(default)]
+    pub follow: bool,
+}
+
 /// A request the daemon understands, one variant per command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
@@ -59,6 +76,8 @@ pub enum Request {
     Signal(SignalArgs),
     /// The daemon's pid when no names are given, else the processes' pids.
     Pid(NamesArgs),
+    /// The last output of a process or watcher, optionally followed.
+    Tail(TailArgs),
     /// Reopen every log file by name (after an external rotation).
     Reopen,
     /// Stream every state change until the client closes.
@@ -98,6 +117,7 @@ impl Request {
             Self::Restart(_) => "restart",
             Self::Signal(_) => "signal",
             Self::Pid(_) => "pid",
+            Self::Tail(_) => "tail",
             Self::Reopen => "reopen",
             Self::Events => "events",
             Self::Shutdown => "shutdown",
@@ -165,6 +185,26 @@ impl Request {
                 Ok(Self::Signal(args))
             }
             "pid" => parse_args(cmd, args).map(Self::Pid),
+            "tail" => {
+                let args: TailArgs = parse_args(cmd, args)?;
+                if args.name.is_empty() {
+                    return Err(RequestError::new(
+                        ErrorKind::BadArgs,
+                        "tail: name is required",
+                    ));
+                }
+                if let Some(stream) = args
+                    .stream
+                    .as_deref()
+                    .filter(|s| !matches!(*s, "stdout" | "stderr"))
+                {
+                    return Err(RequestError::new(
+                        ErrorKind::BadArgs,
+                        format!("tail: stream must be stdout or stderr, not '{stream}'"),
+                    ));
+                }
+                Ok(Self::Tail(args))
+            }
             "reopen" => no_args(cmd, args).map(|()| Self::Reopen),
             "events" => no_args(cmd, args).map(|()| Self::Events),
             "shutdown" => no_args(cmd, args).map(|()| Self::Shutdown),
@@ -188,6 +228,7 @@ impl Request {
                 serde_json::to_value(a)
             }
             Self::Signal(a) => serde_json::to_value(a),
+            Self::Tail(a) => serde_json::to_value(a),
             Self::Reopen | Self::Events | Self::Shutdown | Self::Version => Ok(Value::Null),
         }
         .unwrap_or(Value::Null);

@@ -11,9 +11,10 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 
 use super::Engine;
-use crate::control::Incoming;
+use crate::control::{Incoming, TapTarget};
 use crate::jobs::{Goal, Job, evaluate};
 use crate::process::ProcId;
+use ringmaster_config::StderrSink;
 
 /// A refusal: the error kind and message of the reply.
 type Refusal = (ErrorKind, String);
@@ -38,7 +39,10 @@ impl Engine {
             Request::Shutdown => return self.handle_shutdown(id, reply),
             // Streams are served by the connection itself, from a broadcast
             // the engine feeds; they never reach here.
-            Request::Events => Err((ErrorKind::Internal, "events is a stream".to_owned())),
+            Request::Events | Request::Tail(_) => Err((
+                ErrorKind::Internal,
+                "served by the connection, not the engine".to_owned(),
+            )),
             Request::Version => Ok(Reply::success(
                 id.clone(),
                 &VersionResult {
@@ -49,6 +53,24 @@ impl Engine {
         };
         let _ =
             reply.send(answer.unwrap_or_else(|(kind, message)| Reply::failure(id, kind, message)));
+    }
+
+    /// The tail buffers of `name` (a watcher or a process). A merged stderr
+    /// is read from stdout's buffer, where its bytes are.
+    pub(super) fn taps(&self, name: &str, stderr: bool) -> Result<Vec<TapTarget>, Refusal> {
+        let ids = self.resolve(&[name.to_owned()], false)?;
+        Ok(ids
+            .into_iter()
+            .map(|id| {
+                let merged = matches!(self.watcher(id).stderr, StderrSink::Stdout);
+                let index = usize::from(stderr && !merged);
+                TapTarget {
+                    name: self.procs[id].name.clone(),
+                    stream: if stderr { "stderr" } else { "stdout" },
+                    tap: self.procs[id].taps[index].clone(),
+                }
+            })
+            .collect())
     }
 
     /// Turns names (`web`, `web:2`, `all`) into process ids, in order,
