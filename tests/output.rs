@@ -100,3 +100,38 @@ start_secs = "0"
         );
     }
 }
+
+/// `echo = true` copies each line to the daemon's stdout, prefixed, the
+/// container-log path; with `"null"` it is the only destination.
+#[test]
+fn echo_copies_lines_to_the_daemon_stdout() {
+    let daemon = Daemon::start(
+        r#"
+[watchers.loud]
+cmd = "echo hello; echo oops >&2; printf 'no newline'"
+shell = true
+restart = "never"
+start_secs = "0"
+echo = true
+
+[watchers.quiet]
+cmd = "echo only echoed"
+shell = true
+restart = "never"
+start_secs = "0"
+echo = true
+stdout = "null"
+stderr = "null"
+"#,
+    );
+    let out = daemon.wait_file("daemon.out", "loud:1 | no newline\n");
+    assert!(out.contains("loud:1 | hello\n"), "{out}");
+    assert!(out.contains("loud:1 ! oops\n"), "{out}");
+    let out = daemon.wait_file("daemon.out", "quiet:1 | only echoed\n");
+    assert!(
+        !out.contains('\x1b'),
+        "no colour when stdout is not a terminal"
+    );
+    assert_eq!(daemon.read("logs/loud-1.out.log"), "hello\nno newline");
+    assert!(!daemon.path("logs/quiet-1.out.log").exists());
+}

@@ -318,6 +318,8 @@ pub struct WatcherConfig {
     pub stdout: OutputSink,
     /// Where stderr goes.
     pub stderr: StderrSink,
+    /// Also copy each output line to the daemon's stdout, prefixed.
+    pub echo: bool,
     /// Where each key was set, for diagnostics (`"user"` → file:line).
     pub locations: BTreeMap<String, Location>,
 }

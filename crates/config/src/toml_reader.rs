@@ -58,12 +58,12 @@ const WATCHER_KEYS: &[&str] = &[
     "rlimits",
     "stdout",
     "stderr",
+    "echo",
 ];
 const WATCHER_KEYS_LATER: &[&str] = &[
     "essential",
     "depends_on",
     "sockets",
-    "echo",
     "ready",
     "health",
     "metrics_port",
@@ -1017,6 +1017,11 @@ fn read_watcher(
         None => Some(StderrSink::Sink(default_log("err"))),
     };
 
+    let echo = keys
+        .get("echo")
+        .and_then(|v| reader.boolean(src, &k("echo"), v))
+        .unwrap_or(false);
+
     if reader.errors.len() > errors_before {
         return None;
     }
@@ -1043,6 +1048,7 @@ fn read_watcher(
         rlimits,
         stdout: stdout?,
         stderr: stderr?,
+        echo,
         locations,
     })
 }

@@ -349,7 +349,7 @@ impl Engine {
             .into_iter()
             .map(|c| {
                 let tap = self.procs[id].taps[c.stream].clone();
-                self.logs.attach(c.label, c.read, c.sink, tap)
+                self.logs.attach(c.label, c.read, c.sink, tap, c.echo)
             })
             .collect();
         let process = &mut self.procs[id];

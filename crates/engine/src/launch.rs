@@ -8,7 +8,7 @@ use std::path::Path;
 use nix::fcntl::OFlag;
 use nix::sys::resource::Resource;
 use ringmaster_config::{OutputSink, Rlimit, RlimitValue, StderrSink, WatcherConfig};
-use ringmaster_logs::{Sink, SinkSpec};
+use ringmaster_logs::{Echo, Sink, SinkSpec};
 use ringmaster_protocol::{ProcessName, SOCKET_ENV};
 use ringmaster_spawn::{Launch, LaunchRequest, Stdio, resolve_user};
 
@@ -20,7 +20,9 @@ pub(crate) struct Capture {
     pub stream: usize,
     pub label: String,
     pub read: OwnedFd,
-    pub sink: Sink,
+    /// The log file; none for a `"null"` stream that is only echoed.
+    pub sink: Option<Sink>,
+    pub echo: Option<Echo>,
 }
 
 /// Everything needed to fork one process.
@@ -83,12 +85,13 @@ pub(crate) fn prepare(
 
     let stdin = OwnedFd::from(open_null().map_err(|e| format!("cannot open /dev/null: {e}"))?);
     let mut captures = Vec::new();
-    let stdout = output(&w.stdout, name, "stdout", wid, &mut captures)?;
+    let echo = w.echo.then_some(system.colour);
+    let stdout = output(&w.stdout, name, "stdout", echo, &mut captures)?;
     let stderr = match &w.stderr {
         StderrSink::Stdout => stdout
             .try_clone()
             .map_err(|e| format!("cannot duplicate stdout: {e}"))?,
-        StderrSink::Sink(sink) => output(sink, name, "stderr", wid, &mut captures)?,
+        StderrSink::Sink(sink) => output(sink, name, "stderr", echo, &mut captures)?,
     };
     Ok(Prepared {
         launch,
@@ -102,37 +105,43 @@ pub(crate) fn prepare(
 }
 
 /// The write end the child gets for one stream; a capture is recorded when
-/// the stream goes to a file.
+/// the stream goes to a file or is echoed. `echo` is `Some(colour)` when
+/// lines are copied to the daemon's stdout.
 fn output(
     sink: &OutputSink,
     name: &ProcessName,
     stream: &str,
-    wid: u32,
+    echo: Option<bool>,
     captures: &mut Vec<Capture>,
 ) -> Result<OwnedFd, String> {
-    match sink {
-        OutputSink::Null => Ok(OwnedFd::from(
-            open_null().map_err(|e| format!("cannot open /dev/null: {e}"))?,
-        )),
-        OutputSink::File(file) => {
-            let sink = Sink::open(SinkSpec {
-                path: file.path.render(wid).into(),
+    let file = match sink {
+        OutputSink::Null if echo.is_none() => {
+            return Ok(OwnedFd::from(
+                open_null().map_err(|e| format!("cannot open /dev/null: {e}"))?,
+            ));
+        }
+        OutputSink::Null => None,
+        OutputSink::File(file) => Some(
+            Sink::open(SinkSpec {
+                path: file.path.render(name.wid).into(),
                 max_size: file.max_size,
                 backups: file.backups,
                 timestamps: file.timestamps,
             })
-            .map_err(|e| e.to_string())?;
-            let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
-                .map_err(|e| format!("cannot create a pipe: {e}"))?;
-            captures.push(Capture {
-                stream: usize::from(stream == "stderr"),
-                label: format!("{name} {stream}"),
-                read,
-                sink,
-            });
-            Ok(write)
-        }
-    }
+            .map_err(|e| e.to_string())?,
+        ),
+    };
+    let (read, write) =
+        nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("cannot create a pipe: {e}"))?;
+    let stderr = stream == "stderr";
+    captures.push(Capture {
+        stream: usize::from(stderr),
+        label: format!("{name} {stream}"),
+        read,
+        sink: file,
+        echo: echo.map(|colour| Echo::new(&name.to_string(), stderr, colour)),
+    });
+    Ok(write)
 }
 
 fn open_null() -> std::io::Result<File> {

@@ -11,6 +11,8 @@ pub(crate) struct System {
     pub base_env: Vec<(OsString, OsString)>,
     /// RLIMIT_NOFILE as the daemon found it, restored in children.
     pub nofile: (u64, u64),
+    /// Whether the daemon's stdout is a terminal (echo colours names).
+    pub colour: bool,
 }
 
 /// Variables that describe the daemon's own service manager; a child must
@@ -39,7 +41,12 @@ pub(crate) fn prepare() -> System {
     let base_env = std::env::vars_os()
         .filter(|(k, _)| !is_daemon_only(k))
         .collect();
-    System { base_env, nofile }
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    System {
+        base_env,
+        nofile,
+        colour,
+    }
 }
 
 fn mark_inherited_cloexec() {

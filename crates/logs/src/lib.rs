@@ -13,6 +13,7 @@
 //! A [`LogHub::reopen`] makes every pump reopen its file by name (after an
 //! external rotation); size rotation and timestamps live in [`Sink`].
 
+mod echo;
 mod sink;
 mod tap;
 mod timestamp;
@@ -23,6 +24,7 @@ use std::sync::Arc;
 
 use tokio::sync::{oneshot, watch};
 
+pub use echo::Echo;
 pub use sink::{LOG_FILE_MODE, Sink, SinkSpec};
 pub use tap::{Chunk, TAIL_BYTES, Tap};
 pub use timestamp::rfc3339;
@@ -113,12 +115,22 @@ impl LogHub {
 
     /// Starts pumping `pipe` (the read end) into `sink`. `label` names the
     /// stream in the daemon's log (`web:1 stdout`).
-    pub fn attach(&self, label: String, pipe: OwnedFd, sink: Sink, tap: Arc<Tap>) -> Pump {
+    /// `sink` is the log file (none for a `"null"` stream that is only
+    /// echoed); `echo` copies lines to the daemon's stdout.
+    pub fn attach(
+        &self,
+        label: String,
+        pipe: OwnedFd,
+        sink: Option<Sink>,
+        tap: Arc<Tap>,
+        echo: Option<Echo>,
+    ) -> Pump {
         let (finish_tx, finish_rx) = oneshot::channel();
         let (done_tx, done_rx) = oneshot::channel();
         let reopen = self.reopen.subscribe();
         self.handle.spawn(async move {
-            let report = pump(&label, pipe, Output { sink, tap }, finish_rx, reopen).await;
+            let output = Output { sink, tap, echo };
+            let report = pump(&label, pipe, output, finish_rx, reopen).await;
             let _ = done_tx.send(report);
         });
         Pump {
@@ -199,36 +211,52 @@ async fn pump(
             }
             _ = &mut finish, if !draining => draining = true,
             Ok(()) = reopen.changed() => {
-                if let Err(err) = out.sink.reopen() {
+                if let Some(Err(err)) = out.sink.as_mut().map(Sink::reopen) {
                     tracing::error!(stream = label, "cannot reopen log file: {err}");
                 }
             }
         }
     }
+    out.finish();
     report
 }
 
-/// Where a pump's bytes go: the file and the tail buffer.
+/// Where a pump's bytes go: the file, the tail buffer, the daemon's stdout.
 struct Output {
-    sink: Sink,
+    sink: Option<Sink>,
     tap: Arc<Tap>,
+    echo: Option<Echo>,
 }
 
 impl Output {
     fn write(&mut self, label: &str, data: &[u8], report: &mut PumpReport) {
         self.tap.push(data);
-        match self.sink.write(data) {
+        if let Some(echo) = self.echo.as_mut() {
+            // The daemon's stdout going away must not cost the log file.
+            let _ = echo.feed(data, &mut std::io::stdout().lock());
+        }
+        let Some(sink) = self.sink.as_mut() else {
+            report.written += data.len() as u64;
+            return;
+        };
+        match sink.write(data) {
             Ok(()) => report.written += data.len() as u64,
             Err(err) => {
                 if report.lost == 0 {
                     tracing::error!(
                         stream = label,
-                        file = %self.sink.path().display(),
+                        file = %sink.path().display(),
                         "cannot write log file: {err}; output is being lost and counted"
                     );
                 }
                 report.lost += data.len() as u64;
             }
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(echo) = self.echo.as_mut() {
+            let _ = echo.finish(&mut std::io::stdout().lock());
         }
     }
 }
@@ -250,8 +278,9 @@ mod tests {
         let pump = hub.attach(
             "t".into(),
             read,
-            Sink::open(SinkSpec::plain(&path)).unwrap(),
+            Some(Sink::open(SinkSpec::plain(&path)).unwrap()),
             Tap::new(),
+            None,
         );
         let mut writer = File::from(write);
         let payload: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
@@ -284,8 +313,9 @@ mod tests {
             let mut pump = hub.attach(
                 "t".into(),
                 read,
-                Sink::open(SinkSpec::plain(&path)).unwrap(),
+                Some(Sink::open(SinkSpec::plain(&path)).unwrap()),
                 Tap::new(),
+                None,
             );
             pump.finish();
             let runtime = tokio::runtime::Builder::new_current_thread()
