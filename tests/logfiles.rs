@@ -210,3 +210,57 @@ fn real_logrotate_copytruncate() {
     assert!(first > *old.last().unwrap(), "{first} after {old:?}");
     assert_eq!(new, (first..first + new.len() as u64).collect::<Vec<_>>());
 }
+
+/// A log file that cannot be written (here: over the daemon's file-size
+/// limit) is reported once, in the daemon's log, `status` and `events`; the
+/// child keeps running; lost bytes are counted; writing resumes on its own
+/// once there is room again.
+#[test]
+fn a_full_log_file_is_reported_retried_and_recovered() {
+    let daemon = Daemon::builder()
+        .fsize_limit(200) // 100 KiB
+        .body(
+            r#"
+[watchers.chatty]
+cmd = "i=0; while :; do i=$$((i+1)); printf 'line %d %0900d\n' $i 0; sleep 0.002; done"
+shell = true
+start_secs = "0"
+stdout = { file = "@DIR@/chatty.log" }
+"#,
+        )
+        .start();
+    let failing = daemon.wait_for("a log error in status", |p| !p["log_error"].is_null());
+    assert!(
+        failing["log_error"]
+            .as_str()
+            .unwrap()
+            .contains("File too large"),
+        "{failing}"
+    );
+    assert_eq!(failing["state"], "RUNNING", "the child keeps running");
+    let pid = failing["pid"].clone();
+
+    // Make room: the daemon writes again after its retry delay.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(daemon.path("chatty.log"))
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    let recovered = daemon.wait_for("the log to recover", |p| {
+        p["log_error"].is_null() && p["log_lost_bytes"].as_u64().unwrap_or(0) > 0
+    });
+    assert_eq!(recovered["pid"], pid, "same process all along");
+    wait_until("new lines in the file", DEADLINE, || {
+        daemon.read("chatty.log").contains("line ").then_some(())
+    });
+    // Reported once per episode, not once per lost chunk (the file may
+    // have filled up again since).
+    let log = daemon.daemon_log();
+    let failures = log.matches("output is being lost and counted").count();
+    let recoveries = log.matches("log file writable again").count();
+    assert!(
+        recoveries >= 1 && (failures == recoveries || failures == recoveries + 1),
+        "{log}"
+    );
+}

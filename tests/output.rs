@@ -68,6 +68,7 @@ fn arbitrary_bytes_pass_through_in_order() {
 cmd = '''printf 'caf\351 \210\377\n'; exec @TESTKIT@ spew 300000 hang'''
 shell = true
 start_secs = "0"
+restart = "never"
 "#,
     );
     daemon.wait_state("bytes:1", "RUNNING");

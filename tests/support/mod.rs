@@ -83,6 +83,7 @@ pub struct Builder {
     body: String,
     env: Vec<(String, String)>,
     extra_fd: bool,
+    fsize_blocks: Option<u64>,
 }
 
 impl Builder {
@@ -102,6 +103,12 @@ impl Builder {
 
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Starts the daemon under `ulimit -f BLOCKS` (512-byte blocks).
+    pub fn fsize_limit(mut self, blocks: u64) -> Self {
+        self.fsize_blocks = Some(blocks);
         self
     }
 
@@ -140,7 +147,16 @@ impl Builder {
     /// `rm.sock` in this builder's directory).
     pub fn launch(self, config: PathBuf) -> Daemon {
         let stderr = self.dir.path().join("daemon.err");
-        let mut command = Command::new(ringmasterd());
+        let mut command = match self.fsize_blocks {
+            None => Command::new(ringmasterd()),
+            Some(blocks) => {
+                let mut sh = Command::new("/bin/sh");
+                sh.arg("-c")
+                    .arg(format!("ulimit -f {blocks} && exec \"$0\" \"$@\""))
+                    .arg(ringmasterd());
+                sh
+            }
+        };
         command
             .arg(&config)
             .stdin(Stdio::null())
@@ -183,6 +199,7 @@ impl Daemon {
             body: String::new(),
             env: Vec::new(),
             extra_fd: false,
+            fsize_blocks: None,
         }
     }
 

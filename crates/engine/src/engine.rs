@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use nix::unistd::Pid;
 use ringmaster_config::{Config, Restart, StartRetries, WatcherConfig};
-use ringmaster_logs::{LogHub, PumpReport};
+use ringmaster_logs::{LogHub, LogNotice, PumpReport, Stream};
 use ringmaster_protocol::{
     ErrorKind, Event, ProcessName, ProcessState, Reply, ShutdownResult, signals,
 };
@@ -105,6 +105,7 @@ pub(crate) struct Engine {
     drains: JoinSet<(ProcessName, PumpReport)>,
     shutdown: Option<Shutdown>,
     events: broadcast::Sender<Event>,
+    log_notices: mpsc::UnboundedReceiver<LogNotice>,
 }
 
 impl Engine {
@@ -118,6 +119,7 @@ impl Engine {
                 procs.push(Process::new(ProcessName::new(&watcher.name, wid), index));
             }
         }
+        let (notices, log_notices) = mpsc::unbounded_channel();
         Ok(Self {
             config,
             system,
@@ -125,10 +127,11 @@ impl Engine {
             by_pid: HashMap::new(),
             timers: DelayQueue::new(),
             jobs: Vec::new(),
-            logs: LogHub::start()?,
+            logs: LogHub::start(notices)?,
             drains: JoinSet::new(),
             shutdown: None,
             events: broadcast::Sender::new(EVENT_BUFFER),
+            log_notices,
         })
     }
 
@@ -184,6 +187,7 @@ impl Engine {
                     self.on_timer(expired.into_inner());
                 }
                 Some(done) = self.drains.join_next(), if !self.drains.is_empty() => log_drain(done),
+                Some(notice) = self.log_notices.recv() => self.on_log_notice(notice),
                 () = sleep_until(deadline) => {
                     if kill_grace.is_some() {
                         tracing::error!("processes survived SIGKILL; exiting anyway");
@@ -274,26 +278,57 @@ impl Engine {
             reason = process.reason.as_deref(),
             "{from} -> {state}"
         );
-        if self.events.receiver_count() > 0 {
-            let process = &self.procs[id];
-            let ended = matches!(
+        let reason = self.procs[id].reason.clone();
+        self.emit_event(id, from, state, reason);
+        self.update_jobs(id);
+    }
+
+    /// Publishes a state change (or, with from == to, a log problem) to
+    /// `events` clients, if there are any.
+    fn emit_event(&self, id: ProcId, from: ProcessState, to: ProcessState, reason: Option<String>) {
+        if self.events.receiver_count() == 0 {
+            return;
+        }
+        let process = &self.procs[id];
+        let ended = from != to
+            && matches!(
                 from,
                 ProcessState::Starting | ProcessState::Running | ProcessState::Stopping
-            ) && process.pid.is_none();
-            let _ = self.events.send(Event {
-                time: ringmaster_logs::rfc3339(std::time::SystemTime::now()),
-                process: process.name.clone(),
-                from,
-                to: state,
-                pid: process.pid.or(process.last_pid).map(Pid::as_raw),
-                exit: process
-                    .last_exit
-                    .filter(|_| ended)
-                    .map(crate::process::exit_info),
-                reason: process.reason.clone(),
-            });
-        }
-        self.update_jobs(id);
+            )
+            && process.pid.is_none();
+        let _ = self.events.send(Event {
+            time: ringmaster_logs::rfc3339(std::time::SystemTime::now()),
+            process: process.name.clone(),
+            from,
+            to,
+            pid: process.pid.or(process.last_pid).map(Pid::as_raw),
+            exit: process
+                .last_exit
+                .filter(|_| ended)
+                .map(crate::process::exit_info),
+            reason,
+        });
+    }
+
+    /// A log file started failing or recovered: shown in status and events.
+    fn on_log_notice(&mut self, notice: LogNotice) {
+        let Some(process) = self.procs.get_mut(notice.owner) else {
+            return;
+        };
+        process.log_lost_bytes += notice.lost;
+        let reason = if let Some(problem) = notice.problem {
+            let text = format!("{problem}; output is being lost and counted, retrying");
+            process.log_error = Some(problem);
+            text
+        } else {
+            process.log_error = None;
+            format!(
+                "{}: log file writable again; {} bytes of output were lost",
+                notice.label, notice.lost
+            )
+        };
+        let state = process.state;
+        self.emit_event(notice.owner, state, state, Some(reason));
     }
 
     fn update_jobs(&mut self, id: ProcId) {
@@ -348,8 +383,14 @@ impl Engine {
             .captures
             .into_iter()
             .map(|c| {
-                let tap = self.procs[id].taps[c.stream].clone();
-                self.logs.attach(c.label, c.read, c.sink, tap, c.echo)
+                let stream = Stream {
+                    owner: id,
+                    label: c.label,
+                    sink: c.sink,
+                    tap: self.procs[id].taps[c.stream].clone(),
+                    echo: c.echo,
+                };
+                self.logs.attach(c.read, stream)
             })
             .collect();
         let process = &mut self.procs[id];

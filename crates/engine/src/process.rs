@@ -56,6 +56,10 @@ pub(crate) struct Process {
     pub pumps: Vec<Pump>,
     /// Tail buffers of stdout and stderr, kept across restarts.
     pub taps: [Arc<Tap>; 2],
+    /// A log file that cannot be written right now, and why.
+    pub log_error: Option<String>,
+    /// Output bytes that could not be written to log files, ever.
+    pub log_lost_bytes: u64,
 }
 
 impl Process {
@@ -77,6 +81,8 @@ impl Process {
             start_after_stop: false,
             pumps: Vec::new(),
             taps: [Tap::new(), Tap::new()],
+            log_error: None,
+            log_lost_bytes: 0,
         }
     }
 
@@ -99,6 +105,8 @@ impl Process {
             restarts: self.restarts,
             last_exit: self.last_exit.map(exit_info),
             reason: self.reason.clone(),
+            log_error: self.log_error.clone(),
+            log_lost_bytes: self.log_lost_bytes,
         }
     }
 }

@@ -38,6 +38,11 @@ pub(crate) fn prepare() -> System {
         tracing::warn!("cannot raise the open-file limit to {}: {err}", nofile.1);
     }
     mark_inherited_cloexec();
+    // A log file over RLIMIT_FSIZE must fail the write (and be reported),
+    // not kill the supervisor.
+    if let Err(err) = ringmaster_spawn::ignore_signal(libc_sigxfsz()) {
+        tracing::warn!("cannot ignore SIGXFSZ: {err}");
+    }
     let base_env = std::env::vars_os()
         .filter(|(k, _)| !is_daemon_only(k))
         .collect();
@@ -63,4 +68,8 @@ fn mark_inherited_cloexec() {
         // EBADF for it is expected and harmless.
         let _ = ringmaster_spawn::set_cloexec(fd);
     }
+}
+
+fn libc_sigxfsz() -> i32 {
+    ringmaster_protocol::signals::parse("XFSZ").unwrap_or(25)
 }

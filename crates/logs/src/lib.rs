@@ -21,8 +21,9 @@ mod timestamp;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 pub use echo::Echo;
 pub use sink::{LOG_FILE_MODE, Sink, SinkSpec};
@@ -31,6 +32,38 @@ pub use timestamp::rfc3339;
 
 /// Size of one read from a pipe.
 const CHUNK: usize = 64 * 1024;
+/// First wait before writing again to a log file that failed; doubles.
+const FIRST_RETRY: Duration = Duration::from_secs(1);
+/// Longest wait between attempts on a failing log file.
+const MAX_RETRY: Duration = Duration::from_secs(30);
+
+/// A change in a log file's health, sent to whoever started the hub.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogNotice {
+    /// The owner given at [`LogHub::attach`] (the engine's process id).
+    pub owner: usize,
+    /// The stream (`web:1 stdout`).
+    pub label: String,
+    /// The error while failing; `None` once writes succeed again.
+    pub problem: Option<String>,
+    /// Bytes lost since the file started failing.
+    pub lost: u64,
+}
+
+/// One stream to pump: where its bytes go and who to tell about problems.
+#[derive(Debug)]
+pub struct Stream {
+    /// Passed back in [`LogNotice`]s.
+    pub owner: usize,
+    /// Names the stream in the daemon's log (`web:1 stdout`).
+    pub label: String,
+    /// The log file; none for a `"null"` stream that is only echoed.
+    pub sink: Option<Sink>,
+    /// The tail buffer.
+    pub tap: Arc<Tap>,
+    /// Lines copied to the daemon's stdout.
+    pub echo: Option<Echo>,
+}
 
 /// Errors creating the hub or opening a sink.
 #[derive(Debug, thiserror::Error)]
@@ -84,13 +117,15 @@ impl Pump {
 pub struct LogHub {
     handle: tokio::runtime::Handle,
     reopen: watch::Sender<u64>,
+    notices: mpsc::UnboundedSender<LogNotice>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl LogHub {
-    /// Starts the log thread.
-    pub fn start() -> Result<Self, LogError> {
+    /// Starts the log thread; log file problems and recoveries are sent to
+    /// `notices`.
+    pub fn start(notices: mpsc::UnboundedSender<LogNotice>) -> Result<Self, LogError> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .build()
@@ -108,28 +143,25 @@ impl LogHub {
         Ok(Self {
             handle,
             reopen: watch::Sender::new(0),
+            notices,
             stop: Some(stop),
             thread: Some(thread),
         })
     }
 
-    /// Starts pumping `pipe` (the read end) into `sink`. `label` names the
-    /// stream in the daemon's log (`web:1 stdout`).
-    /// `sink` is the log file (none for a `"null"` stream that is only
-    /// echoed); `echo` copies lines to the daemon's stdout.
-    pub fn attach(
-        &self,
-        label: String,
-        pipe: OwnedFd,
-        sink: Option<Sink>,
-        tap: Arc<Tap>,
-        echo: Option<Echo>,
-    ) -> Pump {
+    /// Starts pumping `pipe` (the read end of a child's stream).
+    pub fn attach(&self, pipe: OwnedFd, stream: Stream) -> Pump {
         let (finish_tx, finish_rx) = oneshot::channel();
         let (done_tx, done_rx) = oneshot::channel();
         let reopen = self.reopen.subscribe();
+        let notices = self.notices.clone();
         self.handle.spawn(async move {
-            let output = Output { sink, tap, echo };
+            let label = stream.label.clone();
+            let output = Output {
+                stream,
+                notices,
+                failing: None,
+            };
             let report = pump(&label, pipe, output, finish_rx, reopen).await;
             let _ = done_tx.send(report);
         });
@@ -211,7 +243,7 @@ async fn pump(
             }
             _ = &mut finish, if !draining => draining = true,
             Ok(()) = reopen.changed() => {
-                if let Some(Err(err)) = out.sink.as_mut().map(Sink::reopen) {
+                if let Some(Err(err)) = out.stream.sink.as_mut().map(Sink::reopen) {
                     tracing::error!(stream = label, "cannot reopen log file: {err}");
                 }
             }
@@ -221,41 +253,90 @@ async fn pump(
     report
 }
 
+/// A log file that cannot be written: when to try again.
+struct Failing {
+    retry_at: Instant,
+    delay: Duration,
+    lost: u64,
+}
+
 /// Where a pump's bytes go: the file, the tail buffer, the daemon's stdout.
 struct Output {
-    sink: Option<Sink>,
-    tap: Arc<Tap>,
-    echo: Option<Echo>,
+    stream: Stream,
+    notices: mpsc::UnboundedSender<LogNotice>,
+    failing: Option<Failing>,
 }
 
 impl Output {
     fn write(&mut self, label: &str, data: &[u8], report: &mut PumpReport) {
-        self.tap.push(data);
-        if let Some(echo) = self.echo.as_mut() {
+        self.stream.tap.push(data);
+        if let Some(echo) = self.stream.echo.as_mut() {
             // The daemon's stdout going away must not cost the log file.
             let _ = echo.feed(data, &mut std::io::stdout().lock());
         }
-        let Some(sink) = self.sink.as_mut() else {
+        let Some(sink) = self.stream.sink.as_mut() else {
             report.written += data.len() as u64;
             return;
         };
+        // A failing file is retried with backoff, not on every chunk; the
+        // bytes in between cannot be written and are counted.
+        let now = Instant::now();
+        if let Some(failing) = self.failing.as_mut() {
+            if now < failing.retry_at {
+                failing.lost += data.len() as u64;
+                report.lost += data.len() as u64;
+                return;
+            }
+            let _ = sink.reopen();
+        }
         match sink.write(data) {
-            Ok(()) => report.written += data.len() as u64,
-            Err(err) => {
-                if report.lost == 0 {
-                    tracing::error!(
+            Ok(()) => {
+                report.written += data.len() as u64;
+                if let Some(failing) = self.failing.take() {
+                    tracing::warn!(
                         stream = label,
                         file = %sink.path().display(),
-                        "cannot write log file: {err}; output is being lost and counted"
+                        lost = failing.lost,
+                        "log file writable again; {} bytes of output were lost meanwhile",
+                        failing.lost
                     );
+                    self.notify(None, failing.lost);
                 }
+            }
+            Err(err) => {
                 report.lost += data.len() as u64;
+                if let Some(failing) = self.failing.as_mut() {
+                    failing.lost += data.len() as u64;
+                    failing.delay = (failing.delay * 2).min(MAX_RETRY);
+                    failing.retry_at = now + failing.delay;
+                } else {
+                    let problem = format!("cannot write {}: {err}", sink.path().display());
+                    tracing::error!(
+                        stream = label,
+                        "{problem}; output is being lost and counted, retrying"
+                    );
+                    self.failing = Some(Failing {
+                        retry_at: now + FIRST_RETRY,
+                        delay: FIRST_RETRY,
+                        lost: data.len() as u64,
+                    });
+                    self.notify(Some(problem), data.len() as u64);
+                }
             }
         }
     }
 
+    fn notify(&self, problem: Option<String>, lost: u64) {
+        let _ = self.notices.send(LogNotice {
+            owner: self.stream.owner,
+            label: self.stream.label.clone(),
+            problem,
+            lost,
+        });
+    }
+
     fn finish(&mut self) {
-        if let Some(echo) = self.echo.as_mut() {
+        if let Some(echo) = self.stream.echo.as_mut() {
             let _ = echo.finish(&mut std::io::stdout().lock());
         }
     }
@@ -266,22 +347,27 @@ mod tests {
     use std::fs::File;
     use std::io::Write;
     use std::os::unix::fs::PermissionsExt;
+    use std::path::Path;
 
     use super::*;
+
+    fn stream(path: &Path) -> Stream {
+        Stream {
+            owner: 0,
+            label: "t".into(),
+            sink: Some(Sink::open(SinkSpec::plain(path)).unwrap()),
+            tap: Tap::new(),
+            echo: None,
+        }
+    }
 
     #[test]
     fn pumps_everything_then_finishes() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/out.log");
-        let hub = LogHub::start().unwrap();
+        let hub = LogHub::start(mpsc::unbounded_channel().0).unwrap();
         let (read, write) = nix::unistd::pipe().unwrap();
-        let pump = hub.attach(
-            "t".into(),
-            read,
-            Some(Sink::open(SinkSpec::plain(&path)).unwrap()),
-            Tap::new(),
-            None,
-        );
+        let pump = hub.attach(read, stream(&path));
         let mut writer = File::from(write);
         let payload: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
         writer.write_all(&payload).unwrap();
@@ -303,20 +389,14 @@ mod tests {
     fn finish_before_first_poll_loses_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out.log");
-        let hub = LogHub::start().unwrap();
+        let hub = LogHub::start(mpsc::unbounded_channel().0).unwrap();
         for round in 0..50 {
             let (read, write) = nix::unistd::pipe().unwrap();
             let mut writer = File::from(write);
             writer
                 .write_all(format!("round {round}\n").as_bytes())
                 .unwrap();
-            let mut pump = hub.attach(
-                "t".into(),
-                read,
-                Some(Sink::open(SinkSpec::plain(&path)).unwrap()),
-                Tap::new(),
-                None,
-            );
+            let mut pump = hub.attach(read, stream(&path));
             pump.finish();
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .build()

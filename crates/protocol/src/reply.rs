@@ -123,6 +123,12 @@ pub struct ProcessInfo {
     pub last_exit: Option<ExitInfo>,
     /// Why the process is in a non-running state (spawn error, gave up...).
     pub reason: Option<String>,
+    /// A log file of this process that cannot be written right now.
+    #[serde(default)]
+    pub log_error: Option<String>,
+    /// Output bytes that could not be written to its log files.
+    #[serde(default)]
+    pub log_lost_bytes: u64,
 }
 
 /// Result of `status`.

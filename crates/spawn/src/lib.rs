@@ -20,7 +20,7 @@ mod sys;
 
 pub use child::Stage;
 pub use prepare::{Credentials, Launch, LaunchRequest, PrepareError, ResolvedUser, resolve_user};
-pub use sys::{Exit, group_alive, reap_any, send_signal, set_cloexec};
+pub use sys::{Exit, group_alive, ignore_signal, reap_any, send_signal, set_cloexec};
 
 use std::os::fd::{AsRawFd, OwnedFd};
 

@@ -101,3 +101,14 @@ pub fn set_cloexec(fd: std::os::fd::RawFd) -> Result<(), Errno> {
     }
     Ok(())
 }
+
+/// Ignores signal `signal` in this process (the daemon ignores SIGXFSZ, so
+/// a log file that hits a file-size limit is an error to report, not a
+/// death). Children get default dispositions back before exec.
+pub fn ignore_signal(signal: i32) -> Result<(), Errno> {
+    // SAFETY: installing SIG_IGN runs no code of ours in signal context.
+    if unsafe { libc::signal(signal, libc::SIG_IGN) } == libc::SIG_ERR {
+        return Err(Errno::last());
+    }
+    Ok(())
+}
