@@ -136,3 +136,51 @@ stderr = "null"
     assert_eq!(daemon.read("logs/loud-1.out.log"), "hello\nno newline");
     assert!(!daemon.path("logs/quiet-1.out.log").exists());
 }
+
+/// Test plan E26: 100 MB from a fast writer arrive byte for byte.
+#[test]
+fn a_hundred_megabytes_arrive_byte_exact() {
+    let daemon = Daemon::start(
+        r#"
+[watchers.firehose]
+cmd = "@TESTKIT@ lines 1000000"
+restart = "never"
+start_secs = "0"
+stdout = { file = "@DIR@/firehose.log" }
+"#,
+    );
+    daemon.wait_state("firehose:1", "EXITED");
+    let log = daemon.path("firehose.log");
+    crate::support::wait_until("100 MB in the file", crate::support::DEADLINE, || {
+        (std::fs::metadata(&log).map_or(0, |m| m.len()) >= 100_000_000).then_some(())
+    });
+    let got = std::fs::read(&log).unwrap();
+    assert_eq!(got.len(), 100_000_000);
+    let filler =
+        b"ringmaster log throughput line: every byte must arrive, in order, exactly once..........";
+    for (n, line) in got.chunks(100).enumerate() {
+        let mut expected = format!("{n:010} ").into_bytes();
+        expected.extend_from_slice(filler);
+        expected.push(b'\n');
+        assert!(line == expected.as_slice(), "line {n} differs");
+    }
+}
+
+/// Test plan E26: what a process writes right before SIGKILL is kept.
+#[test]
+fn last_words_before_sigkill_are_kept() {
+    let daemon = Daemon::start(
+        r#"
+[watchers.doomed]
+cmd = "@TESTKIT@ spew 200000; echo last words; kill -9 $$"
+shell = true
+restart = "never"
+start_secs = "0"
+"#,
+    );
+    let entry = daemon.wait_state("doomed:1", "EXITED");
+    assert_eq!(entry["last_exit"]["signal"], "KILL");
+    let text = daemon.wait_file("logs/doomed-1.out.log", "last words\n");
+    assert!(text.ends_with("last words\n"));
+    assert!(text.len() > 200_000);
+}
