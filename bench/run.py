@@ -777,6 +777,9 @@ def markdown(results, tools, size):
     rows.append(head)
     rows.append("|" + "---|" * (len(tools) + 3))
     for path, label, unit, _lower in figures:
+        # Scenarios left out with --only have no rows (a failed one has).
+        if not any(path[0] in (rep.get(t) or {}) for rep in results["reps"] for t in tools):
+            continue
         aggs = {t: aggregate([dig(rep.get(t), path) for rep in results["reps"]]) for t in tools}
         cells = [fmt(aggs[t], unit) for t in tools]
         rm = aggs.get("ringmaster")

@@ -183,7 +183,7 @@ pub(crate) async fn serve(
     listener: UnixListener,
     authorizer: Authorizer,
     engine: mpsc::Sender<Input>,
-    events: broadcast::Sender<Event>,
+    events: broadcast::Sender<Arc<Event>>,
     token: CancellationToken,
 ) {
     let authorizer = Arc::new(authorizer);
@@ -235,7 +235,7 @@ async fn connection(
     stream: UnixStream,
     authorizer: &Authorizer,
     engine: &mpsc::Sender<Input>,
-    events: &broadcast::Sender<Event>,
+    events: &broadcast::Sender<Arc<Event>>,
     token: &CancellationToken,
 ) {
     let cred = stream.peer_cred();
@@ -324,7 +324,7 @@ async fn connection(
 /// broadcast drops what it has not taken, and the client is told how much.
 async fn stream_events<R: AsyncBufRead + Unpin, W: AsyncWriteExt + Unpin>(
     id: Value,
-    mut events: broadcast::Receiver<Event>,
+    mut events: broadcast::Receiver<Arc<Event>>,
     reader: &mut R,
     write: &mut W,
     token: &CancellationToken,
@@ -332,7 +332,7 @@ async fn stream_events<R: AsyncBufRead + Unpin, W: AsyncWriteExt + Unpin>(
     loop {
         let line = tokio::select! {
             received = events.recv() => match received {
-                Ok(event) => StreamLine { id: id.clone(), event: Some(event), skipped: None, output: None },
+                Ok(event) => StreamLine { id: id.clone(), event: Some((*event).clone()), skipped: None, output: None },
                 Err(broadcast::error::RecvError::Lagged(skipped)) => {
                     StreamLine { id: id.clone(), event: None, skipped: Some(skipped), output: None }
                 }

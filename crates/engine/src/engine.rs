@@ -3,6 +3,7 @@
 mod handlers;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::unistd::Pid;
@@ -34,8 +35,9 @@ const GROUP_RECHECK: Duration = Duration::from_millis(20);
 const KILL_GRACE: Duration = Duration::from_secs(5);
 /// How long pumps may take to drain at exit.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
-/// Events buffered per `events` client before it is told it skipped some.
-const EVENT_BUFFER: usize = 4096;
+/// Events buffered per `events` client before it is told it skipped some
+/// (the channel allocates every slot up front; each holds an Arc).
+const EVENT_BUFFER: usize = 1024;
 /// First delay after a quick failure; doubles up to backoff_max.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -104,7 +106,7 @@ pub(crate) struct Engine {
     logs: LogHub,
     drains: JoinSet<(ProcessName, PumpReport)>,
     shutdown: Option<Shutdown>,
-    events: broadcast::Sender<Event>,
+    events: broadcast::Sender<Arc<Event>>,
     log_notices: mpsc::UnboundedReceiver<LogNotice>,
 }
 
@@ -296,7 +298,7 @@ impl Engine {
                 ProcessState::Starting | ProcessState::Running | ProcessState::Stopping
             )
             && process.pid.is_none();
-        let _ = self.events.send(Event {
+        let _ = self.events.send(Arc::new(Event {
             time: ringmaster_logs::rfc3339(std::time::SystemTime::now()),
             process: process.name.clone(),
             from,
@@ -307,7 +309,7 @@ impl Engine {
                 .filter(|_| ended)
                 .map(crate::process::exit_info),
             reason,
-        });
+        }));
     }
 
     /// A log file started failing or recovered: shown in status and events.

@@ -31,22 +31,15 @@ struct Ring {
     bytes: std::collections::VecDeque<u8>,
     /// Everything ever written.
     total: u64,
+    /// The live feed, created by the first follower (a broadcast channel
+    /// allocates all its slots up front: idle processes should not pay).
+    live: Option<broadcast::Sender<Chunk>>,
 }
 
 /// The tail buffer and live feed of one stream of one process slot.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Tap {
     ring: Mutex<Ring>,
-    live: broadcast::Sender<Chunk>,
-}
-
-impl Default for Tap {
-    fn default() -> Self {
-        Self {
-            ring: Mutex::new(Ring::default()),
-            live: broadcast::Sender::new(FOLLOW_BUFFER),
-        }
-    }
 }
 
 impl Tap {
@@ -57,21 +50,23 @@ impl Tap {
 
     /// Records bytes the process wrote.
     pub fn push(&self, data: &[u8]) {
-        let offset = {
-            let mut ring = self.ring.lock().unwrap_or_else(PoisonError::into_inner);
-            let offset = ring.total;
-            ring.total += data.len() as u64;
-            let keep = data.len().min(TAIL_BYTES);
-            let overflow = (ring.bytes.len() + keep).saturating_sub(TAIL_BYTES);
-            ring.bytes.drain(..overflow);
-            ring.bytes.extend(&data[data.len() - keep..]);
-            offset
-        };
-        if self.live.receiver_count() > 0 {
-            let _ = self.live.send(Chunk {
-                offset,
-                data: Arc::from(data),
-            });
+        let mut ring = self.ring.lock().unwrap_or_else(PoisonError::into_inner);
+        let offset = ring.total;
+        ring.total += data.len() as u64;
+        let keep = data.len().min(TAIL_BYTES);
+        let overflow = (ring.bytes.len() + keep).saturating_sub(TAIL_BYTES);
+        ring.bytes.drain(..overflow);
+        ring.bytes.extend(&data[data.len() - keep..]);
+        if let Some(live) = &ring.live {
+            if live.receiver_count() == 0 {
+                ring.live = None;
+            } else {
+                // Never blocks: a follower that lags loses chunks.
+                let _ = live.send(Chunk {
+                    offset,
+                    data: Arc::from(data),
+                });
+            }
         }
     }
 
@@ -110,7 +105,10 @@ impl Tap {
 
     /// A live feed of what comes next.
     pub fn follow(&self) -> broadcast::Receiver<Chunk> {
-        self.live.subscribe()
+        let mut ring = self.ring.lock().unwrap_or_else(PoisonError::into_inner);
+        ring.live
+            .get_or_insert_with(|| broadcast::Sender::new(FOLLOW_BUFFER))
+            .subscribe()
     }
 }
 
