@@ -2,6 +2,7 @@
 //! rotation (SIGUSR2, `ringmasterctl reopen`, and the real logrotate in
 //! both its modes).
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::process::Command;
 
 use nix::sys::signal::Signal;
@@ -263,4 +264,40 @@ stdout = { file = "@DIR@/chatty.log" }
         recoveries >= 1 && (failures == recoveries || failures == recoveries + 1),
         "{log}"
     );
+}
+
+/// A log file that blocks (here a FIFO whose reader never reads, as a very
+/// slow disk would) holds up only its own process's output.
+#[test]
+fn a_stuck_log_file_does_not_hold_up_other_logs() {
+    let builder = Daemon::builder().body(
+        r#"
+[watchers.stuck]
+cmd = "@TESTKIT@ lines 100000"
+restart = "never"
+start_secs = "0"
+stdout = { file = "@DIR@/stuck.fifo" }
+
+[watchers.ticker]
+cmd = "i=0; while :; do i=$$((i+1)); echo \"line $i\"; sleep 0.02; done"
+shell = true
+start_secs = "0"
+stdout = { file = "@DIR@/ticker.log" }
+"#,
+    );
+    let fifo = builder.path().join("stuck.fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    // A reader that never reads: the FIFO fills up and writes to it block.
+    let _reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .unwrap();
+    let daemon = builder.start();
+    wait_lines(&daemon, "ticker.log", 5);
+    let before = numbers(&daemon.read("ticker.log")).len();
+    wait_lines(&daemon, "ticker.log", before + 20);
+    // 10 MB cannot have gone through a 64 KiB FIFO nobody reads.
+    assert_eq!(daemon.process("stuck:1")["state"], "RUNNING");
+    assert_eq!(daemon.process("ticker:1")["state"], "RUNNING");
 }

@@ -14,6 +14,9 @@ use ringmaster_spawn::{Launch, LaunchRequest, Stdio, resolve_user};
 
 use crate::system::System;
 
+/// Capacity asked for each output pipe.
+const PIPE_BYTES: nix::libc::c_int = 1 << 20;
+
 /// A pipe whose read end the daemon pumps into a sink.
 pub(crate) struct Capture {
     /// 0 for stdout, 1 for stderr.
@@ -133,6 +136,9 @@ fn output(
     };
     let (read, write) =
         nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("cannot create a pipe: {e}"))?;
+    // A larger pipe lets the log pump move more per write; if the system
+    // refuses (per-user pipe limits), the default 64 KiB still works.
+    let _ = nix::fcntl::fcntl(&read, nix::fcntl::FcntlArg::F_SETPIPE_SZ(PIPE_BYTES));
     let stderr = stream == "stderr";
     captures.push(Capture {
         stream: usize::from(stderr),

@@ -1,9 +1,11 @@
 //! Log capture: every byte a child writes to its stdout/stderr pipe is moved
 //! to its sink, in order.
 //!
-//! Theory of operation: the [`LogHub`] owns one dedicated thread running a
-//! single-threaded tokio runtime, so that file writes never run on (or
-//! stall) the engine's thread. Each pipe gets a [`Pump`] task that waits for
+//! Theory of operation: the [`LogHub`] owns its own tokio runtime (one
+//! worker thread), so that file writes never run on (or stall) the
+//! engine's thread. Writes to a log that is not a regular file (a FIFO, a
+//! device), which may block for good, run under `block_in_place`, so such
+//! a log holds up only its own pump; regular files are written inline. Each pipe gets a [`Pump`] task that waits for
 //! the pipe to be readable, reads up to 64 KiB and writes it to the sink
 //! with plain blocking writes. A child that writes faster than the disk is
 //! slowed by the full pipe (backpressure); nothing is dropped. When the
@@ -30,8 +32,8 @@ pub use sink::{LOG_FILE_MODE, Sink, SinkSpec};
 pub use tap::{Chunk, TAIL_BYTES, Tap};
 pub use timestamp::rfc3339;
 
-/// Size of one read from a pipe.
-const CHUNK: usize = 64 * 1024;
+/// Most bytes taken from a pipe at once (its capacity is raised to this).
+const CHUNK: usize = 1 << 20;
 /// First wait before writing again to a log file that failed; doubles.
 const FIRST_RETRY: Duration = Duration::from_secs(1);
 /// Longest wait between attempts on a failing log file.
@@ -116,36 +118,29 @@ impl Pump {
 #[derive(Debug)]
 pub struct LogHub {
     handle: tokio::runtime::Handle,
+    runtime: Option<tokio::runtime::Runtime>,
     reopen: watch::Sender<u64>,
     notices: mpsc::UnboundedSender<LogNotice>,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl LogHub {
     /// Starts the log thread; log file problems and recoveries are sent to
     /// `notices`.
     pub fn start(notices: mpsc::UnboundedSender<LogNotice>) -> Result<Self, LogError> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
+        // One worker thread; a write that may block for good (a FIFO, a
+        // device) runs under block_in_place, which hands the other pumps to
+        // another thread.
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("ringmaster-logs")
             .enable_io()
             .build()
             .map_err(LogError::Start)?;
-        let handle = runtime.handle().clone();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("ringmaster-logs".into())
-            .spawn(move || {
-                runtime.block_on(async {
-                    let _ = stopped.await;
-                });
-            })
-            .map_err(LogError::Start)?;
         Ok(Self {
-            handle,
+            handle: runtime.handle().clone(),
+            runtime: Some(runtime),
             reopen: watch::Sender::new(0),
             notices,
-            stop: Some(stop),
-            thread: Some(thread),
         })
     }
 
@@ -182,11 +177,9 @@ impl LogHub {
 
 impl Drop for LogHub {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+        // Callable from inside the engine's runtime, unlike a plain drop.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
         }
     }
 }
@@ -289,7 +282,15 @@ impl Output {
             }
             let _ = sink.reopen();
         }
-        match sink.write(data) {
+        // A FIFO or device may block for good: such writes leave the log
+        // thread's other pumps to another thread. Regular files are written
+        // inline (a thread hand-off per chunk costs more than the write).
+        let written = if sink.may_block() {
+            tokio::task::block_in_place(|| sink.write(data))
+        } else {
+            sink.write(data)
+        };
+        match written {
             Ok(()) => {
                 report.written += data.len() as u64;
                 if let Some(failing) = self.failing.take() {

@@ -7,6 +7,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
+
 use crate::LogError;
 use crate::timestamp::rfc3339;
 
@@ -49,6 +51,8 @@ pub struct Sink {
     at_line_start: bool,
     /// Scratch buffer for timestamped output, reused across writes.
     scratch: Vec<u8>,
+    /// Not a regular file (a FIFO, a device): a write may block for good.
+    may_block: bool,
 }
 
 impl Sink {
@@ -56,14 +60,22 @@ impl Sink {
     /// appending, with mode [`LOG_FILE_MODE`].
     pub fn open(spec: SinkSpec) -> Result<Self, LogError> {
         let file = open_append(&spec.path)?;
-        let size = file.metadata().map_or(0, |m| m.len());
+        let meta = file.metadata().ok();
+        let size = meta.as_ref().map_or(0, std::fs::Metadata::len);
+        let may_block = !meta.is_some_and(|m| m.file_type().is_file());
         Ok(Self {
             spec,
             file,
             size,
             at_line_start: true,
             scratch: Vec::new(),
+            may_block,
         })
+    }
+
+    /// Whether a write may block indefinitely (not a regular file).
+    pub fn may_block(&self) -> bool {
+        self.may_block
     }
 
     /// The file's path.
@@ -165,12 +177,18 @@ impl Sink {
 }
 
 fn open_append(path: &Path) -> Result<File, LogError> {
+    // O_NONBLOCK for the open only: a FIFO without a reader fails at once
+    // (ENXIO) instead of blocking whoever opens it; writes stay blocking.
     let open = || {
-        OpenOptions::new()
+        let file = OpenOptions::new()
             .create(true)
             .append(true)
             .mode(LOG_FILE_MODE)
-            .open(path)
+            .custom_flags(OFlag::O_NONBLOCK.bits())
+            .open(path)?;
+        let flags = OFlag::from_bits_retain(fcntl(&file, FcntlArg::F_GETFL)?);
+        fcntl(&file, FcntlArg::F_SETFL(flags - OFlag::O_NONBLOCK))?;
+        Ok::<File, std::io::Error>(file)
     };
     match open() {
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
