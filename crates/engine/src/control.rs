@@ -319,6 +319,20 @@ async fn connection(
     }
 }
 
+/// Resolves when a streaming client closes its end; anything it sends
+/// meanwhile is read and ignored. Cancel-safe: `fill_buf` keeps its data.
+async fn closed<R: AsyncBufRead + Unpin>(reader: &mut R) {
+    loop {
+        match reader.fill_buf().await {
+            Ok([]) | Err(_) => return,
+            Ok(bytes) => {
+                let used = bytes.len();
+                reader.consume(used);
+            }
+        }
+    }
+}
+
 /// Sends every event to the client until it disconnects or the daemon
 /// stops. A client that reads too slowly never holds up the engine: the
 /// broadcast drops what it has not taken, and the client is told how much.
@@ -338,15 +352,7 @@ async fn stream_events<R: AsyncBufRead + Unpin, W: AsyncWriteExt + Unpin>(
                 }
                 Err(broadcast::error::RecvError::Closed) => break,
             },
-            input = reader.fill_buf() => match input {
-                // Anything the client sends now is ignored; EOF ends the stream.
-                Ok([]) | Err(_) => break,
-                Ok(bytes) => {
-                    let used = bytes.len();
-                    reader.consume(used);
-                    continue;
-                }
-            },
+            () = closed(reader) => break,
             () = token.cancelled() => break,
         };
         let mut text = serde_json::to_string(&line).unwrap_or_default();
@@ -450,14 +456,7 @@ async fn stream_tail<R: AsyncBufRead + Unpin, W: AsyncWriteExt + Unpin>(
                 Some(next) => next,
                 None => break,
             },
-            input = reader.fill_buf() => match input {
-                Ok([]) | Err(_) => break,
-                Ok(bytes) => {
-                    let used = bytes.len();
-                    reader.consume(used);
-                    continue;
-                }
-            },
+            () = closed(reader) => break,
             () = token.cancelled() => break,
         };
         let expected = next_offsets[index];

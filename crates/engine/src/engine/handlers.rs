@@ -174,10 +174,7 @@ impl Engine {
                 ProcessState::Stopped
                 | ProcessState::Exited
                 | ProcessState::Fatal
-                | ProcessState::Backoff => {
-                    self.procs[proc].quick_failures = 0;
-                    self.spawn(proc);
-                }
+                | ProcessState::Backoff => self.start_by_hand(proc),
             }
         }
         self.add_job(id, reply, Goal::Running, &ids, &already, "already running");
@@ -216,13 +213,16 @@ impl Engine {
                 ProcessState::Stopped
                 | ProcessState::Exited
                 | ProcessState::Fatal
-                | ProcessState::Backoff => {
-                    self.procs[proc].quick_failures = 0;
-                    self.spawn(proc);
-                }
+                | ProcessState::Backoff => self.start_by_hand(proc),
             }
         }
         self.add_job(id, reply, Goal::Running, &ids, &[], "");
+    }
+
+    /// A start asked for by a client: the quick-failure count starts over.
+    fn start_by_hand(&mut self, proc: ProcId) {
+        self.procs[proc].quick_failures = 0;
+        self.spawn(proc);
     }
 
     /// Registers a waiting request, deciding at once what can be decided.
