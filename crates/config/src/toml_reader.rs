@@ -70,7 +70,6 @@ const WATCHER_KEYS_LATER: &[&str] = &[
     "hooks",
 ];
 const SINK_KEYS: &[&str] = &["file", "max_size", "backups", "timestamps"];
-const SINK_KEYS_LATER: &[&str] = &[];
 
 /// Rotated files kept when max_size is set and backups is not.
 const DEFAULT_BACKUPS: u32 = 5;
@@ -1295,7 +1294,7 @@ fn read_sink(
                         &format!("{key}."),
                         sub_name,
                         SINK_KEYS,
-                        SINK_KEYS_LATER,
+                        &[],
                     ),
                 }
             }

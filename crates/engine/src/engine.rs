@@ -252,7 +252,11 @@ impl Engine {
     /// Makes every live log pump reopen its file; returns how many.
     fn reopen_logs(&self) -> usize {
         self.logs.reopen();
-        self.procs.iter().map(|p| p.pumps.len()).sum()
+        self.procs
+            .iter()
+            .flat_map(|p| &p.pumps)
+            .filter(|pump| pump.has_file())
+            .count()
     }
 
     // ----- start-up -------------------------------------------------------

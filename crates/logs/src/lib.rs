@@ -6,7 +6,7 @@
 //! engine's thread. Writes to a log that is not a regular file (a FIFO, a
 //! device), which may block for good, run under `block_in_place`, so such
 //! a log holds up only its own pump; regular files are written inline. Each pipe gets a [`Pump`] task that waits for
-//! the pipe to be readable, reads up to 64 KiB and writes it to the sink
+//! the pipe to be readable, reads up to 1 MiB and writes it to the sink
 //! with plain blocking writes. A child that writes faster than the disk is
 //! slowed by the full pipe (backpressure); nothing is dropped. When the
 //! engine has reaped the process it calls [`Pump::finish`]: the pump drains
@@ -97,9 +97,15 @@ pub struct PumpReport {
 pub struct Pump {
     finish: Option<oneshot::Sender<()>>,
     done: oneshot::Receiver<PumpReport>,
+    has_file: bool,
 }
 
 impl Pump {
+    /// Whether this pump writes a log file (an echo-only stream has none).
+    pub fn has_file(&self) -> bool {
+        self.has_file
+    }
+
     /// Tells the pump its process has been reaped: drain and close.
     pub fn finish(&mut self) {
         if let Some(tx) = self.finish.take() {
@@ -150,6 +156,7 @@ impl LogHub {
         let (done_tx, done_rx) = oneshot::channel();
         let reopen = self.reopen.subscribe();
         let notices = self.notices.clone();
+        let has_file = stream.sink.is_some();
         self.handle.spawn(async move {
             let label = stream.label.clone();
             let output = Output {
@@ -163,6 +170,7 @@ impl LogHub {
         Pump {
             finish: Some(finish_tx),
             done: done_rx,
+            has_file,
         }
     }
 }
@@ -273,9 +281,8 @@ impl Output {
         };
         // A failing file is retried with backoff, not on every chunk; the
         // bytes in between cannot be written and are counted.
-        let now = Instant::now();
         if let Some(failing) = self.failing.as_mut() {
-            if now < failing.retry_at {
+            if Instant::now() < failing.retry_at {
                 failing.lost += data.len() as u64;
                 report.lost += data.len() as u64;
                 return;
@@ -306,6 +313,7 @@ impl Output {
             }
             Err(err) => {
                 report.lost += data.len() as u64;
+                let now = Instant::now();
                 if let Some(failing) = self.failing.as_mut() {
                     failing.lost += data.len() as u64;
                     failing.delay = (failing.delay * 2).min(MAX_RETRY);

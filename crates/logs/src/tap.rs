@@ -3,7 +3,7 @@
 //!
 //! A tap is written by its pump on the log thread and read by the engine
 //! (snapshots) and by control connections (follow), so the ring sits behind
-//! a mutex: one uncontended lock per chunk of up to 64 KiB. Followers get
+//! a mutex: one uncontended lock per chunk read from the pipe. Followers get
 //! chunks through a broadcast channel: a follower that falls behind loses
 //! chunks (and is told how many bytes) instead of slowing the pump.
 
