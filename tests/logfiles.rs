@@ -7,7 +7,7 @@ use std::process::Command;
 
 use nix::sys::signal::Signal;
 
-use crate::support::{DEADLINE, Daemon, wait_until};
+use crate::support::{DEADLINE, Daemon, LoopDisk, wait_until};
 
 /// The numbers of "line N" lines, in file order.
 fn numbers(text: &str) -> Vec<u64> {
@@ -264,6 +264,100 @@ stdout = { file = "@DIR@/chatty.log" }
         recoveries >= 1 && (failures == recoveries || failures == recoveries + 1),
         "{log}"
     );
+}
+
+/// A log file that cannot even be opened (its directory cannot be
+/// created) does not stop the process: the problem shows in `status`, and
+/// the file is opened once it can be.
+#[test]
+fn a_log_that_cannot_be_opened_is_reported_and_opened_later() {
+    let builder = Daemon::builder().body(
+        r#"
+[watchers.ticker]
+cmd = "i=0; while :; do i=$$((i+1)); echo \"line $i\"; sleep 0.02; done"
+shell = true
+start_secs = "0"
+stdout = { file = "@DIR@/blocked/ticker.log" }
+"#,
+    );
+    // A regular file where the log's directory should be.
+    let blocker = builder.path().join("blocked");
+    std::fs::write(&blocker, "not a directory").unwrap();
+    let daemon = builder.start();
+    let failing = daemon.wait_for("a log error in status", |p| !p["log_error"].is_null());
+    let problem = failing["log_error"].as_str().unwrap();
+    assert!(
+        problem.contains("blocked/ticker.log") && problem.contains("cannot open"),
+        "{problem}"
+    );
+    assert_eq!(failing["state"], "RUNNING", "the process runs all the same");
+    std::fs::remove_file(&blocker).unwrap();
+    daemon.wait_for("the log to be opened", |p| p["log_error"].is_null());
+    wait_lines(&daemon, "blocked/ticker.log", 3);
+    assert_eq!(daemon.process("ticker:1")["pid"], failing["pid"]);
+}
+
+/// A disk that stops answering (a frozen filesystem: every write to a
+/// regular file on it blocks in the kernel) holds up only the output of
+/// the processes logging there: other logs keep flowing, the daemon keeps
+/// answering and restarting, and once the disk is back nothing is lost.
+#[test]
+fn a_frozen_disk_holds_up_only_its_own_logs() {
+    let builder = Daemon::builder().body(
+        r#"
+[watchers.frozen]
+cmd = "i=0; while :; do i=$$((i+1)); echo \"$$ line $i\"; sleep 0.01; done"
+shell = true
+start_secs = "0"
+stdout = { file = "@DIR@/disk/frozen.log" }
+
+[watchers.ticker]
+cmd = "i=0; while :; do i=$$((i+1)); echo \"line $i\"; sleep 0.02; done"
+shell = true
+start_secs = "0"
+stdout = { file = "@DIR@/ticker.log" }
+"#,
+    );
+    let disk = LoopDisk::mount(&builder.path().join("disk"));
+    let daemon = builder.start();
+    wait_until("output on the disk", DEADLINE, || {
+        (daemon.read("disk/frozen.log").lines().count() >= 5).then_some(())
+    });
+    wait_lines(&daemon, "ticker.log", 5);
+    let frozen = disk.freeze();
+    let before = numbers(&daemon.read("ticker.log")).len();
+    wait_lines(&daemon, "ticker.log", before + 20);
+    // The engine answers and handles processes on either disk, including
+    // restarting the one whose log is frozen (its new log cannot even be
+    // opened yet).
+    assert!(daemon.ctl(&["restart", "frozen"]).status.success());
+    assert!(daemon.ctl(&["restart", "ticker"]).status.success());
+    assert_eq!(daemon.process("frozen:1")["state"], "RUNNING");
+    let restarted = daemon.read("ticker.log").len();
+    wait_until("the restarted ticker's lines", DEADLINE, || {
+        (daemon.read("ticker.log").len() > restarted + 200).then_some(())
+    });
+    drop(frozen);
+    // Both runs of the frozen process are complete once the disk is back:
+    // every line of each pid, from 1, with no gap.
+    wait_until("output of two pids after the thaw", DEADLINE, || {
+        let text = daemon.read("disk/frozen.log");
+        let pids: std::collections::BTreeSet<&str> =
+            text.lines().filter_map(|l| l.split(' ').next()).collect();
+        (pids.len() == 2).then_some(())
+    });
+    assert!(daemon.ctl(&["stop", "frozen"]).status.success());
+    let text = daemon.read("disk/frozen.log");
+    let mut runs = std::collections::BTreeMap::<&str, Vec<u64>>::new();
+    for line in text.lines() {
+        let (pid, number) = line.split_once(" line ").expect(line);
+        runs.entry(pid).or_default().push(number.parse().unwrap());
+    }
+    assert_eq!(runs.len(), 2, "{text}");
+    for (pid, numbers) in runs {
+        let expected: Vec<u64> = (1..=numbers.len() as u64).collect();
+        assert_eq!(numbers, expected, "lines of pid {pid}");
+    }
 }
 
 /// A log file that blocks (here a FIFO whose reader never reads, as a very

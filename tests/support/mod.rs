@@ -472,3 +472,82 @@ pub fn report(text: &str) -> std::collections::BTreeMap<String, String> {
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect()
 }
+
+/// A small ext4 filesystem on a loop device, mounted for one test, that
+/// can be frozen (`fsfreeze`): every write to it then blocks in the
+/// kernel, as on a disk that has stopped answering. Dropping it thaws and
+/// unmounts; keep the [`Frozen`] guard's scope inside the daemon's so the
+/// disk thaws before the daemon is killed.
+pub struct LoopDisk {
+    mount: PathBuf,
+}
+
+impl LoopDisk {
+    /// Makes and mounts the filesystem at `mount` (created if missing).
+    /// Needs root and a loop device; fails the test loudly otherwise.
+    pub fn mount(mount: &Path) -> LoopDisk {
+        assert!(is_root(), "a loop-mounted disk needs root");
+        std::fs::create_dir_all(mount).unwrap();
+        let image = mount.with_extension("img");
+        File::create(&image).unwrap().set_len(64 << 20).unwrap();
+        run_tool("mkfs.ext4", &["-q", "-F", image.to_str().unwrap()]);
+        run_tool(
+            "mount",
+            &[
+                "-o",
+                "loop",
+                image.to_str().unwrap(),
+                mount.to_str().unwrap(),
+            ],
+        );
+        LoopDisk {
+            mount: mount.to_path_buf(),
+        }
+    }
+
+    /// Freezes the filesystem until the guard is dropped.
+    pub fn freeze(&self) -> Frozen<'_> {
+        run_tool("fsfreeze", &["-f", self.mount.to_str().unwrap()]);
+        Frozen { disk: self }
+    }
+
+    fn thaw(&self) {
+        let _ = Command::new("fsfreeze")
+            .args(["-u", self.mount.to_str().unwrap()])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+impl Drop for LoopDisk {
+    fn drop(&mut self) {
+        self.thaw();
+        // Lazy: a process of the test that still has a file open there
+        // must not make the unmount (and the test) fail.
+        let _ = Command::new("umount")
+            .args(["-l", self.mount.to_str().unwrap()])
+            .status();
+    }
+}
+
+/// A frozen [`LoopDisk`]; thaws when dropped.
+pub struct Frozen<'a> {
+    disk: &'a LoopDisk,
+}
+
+impl Drop for Frozen<'_> {
+    fn drop(&mut self) {
+        self.disk.thaw();
+    }
+}
+
+fn run_tool(tool: &str, args: &[&str]) {
+    let output = Command::new(tool).args(args).output().unwrap_or_else(|e| {
+        panic!("cannot run {tool} (installed by .ci/run): {e}");
+    });
+    assert!(
+        output.status.success(),
+        "{tool} {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

@@ -8,7 +8,7 @@ use std::path::Path;
 use nix::fcntl::OFlag;
 use nix::sys::resource::Resource;
 use ringmaster_config::{OutputSink, Rlimit, RlimitValue, StderrSink, WatcherConfig};
-use ringmaster_logs::{Echo, Sink, SinkSpec};
+use ringmaster_logs::{Echo, SinkSpec};
 use ringmaster_protocol::{ProcessName, SOCKET_ENV};
 use ringmaster_spawn::{Launch, LaunchRequest, Stdio, resolve_user};
 
@@ -24,7 +24,7 @@ pub(crate) struct Capture {
     pub label: String,
     pub read: OwnedFd,
     /// The log file; none for a `"null"` stream that is only echoed.
-    pub sink: Option<Sink>,
+    pub sink: Option<SinkSpec>,
     pub echo: Option<Echo>,
 }
 
@@ -124,15 +124,14 @@ fn output(
             ));
         }
         OutputSink::Null => None,
-        OutputSink::File(file) => Some(
-            Sink::open(SinkSpec {
-                path: file.path.render(name.wid).into(),
-                max_size: file.max_size,
-                backups: file.backups,
-                timestamps: file.timestamps,
-            })
-            .map_err(|e| e.to_string())?,
-        ),
+        // Opened by the log pump, off this thread: a dead disk must not
+        // stall the engine.
+        OutputSink::File(file) => Some(SinkSpec {
+            path: file.path.render(name.wid).into(),
+            max_size: file.max_size,
+            backups: file.backups,
+            timestamps: file.timestamps,
+        }),
     };
     let (read, write) =
         nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("cannot create a pipe: {e}"))?;

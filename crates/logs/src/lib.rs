@@ -1,15 +1,19 @@
 //! Log capture: every byte a child writes to its stdout/stderr pipe is moved
 //! to its sink, in order.
 //!
-//! Theory of operation: the [`LogHub`] owns its own tokio runtime (one
-//! worker thread), so that file writes never run on (or stall) the
-//! engine's thread. Writes to a log that is not a regular file (a FIFO, a
-//! device), which may block for good, run under `block_in_place`, so such
-//! a log holds up only its own pump; regular files are written inline. Each pipe gets a [`Pump`] task that waits for
-//! the pipe to be readable, reads up to 1 MiB and writes it to the sink
-//! with plain blocking writes. A child that writes faster than the disk is
-//! slowed by the full pipe (backpressure); nothing is dropped. When the
-//! engine has reaped the process it calls [`Pump::finish`]: the pump drains
+//! Theory of operation: the [`LogHub`] owns its own tokio runtime, so that
+//! log work never runs on (or stalls) the engine's thread. Each pipe gets
+//! a [`Pump`] task on the hub's one worker thread: it reads up to 1 MiB at
+//! a time into a buffer, feeds the tail buffer ([`Tap`]) at once, and hands
+//! the buffer to its stream's writer, which opens, writes, rotates and
+//! reopens the file (and echoes) on the blocking pool while the pump fills
+//! a second buffer. So a disk that is slow, or stops answering, holds up
+//! only the streams written to it: never the reading of other pipes, nor
+//! the engine. The hand-off costs one thread wake-up per batch, and a
+//! batch grows to whatever arrived while the previous one was written.
+//! A child that writes faster than the disk fills both buffers, then its
+//! pipe, and is slowed (backpressure); nothing is dropped. When the engine
+//! has reaped the process it calls [`Pump::finish`]: the pump drains
 //! whatever is left in the pipe, then closes it even if a grandchild still
 //! holds the write end, so a stopped process never keeps a reader alive.
 //! A [`LogHub::reopen`] makes every pump reopen its file by name (after an
@@ -19,11 +23,12 @@ mod echo;
 mod sink;
 mod tap;
 mod timestamp;
+mod writer;
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -31,13 +36,17 @@ pub use echo::Echo;
 pub use sink::{LOG_FILE_MODE, Sink, SinkSpec};
 pub use tap::{Chunk, TAIL_BYTES, Tap};
 pub use timestamp::rfc3339;
+use writer::Writer;
 
-/// Most bytes taken from a pipe at once (its capacity is raised to this).
-const CHUNK: usize = 1 << 20;
-/// First wait before writing again to a log file that failed; doubles.
-const FIRST_RETRY: Duration = Duration::from_secs(1);
-/// Longest wait between attempts on a failing log file.
-const MAX_RETRY: Duration = Duration::from_secs(30);
+/// Most bytes a pump holds before handing them to its writer (one of its
+/// two buffers).
+const CHUNK: usize = 256 * 1024;
+/// Most threads writing logs at once (each holding one stream's batch).
+const MAX_WRITER_THREADS: usize = 4096;
+/// How long an idle writer thread waits for more work before exiting.
+const WRITER_KEEP_ALIVE: Duration = Duration::from_secs(60);
+/// Stack of the log threads: writes need little (the default is 2 MiB).
+const THREAD_STACK: usize = 256 * 1024;
 
 /// A change in a log file's health, sent to whoever started the hub.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,7 +69,7 @@ pub struct Stream {
     /// Names the stream in the daemon's log (`web:1 stdout`).
     pub label: String,
     /// The log file; none for a `"null"` stream that is only echoed.
-    pub sink: Option<Sink>,
+    pub sink: Option<SinkSpec>,
     /// The tail buffer.
     pub tap: Arc<Tap>,
     /// Lines copied to the daemon's stdout.
@@ -133,11 +142,17 @@ impl LogHub {
     /// Starts the log thread; log file problems and recoveries are sent to
     /// `notices`.
     pub fn start(notices: mpsc::UnboundedSender<LogNotice>) -> Result<Self, LogError> {
-        // One worker thread; a write that may block for good (a FIFO, a
-        // device) runs under block_in_place, which hands the other pumps to
-        // another thread.
+        // One worker thread reads every pipe; disk writes run on the
+        // blocking pool, one thread per log being written at that moment.
+        // A log stuck on a dead disk keeps its thread, so the pool may grow
+        // well past tokio's default of 512 before other logs would wait.
+        // Writer threads linger a minute so a chatty process does not
+        // create one per line; an idle daemon keeps none busy.
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
+            .max_blocking_threads(MAX_WRITER_THREADS)
+            .thread_keep_alive(WRITER_KEEP_ALIVE)
+            .thread_stack_size(THREAD_STACK)
             .thread_name("ringmaster-logs")
             .enable_io()
             .build()
@@ -150,21 +165,23 @@ impl LogHub {
         })
     }
 
-    /// Starts pumping `pipe` (the read end of a child's stream).
+    /// Starts pumping `pipe` (the read end of a child's stream). The log
+    /// file is opened by the pump, off the caller's thread.
     pub fn attach(&self, pipe: OwnedFd, stream: Stream) -> Pump {
         let (finish_tx, finish_rx) = oneshot::channel();
         let (done_tx, done_rx) = oneshot::channel();
         let reopen = self.reopen.subscribe();
-        let notices = self.notices.clone();
         let has_file = stream.sink.is_some();
+        let Stream {
+            owner,
+            label,
+            sink,
+            tap,
+            echo,
+        } = stream;
+        let writer = Writer::new(owner, label.clone(), sink, echo, self.notices.clone());
         self.handle.spawn(async move {
-            let label = stream.label.clone();
-            let output = Output {
-                stream,
-                notices,
-                failing: None,
-            };
-            let report = pump(&label, pipe, output, finish_rx, reopen).await;
+            let report = pump(&label, pipe, tap, writer, finish_rx, reopen).await;
             let _ = done_tx.send(report);
         });
         Pump {
@@ -192,162 +209,151 @@ impl Drop for LogHub {
     }
 }
 
+/// A batch on its way to the disk: the writer and the buffer it writes,
+/// both handed back when the blocking write is done.
+type Job = tokio::task::JoinHandle<(Writer, Vec<u8>)>;
+
+/// What the pump asks of the writer next, besides bytes.
+#[derive(Default)]
+struct Chores {
+    open: bool,
+    reopen: bool,
+}
+
 async fn pump(
     label: &str,
     pipe: OwnedFd,
-    mut out: Output,
+    tap: Arc<Tap>,
+    writer: Writer,
     mut finish: oneshot::Receiver<()>,
     mut reopen: watch::Receiver<u64>,
 ) -> PumpReport {
-    let mut report = PumpReport::default();
-    let mut buf = vec![0u8; CHUNK];
     let pipe = match tokio::net::unix::pipe::Receiver::from_owned_fd(pipe) {
         Ok(pipe) => pipe,
         Err(err) => {
             tracing::error!(stream = label, "cannot watch pipe: {err}");
-            return report;
+            return writer.report;
         }
     };
+    // Two buffers: the pump fills one while the writer writes the other.
+    // Reserved, not zeroed: a buffer's pages become resident only as far
+    // as reads have ever filled it, so a quiet process costs little.
+    let mut fill: Vec<u8> = Vec::with_capacity(CHUNK);
+    let mut idle = Some((writer, Vec::with_capacity(CHUNK)));
+    let mut job: Option<Job> = None;
+    let mut chores = Chores {
+        open: true,
+        reopen: false,
+    };
     let mut draining = false;
+    let mut eof = false;
     loop {
-        if draining {
+        if job.is_none()
+            && (!fill.is_empty() || chores.open || chores.reopen)
+            && let Some((writer, mut spare)) = idle.take()
+        {
+            spare.clear();
+            let batch = std::mem::replace(&mut fill, spare);
+            let todo = std::mem::take(&mut chores);
+            job = Some(tokio::task::spawn_blocking(move || {
+                let mut writer = writer;
+                if todo.reopen {
+                    writer.reopen();
+                }
+                if todo.open {
+                    writer.open();
+                }
+                if !batch.is_empty() {
+                    writer.write(&batch);
+                }
+                (writer, batch)
+            }));
+        }
+        if eof && job.is_none() && fill.is_empty() {
+            break;
+        }
+        if draining && !eof && fill.len() < CHUNK {
             // The process is gone: take what is buffered in the pipe, then
             // stop even if a grandchild still holds the write end.
-            // A plain read(2): tokio's try_read trusts its readiness cache,
-            // which may not know yet that a just-registered pipe has data.
-            match nix::unistd::read(&pipe, &mut buf) {
-                Ok(0) | Err(nix::errno::Errno::EAGAIN) => break,
-                Ok(n) => out.write(label, &buf[..n], &mut report),
-                Err(nix::errno::Errno::EINTR) => {}
-                Err(err) => {
-                    tracing::warn!(stream = label, "pipe read failed: {err}");
-                    break;
-                }
-            }
+            eof = drain_some(label, &pipe, &mut fill, &tap);
             continue;
         }
+        let can_read = !eof && !draining && fill.len() < CHUNK;
         tokio::select! {
-            ready = pipe.readable() => {
+            done = wait_job(&mut job) => {
+                job = None;
+                match done {
+                    Ok(back) => idle = Some(back),
+                    Err(err) => {
+                        // Not expected (the writer does not panic); the
+                        // stream's file is gone with it.
+                        tracing::error!(stream = label, "log writer failed: {err}");
+                        return PumpReport::default();
+                    }
+                }
+            }
+            ready = pipe.readable(), if can_read => {
                 if let Err(err) = ready {
                     tracing::warn!(stream = label, "pipe poll failed: {err}");
-                    break;
+                    eof = true;
+                    continue;
                 }
-                match pipe.try_read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => out.write(label, &buf[..n], &mut report),
+                let start = fill.len();
+                match pipe.try_read_buf(&mut fill) {
+                    Ok(0) => eof = true,
+                    Ok(_) => tap.push(&fill[start..]),
                     Err(err) if matches!(err.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted) => {}
                     Err(err) => {
                         tracing::warn!(stream = label, "pipe read failed: {err}");
-                        break;
+                        eof = true;
                     }
                 }
             }
             _ = &mut finish, if !draining => draining = true,
-            Ok(()) = reopen.changed() => {
-                if let Some(Err(err)) = out.stream.sink.as_mut().map(Sink::reopen) {
-                    tracing::error!(stream = label, "cannot reopen log file: {err}");
-                }
-            }
+            Ok(()) = reopen.changed() => chores.reopen = true,
         }
     }
-    out.finish();
-    report
+    let Some((mut writer, _)) = idle else {
+        return PumpReport::default();
+    };
+    if !writer.echoes() {
+        return writer.report;
+    }
+    tokio::task::spawn_blocking(move || {
+        writer.finish();
+        writer.report
+    })
+    .await
+    .unwrap_or_default()
 }
 
-/// A log file that cannot be written: when to try again.
-struct Failing {
-    retry_at: Instant,
-    delay: Duration,
-    lost: u64,
-}
-
-/// Where a pump's bytes go: the file, the tail buffer, the daemon's stdout.
-struct Output {
-    stream: Stream,
-    notices: mpsc::UnboundedSender<LogNotice>,
-    failing: Option<Failing>,
-}
-
-impl Output {
-    fn write(&mut self, label: &str, data: &[u8], report: &mut PumpReport) {
-        self.stream.tap.push(data);
-        if let Some(echo) = self.stream.echo.as_mut() {
-            // The daemon's stdout going away must not cost the log file.
-            let _ = echo.feed(data, &mut std::io::stdout().lock());
+/// One read of what is left in the pipe of a process that is gone, into
+/// `fill`; true when there is nothing more to take.
+fn drain_some(label: &str, pipe: &impl AsFd, fill: &mut Vec<u8>, tap: &Tap) -> bool {
+    // A plain read(2): tokio's try_read trusts its readiness cache, which
+    // may not know yet that a just-registered pipe has data.
+    let mut scratch = [0u8; 16 * 1024];
+    let room = (CHUNK - fill.len()).min(scratch.len());
+    match nix::unistd::read(pipe, &mut scratch[..room]) {
+        Ok(0) | Err(nix::errno::Errno::EAGAIN) => true,
+        Ok(n) => {
+            tap.push(&scratch[..n]);
+            fill.extend_from_slice(&scratch[..n]);
+            false
         }
-        let Some(sink) = self.stream.sink.as_mut() else {
-            report.written += data.len() as u64;
-            return;
-        };
-        // A failing file is retried with backoff, not on every chunk; the
-        // bytes in between cannot be written and are counted.
-        if let Some(failing) = self.failing.as_mut() {
-            if Instant::now() < failing.retry_at {
-                failing.lost += data.len() as u64;
-                report.lost += data.len() as u64;
-                return;
-            }
-            let _ = sink.reopen();
-        }
-        // A FIFO or device may block for good: such writes leave the log
-        // thread's other pumps to another thread. Regular files are written
-        // inline (a thread hand-off per chunk costs more than the write).
-        let written = if sink.may_block() {
-            tokio::task::block_in_place(|| sink.write(data))
-        } else {
-            sink.write(data)
-        };
-        match written {
-            Ok(()) => {
-                report.written += data.len() as u64;
-                if let Some(failing) = self.failing.take() {
-                    tracing::warn!(
-                        stream = label,
-                        file = %sink.path().display(),
-                        lost = failing.lost,
-                        "log file writable again; {} bytes of output were lost meanwhile",
-                        failing.lost
-                    );
-                    self.notify(None, failing.lost);
-                }
-            }
-            Err(err) => {
-                report.lost += data.len() as u64;
-                let now = Instant::now();
-                if let Some(failing) = self.failing.as_mut() {
-                    failing.lost += data.len() as u64;
-                    failing.delay = (failing.delay * 2).min(MAX_RETRY);
-                    failing.retry_at = now + failing.delay;
-                } else {
-                    let problem = format!("cannot write {}: {err}", sink.path().display());
-                    tracing::error!(
-                        stream = label,
-                        "{problem}; output is being lost and counted, retrying"
-                    );
-                    self.failing = Some(Failing {
-                        retry_at: now + FIRST_RETRY,
-                        delay: FIRST_RETRY,
-                        lost: data.len() as u64,
-                    });
-                    self.notify(Some(problem), data.len() as u64);
-                }
-            }
+        Err(nix::errno::Errno::EINTR) => false,
+        Err(err) => {
+            tracing::warn!(stream = label, "pipe read failed: {err}");
+            true
         }
     }
+}
 
-    fn notify(&self, problem: Option<String>, lost: u64) {
-        let _ = self.notices.send(LogNotice {
-            owner: self.stream.owner,
-            label: self.stream.label.clone(),
-            problem,
-            lost,
-        });
-    }
-
-    fn finish(&mut self) {
-        if let Some(echo) = self.stream.echo.as_mut() {
-            let _ = echo.finish(&mut std::io::stdout().lock());
-        }
+/// Waits for the batch in flight, if any (forever when there is none).
+async fn wait_job(job: &mut Option<Job>) -> Result<(Writer, Vec<u8>), tokio::task::JoinError> {
+    match job.as_mut() {
+        Some(job) => job.await,
+        None => std::future::pending().await,
     }
 }
 
@@ -364,7 +370,7 @@ mod tests {
         Stream {
             owner: 0,
             label: "t".into(),
-            sink: Some(Sink::open(SinkSpec::plain(path)).unwrap()),
+            sink: Some(SinkSpec::plain(path)),
             tap: Tap::new(),
             echo: None,
         }

@@ -51,8 +51,6 @@ pub struct Sink {
     at_line_start: bool,
     /// Scratch buffer for timestamped output, reused across writes.
     scratch: Vec<u8>,
-    /// Not a regular file (a FIFO, a device): a write may block for good.
-    may_block: bool,
 }
 
 impl Sink {
@@ -60,22 +58,14 @@ impl Sink {
     /// appending, with mode [`LOG_FILE_MODE`].
     pub fn open(spec: SinkSpec) -> Result<Self, LogError> {
         let file = open_append(&spec.path)?;
-        let meta = file.metadata().ok();
-        let size = meta.as_ref().map_or(0, std::fs::Metadata::len);
-        let may_block = !meta.is_some_and(|m| m.file_type().is_file());
+        let size = file.metadata().map_or(0, |m| m.len());
         Ok(Self {
             spec,
             file,
             size,
             at_line_start: true,
             scratch: Vec::new(),
-            may_block,
         })
-    }
-
-    /// Whether a write may block indefinitely (not a regular file).
-    pub fn may_block(&self) -> bool {
-        self.may_block
     }
 
     /// The file's path.

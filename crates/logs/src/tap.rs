@@ -15,6 +15,9 @@ use tokio::sync::broadcast;
 pub const TAIL_BYTES: usize = 64 * 1024;
 /// Chunks buffered per follower before it starts skipping.
 const FOLLOW_BUFFER: usize = 256;
+/// Largest chunk sent to followers: with [`FOLLOW_BUFFER`], at most 4 MiB
+/// of a stream is held for its slowest follower.
+const FEED_PIECE: usize = 16 * 1024;
 
 /// A piece of a stream, with its position in everything the stream carried.
 #[derive(Debug, Clone)]
@@ -61,11 +64,18 @@ impl Tap {
             if live.receiver_count() == 0 {
                 ring.live = None;
             } else {
-                // Never blocks: a follower that lags loses chunks.
-                let _ = live.send(Chunk {
-                    offset,
-                    data: Arc::from(data),
-                });
+                // Never blocks: a follower that lags loses chunks. Pieces
+                // are bounded so a lagging follower pins a bounded amount
+                // of memory (FOLLOW_BUFFER * FEED_PIECE), whatever the
+                // size of the reads from the pipe.
+                let mut piece_offset = offset;
+                for piece in data.chunks(FEED_PIECE) {
+                    let _ = live.send(Chunk {
+                        offset: piece_offset,
+                        data: Arc::from(piece),
+                    });
+                    piece_offset += piece.len() as u64;
+                }
             }
         }
     }
@@ -152,5 +162,20 @@ mod tests {
         let chunk = follower.try_recv().unwrap();
         assert_eq!(chunk.offset, 7);
         assert_eq!(&*chunk.data, b"after\n");
+        // A big read reaches followers in bounded pieces, offsets running on.
+        tap.push(&vec![b'x'; FEED_PIECE * 2 + 1]);
+        let sizes: Vec<(u64, usize)> = (0..3)
+            .map(|_| follower.try_recv().unwrap())
+            .map(|c| (c.offset, c.data.len()))
+            .collect();
+        let piece = FEED_PIECE as u64;
+        assert_eq!(
+            sizes,
+            [
+                (13, FEED_PIECE),
+                (13 + piece, FEED_PIECE),
+                (13 + 2 * piece, 1)
+            ]
+        );
     }
 }

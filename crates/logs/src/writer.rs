@@ -1,0 +1,178 @@
+//! The half of a stream that touches the disk: opening, writing, rotating
+//! and reopening its log file, and echoing to the daemon's stdout. A
+//! [`Writer`] is only ever used on the blocking pool, one batch at a time,
+//! so a disk that is slow or stops answering holds up its own stream and
+//! nothing else.
+
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use crate::{Echo, LogNotice, PumpReport, Sink, SinkSpec};
+
+/// First wait before writing again to a log file that failed; doubles.
+const FIRST_RETRY: Duration = Duration::from_secs(1);
+/// Longest wait between attempts on a failing log file.
+const MAX_RETRY: Duration = Duration::from_secs(30);
+
+/// A log file that cannot be opened or written: when to try again.
+struct Failing {
+    retry_at: Instant,
+    delay: Duration,
+    lost: u64,
+}
+
+/// One stream's file and echo, with its health.
+pub(crate) struct Writer {
+    owner: usize,
+    label: String,
+    /// The file to write; `None` for a `"null"` stream that is only echoed.
+    spec: Option<SinkSpec>,
+    /// The open file; opened on first use (off the engine's thread).
+    sink: Option<Sink>,
+    echo: Option<Echo>,
+    failing: Option<Failing>,
+    notices: mpsc::UnboundedSender<LogNotice>,
+    /// What happened to the bytes so far.
+    pub report: PumpReport,
+}
+
+impl Writer {
+    pub(crate) fn new(
+        owner: usize,
+        label: String,
+        spec: Option<SinkSpec>,
+        echo: Option<Echo>,
+        notices: mpsc::UnboundedSender<LogNotice>,
+    ) -> Self {
+        Self {
+            owner,
+            label,
+            spec,
+            sink: None,
+            echo,
+            failing: None,
+            notices,
+            report: PumpReport::default(),
+        }
+    }
+
+    /// Opens the file now, so it exists as soon as the process runs.
+    pub(crate) fn open(&mut self) {
+        if self.spec.is_some() && self.sink.is_none() {
+            self.write(&[]);
+        }
+    }
+
+    /// Reopens the file by name (after an external rotation).
+    pub(crate) fn reopen(&mut self) {
+        let Some(sink) = self.sink.as_mut() else {
+            // Never opened (or failing): the next write opens it.
+            return;
+        };
+        if let Err(err) = sink.reopen() {
+            // The old file stays in use; a failing write will report.
+            tracing::error!(stream = self.label, "cannot reopen log file: {err}");
+        }
+    }
+
+    /// Echoes `data` and writes it to the file, counting what could not be
+    /// written. An empty `data` only (re)tries opening the file.
+    pub(crate) fn write(&mut self, data: &[u8]) {
+        if let Some(echo) = self.echo.as_mut() {
+            // The daemon's stdout going away must not cost the log file.
+            let _ = echo.feed(data, &mut std::io::stdout().lock());
+        }
+        let Some(spec) = self.spec.as_ref() else {
+            self.report.written += data.len() as u64;
+            return;
+        };
+        // A failing file is retried with backoff, not on every chunk; the
+        // bytes in between cannot be written and are counted.
+        let mut retry = self.sink.is_none();
+        if let Some(failing) = self.failing.as_mut() {
+            if Instant::now() < failing.retry_at {
+                failing.lost += data.len() as u64;
+                self.report.lost += data.len() as u64;
+                return;
+            }
+            retry = true;
+        }
+        let written = if retry {
+            match Sink::open(spec.clone()) {
+                Ok(sink) => self.sink.insert(sink).write(data),
+                Err(err) => Err(std::io::Error::other(err.to_string())),
+            }
+        } else if let Some(sink) = self.sink.as_mut() {
+            sink.write(data)
+        } else {
+            Ok(())
+        };
+        match written {
+            Ok(()) => self.wrote(data.len()),
+            Err(err) => self.failed(data.len(), &err),
+        }
+    }
+
+    fn wrote(&mut self, len: usize) {
+        self.report.written += len as u64;
+        if let Some(failing) = self.failing.take() {
+            tracing::warn!(
+                stream = self.label,
+                lost = failing.lost,
+                "log file writable again; {} bytes of output were lost meanwhile",
+                failing.lost
+            );
+            self.notify(None, failing.lost);
+        }
+    }
+
+    fn failed(&mut self, len: usize, err: &std::io::Error) {
+        let len = len as u64;
+        self.report.lost += len;
+        let now = Instant::now();
+        if let Some(failing) = self.failing.as_mut() {
+            failing.lost += len;
+            failing.delay = (failing.delay * 2).min(MAX_RETRY);
+            failing.retry_at = now + failing.delay;
+            return;
+        }
+        let path = self.spec.as_ref().map(|s| s.path.display().to_string());
+        // An open error already names the file.
+        let problem = match path {
+            Some(path) if !err.to_string().contains(&path) => format!("cannot write {path}: {err}"),
+            _ => err.to_string(),
+        };
+        tracing::error!(
+            stream = self.label,
+            "{problem}; output is being lost and counted, retrying"
+        );
+        self.failing = Some(Failing {
+            retry_at: now + FIRST_RETRY,
+            delay: FIRST_RETRY,
+            lost: len,
+        });
+        self.notify(Some(problem), len);
+    }
+
+    fn notify(&self, problem: Option<String>, lost: u64) {
+        let _ = self.notices.send(LogNotice {
+            owner: self.owner,
+            label: self.label.clone(),
+            problem,
+            lost,
+        });
+    }
+
+    /// Whether lines are copied to the daemon's stdout.
+    pub(crate) fn echoes(&self) -> bool {
+        self.echo.is_some()
+    }
+
+    /// Writes the echo's last line that never got its newline.
+    pub(crate) fn finish(&mut self) {
+        if let Some(echo) = self.echo.as_mut() {
+            let _ = echo.finish(&mut std::io::stdout().lock());
+        }
+    }
+}
