@@ -1,0 +1,502 @@
+//! An INI reader that reads `supervisord.conf` and `circus.ini` the way
+//! their own Python parsers do, and remembers the line of every section and
+//! key so that every later error can name `FILE:LINE: key`.
+//!
+//! Theory of operation: each dialect is a line loop transcribed from the
+//! parser its project uses, quirks included:
+//!
+//! - [`Dialect::Supervisor`]: Python 3's `RawConfigParser` as supervisord
+//!   configures it (`inline_comment_prefixes = (';', '#')`). Full-line
+//!   comments start with `;` or `#` after any indentation; an inline
+//!   comment starts at a `;` or `#` preceded by whitespace (found the way
+//!   CPython's loop finds it); a line indented deeper than its key's line
+//!   continues the value, blank lines inside a value are kept, and the
+//!   joined value loses trailing whitespace; keys are lowercased.
+//! - [`Dialect::Circus`]: Circus's `StrictConfigParser` (a Python 2.7 era
+//!   loop): comments only at column 0 (`#`, `;`, `rem`), a line starting
+//!   with whitespace continues the value (blank ones are skipped), only the
+//!   first `;` of a value can start a comment and only after whitespace, a
+//!   value of `""` is empty, keys keep their case.
+//!
+//! Unlike either parser, a section or key defined twice is an error naming
+//! both lines (supervisord silently merges them, Circus silently keeps the
+//! first key): a duplicate is almost always a mistake.
+//!
+//! Interpolation (`%(here)s`, `$(circus.env.X)`) is not done here: the
+//! [`percent`] module implements Python's `%` formatting for Supervisor's
+//! expansions, applied per key by the dialect's reader in the config crate.
+
+pub mod percent;
+
+/// Which Python parser's rules to follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// supervisord's `UnhosedConfigParser` (a `RawConfigParser`).
+    Supervisor,
+    /// Circus's `StrictConfigParser`.
+    Circus,
+}
+
+/// One `key = value` in a section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The key as the dialect sees it (lowercased for Supervisor).
+    pub key: String,
+    /// The value with continuation lines joined by `\n`.
+    pub value: String,
+    /// 1-based line of the key.
+    pub line: usize,
+}
+
+/// One `[section]` and its entries, in file order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Section {
+    /// The text between the brackets, as written.
+    pub name: String,
+    /// 1-based line of the header.
+    pub line: usize,
+    /// The entries, in file order.
+    pub entries: Vec<Entry>,
+}
+
+impl Section {
+    /// The entry for `key`, if any.
+    pub fn get(&self, key: &str) -> Option<&Entry> {
+        self.entries.iter().find(|e| e.key == key)
+    }
+}
+
+/// A parsed file: its sections in file order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Document {
+    /// The sections, `[DEFAULT]` included if present.
+    pub sections: Vec<Section>,
+}
+
+impl Document {
+    /// The section named `name`, if any.
+    pub fn section(&self, name: &str) -> Option<&Section> {
+        self.sections.iter().find(|s| s.name == name)
+    }
+}
+
+/// A line the dialect's parser would refuse (or that we refuse on purpose).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {message}")]
+pub struct SyntaxError {
+    /// 1-based line.
+    pub line: usize,
+    /// The key involved, when there is one.
+    pub key: Option<String>,
+    /// What is wrong, for a person.
+    pub message: String,
+}
+
+/// Parses `text` with `dialect`'s rules, reporting every bad line at once.
+pub fn parse(text: &str, dialect: Dialect) -> Result<Document, Vec<SyntaxError>> {
+    let mut reader = Reader::default();
+    // Python reads text files with universal newlines: \r\n and \r end lines.
+    let text = text.replace("\r\n", "\n").replace('\r', "\n");
+    for (index, line) in text.split('\n').enumerate() {
+        match dialect {
+            Dialect::Supervisor => reader.supervisor_line(index + 1, line),
+            Dialect::Circus => reader.circus_line(index + 1, line),
+        }
+    }
+    reader.finish(dialect)
+}
+
+/// Where a value being read lives: section and entry indices.
+#[derive(Debug, Clone, Copy)]
+struct Cursor {
+    section: usize,
+    entry: Option<usize>,
+}
+
+#[derive(Default)]
+struct Reader {
+    sections: Vec<Section>,
+    /// Lines of each entry's value, joined at the end.
+    pieces: Vec<Vec<Vec<String>>>,
+    cursor: Option<Cursor>,
+    /// Indentation of the last line that was not a continuation.
+    indent: usize,
+    errors: Vec<SyntaxError>,
+}
+
+impl Reader {
+    fn error(&mut self, line: usize, key: Option<&str>, message: String) {
+        self.errors.push(SyntaxError {
+            line,
+            key: key.map(str::to_owned),
+            message,
+        });
+    }
+
+    fn supervisor_line(&mut self, number: usize, line: &str) {
+        let comment = supervisor_comment_start(line);
+        let value = py_strip(&line[..comment.unwrap_or(line.len())]);
+        if value.is_empty() {
+            // A blank line inside a value is part of it (not a commented one).
+            if comment.is_none()
+                && let Some(Cursor {
+                    section,
+                    entry: Some(entry),
+                }) = self.cursor
+            {
+                self.pieces[section][entry].push(String::new());
+            }
+            return;
+        }
+        let indent = line.len() - py_lstrip(line).len();
+        if let Some(Cursor {
+            section,
+            entry: Some(entry),
+        }) = self.cursor
+            && indent > self.indent
+        {
+            self.pieces[section][entry].push(value.to_owned());
+            return;
+        }
+        self.indent = indent;
+        if let Some(name) = section_header(value) {
+            self.open_section(number, name);
+            return;
+        }
+        if self.cursor.is_none() {
+            self.error(
+                number,
+                None,
+                format!("a key outside any [section]: {:?}", line.trim()),
+            );
+            return;
+        }
+        match split_option(value) {
+            Some((key, val)) if !key.is_empty() => {
+                self.add_entry(number, key.to_lowercase(), py_strip(val).to_owned());
+            }
+            Some(_) => self.error(number, None, format!("an empty key in {:?}", line.trim())),
+            None => self.error(
+                number,
+                None,
+                format!(
+                    "not a section, a key = value or a comment: {:?}",
+                    line.trim()
+                ),
+            ),
+        }
+    }
+
+    fn circus_line(&mut self, number: usize, line: &str) {
+        if py_strip(line).is_empty() || line.starts_with(['#', ';']) {
+            return;
+        }
+        let first_word = line.split_whitespace().next().unwrap_or("");
+        if first_word.eq_ignore_ascii_case("rem") && line.starts_with(['r', 'R']) {
+            return;
+        }
+        let starts_with_space = line.chars().next().is_some_and(char::is_whitespace);
+        if starts_with_space
+            && let Some(Cursor {
+                section,
+                entry: Some(entry),
+            }) = self.cursor
+        {
+            self.pieces[section][entry].push(py_strip(line).to_owned());
+            return;
+        }
+        if let Some(name) = section_header(line) {
+            self.open_section(number, name);
+            return;
+        }
+        if self.cursor.is_none() {
+            self.error(
+                number,
+                None,
+                format!("a key outside any [section]: {:?}", line.trim()),
+            );
+            return;
+        }
+        match split_option(line) {
+            Some((key, val)) if !key.is_empty() => {
+                let mut val = val;
+                // Only the first ';' counts, and only after whitespace (at
+                // index 0, Python's val[-1] looks at the last character).
+                if let Some(pos) = val.find(';') {
+                    let before = if pos == 0 {
+                        val.chars().next_back()
+                    } else {
+                        val[..pos].chars().next_back()
+                    };
+                    if before.is_some_and(char::is_whitespace) {
+                        val = &val[..pos];
+                    }
+                }
+                let mut val = py_strip(val);
+                if val == "\"\"" {
+                    val = "";
+                }
+                self.add_entry(number, key.to_owned(), val.to_owned());
+            }
+            Some(_) => self.error(number, None, format!("an empty key in {:?}", line.trim())),
+            None => self.error(
+                number,
+                None,
+                format!(
+                    "not a section, a key = value or a comment: {:?}",
+                    line.trim()
+                ),
+            ),
+        }
+    }
+
+    fn open_section(&mut self, number: usize, name: &str) {
+        if let Some(earlier) = self.sections.iter().find(|s| s.name == name) {
+            let first = earlier.line;
+            self.error(
+                number,
+                None,
+                format!("section [{name}] is already defined at line {first}"),
+            );
+            // Keep reading into a scratch section so its keys are checked.
+        }
+        self.sections.push(Section {
+            name: name.to_owned(),
+            line: number,
+            entries: Vec::new(),
+        });
+        self.pieces.push(Vec::new());
+        self.cursor = Some(Cursor {
+            section: self.sections.len() - 1,
+            entry: None,
+        });
+    }
+
+    fn add_entry(&mut self, number: usize, key: String, value: String) {
+        let Some(cursor) = self.cursor else {
+            return;
+        };
+        let section = &mut self.sections[cursor.section];
+        if let Some(earlier) = section.get(&key) {
+            let (first, name) = (earlier.line, section.name.clone());
+            self.error(
+                number,
+                Some(&key),
+                format!("{key} is already set in [{name}] at line {first}"),
+            );
+            // Continuation lines of the duplicate must not extend the first.
+            self.cursor = Some(Cursor {
+                section: cursor.section,
+                entry: None,
+            });
+            return;
+        }
+        section.entries.push(Entry {
+            key,
+            value: String::new(),
+            line: number,
+        });
+        self.pieces[cursor.section].push(vec![value]);
+        self.cursor = Some(Cursor {
+            section: cursor.section,
+            entry: Some(section.entries.len() - 1),
+        });
+    }
+
+    fn finish(mut self, dialect: Dialect) -> Result<Document, Vec<SyntaxError>> {
+        if !self.errors.is_empty() {
+            self.errors.sort_by_key(|e| e.line);
+            return Err(self.errors);
+        }
+        for (section, pieces) in self.sections.iter_mut().zip(self.pieces) {
+            for (entry, lines) in section.entries.iter_mut().zip(pieces) {
+                let joined = lines.join("\n");
+                entry.value = match dialect {
+                    Dialect::Supervisor => joined.trim_end().to_owned(),
+                    Dialect::Circus => joined,
+                };
+            }
+        }
+        Ok(Document {
+            sections: self.sections,
+        })
+    }
+}
+
+/// Where CPython's `RawConfigParser` (with `;` and `#` as inline comment
+/// prefixes) starts a comment on `line`, if anywhere.
+fn supervisor_comment_start(line: &str) -> Option<usize> {
+    let stripped = py_strip(line);
+    if stripped.starts_with(['#', ';']) {
+        return Some(0);
+    }
+    // CPython advances every prefix to its next occurrence in rounds and
+    // stops at the first round where one is at the start of the line or
+    // after whitespace, taking the smallest such index of that round.
+    let mut positions: Vec<(char, Option<usize>)> = vec![(';', None), ('#', None)];
+    loop {
+        let mut next = Vec::new();
+        let mut found: Option<usize> = None;
+        for (prefix, after) in &positions {
+            let from = after.map_or(0, |i| i + 1);
+            let Some(offset) = line.get(from..).and_then(|rest| rest.find(*prefix)) else {
+                continue;
+            };
+            let index = from + offset;
+            next.push((*prefix, Some(index)));
+            let at_start_or_after_space = index == 0
+                || line[..index]
+                    .chars()
+                    .next_back()
+                    .is_some_and(char::is_whitespace);
+            if at_start_or_after_space {
+                found = Some(found.map_or(index, |f: usize| f.min(index)));
+            }
+        }
+        if found.is_some() || next.is_empty() {
+            return found;
+        }
+        positions = next;
+    }
+}
+
+/// `[name]` at the start of `text` (CPython's `\[(?P<header>.+)\]` with
+/// `match`: the name runs to the last `]`).
+fn section_header(text: &str) -> Option<&str> {
+    let rest = text.strip_prefix('[')?;
+    let rest = rest.split('\n').next().unwrap_or(rest);
+    let close = rest.rfind(']')?;
+    (close > 0).then(|| &rest[..close])
+}
+
+/// CPython's option pattern `(?P<option>.*?)\s*(?P<vi>=|:)\s*(?P<value>.*)$`:
+/// the key is what precedes the first `=` or `:`.
+fn split_option(text: &str) -> Option<(&str, &str)> {
+    let text = text.split('\n').next().unwrap_or(text);
+    let at = text.find(['=', ':'])?;
+    let key = text[..at].trim_end_matches(py_space);
+    let value = text[at + 1..].trim_start_matches(py_space);
+    Some((key, value))
+}
+
+/// Python's `str.isspace` for one character.
+fn py_space(c: char) -> bool {
+    c.is_whitespace()
+}
+
+/// Python's `str.strip()`.
+fn py_strip(s: &str) -> &str {
+    s.trim_matches(py_space)
+}
+
+/// Python's `str.lstrip()`.
+fn py_lstrip(s: &str) -> &str {
+    s.trim_start_matches(py_space)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sup(text: &str) -> Document {
+        parse(text, Dialect::Supervisor).unwrap()
+    }
+
+    fn circus(text: &str) -> Document {
+        parse(text, Dialect::Circus).unwrap()
+    }
+
+    fn value<'a>(doc: &'a Document, section: &str, key: &str) -> &'a str {
+        &doc.section(section).unwrap().get(key).unwrap().value
+    }
+
+    #[test]
+    fn supervisor_comments_continuations_and_case() {
+        let doc = sup("; top comment\n\
+             [program:web]\n\
+             Command = /bin/cat --x=1 ; a comment\n\
+             \x20 --more # also a comment\n\
+             \n\
+             \x20 --after-blank\n\
+             url: http://host:80/#frag\n\
+             semi = a;b\n\
+             \x20   # indented full-line comment\n\
+             [supervisord]\n\
+             logfile=/tmp/x.log\n");
+        let web = doc.section("program:web").unwrap();
+        assert_eq!(web.line, 2);
+        let command = web.get("command").unwrap();
+        assert_eq!(command.line, 3);
+        assert_eq!(command.value, "/bin/cat --x=1\n--more\n\n--after-blank");
+        // ':' splits the key too; '#' after a non-space is kept.
+        assert_eq!(value(&doc, "program:web", "url"), "http://host:80/#frag");
+        assert_eq!(value(&doc, "program:web", "semi"), "a;b");
+        assert_eq!(value(&doc, "supervisord", "logfile"), "/tmp/x.log");
+    }
+
+    #[test]
+    fn supervisor_inline_comment_rounds_follow_cpython() {
+        // CPython stops at the first round with a valid prefix: '#' at 9
+        // (round one) wins over ';' at 6 (valid only in round three).
+        assert_eq!(supervisor_comment_start("a;b;c ;d #e"), Some(9));
+        assert_eq!(supervisor_comment_start("x = 1 ;c"), Some(6));
+        assert_eq!(supervisor_comment_start("x = a#b"), None);
+        assert_eq!(supervisor_comment_start("   # c"), Some(0));
+    }
+
+    #[test]
+    fn circus_comments_continuations_and_case() {
+        let doc = circus(
+            "# comment\n\
+             rem a remark\n\
+             [watcher:Web]\n\
+             CMD = python app.py ; comment\n\
+             args = --a #not a comment\n\
+             \x20 --b ; kept in a continuation\n\
+             \n\
+             \x20 --c\n\
+             empty = \"\"\n\
+             semi = a;b ;c\n\
+             [env:web]\n\
+             PATH = $PATH:/opt\n",
+        );
+        assert_eq!(value(&doc, "watcher:Web", "CMD"), "python app.py");
+        assert_eq!(
+            value(&doc, "watcher:Web", "args"),
+            "--a #not a comment\n--b ; kept in a continuation\n--c"
+        );
+        assert_eq!(value(&doc, "watcher:Web", "empty"), "");
+        // Only the first ';' is looked at, and it follows a non-space.
+        assert_eq!(value(&doc, "watcher:Web", "semi"), "a;b ;c");
+        assert_eq!(value(&doc, "env:web", "PATH"), "$PATH:/opt");
+    }
+
+    #[test]
+    fn section_names_run_to_the_last_bracket() {
+        let doc = sup("[a] b ]\nk=v\n");
+        assert_eq!(doc.sections[0].name, "a] b ");
+        let doc = circus("[watcher:x] ; c\nk=v\n");
+        assert_eq!(doc.sections[0].name, "watcher:x");
+    }
+
+    #[test]
+    fn errors_name_lines_and_duplicates_both_lines() {
+        for dialect in [Dialect::Supervisor, Dialect::Circus] {
+            let errors =
+                parse("k=v\n[s]\na=1\na=2\nnot an option\n=x\n[s]\n", dialect).unwrap_err();
+            let lines: Vec<usize> = errors.iter().map(|e| e.line).collect();
+            assert_eq!(lines, [1, 4, 5, 6, 7], "{dialect:?}: {errors:?}");
+            assert!(errors[1].message.contains("already set in [s] at line 3"));
+            assert_eq!(errors[1].key.as_deref(), Some("a"));
+            assert!(errors[4].message.contains("already defined at line 2"));
+        }
+    }
+
+    #[test]
+    fn crlf_and_missing_final_newline() {
+        let doc = sup("[s]\r\na = 1\r\nb = 2");
+        assert_eq!(value(&doc, "s", "a"), "1");
+        assert_eq!(value(&doc, "s", "b"), "2");
+        assert_eq!(doc.section("s").unwrap().get("b").unwrap().line, 3);
+    }
+}
