@@ -813,8 +813,12 @@ def main():
     parser.add_argument("--tools", default=",".join(TOOLS), help="comma-separated rows to run")
     parser.add_argument("--only", help="comma-separated scenarios: idle,spawn,restart,log,ctl,stop")
     parser.add_argument("--no-build", action="store_true", help="use the existing release build")
+    parser.add_argument("--setup", action="store_true",
+                        help="only create bench/.venv with the peers (tests use their parsers)")
     args = parser.parse_args()
     ensure_venv()
+    if args.setup:
+        return
     if not args.no_build:
         build()
     size = dict(SIZES["quick" if args.quick else "full"])

@@ -110,7 +110,18 @@ pub fn parse(text: &str, dialect: Dialect) -> Result<Document, Vec<SyntaxError>>
 #[derive(Debug, Clone, Copy)]
 struct Cursor {
     section: usize,
-    entry: Option<usize>,
+    entry: Target,
+}
+
+/// What continuation lines extend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    /// Nothing yet (just after a section header).
+    Nothing,
+    /// The entry with this index in the section.
+    Entry(usize),
+    /// A duplicate key, already reported: its lines go nowhere.
+    Discard,
 }
 
 #[derive(Default)]
@@ -138,24 +149,14 @@ impl Reader {
         let value = py_strip(&line[..comment.unwrap_or(line.len())]);
         if value.is_empty() {
             // A blank line inside a value is part of it (not a commented one).
-            if comment.is_none()
-                && let Some(Cursor {
-                    section,
-                    entry: Some(entry),
-                }) = self.cursor
-            {
-                self.pieces[section][entry].push(String::new());
+            if comment.is_none() {
+                self.continue_value(String::new());
             }
             return;
         }
         let indent = line.len() - py_lstrip(line).len();
-        if let Some(Cursor {
-            section,
-            entry: Some(entry),
-        }) = self.cursor
-            && indent > self.indent
-        {
-            self.pieces[section][entry].push(value.to_owned());
+        if self.in_value() && indent > self.indent {
+            self.continue_value(value.to_owned());
             return;
         }
         self.indent = indent;
@@ -196,13 +197,8 @@ impl Reader {
             return;
         }
         let starts_with_space = line.chars().next().is_some_and(char::is_whitespace);
-        if starts_with_space
-            && let Some(Cursor {
-                section,
-                entry: Some(entry),
-            }) = self.cursor
-        {
-            self.pieces[section][entry].push(py_strip(line).to_owned());
+        if starts_with_space && self.in_value() {
+            self.continue_value(py_strip(line).to_owned());
             return;
         }
         if let Some(name) = section_header(line) {
@@ -250,6 +246,21 @@ impl Reader {
         }
     }
 
+    /// Whether a key has been read that continuation lines would extend.
+    fn in_value(&self) -> bool {
+        self.cursor.is_some_and(|c| c.entry != Target::Nothing)
+    }
+
+    fn continue_value(&mut self, line: String) {
+        if let Some(Cursor {
+            section,
+            entry: Target::Entry(entry),
+        }) = self.cursor
+        {
+            self.pieces[section][entry].push(line);
+        }
+    }
+
     fn open_section(&mut self, number: usize, name: &str) {
         if let Some(earlier) = self.sections.iter().find(|s| s.name == name) {
             let first = earlier.line;
@@ -268,7 +279,7 @@ impl Reader {
         self.pieces.push(Vec::new());
         self.cursor = Some(Cursor {
             section: self.sections.len() - 1,
-            entry: None,
+            entry: Target::Nothing,
         });
     }
 
@@ -287,7 +298,7 @@ impl Reader {
             // Continuation lines of the duplicate must not extend the first.
             self.cursor = Some(Cursor {
                 section: cursor.section,
-                entry: None,
+                entry: Target::Discard,
             });
             return;
         }
@@ -299,7 +310,7 @@ impl Reader {
         self.pieces[cursor.section].push(vec![value]);
         self.cursor = Some(Cursor {
             section: cursor.section,
-            entry: Some(section.entries.len() - 1),
+            entry: Target::Entry(section.entries.len() - 1),
         });
     }
 
@@ -498,5 +509,178 @@ mod tests {
         assert_eq!(value(&doc, "s", "a"), "1");
         assert_eq!(value(&doc, "s", "b"), "2");
         assert_eq!(doc.section("s").unwrap().get("b").unwrap().line, 3);
+    }
+}
+
+/// Random documents read by this crate and by the Python parser each
+/// dialect's project uses must agree (`differential.py`).
+#[cfg(test)]
+mod differential {
+    use super::*;
+
+    /// Pieces of lines that exercise every rule: brackets, delimiters,
+    /// comment characters with and without space before, indentation.
+    const PIECES: &[&str] = &[
+        "[",
+        "]",
+        "a",
+        "B",
+        "k",
+        "x y",
+        "=",
+        ":",
+        " = ",
+        ";",
+        " ;",
+        "#",
+        " #",
+        " ",
+        "\t",
+        "rem",
+        "REM x",
+        "\"\"",
+        "%",
+        "(",
+        ")",
+        "[s]",
+        "[DEFAULT]",
+        "[t]",
+        "v",
+    ];
+
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self, below: usize) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 % below as u64) as usize
+        }
+    }
+
+    fn document(rng: &mut Rng) -> String {
+        let mut text = String::from(if rng.next(4) == 0 { "" } else { "[s]\n" });
+        for _ in 0..rng.next(12) {
+            for _ in 0..rng.next(6) {
+                text.push_str(PIECES[rng.next(PIECES.len())]);
+            }
+            text.push('\n');
+        }
+        text
+    }
+
+    type Sections = Vec<(String, Vec<(String, String)>)>;
+
+    fn ours(text: &str, dialect: Dialect) -> Result<Sections, Vec<SyntaxError>> {
+        let doc = parse(text, dialect)?;
+        let mut sections: Sections = doc
+            .sections
+            .into_iter()
+            .map(|s| {
+                let entries = s.entries.into_iter().map(|e| (e.key, e.value)).collect();
+                (s.name, entries)
+            })
+            .collect();
+        // Python keeps [DEFAULT] apart; the script prints it first.
+        // (and only when it has keys).
+        if let Some(at) = sections.iter().position(|(name, _)| name == "DEFAULT") {
+            let default = sections.remove(at);
+            if !default.1.is_empty() {
+                sections.insert(0, default);
+            }
+        }
+        Ok(sections)
+    }
+
+    fn compare(dialect: Dialect, name: &str, seed: u64) {
+        // RINGMASTER_INI_CASES=100000 for a longer hunt.
+        let count = std::env::var("RINGMASTER_INI_CASES")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(3000);
+        let dir =
+            std::env::temp_dir().join(format!("ringmaster-ini-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut rng = Rng(seed);
+        let mut texts = Vec::new();
+        for i in 0..count {
+            let text = document(&mut rng);
+            let path = dir.join(format!("{i}.ini"));
+            std::fs::write(&path, &text).unwrap();
+            texts.push(text);
+        }
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/src/differential.py");
+        let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/../../bench/.venv/bin/python");
+        let python = std::env::var("RINGMASTER_PYTHON").unwrap_or_else(|_| {
+            if dialect == Dialect::Circus || std::path::Path::new(venv).exists() {
+                venv.into()
+            } else {
+                "python3".into()
+            }
+        });
+        let output = std::process::Command::new(python)
+            .arg(script)
+            .arg(name)
+            .arg(&dir)
+            .arg(count.to_string())
+            .output()
+            .expect("python3 runs");
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        let answers: Vec<&str> = stdout.lines().collect();
+        assert_eq!(answers.len(), count);
+        let mut compared = 0;
+        for (text, answer) in texts.iter().zip(answers) {
+            let parsed: serde_json::Value = serde_json::from_str(answer).unwrap();
+            let theirs: Result<Sections, ()> = match parsed.get("ok") {
+                Some(ok) => Ok(serde_json::from_value(ok.clone()).unwrap()),
+                None => Err(()),
+            };
+            match (ours(text, dialect), theirs) {
+                (Ok(a), Ok(b)) => {
+                    assert_eq!(a, b, "{dialect:?} disagrees on:\n{text}");
+                    compared += 1;
+                }
+                (Err(errors), Ok(_)) => {
+                    // Duplicates and empty keys (Circus takes them) are
+                    // errors here on purpose; nothing else.
+                    assert!(
+                        errors
+                            .iter()
+                            .all(|e| e.message.contains("already")
+                                || e.message.contains("empty key")),
+                        "{dialect:?}: we refuse what Python reads: {errors:?}\n{text}"
+                    );
+                }
+                (Ok(a), Err(())) => {
+                    panic!("{dialect:?}: Python refuses ({answer}) what we read as {a:?}:\n{text}")
+                }
+                (Err(_), Err(())) => compared += 1,
+            }
+        }
+        assert!(compared > count / 2, "only {compared} of {count} compared");
+    }
+
+    #[test]
+    fn supervisor_agrees_with_cpython() {
+        compare(Dialect::Supervisor, "supervisor", 0x9E37_79B9_7F4A_7C15);
+    }
+
+    /// Needs the circus package: `RINGMASTER_PYTHON`, else bench/.venv
+    /// (`python3 bench/run.py --setup`, which CI runs first).
+    #[test]
+    fn circus_agrees_with_circus() {
+        let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/../../bench/.venv/bin/python");
+        if std::env::var_os("RINGMASTER_PYTHON").is_none() && !std::path::Path::new(venv).exists() {
+            eprintln!("skipped: no circus (run `python3 bench/run.py --setup`)");
+            return;
+        }
+        compare(Dialect::Circus, "circus", 0xD1B5_4A32_D192_ED03);
     }
 }

@@ -39,8 +39,9 @@ pub use timestamp::rfc3339;
 use writer::Writer;
 
 /// Most bytes a pump holds before handing them to its writer (one of its
-/// two buffers).
-const CHUNK: usize = 256 * 1024;
+/// two buffers); a fast writer's reads come close to this (its pipe is
+/// asked for 1 MiB). 256 KiB measured the same throughput within noise.
+const CHUNK: usize = 1 << 20;
 /// Most threads writing logs at once (each holding one stream's batch).
 const MAX_WRITER_THREADS: usize = 4096;
 /// How long an idle writer thread waits for more work before exiting.
