@@ -23,7 +23,7 @@ pub use model::{
     Command, Config, DaemonConfig, FileSink, LogFormat, LogLevel, OutputSink, Restart, Rlimit,
     RlimitValue, StartRetries, StderrSink, WatcherConfig,
 };
-pub use template::{Part, Template};
+pub use template::{Part, Template, WidFormat};
 
 /// The configuration dialects ringmaster reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,6 +2,8 @@
 //!
 //! Everything but `$(wid)` is known when the file is read, so it is expanded
 //! then; `$(wid)` is kept as a [`Part::Wid`] and filled in per process.
+//! `$(wid)` may carry an offset and a zero-padded width, `$(wid-1:02)` (the
+//! slot counted from 0, two digits: supervisord's `%(process_num)02d`).
 //! `$$(` writes a literal `$(` (useful with `shell = true`).
 
 use std::fmt;
@@ -11,8 +13,76 @@ use std::fmt;
 pub enum Part {
     /// Literal text.
     Literal(String),
-    /// The worker slot number.
-    Wid,
+    /// The worker slot number, shifted by `offset` and zero-padded to
+    /// `width` digits (`$(wid)` is offset 0, width 0).
+    Wid(WidFormat),
+}
+
+/// How `$(wid)` is written: `$(wid+OFFSET:0WIDTH)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WidFormat {
+    /// Added to the 1-based slot number.
+    pub offset: i64,
+    /// Minimum digits, zero-padded.
+    pub width: usize,
+}
+
+impl WidFormat {
+    /// The text for slot `wid`.
+    pub fn render(self, wid: u32) -> String {
+        let n = i64::from(wid) + self.offset;
+        let width = self.width;
+        if n < 0 {
+            format!(
+                "-{:0width$}",
+                n.unsigned_abs(),
+                width = width.saturating_sub(1)
+            )
+        } else {
+            format!("{n:0width$}")
+        }
+    }
+
+    /// Parses what follows `wid` in a placeholder: `""`, `"-1"`, `"+4:03"`.
+    fn parse(spec: &str) -> Option<Self> {
+        let (offset, width) = match spec.split_once(':') {
+            Some((offset, width)) => (offset, Some(width)),
+            None => (spec, None),
+        };
+        let offset = match offset.as_bytes().first() {
+            None => 0,
+            Some(b'+' | b'-')
+                if offset.len() > 1 && offset[1..].bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                offset.parse().ok()?
+            }
+            Some(_) => return None,
+        };
+        let width = match width {
+            None => 0,
+            Some(w)
+                if w.len() >= 2 && w.starts_with('0') && w.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                w.parse().ok().filter(|&w: &usize| w <= 32)?
+            }
+            Some(_) => return None,
+        };
+        Some(Self { offset, width })
+    }
+}
+
+impl fmt::Display for WidFormat {
+    /// Writes the placeholder back: `$(wid)`, `$(wid-1:02)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("$(wid")?;
+        if self.offset != 0 {
+            write!(f, "{:+}", self.offset)?;
+        }
+        if self.width > 0 {
+            write!(f, ":0{}", self.width)?;
+        }
+        f.write_str(")")
+    }
 }
 
 /// A string that may still contain `$(wid)`.
@@ -32,7 +102,7 @@ impl Template {
     /// A template that is just the worker slot.
     pub fn wid() -> Self {
         Self {
-            parts: vec![Part::Wid],
+            parts: vec![Part::Wid(WidFormat::default())],
         }
     }
 
@@ -41,7 +111,7 @@ impl Template {
         for part in other.parts {
             match part {
                 Part::Literal(text) => self.push_literal(&text),
-                Part::Wid => self.parts.push(Part::Wid),
+                Part::Wid(format) => self.parts.push(Part::Wid(format)),
             }
         }
         self
@@ -58,7 +128,7 @@ impl Template {
         for part in &self.parts {
             match part {
                 Part::Literal(text) => out.push_str(text),
-                Part::Wid => out.push_str(&wid.to_string()),
+                Part::Wid(format) => out.push_str(&format.render(wid)),
             }
         }
         out
@@ -66,7 +136,7 @@ impl Template {
 
     /// Whether the template depends on the worker slot.
     pub fn uses_wid(&self) -> bool {
-        self.parts.iter().any(|p| matches!(p, Part::Wid))
+        self.parts.iter().any(|p| matches!(p, Part::Wid(_)))
     }
 
     /// Prepends `prefix` (used to make relative paths absolute).
@@ -104,7 +174,7 @@ impl fmt::Display for Template {
         for part in &self.parts {
             match part {
                 Part::Literal(text) => f.write_str(&text.replace("$(", "$$("))?,
-                Part::Wid => f.write_str("$(wid)")?,
+                Part::Wid(format) => write!(f, "{format}")?,
             }
         }
         Ok(())
@@ -145,7 +215,14 @@ pub(crate) fn expand(input: &str, ctx: &Context<'_>) -> Result<Template, String>
         };
         let name = &after[2..end];
         match name {
-            "wid" => template.parts.push(Part::Wid),
+            _ if name.starts_with("wid") => {
+                let format = WidFormat::parse(&name[3..]).ok_or_else(|| {
+                    format!(
+                        "bad placeholder $({name}): write $(wid), $(wid-1), $(wid+10) or $(wid-1:02) (offset, then zero-padded width)"
+                    )
+                })?;
+                template.parts.push(Part::Wid(format));
+            }
             "name" => template.push_literal(ctx.name),
             "here" => template.push_literal(ctx.here),
             _ => {
@@ -194,6 +271,30 @@ mod tests {
             ctx_expand("echo $$(date)").unwrap().render(1),
             "echo $(date)"
         );
+    }
+
+    #[test]
+    fn wid_offsets_and_widths() {
+        let t = ctx_expand("$(name)_$(wid-1:02) $(wid+7) $(wid:03) $(wid-5)").unwrap();
+        assert_eq!(t.render(1), "web_00 8 001 -4");
+        assert_eq!(t.render(12), "web_11 19 012 7");
+        // Written back as read, and read back the same.
+        let shown = t.to_string();
+        assert_eq!(shown, "web_$(wid-1:02) $(wid+7) $(wid:03) $(wid-5)");
+        assert_eq!(ctx_expand(&shown).unwrap(), t);
+        for bad in [
+            "$(wid-)",
+            "$(wid:2)",
+            "$(wid*2)",
+            "$(wid-1:)",
+            "$(widx)",
+            "$(wid:099)",
+        ] {
+            assert!(
+                ctx_expand(bad).unwrap_err().contains("bad placeholder"),
+                "{bad}"
+            );
+        }
     }
 
     #[test]
