@@ -26,7 +26,11 @@ struct Args {
     /// Parse and validate, print a summary, exit 0 or 1.
     #[arg(long)]
     check: bool,
-    /// Force the configuration dialect: toml, circus or supervisord.
+    /// Print the configuration as native TOML and exit.
+    #[arg(long, conflicts_with = "check")]
+    convert: bool,
+    /// Force the configuration dialect: toml, circus or supervisord
+    /// (default: by extension, then by content).
     #[arg(long, value_name = "FORMAT")]
     format: Option<Dialect>,
     /// Log level: error, warn, info, debug or trace (overrides the config).
@@ -52,20 +56,34 @@ fn main() -> ExitCode {
         .config
         .or(args.config_flag)
         .unwrap_or_else(default_config);
-    let config = match ringmaster_config::load(&path, args.format) {
-        Ok(config) => config,
+    let loaded = match ringmaster_config::read(&path, args.format) {
+        Ok(loaded) => loaded,
         Err(errors) => {
             eprintln!("ringmasterd: configuration error:\n{errors}");
             return ExitCode::from(1);
         }
     };
-    if args.check {
-        return check(&config);
+    if args.convert {
+        for warning in &loaded.warnings {
+            eprintln!("ringmasterd: warning: {warning}");
+        }
+        print!("{}", loaded.toml);
+        return ExitCode::SUCCESS;
     }
+    if args.check {
+        for warning in &loaded.warnings {
+            eprintln!("ringmasterd: warning: {warning}");
+        }
+        return check(&loaded.config);
+    }
+    let config = loaded.config;
     init_logging(
         args.log_level.unwrap_or(config.daemon.log_level),
         args.log_format.unwrap_or(config.daemon.log_format),
     );
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

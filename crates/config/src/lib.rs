@@ -11,6 +11,7 @@
 
 mod env_file;
 mod error;
+mod ini;
 mod model;
 mod template;
 mod toml_reader;
@@ -18,7 +19,7 @@ mod units;
 
 use std::path::{Path, PathBuf};
 
-pub use error::{ConfigError, ConfigErrors, Location};
+pub use error::{ConfigError, ConfigErrors, ConfigWarning, Location};
 pub use model::{
     Command, Config, DaemonConfig, FileSink, LogFormat, LogLevel, OutputSink, Restart, Rlimit,
     RlimitValue, StartRetries, StderrSink, WatcherConfig,
@@ -51,32 +52,79 @@ impl std::str::FromStr for Dialect {
     }
 }
 
-/// Guesses the dialect from the file name: `.toml` is TOML, `.ini` Circus,
-/// `.conf` Supervisor; anything else is read as TOML.
+/// Guesses the dialect: by the file name (`.toml` TOML, `.ini` Circus,
+/// `.conf` Supervisor), then by content (`[supervisord]` or `[program:`
+/// make Supervisor, `[circus]` or `[watcher:` Circus), else TOML.
 pub fn detect_dialect(path: &Path) -> Dialect {
     match path.extension().and_then(|e| e.to_str()) {
-        Some("ini") => Dialect::Circus,
-        Some("conf") => Dialect::Supervisord,
-        _ => Dialect::Toml,
+        Some("toml") => return Dialect::Toml,
+        Some("ini") => return Dialect::Circus,
+        Some("conf") => return Dialect::Supervisord,
+        _ => {}
     }
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let headers = text.lines().map(str::trim).filter(|l| l.starts_with('['));
+    for header in headers {
+        if header.starts_with("[supervisord]") || header.starts_with("[program:") {
+            return Dialect::Supervisord;
+        }
+        if header.starts_with("[circus]") || header.starts_with("[watcher:") {
+            return Dialect::Circus;
+        }
+    }
+    Dialect::Toml
+}
+
+/// A configuration as read: the model, what was ignored, and the
+/// configuration as native TOML (`ringmasterd --convert`).
+#[derive(Debug)]
+pub struct Loaded {
+    /// The model.
+    pub config: Config,
+    /// Keys and sections read but ignored, each with its file and line.
+    pub warnings: Vec<ConfigWarning>,
+    /// The configuration as native TOML: the file itself for TOML, the
+    /// translation for the INI dialects.
+    pub toml: String,
+    /// The dialect that was read.
+    pub dialect: Dialect,
 }
 
 /// Reads and validates the configuration at `path` in `dialect` (detected
-/// from the file name when `None`).
+/// when `None`).
 pub fn load(path: &Path, dialect: Option<Dialect>) -> Result<Config, ConfigErrors> {
+    read(path, dialect).map(|loaded| loaded.config)
+}
+
+/// Like [`load`], keeping the warnings and the TOML text.
+pub fn read(path: &Path, dialect: Option<Dialect>) -> Result<Loaded, ConfigErrors> {
     let path = absolute(path);
-    match dialect.unwrap_or_else(|| detect_dialect(&path)) {
-        Dialect::Toml => toml_reader::load(&path),
-        other => Err(ConfigErrors(vec![ConfigError::File {
-            path,
-            message: format!(
-                "the {} dialect is not supported yet; only native TOML is read by this version",
-                match other {
-                    Dialect::Circus => "Circus (circus.ini)",
-                    _ => "Supervisor (supervisord.conf)",
-                }
-            ),
-        }])),
+    let dialect = dialect.unwrap_or_else(|| detect_dialect(&path));
+    match dialect {
+        Dialect::Toml => {
+            let toml = std::fs::read_to_string(&path).map_err(|source| {
+                ConfigErrors(vec![ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                }])
+            })?;
+            let config = toml_reader::load(&path)?;
+            Ok(Loaded {
+                config,
+                warnings: Vec::new(),
+                toml,
+                dialect,
+            })
+        }
+        ini_dialect => {
+            let (config, converted) = ini::read(&path, ini_dialect)?;
+            Ok(Loaded {
+                config,
+                warnings: converted.warnings,
+                toml: converted.toml,
+                dialect,
+            })
+        }
     }
 }
 

@@ -387,8 +387,14 @@ impl Reader {
 /// Reads the TOML file at `path` (absolute) and everything it includes.
 pub(crate) fn load(path: &Path) -> Result<Config, ConfigErrors> {
     let text = read_file(path).map_err(|e| ConfigErrors(vec![e]))?;
-    let doc = parse(path, &text).map_err(|e| ConfigErrors(vec![e]))?;
-    let src = Source::new(path, &text);
+    load_text(path, &text)
+}
+
+/// Reads `text` as if it were the file at `path` (absolute): relative paths
+/// and `$(here)` are taken against `path`'s directory.
+pub(crate) fn load_text(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
+    let doc = parse(path, text).map_err(|e| ConfigErrors(vec![e]))?;
+    let src = Source::new(path, text);
     let mut reader = Reader::default();
 
     let mut daemon_value = None;
@@ -995,25 +1001,25 @@ fn read_watcher(
         Some(value) => read_rlimits(reader, src, &k("rlimits"), value),
         None => Vec::new(),
     };
-    let default_log = |stream: &str| {
-        OutputSink::File(FileSink::plain(
-            Template::literal(format!("{}/{name}-", daemon.logs_dir.display()))
-                .join(Template::wid())
-                .join(Template::literal(format!(".{stream}.log"))),
-        ))
+    let default_path = |stream: &str| {
+        Template::literal(format!("{}/{name}-", daemon.logs_dir.display()))
+            .join(Template::wid())
+            .join(Template::literal(format!(".{stream}.log")))
     };
+    let (out_path, err_path) = (default_path("out"), default_path("err"));
     let stdout = match keys.get("stdout") {
-        Some(value) => {
-            read_sink(reader, src, &k("stdout"), value, &ctx, false).and_then(|s| match s {
+        Some(value) => read_sink(reader, src, &k("stdout"), value, &ctx, &out_path, false)
+            .and_then(|s| match s {
                 StderrSink::Sink(sink) => Some(sink),
                 StderrSink::Stdout => None,
-            })
-        }
-        None => Some(default_log("out")),
+            }),
+        None => Some(OutputSink::File(FileSink::plain(out_path.clone()))),
     };
     let stderr = match keys.get("stderr") {
-        Some(value) => read_sink(reader, src, &k("stderr"), value, &ctx, true),
-        None => Some(StderrSink::Sink(default_log("err"))),
+        Some(value) => read_sink(reader, src, &k("stderr"), value, &ctx, &err_path, true),
+        None => Some(StderrSink::Sink(OutputSink::File(FileSink::plain(
+            err_path.clone(),
+        )))),
     };
 
     let echo = keys
@@ -1222,6 +1228,7 @@ fn read_sink(
     key: &str,
     value: &Spanned<DeValue<'_>>,
     ctx: &Context<'_>,
+    default_path: &Template,
     is_stderr: bool,
 ) -> Option<StderrSink> {
     match value.get_ref() {
@@ -1244,7 +1251,8 @@ fn read_sink(
             }
         },
         DeValue::Table(table) => {
-            let mut path = None;
+            // Without `file`, the default name (rotation for the default file).
+            let mut path = Some(default_path.clone());
             let mut max_size = None;
             let mut backups = None;
             let mut timestamps = false;
@@ -1297,9 +1305,6 @@ fn read_sink(
                         &[],
                     ),
                 }
-            }
-            if !table.iter().any(|(k, _)| k.get_ref().as_ref() == "file") {
-                reader.invalid(src, value.span().start, key, "missing file");
             }
             if let (Some((_, at)), None) = (backups, max_size) {
                 reader.invalid(

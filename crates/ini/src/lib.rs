@@ -27,6 +27,9 @@
 //! expansions, applied per key by the dialect's reader in the config crate.
 
 pub mod percent;
+mod pyshlex;
+
+pub use pyshlex::supervisor_env;
 
 /// Which Python parser's rules to follow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -266,7 +269,7 @@ impl Reader {
             let first = earlier.line;
             self.error(
                 number,
-                None,
+                Some(&format!("[{name}]")),
                 format!("section [{name}] is already defined at line {first}"),
             );
             // Keep reading into a scratch section so its keys are checked.
@@ -292,7 +295,7 @@ impl Reader {
             let (first, name) = (earlier.line, section.name.clone());
             self.error(
                 number,
-                Some(&key),
+                Some(&format!("{name}.{key}")),
                 format!("{key} is already set in [{name}] at line {first}"),
             );
             // Continuation lines of the duplicate must not extend the first.
@@ -498,7 +501,8 @@ mod tests {
             let lines: Vec<usize> = errors.iter().map(|e| e.line).collect();
             assert_eq!(lines, [1, 4, 5, 6, 7], "{dialect:?}: {errors:?}");
             assert!(errors[1].message.contains("already set in [s] at line 3"));
-            assert_eq!(errors[1].key.as_deref(), Some("a"));
+            assert_eq!(errors[1].key.as_deref(), Some("s.a"));
+            assert_eq!(errors[4].key.as_deref(), Some("[s]"));
             assert!(errors[4].message.contains("already defined at line 2"));
         }
     }

@@ -1,0 +1,149 @@
+//! The INI dialects (`supervisord.conf`, `circus.ini`).
+//!
+//! Theory of operation: a dialect's reader does not build the model
+//! itself. It translates the INI files into native TOML text, line by line,
+//! remembering for each TOML line the INI file, line and key it came from;
+//! that text goes through the TOML reader like any other file, and every
+//! location in the result (errors, and the locations kept in the model for
+//! later errors) is mapped back to the INI line. So both dialects mean
+//! exactly what the same TOML means, `--convert` prints that TOML, and
+//! feeding it back in yields the same model by construction. Problems only
+//! the dialect can see (a bad boolean, `%(` without `)`, an unknown key)
+//! are reported by the dialect's reader against the INI line directly.
+
+mod emit;
+mod files;
+pub(crate) mod supervisor;
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{ConfigError, ConfigErrors, ConfigWarning, Location};
+use crate::model::Config;
+
+/// Where a line of generated TOML came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Origin {
+    /// The INI file and line.
+    pub location: Location,
+    /// The INI key as written there, with its section: `program:web.startsecs`.
+    pub key: String,
+}
+
+/// An INI configuration translated to TOML.
+#[derive(Debug, Default)]
+pub(crate) struct Converted {
+    /// The TOML text, comments included.
+    pub toml: String,
+    /// The origin of each line of `toml` (index = line - 1).
+    pub origins: Vec<Option<Origin>>,
+    /// Keys and sections that mean nothing here, said once each.
+    pub warnings: Vec<ConfigWarning>,
+}
+
+impl Converted {
+    /// Reads the TOML as if it were the file at `main` (the INI file it came
+    /// from, whose directory anchors relative paths) and maps every location
+    /// back to the INI files.
+    pub(crate) fn load(&self, main: &Path) -> Result<Config, ConfigErrors> {
+        match crate::toml_reader::load_text(main, &self.toml) {
+            Ok(mut config) => {
+                if let Some(location) = config.daemon.socket_group_location.as_mut() {
+                    *location = self.map_location(location, main);
+                }
+                for watcher in &mut config.watchers {
+                    for location in watcher.locations.values_mut() {
+                        *location = self.map_location(location, main);
+                    }
+                }
+                Ok(config)
+            }
+            Err(ConfigErrors(errors)) => Err(ConfigErrors(
+                errors
+                    .into_iter()
+                    .map(|e| self.map_error(e, main))
+                    .collect(),
+            )),
+        }
+    }
+
+    fn origin(&self, location: &Location) -> Option<&Origin> {
+        location
+            .line
+            .checked_sub(1)
+            .and_then(|index| self.origins.get(index))
+            .and_then(Option::as_ref)
+    }
+
+    fn map_location(&self, location: &Location, main: &Path) -> Location {
+        self.origin(location)
+            .map_or_else(|| Location::file(main), |o| o.location.clone())
+    }
+
+    fn map_error(&self, error: ConfigError, main: &Path) -> ConfigError {
+        match error {
+            ConfigError::Invalid {
+                location,
+                key,
+                message,
+            } => match self.origin(&location) {
+                Some(origin) => ConfigError::Invalid {
+                    location: origin.location.clone(),
+                    key: origin.key.clone(),
+                    message: format!("{message} (as ringmaster's {key})"),
+                },
+                None => ConfigError::Invalid {
+                    location: Location::file(main),
+                    key,
+                    message,
+                },
+            },
+            ConfigError::Syntax { location, message } => ConfigError::Syntax {
+                location: self.map_location(&location, main),
+                message: format!("{message} (in the TOML translation; please report this)"),
+            },
+            other => other,
+        }
+    }
+}
+
+/// Reads `path` in `dialect`: the model, the warnings and the TOML text.
+pub(crate) fn read(
+    path: &Path,
+    dialect: crate::Dialect,
+) -> Result<(Config, Converted), ConfigErrors> {
+    let converted = match dialect {
+        crate::Dialect::Supervisord => supervisor::convert(path)?,
+        crate::Dialect::Circus => {
+            return Err(ConfigErrors(vec![ConfigError::File {
+                path: path.to_path_buf(),
+                message: "the Circus dialect (circus.ini) is not supported yet by this version"
+                    .into(),
+            }]));
+        }
+        crate::Dialect::Toml => unreachable_toml(path)?,
+    };
+    let config = converted.load(path)?;
+    Ok((config, converted))
+}
+
+fn unreachable_toml(path: &Path) -> Result<Converted, ConfigErrors> {
+    Err(ConfigErrors(vec![ConfigError::File {
+        path: path.to_path_buf(),
+        message: "native TOML is not an INI dialect".into(),
+    }]))
+}
+
+/// A location in an INI file.
+pub(crate) fn at(file: &Path, line: usize) -> Location {
+    Location {
+        file: file.to_path_buf(),
+        line,
+        column: 0,
+    }
+}
+
+/// The directory of `file`, as text, for `%(here)s`.
+pub(crate) fn dir_of(file: &Path) -> PathBuf {
+    file.parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}

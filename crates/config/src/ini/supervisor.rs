@@ -1,0 +1,1518 @@
+//! `supervisord.conf` → native TOML.
+//!
+//! Each `[program:x]` becomes `[watchers.x]` with supervisord's defaults
+//! written out (startsecs 1, startretries 3, autorestart unexpected,
+//! exitcodes 0, priority 999, stopwaitsecs 10), the `SUPERVISOR_*`
+//! variables supervisord gives its children, and its `%(...)s` expansions
+//! resolved: names known when the file is read become text,
+//! `%(process_num)02d` becomes `$(wid-1:02)` (shifted by numprocs_start),
+//! `%(ENV_X)s` becomes `$(env.X)` unless an `environment=` line defines X.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use ringmaster_ini::percent::{self, Directive, Piece, Value};
+use ringmaster_ini::{Dialect, Entry, Section};
+use ringmaster_protocol::{did_you_mean, signals};
+
+use super::emit::{self, Emitter};
+use super::files::{IniFile, expand_include};
+use super::{Converted, Origin, at, dir_of};
+use crate::error::{ConfigError, ConfigErrors, ConfigWarning};
+use crate::template::WidFormat;
+
+/// Keys of `[program:x]` that map onto the model.
+const PROGRAM_KEYS: &[&str] = &[
+    "command",
+    "process_name",
+    "numprocs",
+    "numprocs_start",
+    "priority",
+    "autostart",
+    "startsecs",
+    "startretries",
+    "autorestart",
+    "exitcodes",
+    "stopsignal",
+    "stopwaitsecs",
+    "stopasgroup",
+    "killasgroup",
+    "user",
+    "redirect_stderr",
+    "stdout_logfile",
+    "stdout_logfile_maxbytes",
+    "stdout_logfile_backups",
+    "stderr_logfile",
+    "stderr_logfile_maxbytes",
+    "stderr_logfile_backups",
+    "environment",
+    "directory",
+    "umask",
+    "stdout_syslog",
+    "stderr_syslog",
+];
+
+/// Keys of `[program:x]` supervisord knows that mean nothing here.
+const PROGRAM_IGNORED: &[(&str, &str)] = &[
+    (
+        "stdout_capture_maxbytes",
+        "capture mode feeds supervisord's event listeners, which ringmaster does not have",
+    ),
+    (
+        "stderr_capture_maxbytes",
+        "capture mode feeds supervisord's event listeners, which ringmaster does not have",
+    ),
+    (
+        "stdout_events_enabled",
+        "ringmaster has no event listeners; use `ringmasterctl tail -f`",
+    ),
+    (
+        "stderr_events_enabled",
+        "ringmaster has no event listeners; use `ringmasterctl tail -f`",
+    ),
+    (
+        "serverurl",
+        "children reach ringmaster through $RINGMASTER_SOCKET",
+    ),
+];
+
+const SUPERVISORD_KEYS: &[&str] = &[
+    "logfile",
+    "logfile_maxbytes",
+    "logfile_backups",
+    "loglevel",
+    "pidfile",
+    "umask",
+    "nodaemon",
+    "silent",
+    "minfds",
+    "minprocs",
+    "nocleanup",
+    "childlogdir",
+    "user",
+    "directory",
+    "strip_ansi",
+    "environment",
+    "identifier",
+];
+
+const SUPERVISORD_IGNORED: &[(&str, &str)] = &[
+    (
+        "logfile",
+        "ringmasterd logs to stderr (journald, docker logs); redirect it if you want a file",
+    ),
+    ("logfile_maxbytes", "ringmasterd logs to stderr"),
+    ("logfile_backups", "ringmasterd logs to stderr"),
+    (
+        "pidfile",
+        "ringmasterd runs in the foreground and writes no pid file",
+    ),
+    ("nodaemon", "ringmasterd always runs in the foreground"),
+    ("silent", "ringmasterd's log goes to stderr only"),
+    (
+        "minfds",
+        "ringmasterd raises its own descriptor limit; children get rlimits per watcher",
+    ),
+    ("minprocs", "set rlimits per watcher instead"),
+    (
+        "nocleanup",
+        "ringmaster never deletes log files at start-up",
+    ),
+    ("strip_ansi", "log files get the bytes the process wrote"),
+    ("identifier", "ringmaster has no XML-RPC interface"),
+];
+
+/// Section kinds supervisord knows, for errors on unknown ones.
+const SECTION_KINDS: &[&str] = &[
+    "supervisord",
+    "unix_http_server",
+    "inet_http_server",
+    "supervisorctl",
+    "include",
+    "program:NAME",
+    "group:NAME",
+    "eventlistener:NAME",
+    "fcgi-program:NAME",
+    "rpcinterface:NAME",
+    "ctlplugin:NAME",
+];
+
+/// Collected errors and warnings.
+#[derive(Default)]
+struct Report {
+    errors: Vec<ConfigError>,
+    warnings: Vec<ConfigWarning>,
+}
+
+impl Report {
+    fn error(&mut self, file: &Path, line: usize, key: String, message: impl Into<String>) {
+        self.errors.push(ConfigError::Invalid {
+            location: at(file, line),
+            key,
+            message: message.into(),
+        });
+    }
+
+    fn warn(&mut self, file: &Path, line: usize, key: String, message: impl Into<String>) {
+        self.warnings.push(ConfigWarning {
+            location: at(file, line),
+            key,
+            message: message.into(),
+        });
+    }
+}
+
+/// A section with the file it came from.
+#[derive(Clone, Copy)]
+struct Sec<'a> {
+    file: &'a Path,
+    section: &'a Section,
+    /// `[DEFAULT]`, whose keys every section inherits.
+    defaults: Option<&'a Section>,
+}
+
+impl<'a> Sec<'a> {
+    fn get(&self, key: &str) -> Option<&'a Entry> {
+        self.section
+            .get(key)
+            .or_else(|| self.defaults.and_then(|d| d.get(key)))
+    }
+
+    fn name(&self, key: &str) -> String {
+        format!("{}.{key}", self.section.name)
+    }
+
+    fn origin(&self, key: &str) -> Origin {
+        let line = self.get(key).map_or(self.section.line, |e| e.line);
+        Origin {
+            location: at(self.file, line),
+            key: self.name(key),
+        }
+    }
+
+    fn header_origin(&self) -> Origin {
+        Origin {
+            location: at(self.file, self.section.line),
+            key: format!("[{}]", self.section.name),
+        }
+    }
+
+    fn line(&self, key: &str) -> usize {
+        self.get(key).map_or(self.section.line, |e| e.line)
+    }
+}
+
+/// What `%(name)s` can stand for while a value is read.
+struct Names<'a> {
+    here: String,
+    host: &'a str,
+    env: &'a BTreeMap<String, String>,
+    /// `[supervisord] environment` and the program's own `environment=`:
+    /// their `ENV_X` become text, not `$(env.X)`.
+    defined_env: BTreeMap<String, String>,
+    program: Option<&'a str>,
+    group: Option<&'a str>,
+    numprocs: Option<i64>,
+    /// `numprocs_start`; `None` where `%(process_num)` is not available.
+    process_num_start: Option<i64>,
+    /// Whether `%(ENV_X)s` may stay a `$(env.X)` reference (not where the
+    /// expanded text is split afterwards: command, environment).
+    env_refs: bool,
+}
+
+/// A value expanded into TOML template text (`$(` escaped, `$(wid...)`
+/// and `$(env.X)` where they belong).
+fn expand_template(names: &Names<'_>, value: &str) -> Result<String, String> {
+    let pieces = percent::parse(value).map_err(|e| e.to_string())?;
+    let mut out = String::new();
+    for piece in pieces {
+        match piece {
+            Piece::Literal(text) => out.push_str(&text.replace("$(", "$$(")),
+            Piece::Directive(d) => out.push_str(&directive(names, &d)?),
+        }
+    }
+    Ok(out)
+}
+
+/// A value expanded into plain text (no per-process names allowed).
+fn expand_text(names: &Names<'_>, value: &str) -> Result<String, String> {
+    let pieces = percent::parse(value).map_err(|e| e.to_string())?;
+    let mut out = String::new();
+    for piece in pieces {
+        match piece {
+            Piece::Literal(text) => out.push_str(&text),
+            Piece::Directive(d) => {
+                let value = plain_value(names, &d.name)?;
+                out.push_str(&percent::format(&d, &value).map_err(|e| e.to_string())?);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn plain_value(names: &Names<'_>, name: &str) -> Result<Value, String> {
+    let unknown = || {
+        let mut known = vec!["here", "host_node_name", "ENV_X"];
+        if names.program.is_some() {
+            known.extend(["program_name", "group_name"]);
+        }
+        if names.numprocs.is_some() {
+            known.push("numprocs");
+        }
+        if names.process_num_start.is_some() {
+            known.push("process_num");
+        }
+        format!(
+            "%({name}) cannot be expanded here (known: {})",
+            known.join(", ")
+        )
+    };
+    Ok(match name {
+        "here" => Value::Str(names.here.clone()),
+        "host_node_name" => Value::Str(names.host.to_owned()),
+        "program_name" => Value::Str(names.program.ok_or_else(unknown)?.to_owned()),
+        "group_name" => Value::Str(names.group.ok_or_else(unknown)?.to_owned()),
+        "numprocs" => Value::Int(names.numprocs.ok_or_else(unknown)?),
+        _ => match name.strip_prefix("ENV_") {
+            Some(var) => match names.defined_env.get(var).or_else(|| names.env.get(var)) {
+                Some(value) => Value::Str(value.clone()),
+                None => {
+                    return Err(format!("%({name}): environment variable {var} is not set"));
+                }
+            },
+            None => return Err(unknown()),
+        },
+    })
+}
+
+fn directive(names: &Names<'_>, d: &Directive) -> Result<String, String> {
+    if d.name == "process_num"
+        && let Some(start) = names.process_num_start
+    {
+        let padded_plainly =
+            !d.left && !d.plus && !d.space && !d.alternate && d.precision.is_none();
+        let decimal = matches!(d.conversion, 'd' | 'i' | 'u' | 's');
+        if !padded_plainly || !decimal || (d.width > 0 && !d.zero) {
+            return Err("%(process_num) can only be written plainly or zero-padded here (%(process_num)d, %(process_num)02d)".into());
+        }
+        let format = WidFormat {
+            offset: start - 1,
+            width: d.width,
+        };
+        return Ok(format.to_string());
+    }
+    // $(env.X) keeps the reference when the daemon's environment supplies X.
+    if let Some(var) = d.name.strip_prefix("ENV_")
+        && names.env_refs
+        && !names.defined_env.contains_key(var)
+        && names.env.contains_key(var)
+        && d.conversion == 's'
+        && d.width == 0
+        && d.precision.is_none()
+    {
+        return Ok(format!("$(env.{var})"));
+    }
+    let value = plain_value(names, &d.name)?;
+    let text = percent::format(d, &value).map_err(|e| e.to_string())?;
+    Ok(text.replace("$(", "$$("))
+}
+
+/// Reads `path` and its includes and translates them.
+pub(crate) fn convert(path: &Path) -> Result<Converted, ConfigErrors> {
+    let env: BTreeMap<String, String> = std::env::vars().collect();
+    let host = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_default();
+    let files = read_all(path, &env)?;
+    let mut report = Report::default();
+    let mut out = Emitter::default();
+    translate(&files, &env, &host, &mut report, &mut out);
+    if !report.errors.is_empty() {
+        report.errors.sort_by_key(location_of);
+        return Err(ConfigErrors(report.errors));
+    }
+    let (toml, origins) = out.finish();
+    Ok(Converted {
+        toml,
+        origins,
+        warnings: report.warnings,
+    })
+}
+
+fn location_of(error: &ConfigError) -> (PathBuf, usize) {
+    match error {
+        ConfigError::Invalid { location, .. } | ConfigError::Syntax { location, .. } => {
+            (location.file.clone(), location.line)
+        }
+        ConfigError::Read { path, .. } | ConfigError::File { path, .. } => (path.clone(), 0),
+    }
+}
+
+/// The main file, then every included file in include order. Included
+/// files may include others (relative to their own directory); a loop is an
+/// error naming the chain.
+fn read_all(main: &Path, env: &BTreeMap<String, String>) -> Result<Vec<IniFile>, ConfigErrors> {
+    let mut files = Vec::new();
+    let mut errors = Vec::new();
+    let mut stack = vec![main.to_path_buf()];
+    read_with_includes(main, env, &mut stack, &mut files, &mut errors);
+    if errors.is_empty() {
+        Ok(files)
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
+fn read_with_includes(
+    path: &Path,
+    env: &BTreeMap<String, String>,
+    stack: &mut Vec<PathBuf>,
+    files: &mut Vec<IniFile>,
+    errors: &mut Vec<ConfigError>,
+) {
+    let file = match IniFile::read(path, Dialect::Supervisor) {
+        Ok(file) => file,
+        Err(mut errs) => {
+            errors.append(&mut errs);
+            return;
+        }
+    };
+    let include = file
+        .doc
+        .section("include")
+        .map(|s| (s.line, s.get("files").cloned()));
+    files.push(file);
+    let Some((line, entry)) = include else {
+        return;
+    };
+    let Some(entry) = entry else {
+        errors.push(ConfigError::Invalid {
+            location: at(path, line),
+            key: "include".into(),
+            message: "[include] needs files = PATTERN ...".into(),
+        });
+        return;
+    };
+    let here = dir_of(path);
+    let names = Names {
+        here: here.to_string_lossy().into_owned(),
+        host: "",
+        env,
+        defined_env: BTreeMap::new(),
+        program: None,
+        group: None,
+        numprocs: None,
+        process_num_start: None,
+        env_refs: true,
+    };
+    let patterns = match expand_text(&names, &entry.value) {
+        Ok(text) => text,
+        Err(message) => {
+            errors.push(ConfigError::Invalid {
+                location: at(path, entry.line),
+                key: "include.files".into(),
+                message,
+            });
+            return;
+        }
+    };
+    for pattern in patterns.split_whitespace() {
+        let found = match expand_include(pattern, &here) {
+            Ok(found) => found,
+            Err(message) => {
+                errors.push(ConfigError::Invalid {
+                    location: at(path, entry.line),
+                    key: "include.files".into(),
+                    message,
+                });
+                continue;
+            }
+        };
+        for included in found {
+            let canonical = std::fs::canonicalize(&included).unwrap_or(included.clone());
+            if stack
+                .iter()
+                .any(|p| std::fs::canonicalize(p).unwrap_or(p.clone()) == canonical)
+            {
+                let chain: Vec<String> = stack
+                    .iter()
+                    .chain(std::iter::once(&included))
+                    .map(|p| p.display().to_string())
+                    .collect();
+                errors.push(ConfigError::Invalid {
+                    location: at(path, entry.line),
+                    key: "include.files".into(),
+                    message: format!("include loop: {}", chain.join(" -> ")),
+                });
+                continue;
+            }
+            if files
+                .iter()
+                .any(|f| std::fs::canonicalize(&f.path).unwrap_or(f.path.clone()) == canonical)
+            {
+                // Included twice (two patterns, two files): read once.
+                continue;
+            }
+            stack.push(included.clone());
+            read_with_includes(&included, env, stack, files, errors);
+            stack.pop();
+        }
+    }
+}
+
+fn translate(
+    files: &[IniFile],
+    env: &BTreeMap<String, String>,
+    host: &str,
+    report: &mut Report,
+    out: &mut Emitter,
+) {
+    let main = files[0].path.as_path();
+    // Every section with its file; a name defined in two files is an error.
+    let mut sections: Vec<Sec<'_>> = Vec::new();
+    let defaults = files.iter().find_map(|f| f.doc.section("DEFAULT"));
+    for file in files {
+        for section in &file.doc.sections {
+            if section.name == "DEFAULT" {
+                continue;
+            }
+            if let Some(first) = sections.iter().find(|s| s.section.name == section.name) {
+                report.error(
+                    &file.path,
+                    section.line,
+                    format!("[{}]", section.name),
+                    format!(
+                        "section [{}] is already defined at {}:{}",
+                        section.name,
+                        first.file.display(),
+                        first.section.line
+                    ),
+                );
+                continue;
+            }
+            sections.push(Sec {
+                file: &file.path,
+                section,
+                defaults,
+            });
+        }
+    }
+
+    let Some(supervisord) = sections
+        .iter()
+        .find(|s| s.section.name == "supervisord")
+        .copied()
+    else {
+        report.errors.push(ConfigError::File {
+            path: main.to_path_buf(),
+            message: "no [supervisord] section (supervisord requires one too)".into(),
+        });
+        return;
+    };
+
+    out.comment(&format!(
+        "Translated by `ringmasterd --convert` from {}.\n\
+         Relative paths are relative to this file's directory: keep it next to the original.",
+        main.display()
+    ));
+    out.blank();
+
+    let daemon = read_supervisord(supervisord, env, host, report);
+    let server = sections
+        .iter()
+        .find(|s| s.section.name == "unix_http_server")
+        .copied();
+    emit_daemon(&daemon, supervisord, server, env, report, out);
+
+    let groups = read_groups(&sections, report);
+    for sec in &sections {
+        let name = sec.section.name.as_str();
+        let kind = name.split_once(':').map_or(name, |(kind, _)| kind);
+        match kind {
+            "supervisord" | "unix_http_server" | "include" => {}
+            "program" if name.contains(':') => {
+                let program = &name["program:".len()..];
+                let group = groups.get(program).map_or(program, String::as_str);
+                emit_program(*sec, main, program, group, &daemon, env, host, report, out);
+            }
+            "group" if name.contains(':') => {}
+            "inet_http_server" => report.warn(
+                sec.file,
+                sec.section.line,
+                format!("[{name}]"),
+                "ignored: ringmaster listens on no network address for control; use the Unix socket",
+            ),
+            "supervisorctl" => report.warn(
+                sec.file,
+                sec.section.line,
+                format!("[{name}]"),
+                "ignored: ringmasterctl finds the socket from [unix_http_server] file or -s",
+            ),
+            "rpcinterface" | "ctlplugin" if name.contains(':') => report.warn(
+                sec.file,
+                sec.section.line,
+                format!("[{name}]"),
+                "ignored: ringmaster has no XML-RPC interface or ctl plugins",
+            ),
+            "eventlistener" if name.contains(':') => report.warn(
+                sec.file,
+                sec.section.line,
+                format!("[{name}]"),
+                "ignored: event listeners are not supported; `ringmasterctl events` streams every state change",
+            ),
+            "fcgi-program" if name.contains(':') => report.error(
+                sec.file,
+                sec.section.line,
+                format!("[{name}]"),
+                "fcgi-program is not supported yet by this version of ringmaster",
+            ),
+            _ => {
+                // Compare kinds: `programm` against `program`.
+                let kinds = SECTION_KINDS
+                    .iter()
+                    .map(|k| k.split_once(':').map_or(*k, |(kind, _)| kind));
+                let hint = did_you_mean(kind, kinds)
+                    .and_then(|k| SECTION_KINDS.iter().find(|s| s.split(':').next() == Some(k)))
+                    .map(|s| format!(" (did you mean [{s}]?)"))
+                    .unwrap_or_default();
+                report.error(
+                    sec.file,
+                    sec.section.line,
+                    format!("[{name}]"),
+                    format!("unknown section{hint}"),
+                );
+            }
+        }
+    }
+}
+
+/// `[supervisord]`, as far as it shapes the model.
+#[derive(Default)]
+struct Daemon {
+    logs_dir: Option<(String, Origin)>,
+    log_level: Option<(String, Origin)>,
+    user: Option<(String, Origin)>,
+    umask: Option<(String, Origin)>,
+    directory: Option<(String, Origin)>,
+    environment: Vec<(String, String)>,
+}
+
+fn read_supervisord(
+    sec: Sec<'_>,
+    env: &BTreeMap<String, String>,
+    host: &str,
+    report: &mut Report,
+) -> Daemon {
+    let names = Names {
+        here: dir_of(sec.file).to_string_lossy().into_owned(),
+        host,
+        env,
+        defined_env: BTreeMap::new(),
+        program: None,
+        group: None,
+        numprocs: None,
+        process_num_start: None,
+        env_refs: true,
+    };
+    let mut daemon = Daemon::default();
+    for entry in &sec.section.entries {
+        let key = entry.key.as_str();
+        if let Some((_, why)) = SUPERVISORD_IGNORED.iter().find(|(k, _)| *k == key) {
+            report.warn(
+                sec.file,
+                entry.line,
+                sec.name(key),
+                format!("ignored: {why}"),
+            );
+            continue;
+        }
+        if !SUPERVISORD_KEYS.contains(&key) {
+            unknown_key(report, sec, entry, SUPERVISORD_KEYS);
+            continue;
+        }
+        let value = match expand_text(&names, &entry.value) {
+            Ok(value) => value,
+            Err(message) => {
+                report.error(sec.file, entry.line, sec.name(key), message);
+                continue;
+            }
+        };
+        let origin = sec.origin(key);
+        match key {
+            "childlogdir" => daemon.logs_dir = Some((value, origin)),
+            "loglevel" => match log_level(&value) {
+                Some(level) => daemon.log_level = Some((level.into(), origin)),
+                None => report.error(
+                    sec.file,
+                    entry.line,
+                    sec.name(key),
+                    format!("bad loglevel '{value}' (critical, error, warn, info, debug, trace or blather)"),
+                ),
+            },
+            "user" => daemon.user = Some((value, origin)),
+            "umask" => match octal(&value) {
+                Some(mode) => daemon.umask = Some((format!("{mode:03o}"), origin)),
+                None => report.error(sec.file, entry.line, sec.name(key), format!("'{value}' is not an octal umask")),
+            },
+            "directory" => daemon.directory = Some((value, origin)),
+            "environment" => match ringmaster_ini::supervisor_env(&value) {
+                Ok(pairs) => daemon.environment = pairs,
+                Err(message) => report.error(sec.file, entry.line, sec.name(key), message),
+            },
+            _ => {}
+        }
+    }
+    daemon
+}
+
+fn emit_daemon(
+    daemon: &Daemon,
+    supervisord: Sec<'_>,
+    server: Option<Sec<'_>>,
+    env: &BTreeMap<String, String>,
+    report: &mut Report,
+    out: &mut Emitter,
+) {
+    out.header(&["daemon"], Some(supervisord.header_origin()));
+    if let Some(server) = server {
+        let names = Names {
+            here: dir_of(server.file).to_string_lossy().into_owned(),
+            host: "",
+            env,
+            defined_env: BTreeMap::new(),
+            program: None,
+            group: None,
+            numprocs: None,
+            process_num_start: None,
+            env_refs: false,
+        };
+        for entry in &server.section.entries {
+            let key = entry.key.as_str();
+            let origin = Some(server.origin(key));
+            let value = match expand_text(&names, &entry.value) {
+                Ok(value) => value,
+                Err(message) => {
+                    report.error(server.file, entry.line, server.name(key), message);
+                    continue;
+                }
+            };
+            match key {
+                "file" => out.entry("socket", &emit::string(&value), origin),
+                "chmod" => match octal(&value) {
+                    Some(mode) => {
+                        out.entry("socket_mode", &emit::string(&format!("{mode:04o}")), origin);
+                    }
+                    None => report.error(
+                        server.file,
+                        entry.line,
+                        server.name(key),
+                        format!("'{value}' is not an octal mode"),
+                    ),
+                },
+                "chown" => {
+                    let (user, group) = value.split_once(':').unwrap_or((&value, ""));
+                    if !group.is_empty() {
+                        out.entry("socket_group", &emit::string(group), origin);
+                    }
+                    if !user.is_empty() && user != "root" {
+                        report.warn(server.file, entry.line, server.name(key), format!("the socket stays owned by the daemon's user, not '{user}'; access is by mode and group"));
+                    }
+                }
+                "username" | "password" => report.warn(
+                    server.file,
+                    entry.line,
+                    server.name(key),
+                    "ignored: access is checked by Unix peer credentials, socket mode and group",
+                ),
+                _ => unknown_key(
+                    report,
+                    server,
+                    entry,
+                    &["file", "chmod", "chown", "username", "password"],
+                ),
+            }
+        }
+    }
+    if let Some((dir, origin)) = &daemon.logs_dir {
+        out.entry("logs_dir", &emit::string(dir), Some(origin.clone()));
+    }
+    if let Some((level, origin)) = &daemon.log_level {
+        out.entry("log_level", &emit::string(level), Some(origin.clone()));
+    }
+    out.blank();
+}
+
+/// Program name → group name, from `[group:x] programs=`.
+fn read_groups(sections: &[Sec<'_>], report: &mut Report) -> BTreeMap<String, String> {
+    let mut groups = BTreeMap::new();
+    for sec in sections {
+        let Some(group) = sec.section.name.strip_prefix("group:") else {
+            continue;
+        };
+        for entry in &sec.section.entries {
+            match entry.key.as_str() {
+                "programs" => {
+                    for program in entry
+                        .value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|p| !p.is_empty())
+                    {
+                        let known = sections
+                            .iter()
+                            .any(|s| s.section.name == format!("program:{program}"));
+                        if known {
+                            groups.insert(program.to_owned(), group.to_owned());
+                        } else {
+                            report.error(
+                                sec.file,
+                                entry.line,
+                                sec.name("programs"),
+                                format!("[group:{group}] names unknown program '{program}'"),
+                            );
+                        }
+                    }
+                }
+                "priority" => {}
+                _ => unknown_key(report, *sec, entry, &["programs", "priority"]),
+            }
+        }
+        report.warn(
+            sec.file,
+            sec.section.line,
+            format!("[{}]", sec.section.name),
+            "groups are not supported yet: each program is its own watcher (group_name and SUPERVISOR_GROUP_NAME still name the group)",
+        );
+    }
+    groups
+}
+
+#[allow(clippy::too_many_arguments)]
+fn emit_program(
+    sec: Sec<'_>,
+    main: &Path,
+    program: &str,
+    group: &str,
+    daemon: &Daemon,
+    env: &BTreeMap<String, String>,
+    host: &str,
+    report: &mut Report,
+    out: &mut Emitter,
+) {
+    let errors_before = report.errors.len();
+    if program.is_empty() || program.contains([' ', ':', '/']) {
+        report.error(
+            sec.file,
+            sec.section.line,
+            format!("[{}]", sec.section.name),
+            "a program name may not be empty or contain ' ', ':' or '/'",
+        );
+        return;
+    }
+    for entry in &sec.section.entries {
+        let key = entry.key.as_str();
+        if let Some((_, why)) = PROGRAM_IGNORED.iter().find(|(k, _)| *k == key) {
+            report.warn(
+                sec.file,
+                entry.line,
+                sec.name(key),
+                format!("ignored: {why}"),
+            );
+        } else if !PROGRAM_KEYS.contains(&key) {
+            unknown_key(report, sec, entry, PROGRAM_KEYS);
+        }
+    }
+    let base = Names {
+        here: dir_of(sec.file).to_string_lossy().into_owned(),
+        host,
+        env,
+        defined_env: daemon.environment.iter().cloned().collect(),
+        program: Some(program),
+        group: Some(group),
+        numprocs: None,
+        process_num_start: None,
+        env_refs: true,
+    };
+    // Keys read before supervisord's per-process loop: no process_num.
+    let text = |report: &mut Report, key: &str| -> Option<String> {
+        let entry = sec.get(key)?;
+        match expand_text(&base, &entry.value) {
+            Ok(value) => Some(value),
+            Err(message) => {
+                report.error(sec.file, entry.line, sec.name(key), message);
+                None
+            }
+        }
+    };
+    let int = |report: &mut Report, key: &str, default: i64| -> i64 {
+        let Some(value) = text(report, key) else {
+            return default;
+        };
+        if let Ok(n) = value.trim().parse::<i64>() {
+            n
+        } else {
+            report.error(
+                sec.file,
+                sec.line(key),
+                sec.name(key),
+                format!("'{value}' is not an integer"),
+            );
+            default
+        }
+    };
+    let boolean = |report: &mut Report, key: &str, default: bool| -> bool {
+        let Some(value) = text(report, key) else {
+            return default;
+        };
+        match value.trim().to_ascii_lowercase().as_str() {
+            "yes" | "true" | "on" | "1" => true,
+            "no" | "false" | "off" | "0" => false,
+            _ => {
+                report.error(
+                    sec.file,
+                    sec.line(key),
+                    sec.name(key),
+                    format!("'{value}' is not a boolean (true/false, yes/no, on/off, 1/0)"),
+                );
+                default
+            }
+        }
+    };
+
+    let priority = int(report, "priority", 999);
+    let autostart = boolean(report, "autostart", true);
+    let autorestart = text(report, "autorestart").unwrap_or_else(|| "unexpected".into());
+    let restart = match autorestart.trim().to_ascii_lowercase().as_str() {
+        "yes" | "true" | "on" | "1" => "always",
+        "no" | "false" | "off" | "0" => "never",
+        "unexpected" => "on-failure",
+        other => {
+            report.error(
+                sec.file,
+                sec.line("autorestart"),
+                sec.name("autorestart"),
+                format!("'{other}' is not one of true, false, unexpected"),
+            );
+            "on-failure"
+        }
+    };
+    let startsecs = int(report, "startsecs", 1);
+    let startretries = int(report, "startretries", 3);
+    let stopsignal = text(report, "stopsignal").unwrap_or_else(|| "TERM".into());
+    // A number must be one with a name (supervisord checks it is a signal).
+    let signal = signals::parse(&stopsignal)
+        .map(signals::name)
+        .filter(|name| name.parse::<i32>().is_err());
+    let signal = signal.unwrap_or_else(|| {
+        report.error(
+            sec.file,
+            sec.line("stopsignal"),
+            sec.name("stopsignal"),
+            format!("'{stopsignal}' is not a signal name or number"),
+        );
+        "SIGTERM".into()
+    });
+    let stopwaitsecs = int(report, "stopwaitsecs", 10);
+    let stopasgroup = boolean(report, "stopasgroup", false);
+    let killasgroup = boolean(report, "killasgroup", stopasgroup);
+    if stopasgroup && !killasgroup {
+        report.error(
+            sec.file,
+            sec.line("killasgroup"),
+            sec.name("killasgroup"),
+            "stopasgroup=true needs killasgroup=true (as in supervisord)",
+        );
+    }
+    let exitcodes = text(report, "exitcodes").unwrap_or_else(|| "0".into());
+    let mut codes = Vec::new();
+    for code in exitcodes
+        .split(',')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+    {
+        match code.parse::<i64>() {
+            Ok(n) if (0..=255).contains(&n) => codes.push(n),
+            _ => report.error(
+                sec.file,
+                sec.line("exitcodes"),
+                sec.name("exitcodes"),
+                format!("'{code}' is not an exit code (0-255)"),
+            ),
+        }
+    }
+    let redirect_stderr = boolean(report, "redirect_stderr", false);
+    let numprocs = int(report, "numprocs", 1);
+    let numprocs_start = int(report, "numprocs_start", 0);
+    if numprocs < 1 {
+        report.error(
+            sec.file,
+            sec.line("numprocs"),
+            sec.name("numprocs"),
+            "numprocs must be at least 1",
+        );
+    }
+    let umask = text(report, "umask");
+    let umask = match umask {
+        Some(value) => {
+            let mode = octal(&value);
+            if mode.is_none() {
+                report.error(
+                    sec.file,
+                    sec.line("umask"),
+                    sec.name("umask"),
+                    format!("'{value}' is not an octal umask"),
+                );
+            }
+            mode.map(|mode| (format!("{mode:03o}"), sec.origin("umask")))
+        }
+        None => daemon.umask.clone(),
+    };
+    let user = text(report, "user")
+        .map(|u| (u, sec.origin("user")))
+        .or_else(|| daemon.user.clone());
+    for stream in ["stdout", "stderr"] {
+        let key = format!("{stream}_syslog");
+        if boolean(report, &key, false) {
+            report.error(sec.file, sec.line(&key), sec.name(&key), "syslog output is not supported yet; log to a file, or use echo = true with journald");
+        }
+    }
+
+    // The per-process names: process_num, numprocs, and ENV_ of the
+    // program's own environment.
+    let mut names = Names {
+        numprocs: Some(numprocs),
+        process_num_start: Some(numprocs_start),
+        ..base
+    };
+    let template = |report: &mut Report, names: &Names<'_>, key: &str| -> Option<String> {
+        let entry = sec.get(key)?;
+        match expand_template(names, &entry.value) {
+            Ok(value) => Some(value),
+            Err(message) => {
+                report.error(sec.file, entry.line, sec.name(key), message);
+                None
+            }
+        }
+    };
+    let mut program_env: Vec<(String, String)> = Vec::new();
+    if let Some(entry) = sec.get("environment") {
+        match environment(&names, &entry.value) {
+            Ok(pairs) => program_env = pairs,
+            Err(message) => report.error(sec.file, entry.line, sec.name("environment"), message),
+        }
+    }
+    for (k, v) in &program_env {
+        names.defined_env.insert(k.clone(), v.clone());
+    }
+    let process_name = match sec.get("process_name") {
+        Some(_) => template(report, &names, "process_name"),
+        None => Some(program.to_owned()),
+    };
+    if numprocs > 1
+        && !sec
+            .get("process_name")
+            .is_some_and(|e| e.value.contains("%(process_num)"))
+    {
+        let key = if sec.get("process_name").is_some() {
+            "process_name"
+        } else {
+            "numprocs"
+        };
+        report.error(
+            sec.file,
+            sec.line(key),
+            sec.name(key),
+            "%(process_num) must be present within process_name when numprocs > 1",
+        );
+    }
+    // supervisord splits the command after expanding it: environment
+    // values are written in, so that they split the same way.
+    let command = {
+        let literal_env = Names {
+            env_refs: false,
+            ..clone_names(&names)
+        };
+        template(report, &literal_env, "command")
+    };
+    if sec.get("command").is_none() {
+        report.error(
+            sec.file,
+            sec.section.line,
+            format!("[{}]", sec.section.name),
+            "program section does not specify a command",
+        );
+    }
+    // Without a directory, the file's own directory written out, so that
+    // the translation means the same wherever it is saved.
+    let directory = template(report, &names, "directory")
+        .map(|d| (d, sec.origin("directory")))
+        .or_else(|| {
+            daemon
+                .directory
+                .as_ref()
+                .map(|(d, o)| (d.replace("$(", "$$("), o.clone()))
+        })
+        .unwrap_or_else(|| {
+            let main_dir = dir_of(main).to_string_lossy().replace("$(", "$$(");
+            (main_dir, sec.header_origin())
+        });
+    let stdout = sink(report, sec, &names, "stdout", &template);
+    let stderr = if redirect_stderr {
+        if sec.get("stderr_logfile").is_some_and(|e| {
+            !matches!(
+                e.value.to_ascii_lowercase().as_str(),
+                "auto" | "none" | "off"
+            )
+        }) {
+            report.warn(
+                sec.file,
+                sec.line("stderr_logfile"),
+                sec.name("stderr_logfile"),
+                "ignored: redirect_stderr=true sends stderr to stdout's log",
+            );
+        }
+        Some(emit::string("stdout"))
+    } else {
+        sink(report, sec, &names, "stderr", &template)
+    };
+    if report.errors.len() > errors_before {
+        return;
+    }
+
+    let header = sec.header_origin();
+    let defaulted = |key: &str| {
+        if sec.get(key).is_some() {
+            Some(sec.origin(key))
+        } else {
+            Some(header.clone())
+        }
+    };
+    out.comment(&format!(
+        "[{}] from {}:{}",
+        sec.section.name,
+        sec.file.display(),
+        sec.section.line
+    ));
+    out.header(&["watchers", program], Some(header.clone()));
+    if let Some(command) = &command {
+        out.entry("cmd", &emit::string(command), Some(sec.origin("command")));
+    }
+    if numprocs != 1 {
+        out.entry(
+            "numprocesses",
+            &numprocs.to_string(),
+            Some(sec.origin("numprocs")),
+        );
+    }
+    let (dir, origin) = &directory;
+    out.entry("working_dir", &emit::string(dir), Some(origin.clone()));
+    if let Some((user, origin)) = &user {
+        out.entry("user", &emit::string(user), Some(origin.clone()));
+    }
+    if let Some((mask, origin)) = &umask {
+        out.entry("umask", &emit::string(mask), Some(origin.clone()));
+    }
+    out.entry("autostart", &autostart.to_string(), defaulted("autostart"));
+    out.entry("restart", &emit::string(restart), defaulted("autorestart"));
+    let codes: Vec<String> = codes.iter().map(ToString::to_string).collect();
+    out.entry(
+        "exit_codes",
+        &format!("[{}]", codes.join(", ")),
+        defaulted("exitcodes"),
+    );
+    out.entry(
+        "start_secs",
+        &emit::string(&format!("{startsecs}s")),
+        defaulted("startsecs"),
+    );
+    out.entry(
+        "start_retries",
+        &startretries.to_string(),
+        defaulted("startretries"),
+    );
+    out.entry(
+        "stop_signal",
+        &emit::string(signal.trim_start_matches("SIG")),
+        defaulted("stopsignal"),
+    );
+    out.entry(
+        "stop_timeout",
+        &emit::string(&format!("{stopwaitsecs}s")),
+        defaulted("stopwaitsecs"),
+    );
+    // supervisord signals only the leader unless told; ringmaster's default
+    // is the whole group, kept when the file says nothing.
+    let stop_group = if sec.get("stopasgroup").is_some() || sec.get("killasgroup").is_some() {
+        Some((
+            stopasgroup || killasgroup,
+            defaulted(if sec.get("killasgroup").is_some() {
+                "killasgroup"
+            } else {
+                "stopasgroup"
+            }),
+        ))
+    } else {
+        None
+    };
+    if let Some((group_wide, origin)) = stop_group {
+        if killasgroup && !stopasgroup {
+            report.warn(
+                sec.file,
+                sec.line("killasgroup"),
+                sec.name("killasgroup"),
+                "ringmaster sends the stop signal to the whole group too, not only the kill",
+            );
+        }
+        out.entry("stop_group", &group_wide.to_string(), origin);
+    }
+    out.entry("priority", &priority.to_string(), defaulted("priority"));
+    // supervisord children inherit its environment.
+    out.entry("copy_env", "true", Some(header.clone()));
+    let mut env_pairs: Vec<(String, String)> = Vec::new();
+    for (k, v) in daemon.environment.iter().chain(&program_env) {
+        env_pairs.retain(|(existing, _)| existing != k);
+        env_pairs.push((k.clone(), v.clone()));
+    }
+    env_pairs.push(("SUPERVISOR_ENABLED".into(), "1".into()));
+    if let Some(process_name) = &process_name {
+        env_pairs.push(("SUPERVISOR_PROCESS_NAME".into(), process_name.clone()));
+    }
+    env_pairs.push(("SUPERVISOR_GROUP_NAME".into(), group.replace("$(", "$$(")));
+    out.entry(
+        "env",
+        &emit::table_of_strings(&env_pairs),
+        defaulted("environment"),
+    );
+    if let Some(stdout) = stdout {
+        out.entry("stdout", &stdout, defaulted("stdout_logfile"));
+    }
+    if let Some(stderr) = stderr {
+        out.entry(
+            "stderr",
+            &stderr,
+            defaulted(if redirect_stderr {
+                "redirect_stderr"
+            } else {
+                "stderr_logfile"
+            }),
+        );
+    }
+    out.blank();
+}
+
+fn clone_names<'a>(names: &Names<'a>) -> Names<'a> {
+    Names {
+        here: names.here.clone(),
+        host: names.host,
+        env: names.env,
+        defined_env: names.defined_env.clone(),
+        program: names.program,
+        group: names.group,
+        numprocs: names.numprocs,
+        process_num_start: names.process_num_start,
+        env_refs: names.env_refs,
+    }
+}
+
+/// A program's `environment=`: expanded, then split into pairs the way
+/// supervisord splits it (after expansion), with `%(process_num)` carried
+/// through the split as a word and turned into `$(wid...)` afterwards.
+fn environment(names: &Names<'_>, value: &str) -> Result<Vec<(String, String)>, String> {
+    let pieces = percent::parse(value).map_err(|e| e.to_string())?;
+    let mut text = String::new();
+    let mut slots: Vec<String> = Vec::new();
+    let literal_env = Names {
+        env_refs: false,
+        ..clone_names(names)
+    };
+    for piece in pieces {
+        match piece {
+            Piece::Literal(literal) => text.push_str(&literal),
+            Piece::Directive(d) if d.name == "process_num" && names.process_num_start.is_some() => {
+                // A run of word characters, as the number would be.
+                let _ = write!(text, "RingmasterProcessNum{}X", slots.len());
+                slots.push(directive(names, &d)?);
+            }
+            Piece::Directive(d) => {
+                let value = plain_value(&literal_env, &d.name)?;
+                text.push_str(&percent::format(&d, &value).map_err(|e| e.to_string())?);
+            }
+        }
+    }
+    let pairs = ringmaster_ini::supervisor_env(&text)?;
+    Ok(pairs
+        .into_iter()
+        .map(|(k, v)| {
+            let mut v = v.replace("$(", "$$(");
+            for (i, slot) in slots.iter().enumerate() {
+                v = v.replace(&format!("RingmasterProcessNum{i}X"), slot);
+            }
+            (k, v)
+        })
+        .collect())
+}
+
+type TemplateFn<'f> = dyn Fn(&mut Report, &Names<'_>, &str) -> Option<String> + 'f;
+
+/// A stream's sink as TOML: `"null"`, or a table with the file (absent for
+/// AUTO: ringmaster's default name under logs_dir) and rotation.
+fn sink(
+    report: &mut Report,
+    sec: Sec<'_>,
+    names: &Names<'_>,
+    stream: &str,
+    template: &TemplateFn<'_>,
+) -> Option<String> {
+    let file_key = format!("{stream}_logfile");
+    let max_key = format!("{stream}_logfile_maxbytes");
+    let backups_key = format!("{stream}_logfile_backups");
+    let file = match sec.get(&file_key) {
+        None => None,
+        Some(entry) => match entry.value.trim().to_ascii_lowercase().as_str() {
+            "auto" => None,
+            "none" | "off" => return Some(emit::string("null")),
+            "syslog" => {
+                report.error(sec.file, entry.line, sec.name(&file_key), "syslog output is not supported yet; log to a file, or use echo = true with journald");
+                return None;
+            }
+            _ => Some(template(report, names, &file_key)?),
+        },
+    };
+    let max_bytes = match sec.get(&max_key) {
+        None => 50 << 20,
+        Some(entry) => match expand_text(names, &entry.value).and_then(|v| byte_size(&v)) {
+            Ok(n) => n,
+            Err(message) => {
+                report.error(sec.file, entry.line, sec.name(&max_key), message);
+                return None;
+            }
+        },
+    };
+    let backups = match sec.get(&backups_key) {
+        None => 10,
+        Some(entry) => {
+            let parsed = expand_text(names, &entry.value)
+                .ok()
+                .and_then(|v| v.trim().parse::<u32>().ok());
+            let Some(n) = parsed else {
+                report.error(
+                    sec.file,
+                    entry.line,
+                    sec.name(&backups_key),
+                    format!("'{}' is not a number of backups", entry.value),
+                );
+                return None;
+            };
+            n
+        }
+    };
+    let mut items = Vec::new();
+    if let Some(file) = file {
+        items.push(format!("file = {}", emit::string(&file)));
+    }
+    if max_bytes > 0 {
+        items.push(format!(
+            "max_size = {}",
+            emit::string(&size_text(max_bytes))
+        ));
+        items.push(format!("backups = {backups}"));
+    }
+    if items.is_empty() {
+        // AUTO without rotation: ringmaster's default file.
+        return None;
+    }
+    Some(format!("{{ {} }}", items.join(", ")))
+}
+
+/// supervisord's byte_size: an integer with an optional KB, MB or GB.
+fn byte_size(value: &str) -> Result<u64, String> {
+    let lower = value.trim().to_ascii_lowercase();
+    let (digits, multiplier) = match lower.len().checked_sub(2).map(|i| lower.split_at(i)) {
+        Some((digits, "kb")) => (digits, 1u64 << 10),
+        Some((digits, "mb")) => (digits, 1 << 20),
+        Some((digits, "gb")) => (digits, 1 << 30),
+        _ => (lower.as_str(), 1),
+    };
+    digits
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(multiplier))
+        .ok_or_else(|| {
+            format!("'{value}' is not a size (an integer, optionally with KB, MB or GB)")
+        })
+}
+
+fn size_text(bytes: u64) -> String {
+    if bytes % (1 << 30) == 0 {
+        format!("{}GB", bytes >> 30)
+    } else if bytes % (1 << 20) == 0 {
+        format!("{}MB", bytes >> 20)
+    } else if bytes % (1 << 10) == 0 {
+        format!("{}KB", bytes >> 10)
+    } else {
+        format!("{bytes}B")
+    }
+}
+
+fn octal(value: &str) -> Option<u32> {
+    let digits = value.trim();
+    let digits = digits.strip_prefix("0o").unwrap_or(digits);
+    u32::from_str_radix(digits, 8).ok().filter(|&m| m <= 0o7777)
+}
+
+fn log_level(value: &str) -> Option<&'static str> {
+    Some(match value.trim().to_ascii_lowercase().as_str() {
+        "critical" | "error" => "error",
+        "warn" | "warning" => "warn",
+        "info" => "info",
+        "debug" => "debug",
+        "trace" | "blather" => "trace",
+        _ => return None,
+    })
+}
+
+fn unknown_key(report: &mut Report, sec: Sec<'_>, entry: &Entry, known: &[&str]) {
+    let hint = did_you_mean(&entry.key, known.iter().copied())
+        .map(|s| format!(" (did you mean '{s}'?)"))
+        .unwrap_or_default();
+    report.error(
+        sec.file,
+        entry.line,
+        sec.name(&entry.key),
+        format!("unknown key{hint}"),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use crate::model::Config;
+
+    fn fixtures() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/supervisor")
+    }
+
+    /// The model without where things were written.
+    fn without_locations(mut config: Config) -> Config {
+        config.path = PathBuf::new();
+        config.daemon.socket_group_location = None;
+        for watcher in &mut config.watchers {
+            watcher.locations.clear();
+        }
+        config
+    }
+
+    #[test]
+    fn every_fixture_converts_and_round_trips() {
+        for name in ["full.conf", "minimal.conf", "percent.conf"] {
+            let path = fixtures().join(name);
+            let loaded = crate::read(&path, None).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(loaded.dialect, crate::Dialect::Supervisord);
+            let dir = tempfile::tempdir().unwrap();
+            let toml = dir.path().join("converted.toml");
+            std::fs::write(&toml, &loaded.toml).unwrap();
+            let again = crate::read(&toml, None)
+                .unwrap_or_else(|e| panic!("{name} as TOML: {e}\n{}", loaded.toml));
+            assert_eq!(
+                without_locations(again.config),
+                without_locations(loaded.config),
+                "{name}:\n{}",
+                loaded.toml
+            );
+        }
+    }
+
+    #[test]
+    fn bad_fixtures_name_file_line_and_key() {
+        let mut seen = 0;
+        for entry in std::fs::read_dir(fixtures().join("bad")).unwrap() {
+            let path = entry.unwrap().path();
+            let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+            let expect = text
+                .lines()
+                .next()
+                .and_then(|l| l.strip_prefix("; expect: "))
+                .unwrap_or_else(|| panic!("{}: no '; expect:' line", path.display()));
+            let (line, rest) = expect.split_once(": ").unwrap();
+            let want = if line == "0" {
+                format!("{}: {rest}", path.display())
+            } else {
+                format!("{}:{line}: {rest}", path.display())
+            };
+            let errors = crate::read(&path, None)
+                .map(|_| ())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                errors.contains(&want),
+                "{}:\nwant {want}\ngot  {errors}",
+                path.display()
+            );
+            seen += 1;
+        }
+        assert!(seen >= 20, "{seen} bad fixtures");
+    }
+
+    #[test]
+    fn the_full_fixture_means_what_supervisord_means() {
+        let loaded = crate::read(&fixtures().join("full.conf"), None).unwrap();
+        let cat = loaded
+            .config
+            .watchers
+            .iter()
+            .find(|w| w.name == "cat")
+            .unwrap();
+        assert_eq!(cat.numprocesses, 3);
+        let argv: Vec<String> = cat.command.argv.iter().map(|t| t.render(1)).collect();
+        let host = nix::unistd::gethostname().unwrap().into_string().unwrap();
+        assert_eq!(
+            argv,
+            [
+                "/bin/cat", "--name", "cat", "--group", "cat", "--of", "3", "--num", "10",
+                "--host", &host, "--pct", "100%"
+            ]
+        );
+        assert_eq!(cat.command.argv[8].render(3), "12");
+        let env: std::collections::BTreeMap<String, String> = cat
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.render(2)))
+            .collect();
+        assert_eq!(env["B"], "11");
+        assert_eq!(env["KEY2"], "value, 2");
+        assert_eq!(env["SUPERVISOR_PROCESS_NAME"], "cat_11");
+        assert_eq!(env["SUPERVISOR_GROUP_NAME"], "cat");
+        assert_eq!(env["SUPERVISOR_ENABLED"], "1");
+        let web = loaded
+            .config
+            .watchers
+            .iter()
+            .find(|w| w.name == "web")
+            .unwrap();
+        let web_env: Vec<(String, String)> = web
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.render(1)))
+            .collect();
+        assert!(web_env.contains(&("SUPERVISOR_GROUP_NAME".into(), "site".into())));
+        let warned: Vec<String> = loaded.warnings.iter().map(|w| w.key.clone()).collect();
+        for key in [
+            "supervisord.logfile",
+            "[inet_http_server]",
+            "[rpcinterface:supervisor]",
+            "[supervisorctl]",
+            "[eventlistener:memmon]",
+            "program:cat.stdout_capture_maxbytes",
+            "unix_http_server.username",
+        ] {
+            assert!(
+                warned.iter().any(|w| w == key),
+                "no warning for {key}: {warned:?}"
+            );
+        }
+    }
+}
