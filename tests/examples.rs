@@ -44,3 +44,60 @@ fn quickstart_runs() {
             .contains("SIGTERM, finishing")
     );
 }
+
+/// examples/supervisord.conf runs unchanged: supervisord's names, its
+/// environment variables, AUTO logs, and `--convert` gives TOML that
+/// `--check` accepts.
+#[test]
+fn supervisord_conf_runs() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let builder = Daemon::builder();
+    let dir = builder.path().to_path_buf();
+    let text = std::fs::read_to_string(format!("{root}/examples/supervisord.conf")).unwrap();
+    let text = text.replace("file=%(here)s/supervisor.sock", "file=%(here)s/rm.sock");
+    let config = dir.join("supervisord.conf");
+    std::fs::write(&config, text).unwrap();
+    std::fs::copy(format!("{root}/examples/worker.sh"), dir.join("worker.sh")).unwrap();
+
+    let converted = std::process::Command::new(crate::support::ringmasterd())
+        .arg("--convert")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(converted.status.success(), "{converted:?}");
+    let toml = dir.join("converted.toml");
+    std::fs::write(&toml, &converted.stdout).unwrap();
+    let check = std::process::Command::new(crate::support::ringmasterd())
+        .arg("--check")
+        .arg(&toml)
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{check:?}");
+
+    let mut daemon = builder.launch(config);
+    daemon.wait_all("the example to be running", |p| p["state"] == "RUNNING");
+    let status = crate::support::stdout(&daemon.ctl(&["status"]));
+    for name in ["site:web_01", "site:web_02", "site:worker"] {
+        assert!(status.contains(name), "{name} in {status}");
+    }
+    let page = wait_until("web_01 to answer", DEADLINE, || {
+        let mut stream = TcpStream::connect("127.0.0.1:8101").ok()?;
+        stream.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
+        let mut page = String::new();
+        stream.read_to_string(&mut page).ok()?;
+        Some(page)
+    });
+    assert!(page.starts_with("HTTP/1.0 200"), "{page}");
+    daemon.wait_file("logs/worker-1.out.log", "processed job 1");
+    daemon.wait_file("logs/web-1.log", "GET / HTTP/1.0");
+    // Ignored supervisord settings are named in the daemon's log.
+    let log = daemon.daemon_log();
+    assert!(
+        log.contains("supervisord.conf:16: supervisord.logfile: ignored"),
+        "{log}"
+    );
+
+    let output = daemon.ctl(&["shutdown"]);
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(daemon.wait_exit(DEADLINE), Some(0));
+}

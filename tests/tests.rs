@@ -14,6 +14,7 @@ mod support;
 
 mod config_errors;
 mod control;
+mod dialects;
 mod events;
 mod examples;
 mod lifecycle;

@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 
 pub use error::{ConfigError, ConfigErrors, ConfigWarning, Location};
 pub use model::{
-    Command, Config, DaemonConfig, FileSink, LogFormat, LogLevel, OutputSink, Restart, Rlimit,
-    RlimitValue, StartRetries, StderrSink, WatcherConfig,
+    Command, Config, DaemonConfig, FileSink, Group, LogFormat, LogLevel, OutputSink, Restart,
+    Rlimit, RlimitValue, StartRetries, StderrSink, WatcherConfig,
 };
 pub use template::{Part, Template, WidFormat};
 

@@ -16,9 +16,49 @@ pub struct Config {
     pub daemon: DaemonConfig,
     /// Watchers in file order (included files after the main one).
     pub watchers: Vec<WatcherConfig>,
+    /// Named sets of watchers (`[groups]`), addressed together by name.
+    pub groups: Vec<Group>,
+}
+
+/// A named set of watchers: `site = ["web", "api"]` in `[groups]`
+/// (supervisord's `[group:site] programs=web,api`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    /// The group's name.
+    pub name: String,
+    /// Its watchers, in the order given.
+    pub watchers: Vec<String>,
 }
 
 impl Config {
+    /// The group `watcher` belongs to, if any.
+    pub fn group_of(&self, watcher: &str) -> Option<&Group> {
+        self.groups
+            .iter()
+            .find(|g| g.watchers.iter().any(|w| w == watcher))
+    }
+
+    /// The name a process is also known by, `GROUP:PROCESS_NAME` as
+    /// supervisord names it (`site:web_00`; just `web` when the group and
+    /// the process name are the same), for watchers with a `process_name`
+    /// or a group; `None` for the others, which are only `WATCHER:WID`.
+    pub fn alias(&self, watcher: &WatcherConfig, wid: u32) -> Option<String> {
+        let group = self.group_of(&watcher.name);
+        if watcher.process_name.is_none() && group.is_none() {
+            return None;
+        }
+        let process = watcher
+            .process_name
+            .as_ref()
+            .map_or_else(|| watcher.name.clone(), |t| t.render(wid));
+        let group = group.map_or(watcher.name.as_str(), |g| g.name.as_str());
+        Some(if group == process {
+            process
+        } else {
+            format!("{group}:{process}")
+        })
+    }
+
     /// Total number of processes the watchers ask for.
     pub fn process_count(&self) -> usize {
         self.watchers.iter().map(|w| w.numprocesses as usize).sum()
@@ -279,6 +319,9 @@ pub struct WatcherConfig {
     pub command: Command,
     /// How many processes.
     pub numprocesses: u32,
+    /// Each process's own name (`web_$(wid-1:02)`), shown and accepted as
+    /// `GROUP:NAME` beside `WATCHER:WID`.
+    pub process_name: Option<Template>,
     /// Working directory (absolute).
     pub working_dir: Template,
     /// User to run as (name or uid).

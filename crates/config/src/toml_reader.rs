@@ -15,8 +15,8 @@ use toml::de::{DeTable, DeValue};
 use crate::env_file;
 use crate::error::{ConfigError, ConfigErrors, Location};
 use crate::model::{
-    Command, Config, DaemonConfig, FileSink, LogFormat, LogLevel, OutputSink, Restart, Rlimit,
-    RlimitValue, StartRetries, StderrSink, WatcherConfig,
+    Command, Config, DaemonConfig, FileSink, Group, LogFormat, LogLevel, OutputSink, Restart,
+    Rlimit, RlimitValue, StartRetries, StderrSink, WatcherConfig,
 };
 use crate::template::{self, Context, Template};
 use crate::units::{parse_duration, parse_octal, parse_size};
@@ -38,6 +38,7 @@ const WATCHER_KEYS: &[&str] = &[
     "args",
     "shell",
     "numprocesses",
+    "process_name",
     "working_dir",
     "user",
     "group",
@@ -398,10 +399,12 @@ pub(crate) fn load_text(path: &Path, text: &str) -> Result<Config, ConfigErrors>
     let mut reader = Reader::default();
 
     let mut daemon_value = None;
+    let mut groups_value = None;
     let mut watcher_tables: Vec<Entry<'_>> = Vec::new();
     for (key, value) in doc.get_ref() {
         match key.get_ref().as_ref() {
             "daemon" => daemon_value = Some(value),
+            "groups" => groups_value = Some(value),
             "watchers" => {
                 if let Some(table) = reader.table(&src, "watchers", value) {
                     watcher_tables.extend(table.iter());
@@ -412,7 +415,7 @@ pub(crate) fn load_text(path: &Path, text: &str) -> Result<Config, ConfigErrors>
                 key.span().start,
                 "",
                 other,
-                &["daemon", "watchers"],
+                &["daemon", "watchers", "groups"],
                 &["sockets"],
             ),
         }
@@ -447,12 +450,22 @@ pub(crate) fn load_text(path: &Path, text: &str) -> Result<Config, ConfigErrors>
         }
     }
 
+    let groups = groups_value
+        .map(|value| read_groups(&mut reader, &src, value, &watchers))
+        .unwrap_or_default();
+
     if reader.errors.is_empty() {
-        Ok(Config {
+        let config = Config {
             path: path.to_path_buf(),
             daemon,
             watchers: watchers.into_iter().map(|(w, _)| w).collect(),
-        })
+            groups,
+        };
+        check_aliases(&mut reader, &config);
+        if !reader.errors.is_empty() {
+            return Err(ConfigErrors(reader.errors));
+        }
+        Ok(config)
     } else {
         Err(ConfigErrors(reader.errors))
     }
@@ -476,6 +489,108 @@ fn parse<'i>(path: &Path, text: &'i str) -> Result<Spanned<DeTable<'i>>, ConfigE
             message: format!("invalid TOML: {}", err.message().trim()),
         }
     })
+}
+
+/// `[groups]`: `NAME = ["watcher", ...]`.
+fn read_groups(
+    reader: &mut Reader,
+    src: &Source<'_>,
+    value: &Spanned<DeValue<'_>>,
+    watchers: &[(WatcherConfig, Location)],
+) -> Vec<Group> {
+    let Some(table) = reader.table(src, "groups", value) else {
+        return Vec::new();
+    };
+    let mut groups: Vec<Group> = Vec::new();
+    let mut member_of: HashMap<String, String> = HashMap::new();
+    for (name, members) in table {
+        let group = name.get_ref().as_ref();
+        let key = format!("groups.{group}");
+        if !valid_watcher_name(group) {
+            reader.invalid(
+                src,
+                name.span().start,
+                &key,
+                "group names use letters, digits, '_', '-' and '.', and 'all' is reserved",
+            );
+            continue;
+        }
+        let DeValue::Array(items) = members.get_ref() else {
+            reader.type_error(
+                src,
+                &key,
+                members,
+                "a list of watcher names",
+                members.get_ref(),
+            );
+            continue;
+        };
+        let mut list = Vec::new();
+        for item in items {
+            let Some(watcher) = reader.string(src, &key, item) else {
+                continue;
+            };
+            if !watchers.iter().any(|(w, _)| w.name == watcher) {
+                let hint = did_you_mean(watcher, watchers.iter().map(|(w, _)| w.name.as_str()))
+                    .map(|s| format!(" (did you mean '{s}'?)"))
+                    .unwrap_or_default();
+                reader.invalid(
+                    src,
+                    item.span().start,
+                    &key,
+                    format!("no watcher '{watcher}'{hint}"),
+                );
+                continue;
+            }
+            if let Some(other) = member_of.insert(watcher.to_owned(), group.to_owned()) {
+                reader.invalid(
+                    src,
+                    item.span().start,
+                    &key,
+                    format!("watcher '{watcher}' is already in group '{other}'"),
+                );
+                continue;
+            }
+            list.push(watcher.to_owned());
+        }
+        groups.push(Group {
+            name: group.to_owned(),
+            watchers: list,
+        });
+    }
+    groups
+}
+
+/// Every process's `GROUP:NAME` must be unique, and must not be another
+/// process's `WATCHER:WID`.
+fn check_aliases(reader: &mut Reader, config: &Config) {
+    let mut seen: HashMap<String, String> = HashMap::new();
+    for watcher in &config.watchers {
+        for wid in 1..=watcher.numprocesses {
+            seen.insert(
+                format!("{}:{wid}", watcher.name),
+                format!("{}:{wid}", watcher.name),
+            );
+        }
+    }
+    for watcher in &config.watchers {
+        for wid in 1..=watcher.numprocesses {
+            let Some(alias) = config.alias(watcher, wid) else {
+                continue;
+            };
+            let own = format!("{}:{wid}", watcher.name);
+            if alias == own {
+                continue;
+            }
+            if let Some(other) = seen.insert(alias.clone(), own.clone()) {
+                reader.errors.push(watcher.invalid(
+                    "process_name",
+                    format!("process {own} would be named '{alias}', which already names {other}"),
+                ));
+                return;
+            }
+        }
+    }
 }
 
 /// A glob from `[daemon] include`, with where it was written.
@@ -893,6 +1008,37 @@ fn read_watcher(
         .get("numprocesses")
         .and_then(|v| reader.integer_in(src, &k("numprocesses"), v, 0, defaults::MAX_PROCESSES))
         .map_or(defaults::NUMPROCESSES, |n| n as u32);
+    let process_name = keys.get("process_name").and_then(|value| {
+        let template = reader
+            .string(src, &k("process_name"), value)
+            .and_then(|text| reader.expand(src, &k("process_name"), value, text, &ctx))?;
+        // Each slot needs its own name, usable on a command line.
+        let mut seen = std::collections::BTreeSet::new();
+        for wid in 1..=numprocesses.max(1) {
+            let rendered = template.render(wid);
+            if rendered.is_empty() || rendered.contains([':', ' ', '/', '*']) {
+                reader.invalid(
+                    src,
+                    value.span().start,
+                    &k("process_name"),
+                    format!("'{rendered}' is not a usable process name (no ':', ' ', '/' or '*')"),
+                );
+                return None;
+            }
+            if !seen.insert(rendered.clone()) {
+                reader.invalid(
+                    src,
+                    value.span().start,
+                    &k("process_name"),
+                    format!(
+                        "every process needs its own name, but two are '{rendered}' (use $(wid))"
+                    ),
+                );
+                return None;
+            }
+        }
+        Some(template)
+    });
 
     let working_dir = match keys.get("working_dir") {
         Some(value) => reader
@@ -1034,6 +1180,7 @@ fn read_watcher(
         name: name.to_owned(),
         command: Command { argv: argv?, shell },
         numprocesses,
+        process_name,
         working_dir: working_dir?,
         user,
         group,

@@ -106,9 +106,13 @@ pub(crate) fn stream_line(line: &StreamLine) -> String {
     out
 }
 
-/// One aligned line per process.
+/// One aligned line per process, named as the configuration names it
+/// (`site:web_00` under supervisord's naming, else `web:1`).
 pub(crate) fn status(processes: &[ProcessInfo]) -> String {
-    let names: Vec<String> = processes.iter().map(|p| p.name.to_string()).collect();
+    let names: Vec<String> = processes
+        .iter()
+        .map(|p| p.alias.clone().unwrap_or_else(|| p.name.to_string()))
+        .collect();
     let width = names.iter().map(String::len).max().unwrap_or(0);
     let mut out = String::new();
     for (process, name) in processes.iter().zip(&names) {

@@ -118,7 +118,9 @@ impl Engine {
                 tracing::warn!(watcher = %watcher.name, "no user set: processes will run as root");
             }
             for wid in 1..=watcher.numprocesses {
-                procs.push(Process::new(ProcessName::new(&watcher.name, wid), index));
+                let mut process = Process::new(ProcessName::new(&watcher.name, wid), index);
+                process.alias = config.alias(watcher, wid);
+                procs.push(process);
             }
         }
         let (notices, log_notices) = mpsc::unbounded_channel();

@@ -60,11 +60,14 @@ pub(crate) struct Process {
     pub log_error: Option<String>,
     /// Output bytes that could not be written to log files, ever.
     pub log_lost_bytes: u64,
+    /// `GROUP:NAME`, supervisord's name for it, when configured.
+    pub alias: Option<String>,
 }
 
 impl Process {
     pub fn new(name: ProcessName, watcher: usize) -> Self {
         Self {
+            alias: None,
             name,
             watcher,
             state: ProcessState::Stopped,
@@ -91,6 +94,7 @@ impl Process {
         let alive = self.pid.is_some();
         ProcessInfo {
             name: self.name.clone(),
+            alias: self.alias.clone(),
             state: self.state,
             pid: self.pid.map(Pid::as_raw),
             started_at: self

@@ -109,6 +109,10 @@ pub struct ExitInfo {
 pub struct ProcessInfo {
     /// `web:2`.
     pub name: ProcessName,
+    /// The `GROUP:NAME` it is also known by (supervisord's naming), when
+    /// the configuration gives one (`process_name`, `[groups]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias: Option<String>,
     /// Current state.
     pub state: ProcessState,
     /// Pid while the process is alive.

@@ -526,7 +526,7 @@ fn translate(
         .copied();
     emit_daemon(&daemon, supervisord, server, env, report, out);
 
-    let groups = read_groups(&sections, report);
+    let (groups, group_list) = read_groups(&sections, report);
     for sec in &sections {
         let name = sec.section.name.as_str();
         let kind = name.split_once(':').map_or(name, |(kind, _)| kind);
@@ -585,6 +585,14 @@ fn translate(
                 );
             }
         }
+    }
+    if !group_list.is_empty() {
+        out.header(&["groups"], None);
+        for (group, members, origin) in group_list {
+            let members: Vec<String> = members.iter().map(|m| emit::string(m)).collect();
+            out.entry(&group, &format!("[{}]", members.join(", ")), Some(origin));
+        }
+        out.blank();
     }
 }
 
@@ -745,12 +753,21 @@ fn emit_daemon(
 }
 
 /// Program name → group name, from `[group:x] programs=`.
-fn read_groups(sections: &[Sec<'_>], report: &mut Report) -> BTreeMap<String, String> {
+/// A `[group:x]`: its name, programs and where `programs` was written.
+type GroupEntry = (String, Vec<String>, Origin);
+
+/// Also returns each group with its programs and where it was defined.
+fn read_groups(
+    sections: &[Sec<'_>],
+    report: &mut Report,
+) -> (BTreeMap<String, String>, Vec<GroupEntry>) {
     let mut groups = BTreeMap::new();
+    let mut list = Vec::new();
     for sec in sections {
         let Some(group) = sec.section.name.strip_prefix("group:") else {
             continue;
         };
+        let mut members = Vec::new();
         for entry in &sec.section.entries {
             match entry.key.as_str() {
                 "programs" => {
@@ -765,6 +782,7 @@ fn read_groups(sections: &[Sec<'_>], report: &mut Report) -> BTreeMap<String, St
                             .any(|s| s.section.name == format!("program:{program}"));
                         if known {
                             groups.insert(program.to_owned(), group.to_owned());
+                            members.push(program.to_owned());
                         } else {
                             report.error(
                                 sec.file,
@@ -775,18 +793,26 @@ fn read_groups(sections: &[Sec<'_>], report: &mut Report) -> BTreeMap<String, St
                         }
                     }
                 }
-                "priority" => {}
+                "priority" => report.warn(
+                    sec.file,
+                    entry.line,
+                    sec.name("priority"),
+                    "ignored: ringmaster orders processes by each program's own priority",
+                ),
                 _ => unknown_key(report, *sec, entry, &["programs", "priority"]),
             }
         }
-        report.warn(
-            sec.file,
-            sec.section.line,
-            format!("[{}]", sec.section.name),
-            "groups are not supported yet: each program is its own watcher (group_name and SUPERVISOR_GROUP_NAME still name the group)",
-        );
+        if sec.get("programs").is_none() {
+            report.error(
+                sec.file,
+                sec.section.line,
+                format!("[{}]", sec.section.name),
+                "a group needs programs = NAME, NAME ...",
+            );
+        }
+        list.push((group.to_owned(), members, sec.origin("programs")));
     }
-    groups
+    (groups, list)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -1098,6 +1124,13 @@ fn emit_program(
     out.header(&["watchers", program], Some(header.clone()));
     if let Some(command) = &command {
         out.entry("cmd", &emit::string(command), Some(sec.origin("command")));
+    }
+    if let Some(process_name) = &process_name {
+        out.entry(
+            "process_name",
+            &emit::string(process_name),
+            defaulted("process_name"),
+        );
     }
     if numprocs != 1 {
         out.entry(
@@ -1499,6 +1532,8 @@ mod tests {
             .map(|(k, v)| (k.clone(), v.render(1)))
             .collect();
         assert!(web_env.contains(&("SUPERVISOR_GROUP_NAME".into(), "site".into())));
+        assert_eq!(loaded.config.alias(cat, 1).as_deref(), Some("cat:cat_10"));
+        assert_eq!(loaded.config.alias(web, 1).as_deref(), Some("site:web"));
         let warned: Vec<String> = loaded.warnings.iter().map(|w| w.key.clone()).collect();
         for key in [
             "supervisord.logfile",

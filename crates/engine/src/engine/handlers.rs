@@ -73,24 +73,32 @@ impl Engine {
             .collect())
     }
 
-    /// Turns names (`web`, `web:2`, `all`) into process ids, in order,
-    /// without duplicates. No names means all when `empty_is_all`.
+    /// Turns names into process ids, in order, without duplicates: `all`,
+    /// a watcher (`web`), a group (`site`), a process (`web:2`), a
+    /// supervisord-style name (`site:web_00`), or every process of a watcher
+    /// or group (`web:*`, `site:*`). No names means all when `empty_is_all`.
     fn resolve(&self, names: &[String], empty_is_all: bool) -> Result<Vec<ProcId>, Refusal> {
         if (names.is_empty() && empty_is_all) || names.iter().any(|n| n == "all") {
             return Ok((0..self.procs.len()).collect());
         }
         let mut ids = Vec::new();
         for name in names {
-            let matched: Vec<ProcId> = if name.contains(':') {
-                (0..self.procs.len())
-                    .filter(|&i| self.procs[i].name.to_string() == *name)
-                    .collect()
-            } else {
-                (0..self.procs.len())
-                    .filter(|&i| self.procs[i].name.watcher == *name)
-                    .collect()
+            let set = name.strip_suffix(":*").unwrap_or(name);
+            let in_set = |i: usize| {
+                let watcher = &self.procs[i].name.watcher;
+                *watcher == set || self.config.group_of(watcher).is_some_and(|g| g.name == set)
             };
-            if matched.is_empty() && !self.config.watchers.iter().any(|w| w.name == *name) {
+            let matched: Vec<ProcId> = (0..self.procs.len())
+                .filter(|&i| {
+                    let process = &self.procs[i];
+                    process.name.to_string() == *name
+                        || process.alias.as_deref() == Some(name.as_str())
+                        || (!name.contains(':') || name.ends_with(":*")) && in_set(i)
+                })
+                .collect();
+            let known_set = self.config.watchers.iter().any(|w| w.name == set)
+                || self.config.groups.iter().any(|g| g.name == set);
+            if matched.is_empty() && !known_set {
                 return Err((ErrorKind::NotFound, self.not_found(name)));
             }
             for id in matched {
@@ -103,18 +111,27 @@ impl Engine {
     }
 
     fn not_found(&self, name: &str) -> String {
-        let (what, candidates): (&str, Vec<String>) = if name.contains(':') {
+        let (what, candidates): (&str, Vec<String>) = if name.contains(':') && !name.ends_with(":*")
+        {
             (
                 "process",
-                self.procs.iter().map(|p| p.name.to_string()).collect(),
+                self.procs
+                    .iter()
+                    .flat_map(|p| std::iter::once(p.name.to_string()).chain(p.alias.clone()))
+                    .collect(),
             )
         } else {
             (
-                "watcher",
+                if self.config.groups.is_empty() {
+                    "watcher"
+                } else {
+                    "watcher or group"
+                },
                 self.config
                     .watchers
                     .iter()
                     .map(|w| w.name.clone())
+                    .chain(self.config.groups.iter().map(|g| g.name.clone()))
                     .collect(),
             )
         };

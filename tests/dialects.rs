@@ -1,0 +1,146 @@
+//! supervisord.conf run as supervisord would run it: what the child sees
+//! (argv, environment, working directory, user), supervisord's process
+//! names on the command line, and errors that name the INI line.
+
+use crate::support::{Daemon, is_root, report, stderr, stdout, testkit};
+
+/// A supervisord.conf in a fresh test directory, socket at rm.sock.
+fn supervisor(body: &str) -> Daemon {
+    let builder = Daemon::builder();
+    let dir = builder.path().to_path_buf();
+    let text = format!(
+        "[unix_http_server]\nfile=%(here)s/rm.sock\n\n[supervisord]\nchildlogdir=%(here)s/logs\n{}",
+        body.replace("@TESTKIT@", testkit())
+    );
+    let config = dir.join("supervisord.conf");
+    std::fs::write(&config, text).unwrap();
+    builder.launch(config)
+}
+
+#[test]
+fn the_child_sees_what_supervisord_would_give_it() {
+    let user = if is_root() { "user=nobody\n" } else { "" };
+    let daemon = supervisor(&format!(
+        r#"environment=FROM_DAEMON="yes",SHARED="daemon"
+
+[program:kit]
+command=@TESTKIT@ print-env --port 80%(process_num)02d --name %(program_name)s 100%%
+process_name=%(program_name)s_%(process_num)02d
+numprocs=2
+startsecs=0
+directory=/tmp
+environment=PORT="80%(process_num)02d",SHARED="program"
+
+[program:creds]
+command=@TESTKIT@ print-creds
+startsecs=0
+directory=/tmp
+{user}
+[group:site]
+programs=kit
+"#
+    ));
+    daemon.wait_all("everything running", |p| p["state"] == "RUNNING");
+    let env = daemon.wait_file("logs/kit-2.out.log", "env SUPERVISOR_PROCESS_NAME");
+    let env = report(&env.replace("env ", ""));
+    assert_eq!(env["PORT"], "8001");
+    assert_eq!(env["SUPERVISOR_ENABLED"], "1");
+    assert_eq!(env["SUPERVISOR_PROCESS_NAME"], "kit_01");
+    assert_eq!(env["SUPERVISOR_GROUP_NAME"], "site");
+    assert_eq!(env["FROM_DAEMON"], "yes");
+    assert_eq!(env["SHARED"], "program", "a program's environment wins");
+    // supervisord's children inherit its environment.
+    assert!(env.contains_key("PATH"));
+
+    let pid = daemon.process("kit:2")["pid"].as_i64().unwrap();
+    let argv = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    let argv: Vec<&[u8]> = argv.split(|&b| b == 0).filter(|a| !a.is_empty()).collect();
+    let argv: Vec<String> = argv
+        .iter()
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    assert_eq!(
+        argv[1..],
+        ["print-env", "--port", "8001", "--name", "kit", "100%"]
+    );
+
+    let creds = report(&daemon.wait_file("logs/creds-1.out.log", "cwd="));
+    assert_eq!(creds["cwd"], "/tmp");
+    if is_root() {
+        let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+        assert_eq!(creds["uid"], nobody.uid.to_string());
+    }
+}
+
+#[test]
+fn supervisord_names_work_on_the_command_line() {
+    let daemon = supervisor(
+        r"
+[program:kit]
+command=@TESTKIT@ sleep
+process_name=%(program_name)s_%(process_num)02d
+numprocs=2
+startsecs=0
+
+[program:solo]
+command=@TESTKIT@ sleep
+startsecs=0
+
+[group:site]
+programs=kit
+",
+    );
+    daemon.wait_all("everything running", |p| p["state"] == "RUNNING");
+    let status = stdout(&daemon.ctl(&["status"]));
+    for name in ["site:kit_00", "site:kit_01", "solo "] {
+        assert!(status.contains(name), "{name:?} in {status}");
+    }
+    assert!(daemon.ctl(&["stop", "site:kit_01"]).status.success());
+    assert_eq!(daemon.process("kit:2")["state"], "STOPPED");
+    assert_eq!(daemon.process("kit:1")["state"], "RUNNING");
+    assert!(daemon.ctl(&["stop", "site:*"]).status.success());
+    assert_eq!(daemon.process("kit:1")["state"], "STOPPED");
+    assert_eq!(daemon.process("solo:1")["state"], "RUNNING");
+    assert!(daemon.ctl(&["start", "site"]).status.success());
+    assert_eq!(daemon.process("kit:2")["state"], "RUNNING");
+    let json = daemon.request("status", serde_json::json!({"names": ["solo"]}));
+    assert_eq!(json["result"]["processes"][0]["alias"], "solo");
+    let refused = daemon.ctl(&["stop", "site:kit_07"]);
+    assert!(
+        stderr(&refused).contains("no process 'site:kit_07' (did you mean 'site:kit_00'?)"),
+        "{refused:?}"
+    );
+}
+
+#[test]
+fn errors_name_the_ini_file_line_and_key() {
+    let builder = Daemon::builder();
+    let check = |name: &str, body: &str, want: &str| {
+        let config = builder.path().join(name);
+        std::fs::write(&config, format!("[supervisord]\n\n[program:web]\n{body}")).unwrap();
+        let output = std::process::Command::new(crate::support::ringmasterd())
+            .arg(&config)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1));
+        let text = stderr(&output);
+        let want = format!("{}:{want}", config.display());
+        assert!(text.contains(&want), "want {want}\ngot {text}");
+    };
+    check(
+        "a.conf",
+        "command=/bin/true\nstartsecs=soon\n",
+        "5: program:web.startsecs: 'soon' is not an integer",
+    );
+    // Found by the TOML reader, reported against the INI line.
+    check(
+        "b.conf",
+        "command=/bin/true\npriority=99999999999\n",
+        "5: program:web.priority: 99999999999 is out of range",
+    );
+    check(
+        "c.conf",
+        "command=/bin/true\nuser=\n",
+        "5: program:web.user:",
+    );
+}
