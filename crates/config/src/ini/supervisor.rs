@@ -627,13 +627,21 @@ fn read_supervisord(
     let mut daemon = Daemon::default();
     for entry in &sec.section.entries {
         let key = entry.key.as_str();
-        if let Some((_, why)) = SUPERVISORD_IGNORED.iter().find(|(k, _)| *k == key) {
-            report.warn(
-                sec.file,
-                entry.line,
-                sec.name(key),
-                format!("ignored: {why}"),
+        // nodaemon=true asks for what ringmasterd always does.
+        let foreground = key == "nodaemon"
+            && matches!(
+                entry.value.trim().to_ascii_lowercase().as_str(),
+                "true" | "yes" | "on" | "1"
             );
+        if let Some((_, why)) = SUPERVISORD_IGNORED.iter().find(|(k, _)| *k == key) {
+            if !foreground {
+                report.warn(
+                    sec.file,
+                    entry.line,
+                    sec.name(key),
+                    format!("ignored: {why}"),
+                );
+            }
             continue;
         }
         if !SUPERVISORD_KEYS.contains(&key) {
