@@ -144,3 +144,57 @@ fn errors_name_the_ini_file_line_and_key() {
         "5: program:web.user:",
     );
 }
+
+/// A circus.ini watcher as circusd would run it: `$(circus.wid)`,
+/// `$(circus.env.X)`, `[env]` and `[env:NAME]` with `$VAR`, the user, and
+/// a file stream.
+#[test]
+fn a_circus_watcher_sees_what_circusd_would_give_it() {
+    let builder = Daemon::builder();
+    let dir = builder.path().to_path_buf();
+    let user = if is_root() { "uid = nobody\n" } else { "" };
+    let text = format!(
+        "[env]\nAPP = demo\n\n[env:kit]\nPATH_COPY = $PATH\n\n[watcher:kit]\n\
+         cmd = {} print-env\nargs = --wid $(circus.wid) --app $(circus.env.app)\n\
+         numprocesses = 2\nworking_dir = /tmp\n{user}\
+         stdout_stream.class = FileStream\nstdout_stream.filename = out-$(circus.wid).log\n",
+        testkit()
+    );
+    let config = dir.join("circus.ini");
+    std::fs::write(&config, text).unwrap();
+    let socket = dir.join("rm.sock");
+    let daemon = builder
+        .env("RINGMASTER_SOCKET", socket.to_str().unwrap())
+        .launch(config);
+    daemon.wait_all("everything running", |p| p["state"] == "RUNNING");
+    let env = report(
+        &daemon
+            .wait_file("out-2.log", "env RINGMASTER_WID")
+            .replace("env ", ""),
+    );
+    assert_eq!(env["APP"], "demo");
+    assert_eq!(env["PATH_COPY"], std::env::var("PATH").unwrap());
+    // No copy_env: only [env] and [env:kit], nothing of the daemon's own.
+    assert!(std::env::var_os("CARGO_MANIFEST_DIR").is_some());
+    assert!(!env.contains_key("CARGO_MANIFEST_DIR"), "{env:?}");
+    let pid = daemon.process("kit:2")["pid"].as_i64().unwrap();
+    let argv = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    let argv: Vec<String> = argv
+        .split(|&b| b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    assert_eq!(argv[1..], ["print-env", "--wid", "2", "--app", "demo"]);
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap(),
+        std::path::Path::new("/tmp")
+    );
+    if is_root() {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+        assert!(
+            status.contains(&format!("Uid:\t{}\t", nobody.uid)),
+            "{status}"
+        );
+    }
+}

@@ -101,3 +101,56 @@ fn supervisord_conf_runs() {
     assert!(output.status.success(), "{output:?}");
     assert_eq!(daemon.wait_exit(DEADLINE), Some(0));
 }
+
+/// examples/circus.ini runs unchanged: watchers by wid, file streams, and
+/// the worker's output on the daemon's stdout as under circusd.
+#[test]
+fn circus_ini_runs() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let builder = Daemon::builder();
+    let dir = builder.path().to_path_buf();
+    let config = dir.join("circus.ini");
+    std::fs::copy(format!("{root}/examples/circus.ini"), &config).unwrap();
+    std::fs::copy(format!("{root}/examples/worker.sh"), dir.join("worker.sh")).unwrap();
+
+    let converted = std::process::Command::new(crate::support::ringmasterd())
+        .arg("--convert")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(converted.status.success(), "{converted:?}");
+    let toml = dir.join("converted.toml");
+    std::fs::write(&toml, &converted.stdout).unwrap();
+    let check = std::process::Command::new(crate::support::ringmasterd())
+        .arg("--check")
+        .arg(&toml)
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{check:?}");
+
+    // A circus.ini cannot name ringmaster's socket: $RINGMASTER_SOCKET can.
+    let socket = dir.join("rm.sock");
+    let mut daemon = builder
+        .env("RINGMASTER_SOCKET", socket.to_str().unwrap())
+        .launch(config);
+    daemon.wait_all("the example to be running", |p| p["state"] == "RUNNING");
+    let page = wait_until("web:1 to answer", DEADLINE, || {
+        let mut stream = TcpStream::connect("127.0.0.1:8201").ok()?;
+        stream.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
+        let mut page = String::new();
+        stream.read_to_string(&mut page).ok()?;
+        Some(page)
+    });
+    assert!(page.starts_with("HTTP/1.0 200"), "{page}");
+    daemon.wait_file("logs/web-1.err.log", "GET / HTTP/1.0");
+    daemon.wait_file("daemon.out", "worker:1 | worker 1: processed job 1");
+    let log = daemon.daemon_log();
+    assert!(
+        log.contains("circus.ini:12: circus.check_delay: ignored"),
+        "{log}"
+    );
+
+    let output = daemon.ctl(&["shutdown"]);
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(daemon.wait_exit(DEADLINE), Some(0));
+}

@@ -765,7 +765,13 @@ fn read_daemon(
         defaults::SOCKET_MODE
     });
     let daemon = DaemonConfig {
-        socket: socket.unwrap_or_else(ringmaster_protocol::default_socket_path),
+        // $RINGMASTER_SOCKET, as for ringmasterctl: the way to place the
+        // socket of a configuration that cannot say (a circus.ini).
+        socket: socket.unwrap_or_else(|| {
+            std::env::var_os(ringmaster_protocol::SOCKET_ENV)
+                .filter(|p| !p.is_empty())
+                .map_or_else(ringmaster_protocol::default_socket_path, PathBuf::from)
+        }),
         socket_mode,
         socket_group,
         socket_group_location,

@@ -11,6 +11,7 @@
 //! the dialect can see (a bad boolean, `%(` without `)`, an unknown key)
 //! are reported by the dialect's reader against the INI line directly.
 
+pub(crate) mod circus;
 mod emit;
 mod files;
 pub(crate) mod supervisor;
@@ -113,13 +114,7 @@ pub(crate) fn read(
 ) -> Result<(Config, Converted), ConfigErrors> {
     let converted = match dialect {
         crate::Dialect::Supervisord => supervisor::convert(path)?,
-        crate::Dialect::Circus => {
-            return Err(ConfigErrors(vec![ConfigError::File {
-                path: path.to_path_buf(),
-                message: "the Circus dialect (circus.ini) is not supported yet by this version"
-                    .into(),
-            }]));
-        }
+        crate::Dialect::Circus => circus::convert(path)?,
         crate::Dialect::Toml => unreachable_toml(path)?,
     };
     let config = converted.load(path)?;
@@ -131,6 +126,45 @@ fn unreachable_toml(path: &Path) -> Result<Converted, ConfigErrors> {
         path: path.to_path_buf(),
         message: "native TOML is not an INI dialect".into(),
     }]))
+}
+
+/// Errors and warnings collected while translating.
+#[derive(Default)]
+pub(crate) struct Report {
+    pub errors: Vec<ConfigError>,
+    pub warnings: Vec<ConfigWarning>,
+}
+
+impl Report {
+    /// An error about `key` at `file:line`.
+    pub(crate) fn error(
+        &mut self,
+        file: &Path,
+        line: usize,
+        key: String,
+        message: impl Into<String>,
+    ) {
+        self.errors.push(ConfigError::Invalid {
+            location: at(file, line),
+            key,
+            message: message.into(),
+        });
+    }
+
+    /// A warning about `key` at `file:line`.
+    pub(crate) fn warn(
+        &mut self,
+        file: &Path,
+        line: usize,
+        key: String,
+        message: impl Into<String>,
+    ) {
+        self.warnings.push(ConfigWarning {
+            location: at(file, line),
+            key,
+            message: message.into(),
+        });
+    }
 }
 
 /// A location in an INI file.

@@ -18,8 +18,8 @@ use ringmaster_protocol::{did_you_mean, signals};
 
 use super::emit::{self, Emitter};
 use super::files::{IniFile, expand_include};
-use super::{Converted, Origin, at, dir_of};
-use crate::error::{ConfigError, ConfigErrors, ConfigWarning};
+use super::{Converted, Origin, Report, at, dir_of};
+use crate::error::{ConfigError, ConfigErrors};
 use crate::template::WidFormat;
 
 /// Keys of `[program:x]` that map onto the model.
@@ -137,31 +137,6 @@ const SECTION_KINDS: &[&str] = &[
     "rpcinterface:NAME",
     "ctlplugin:NAME",
 ];
-
-/// Collected errors and warnings.
-#[derive(Default)]
-struct Report {
-    errors: Vec<ConfigError>,
-    warnings: Vec<ConfigWarning>,
-}
-
-impl Report {
-    fn error(&mut self, file: &Path, line: usize, key: String, message: impl Into<String>) {
-        self.errors.push(ConfigError::Invalid {
-            location: at(file, line),
-            key,
-            message: message.into(),
-        });
-    }
-
-    fn warn(&mut self, file: &Path, line: usize, key: String, message: impl Into<String>) {
-        self.warnings.push(ConfigWarning {
-            location: at(file, line),
-            key,
-            message: message.into(),
-        });
-    }
-}
 
 /// A section with the file it came from.
 #[derive(Clone, Copy)]

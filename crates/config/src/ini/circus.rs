@@ -1,0 +1,1228 @@
+//! `circus.ini` → native TOML.
+//!
+//! Each `[watcher:x]` becomes `[watchers.x]`, following circusd's reading:
+//! the environment is `[env]` (plus the daemon's with `copy_env`) and the
+//! `[env:PATTERN]` sections whose fnmatch patterns match the watcher, with
+//! `$VAR` taken from the daemon's environment; `$(circus.env.X)` and
+//! `((circus.env.X))` (any case) are resolved when the file is read and
+//! `$(circus.wid)` becomes `$(wid)`. Circus starts higher priorities first,
+//! ringmaster lower ones, so priorities are negated. Circus has no
+//! start_secs; its flapping window (1 s) and max_retry (5) play that part.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use ringmaster_ini::{Dialect, Entry, Section};
+use ringmaster_protocol::{did_you_mean, signals};
+
+use super::emit::{self, Emitter};
+use super::files::{IniFile, expand_include};
+use super::{Converted, Origin, Report, at, dir_of};
+use crate::error::{ConfigError, ConfigErrors};
+
+const CIRCUS_KEYS: &[&str] = &["umask", "loglevel", "include", "include_dir"];
+
+const CIRCUS_IGNORED: &[(&str, &str)] = &[
+    (
+        "endpoint",
+        "ringmaster is controlled through its Unix socket ([daemon] socket)",
+    ),
+    (
+        "endpoint_owner",
+        "the control socket's access is set by socket_mode and socket_group",
+    ),
+    (
+        "pubsub_endpoint",
+        "use `ringmasterctl events` for state changes",
+    ),
+    (
+        "multicast_endpoint",
+        "ringmaster does not announce itself on the network",
+    ),
+    ("stats_endpoint", "ringmaster has no stats endpoint"),
+    ("statsd", "ringmaster has no statsd plugin"),
+    ("httpd", "ringmaster has no web console"),
+    ("httpd_host", "ringmaster has no web console"),
+    ("httpd_port", "ringmaster has no web console"),
+    ("debug", "use --log-level debug"),
+    ("debug_gc", "ringmaster has no garbage collector"),
+    (
+        "pidfile",
+        "ringmasterd runs in the foreground and writes no pid file",
+    ),
+    (
+        "loggerconfig",
+        "ringmasterd logs to stderr; --log-format json for structure",
+    ),
+    (
+        "logoutput",
+        "ringmasterd logs to stderr (journald, docker logs)",
+    ),
+    ("fqdn_prefix", "ringmaster does not publish stats"),
+    ("papa_endpoint", "ringmaster does not use papa"),
+    (
+        "check_delay",
+        "ringmaster notices a process's death at once (SIGCHLD), no polling",
+    ),
+    (
+        "warmup_delay",
+        "ringmaster starts watchers one after the other without a fixed delay",
+    ),
+];
+
+const WATCHER_KEYS: &[&str] = &[
+    "cmd",
+    "args",
+    "shell",
+    "working_dir",
+    "uid",
+    "gid",
+    "numprocesses",
+    "singleton",
+    "stop_signal",
+    "stop_children",
+    "graceful_timeout",
+    "priority",
+    "max_retry",
+    "respawn",
+    "autostart",
+    "copy_env",
+    "use_sockets",
+    "close_child_stdout",
+    "close_child_stderr",
+];
+
+const WATCHER_IGNORED: &[(&str, &str)] = &[
+    (
+        "warmup_delay",
+        "ringmaster spawns a watcher's processes one after the other without a fixed delay",
+    ),
+    (
+        "send_hup",
+        "reloading the configuration is not supported yet by this version",
+    ),
+    (
+        "copy_path",
+        "sys.path is a Python notion; set PYTHONPATH in [env]",
+    ),
+    (
+        "check_flapping",
+        "ringmaster retries quick failures with backoff (start_secs, start_retries)",
+    ),
+    (
+        "flapping_attempts",
+        "ringmaster retries quick failures with backoff",
+    ),
+    (
+        "flapping_window",
+        "ringmaster retries quick failures with backoff",
+    ),
+    ("retry_in", "ringmaster retries quick failures with backoff"),
+    ("close_child_stdin", "a child's stdin is always /dev/null"),
+    ("use_papa", "ringmaster does not use papa"),
+];
+
+/// Keys of Circus that need what ringmaster does not have yet.
+const WATCHER_UNSUPPORTED: &[(&str, &str)] = &[
+    (
+        "executable",
+        "an argv[0] different from the program is not supported yet",
+    ),
+    (
+        "on_demand",
+        "starting on the first connection needs sockets, not supported yet",
+    ),
+    (
+        "max_age",
+        "restarting processes by age is not supported yet",
+    ),
+    (
+        "max_age_variance",
+        "restarting processes by age is not supported yet",
+    ),
+    ("virtualenv", "set PATH (and PYTHONPATH) in [env] instead"),
+    (
+        "virtualenv_py_ver",
+        "set PATH (and PYTHONPATH) in [env] instead",
+    ),
+    ("shell_args", "put the arguments in cmd"),
+    ("respawn_delay", "not supported yet"),
+    ("stdin_socket", "sockets are not supported yet"),
+];
+
+const SECTION_KINDS: &[&str] = &[
+    "circus",
+    "env",
+    "env:PATTERN",
+    "watcher:NAME",
+    "socket:NAME",
+    "plugin:NAME",
+];
+
+/// A section and the file it came from.
+#[derive(Clone, Copy)]
+struct Sec<'a> {
+    file: &'a Path,
+    section: &'a Section,
+}
+
+impl<'a> Sec<'a> {
+    fn get(&self, key: &str) -> Option<&'a Entry> {
+        self.section.get(key)
+    }
+
+    fn name(&self, key: &str) -> String {
+        format!("{}.{key}", self.section.name)
+    }
+
+    fn origin(&self, key: &str) -> Origin {
+        Origin {
+            location: at(
+                self.file,
+                self.get(key).map_or(self.section.line, |e| e.line),
+            ),
+            key: self.name(key),
+        }
+    }
+
+    fn header_origin(&self) -> Origin {
+        Origin {
+            location: at(self.file, self.section.line),
+            key: format!("[{}]", self.section.name),
+        }
+    }
+}
+
+/// Reads `path` and its includes and translates them.
+pub(crate) fn convert(path: &Path) -> Result<Converted, ConfigErrors> {
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let files = read_all(path, &env)?;
+    let mut report = Report::default();
+    let mut out = Emitter::default();
+    translate(&files, &env, &mut report, &mut out);
+    if !report.errors.is_empty() {
+        return Err(ConfigErrors(report.errors));
+    }
+    let (toml, origins) = out.finish();
+    Ok(Converted {
+        toml,
+        origins,
+        warnings: report.warnings,
+    })
+}
+
+/// The main file, then the files its `[circus] include` and `include_dir`
+/// name (relative to its directory), as circusd reads them.
+fn read_all(main: &Path, env: &[(String, String)]) -> Result<Vec<IniFile>, ConfigErrors> {
+    let first = IniFile::read(main, Dialect::Circus).map_err(ConfigErrors)?;
+    let here = dir_of(main);
+    let mut errors = Vec::new();
+    let mut extra: Vec<PathBuf> = Vec::new();
+    if let Some(circus) = first.doc.section("circus") {
+        for (key, suffix) in [("include", ""), ("include_dir", "/*.ini")] {
+            let Some(entry) = circus.get(key) else {
+                continue;
+            };
+            let value = match expand_circus(&entry.value, env, None) {
+                Ok(value) => value,
+                Err(message) => {
+                    errors.push(invalid(main, entry.line, &format!("circus.{key}"), message));
+                    continue;
+                }
+            };
+            for pattern in value.split_whitespace() {
+                let pattern = format!("{pattern}{suffix}");
+                match expand_include(&pattern, &here) {
+                    Ok(found) => extra.extend(found),
+                    Err(message) => {
+                        errors.push(invalid(main, entry.line, &format!("circus.{key}"), message));
+                    }
+                }
+            }
+        }
+    }
+    let mut files = vec![first];
+    for path in extra {
+        let canonical = std::fs::canonicalize(&path).unwrap_or(path.clone());
+        if files
+            .iter()
+            .any(|f| std::fs::canonicalize(&f.path).unwrap_or(f.path.clone()) == canonical)
+        {
+            continue;
+        }
+        match IniFile::read(&path, Dialect::Circus) {
+            Ok(file) => {
+                if let Some(circus) = file.doc.section("circus") {
+                    errors.push(invalid(
+                        &path,
+                        circus.line,
+                        "[circus]",
+                        "an included file may not have a [circus] section (circusd reads includes from the main file only)",
+                    ));
+                }
+                files.push(file);
+            }
+            Err(mut errs) => errors.append(&mut errs),
+        }
+    }
+    if errors.is_empty() {
+        Ok(files)
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
+fn invalid(file: &Path, line: usize, key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        location: at(file, line),
+        key: key.to_owned(),
+        message: message.into(),
+    }
+}
+
+/// Replaces `$(circus.NAME)` and `((circus.NAME))` (any case): `env.X`
+/// from `env` (last definition wins, names compared in lower case), and,
+/// when `wid` is given, `wid` as `$(wid)`. A literal `$(` in what remains is
+/// escaped for the TOML template when `wid` is given.
+fn expand_circus(
+    text: &str,
+    env: &[(String, String)],
+    wid: Option<&str>,
+) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = text;
+    loop {
+        let dollar = find_ci(rest, "$(circus.");
+        let paren = find_ci(rest, "((circus.");
+        let (start, open, close) = match (dollar, paren) {
+            (Some(d), Some(p)) if p < d => (p, "((circus.".len(), "))"),
+            (Some(d), _) => (d, "$(circus.".len(), ")"),
+            (None, Some(p)) => (p, "((circus.".len(), "))"),
+            (None, None) => break,
+        };
+        let after = &rest[start + open..];
+        let name_len = after
+            .find(|c: char| !(c.is_alphanumeric() || matches!(c, '_' | '.' | '-')))
+            .unwrap_or(after.len());
+        if !after[name_len..].starts_with(close) || name_len == 0 {
+            // Not a well-formed reference: Circus leaves it as it is.
+            push_literal(&mut out, &rest[..start + open], wid.is_some());
+            rest = after;
+            continue;
+        }
+        push_literal(&mut out, &rest[..start], wid.is_some());
+        let name = after[..name_len].to_lowercase();
+        let value = if let Some(var) = name.strip_prefix("env.") {
+            let found = env
+                .iter()
+                .rev()
+                .find(|(k, _)| k.to_lowercase() == var)
+                .map(|(_, v)| v.clone());
+            match found {
+                Some(value) => {
+                    push_literal(&mut out, &value, wid.is_some());
+                    None
+                }
+                None => return Err(format!("$(circus.env.{var}): no such environment variable")),
+            }
+        } else if name == "wid" {
+            match wid {
+                Some(placeholder) => Some(placeholder.to_owned()),
+                None => {
+                    return Err(
+                        "$(circus.wid) is only known in a watcher's cmd, args and paths".into(),
+                    );
+                }
+            }
+        } else if name.starts_with("sockets.") {
+            return Err(format!(
+                "$(circus.{name}): sockets are not supported yet by this version"
+            ));
+        } else {
+            return Err(format!(
+                "$(circus.{name}) cannot be expanded (known: circus.env.NAME, circus.wid)"
+            ));
+        };
+        if let Some(value) = value {
+            out.push_str(&value);
+        }
+        rest = &after[name_len + close.len()..];
+    }
+    push_literal(&mut out, rest, wid.is_some());
+    Ok(out)
+}
+
+fn push_literal(out: &mut String, text: &str, template: bool) {
+    if template {
+        out.push_str(&text.replace("$(", "$$("));
+    } else {
+        out.push_str(text);
+    }
+}
+
+/// Case-insensitive find of an ASCII needle.
+fn find_ci(haystack: &str, needle: &str) -> Option<usize> {
+    haystack.char_indices().map(|(i, _)| i).find(|&i| {
+        haystack
+            .get(i..i + needle.len())
+            .is_some_and(|s| s.eq_ignore_ascii_case(needle))
+    })
+}
+
+/// `$VAR` (upper case, as Circus's parse_env_dict matches it) from the
+/// daemon's environment, written as `$(env.VAR)` for the TOML reader to
+/// resolve at load time.
+fn dollar_vars(value: &str) -> String {
+    let mut out = String::new();
+    let mut chars = value.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if c == '$' {
+            let rest = &value[i + 1..];
+            let len = rest
+                .char_indices()
+                .take_while(|&(j, ch)| {
+                    ch.is_ascii_uppercase() || (j > 0 && (ch.is_ascii_digit() || ch == '_'))
+                })
+                .count();
+            if len > 0 {
+                let _ = write!(out, "$(env.{})", &rest[..len]);
+                for _ in 0..len {
+                    chars.next();
+                }
+                continue;
+            }
+            if rest.starts_with('(') {
+                out.push_str("$$");
+                continue;
+            }
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn translate(files: &[IniFile], env: &[(String, String)], report: &mut Report, out: &mut Emitter) {
+    let main = files[0].path.as_path();
+    let mut sections: Vec<Sec<'_>> = Vec::new();
+    for file in files {
+        for section in &file.doc.sections {
+            if let Some(first) = sections.iter().find(|s| s.section.name == section.name) {
+                report.error(
+                    &file.path,
+                    section.line,
+                    format!("[{}]", section.name),
+                    format!(
+                        "section [{}] is already defined at {}:{}",
+                        section.name,
+                        first.file.display(),
+                        first.section.line
+                    ),
+                );
+                continue;
+            }
+            sections.push(Sec {
+                file: &file.path,
+                section,
+            });
+        }
+    }
+
+    out.comment(&format!(
+        "Translated by `ringmasterd --convert` from {}.\n\
+         Relative paths are relative to this file's directory: keep it next to the original.",
+        main.display()
+    ));
+    out.blank();
+
+    // [env]: expanded against the daemon's environment, as circusd does.
+    let mut local_env: Vec<(String, String)> = Vec::new();
+    if let Some(sec) = sections.iter().find(|s| s.section.name == "env") {
+        for entry in &sec.section.entries {
+            match expand_circus(&entry.value, env, None) {
+                Ok(value) => local_env.push((entry.key.clone(), value)),
+                Err(message) => report.error(sec.file, entry.line, sec.name(&entry.key), message),
+            }
+        }
+    }
+    let global_env: Vec<(String, String)> = env
+        .iter()
+        .cloned()
+        .chain(local_env.iter().cloned())
+        .collect();
+
+    let mut umask: Option<(String, Origin)> = None;
+    out.header(&["daemon"], None);
+    if let Some(sec) = sections
+        .iter()
+        .find(|s| s.section.name == "circus")
+        .copied()
+    {
+        for entry in &sec.section.entries {
+            let key = entry.key.as_str();
+            if let Some((_, why)) = CIRCUS_IGNORED.iter().find(|(k, _)| *k == key) {
+                report.warn(
+                    sec.file,
+                    entry.line,
+                    sec.name(key),
+                    format!("ignored: {why}"),
+                );
+                continue;
+            }
+            if !CIRCUS_KEYS.contains(&key) {
+                unknown_key(report, sec, entry, CIRCUS_KEYS);
+                continue;
+            }
+            let value = match expand_circus(&entry.value, &global_env, None) {
+                Ok(value) => value,
+                Err(message) => {
+                    report.error(sec.file, entry.line, sec.name(key), message);
+                    continue;
+                }
+            };
+            match key {
+                "umask" => match u32::from_str_radix(value.trim(), 8) {
+                    Ok(mode) if mode <= 0o777 => {
+                        umask = Some((format!("{mode:03o}"), sec.origin(key)));
+                    }
+                    _ => report.error(
+                        sec.file,
+                        entry.line,
+                        sec.name(key),
+                        format!("'{value}' is not an octal umask"),
+                    ),
+                },
+                "loglevel" => match value.trim().to_ascii_lowercase().as_str() {
+                    level @ ("error" | "info" | "debug") => {
+                        out.entry("log_level", &emit::string(level), Some(sec.origin(key)));
+                    }
+                    "critical" => {
+                        out.entry("log_level", &emit::string("error"), Some(sec.origin(key)));
+                    }
+                    "warning" | "warn" => {
+                        out.entry("log_level", &emit::string("warn"), Some(sec.origin(key)));
+                    }
+                    other => report.error(
+                        sec.file,
+                        entry.line,
+                        sec.name(key),
+                        format!("bad loglevel '{other}' (critical, error, warning, info or debug)"),
+                    ),
+                },
+                _ => {}
+            }
+        }
+    }
+    out.blank();
+
+    let watcher_names: Vec<&str> = sections
+        .iter()
+        .filter_map(|s| s.section.name.strip_prefix("watcher:"))
+        .collect();
+    for sec in &sections {
+        let name = sec.section.name.as_str();
+        let kind = name.split_once(':').map_or(name, |(kind, _)| kind);
+        match kind {
+            "circus" | "env" if !name.contains(':') => {}
+            "env" => {
+                let patterns = &name["env:".len()..];
+                for pattern in patterns.split(',').map(str::trim) {
+                    if !watcher_names.iter().any(|w| fnmatch(pattern, w)) {
+                        report.warn(
+                            sec.file,
+                            sec.section.line,
+                            format!("[{name}]"),
+                            format!("'{pattern}' matches no watcher"),
+                        );
+                    }
+                }
+            }
+            "watcher" => {
+                let watcher = &name["watcher:".len()..];
+                let mut watcher_env: Vec<(String, String)> = Vec::new();
+                for env_sec in &sections {
+                    let Some(patterns) = env_sec.section.name.strip_prefix("env:") else {
+                        continue;
+                    };
+                    if patterns
+                        .split(',')
+                        .map(str::trim)
+                        .any(|p| fnmatch(p, watcher))
+                    {
+                        for entry in &env_sec.section.entries {
+                            watcher_env.retain(|(k, _)| *k != entry.key);
+                            watcher_env.push((entry.key.clone(), entry.value.clone()));
+                        }
+                    }
+                }
+                emit_watcher(
+                    *sec,
+                    main,
+                    watcher,
+                    &local_env,
+                    &global_env,
+                    &watcher_env,
+                    umask.as_ref(),
+                    report,
+                    out,
+                );
+            }
+            "socket" if name.contains(':') => report.error(
+                sec.file,
+                sec.section.line,
+                format!("[{name}]"),
+                "sockets are not supported yet by this version of ringmaster",
+            ),
+            "plugin" if name.contains(':') => report.warn(
+                sec.file,
+                sec.section.line,
+                format!("[{name}]"),
+                "ignored: Circus plugins are Python classes that ringmaster cannot load",
+            ),
+            _ => {
+                let kinds = SECTION_KINDS
+                    .iter()
+                    .map(|k| k.split(':').next().unwrap_or(k));
+                let hint = did_you_mean(kind, kinds)
+                    .and_then(|k| {
+                        SECTION_KINDS
+                            .iter()
+                            .find(|s| s.split(':').next() == Some(k))
+                    })
+                    .map(|s| format!(" (did you mean [{s}]?)"))
+                    .unwrap_or_default();
+                report.error(
+                    sec.file,
+                    sec.section.line,
+                    format!("[{name}]"),
+                    format!("unknown section{hint}"),
+                );
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn emit_watcher(
+    sec: Sec<'_>,
+    main: &Path,
+    name: &str,
+    local_env: &[(String, String)],
+    global_env: &[(String, String)],
+    section_env: &[(String, String)],
+    umask: Option<&(String, Origin)>,
+    report: &mut Report,
+    out: &mut Emitter,
+) {
+    let errors_before = report.errors.len();
+    let mut streams: BTreeMap<&str, BTreeMap<String, &Entry>> = BTreeMap::new();
+    let mut rlimits: Vec<(String, String, Origin)> = Vec::new();
+    for entry in &sec.section.entries {
+        let key = entry.key.as_str();
+        if let Some((stream, option)) = key.split_once('.')
+            && (stream == "stdout_stream" || stream == "stderr_stream")
+        {
+            streams
+                .entry(if stream == "stdout_stream" {
+                    "stdout"
+                } else {
+                    "stderr"
+                })
+                .or_default()
+                .insert(option.to_owned(), entry);
+        } else if let Some(limit) = key.strip_prefix("rlimit_") {
+            rlimits.push((
+                limit.to_owned(),
+                entry.value.trim().to_owned(),
+                sec.origin(key),
+            ));
+        } else if key.starts_with("hooks.") {
+            report.warn(
+                sec.file,
+                entry.line,
+                sec.name(key),
+                "ignored: hooks are not supported yet by this version",
+            );
+        } else if let Some((_, why)) = WATCHER_IGNORED.iter().find(|(k, _)| *k == key) {
+            report.warn(
+                sec.file,
+                entry.line,
+                sec.name(key),
+                format!("ignored: {why}"),
+            );
+        } else if let Some((_, why)) = WATCHER_UNSUPPORTED.iter().find(|(k, _)| *k == key) {
+            report.error(sec.file, entry.line, sec.name(key), why.to_string());
+        } else if !WATCHER_KEYS.contains(&key) {
+            let known: Vec<&str> = WATCHER_KEYS
+                .iter()
+                .copied()
+                .chain(WATCHER_IGNORED.iter().map(|(k, _)| *k))
+                .chain([
+                    "stdout_stream.class",
+                    "stderr_stream.class",
+                    "rlimit_nofile",
+                    "hooks.before_start",
+                ])
+                .collect();
+            unknown_key(report, sec, entry, &known);
+        }
+    }
+
+    let boolean = |report: &mut Report, key: &str, default: bool| -> bool {
+        let Some(entry) = sec.get(key) else {
+            return default;
+        };
+        match entry.value.trim().to_ascii_lowercase().as_str() {
+            "1" | "yes" | "true" | "on" | "y" => true,
+            "0" | "no" | "false" | "off" | "n" => false,
+            other => {
+                report.error(
+                    sec.file,
+                    entry.line,
+                    sec.name(key),
+                    format!("'{other}' is not a boolean (true/false, yes/no, on/off, 1/0)"),
+                );
+                default
+            }
+        }
+    };
+    let copy_env = boolean(report, "copy_env", false);
+    // The child's environment: [env] (or the daemon's and [env] with
+    // copy_env), then [env:PATTERN]; circus expands values later with $VAR.
+    let mut child_env: Vec<(String, String)> = if copy_env {
+        Vec::new()
+    } else {
+        local_env.to_vec()
+    };
+    if copy_env {
+        child_env.extend(local_env.iter().cloned());
+    }
+    for (k, v) in section_env {
+        child_env.retain(|(existing, _)| existing != k);
+        child_env.push((k.clone(), v.clone()));
+    }
+    // $(circus.env.X) in the watcher's options sees the daemon's
+    // environment, [env] and this watcher's environment.
+    let lookup: Vec<(String, String)> = global_env
+        .iter()
+        .cloned()
+        .chain(child_env.iter().cloned())
+        .collect();
+    let template = |report: &mut Report, key: &str| -> Option<String> {
+        let entry = sec.get(key)?;
+        match expand_circus(&entry.value, &lookup, Some("$(wid)")) {
+            Ok(value) => Some(value),
+            Err(message) => {
+                report.error(sec.file, entry.line, sec.name(key), message);
+                None
+            }
+        }
+    };
+    let number = |report: &mut Report, key: &str| -> Option<f64> {
+        let entry = sec.get(key)?;
+        let value = expand_circus(&entry.value, &lookup, None).ok()?;
+        if let Ok(n) = value.trim().parse::<f64>() {
+            Some(n)
+        } else {
+            report.error(
+                sec.file,
+                entry.line,
+                sec.name(key),
+                format!("'{value}' is not a number"),
+            );
+            None
+        }
+    };
+    let int = |report: &mut Report, key: &str| -> Option<i64> {
+        let entry = sec.get(key)?;
+        let value = expand_circus(&entry.value, &lookup, None).ok()?;
+        if let Ok(n) = value.trim().parse::<i64>() {
+            Some(n)
+        } else {
+            report.error(
+                sec.file,
+                entry.line,
+                sec.name(key),
+                format!("'{value}' is not an integer"),
+            );
+            None
+        }
+    };
+
+    let cmd = template(report, "cmd");
+    if sec.get("cmd").is_none() {
+        report.error(
+            sec.file,
+            sec.section.line,
+            format!("[{}]", sec.section.name),
+            "a watcher needs cmd",
+        );
+    }
+    let args = template(report, "args");
+    let shell = boolean(report, "shell", false);
+    let singleton = boolean(report, "singleton", false);
+    let numprocesses = int(report, "numprocesses").unwrap_or(1);
+    if singleton && numprocesses > 1 {
+        report.error(
+            sec.file,
+            sec.get("numprocesses").map_or(sec.section.line, |e| e.line),
+            sec.name("numprocesses"),
+            format!("cannot have {numprocesses} processes with a singleton watcher"),
+        );
+    }
+    let working_dir = template(report, "working_dir").map_or_else(
+        || {
+            (
+                dir_of(main).to_string_lossy().replace("$(", "$$("),
+                sec.header_origin(),
+            )
+        },
+        |dir| (dir, sec.origin("working_dir")),
+    );
+    let uid = template(report, "uid");
+    let gid = template(report, "gid");
+    let stop_signal = match sec.get("stop_signal") {
+        None => "TERM".to_owned(),
+        Some(entry) => {
+            let name = signals::parse(&entry.value)
+                .map(signals::name)
+                .filter(|n| n.parse::<i32>().is_err());
+            if let Some(name) = name {
+                name
+            } else {
+                report.error(
+                    sec.file,
+                    entry.line,
+                    sec.name("stop_signal"),
+                    format!("'{}' is not a signal name or number", entry.value),
+                );
+                "TERM".to_owned()
+            }
+        }
+    };
+    let graceful = number(report, "graceful_timeout").unwrap_or(30.0);
+    let priority = int(report, "priority").unwrap_or(0);
+    let max_retry = int(report, "max_retry").unwrap_or(5);
+    let respawn = boolean(report, "respawn", true);
+    let autostart = boolean(report, "autostart", true);
+    if boolean(report, "use_sockets", false) {
+        report.error(
+            sec.file,
+            sec.get("use_sockets").map_or(0, |e| e.line),
+            sec.name("use_sockets"),
+            "sockets are not supported yet by this version of ringmaster",
+        );
+    }
+    let stop_children = sec
+        .get("stop_children")
+        .map(|_| boolean(report, "stop_children", false));
+    let close_stdout = boolean(report, "close_child_stdout", false);
+    let close_stderr = boolean(report, "close_child_stderr", false);
+
+    let mut echo = false;
+    let mut sinks: BTreeMap<&str, String> = BTreeMap::new();
+    for stream in ["stdout", "stderr"] {
+        let closed = if stream == "stdout" {
+            close_stdout
+        } else {
+            close_stderr
+        };
+        let options = streams.remove(stream).unwrap_or_default();
+        let sink = if closed {
+            Some(emit::string("null"))
+        } else if options.is_empty() {
+            // No stream: circusd's children write to circusd's own output.
+            echo = true;
+            Some(emit::string("null"))
+        } else {
+            stream_sink(report, sec, stream, &options, &lookup, &mut echo)
+        };
+        if let Some(sink) = sink {
+            sinks.insert(stream, sink);
+        }
+    }
+
+    let env_pairs: Vec<(String, String)> = child_env
+        .iter()
+        .map(|(k, v)| (k.clone(), dollar_vars(v)))
+        .collect();
+
+    if report.errors.len() > errors_before {
+        return;
+    }
+    let header = sec.header_origin();
+    let defaulted = |key: &str| {
+        if sec.get(key).is_some() {
+            Some(sec.origin(key))
+        } else {
+            Some(header.clone())
+        }
+    };
+    out.comment(&format!(
+        "[{}] from {}:{}",
+        sec.section.name,
+        sec.file.display(),
+        sec.section.line
+    ));
+    out.header(&["watchers", name], Some(header.clone()));
+    let command = match (&cmd, &args) {
+        (Some(cmd), Some(args)) if !args.trim().is_empty() => format!("{cmd} {args}"),
+        (Some(cmd), _) => cmd.clone(),
+        (None, _) => String::new(),
+    };
+    out.entry("cmd", &emit::string(&command), Some(sec.origin("cmd")));
+    if shell {
+        out.entry("shell", "true", Some(sec.origin("shell")));
+    }
+    if numprocesses != 1 {
+        out.entry(
+            "numprocesses",
+            &numprocesses.to_string(),
+            Some(sec.origin("numprocesses")),
+        );
+    }
+    out.entry(
+        "working_dir",
+        &emit::string(&working_dir.0),
+        Some(working_dir.1.clone()),
+    );
+    if let Some(uid) = &uid {
+        out.entry("user", &emit::string(uid), Some(sec.origin("uid")));
+    }
+    if let Some(gid) = &gid {
+        out.entry("group", &emit::string(gid), Some(sec.origin("gid")));
+    }
+    if let Some((mask, origin)) = umask {
+        out.entry("umask", &emit::string(mask), Some(origin.clone()));
+    }
+    out.entry("autostart", &autostart.to_string(), defaulted("autostart"));
+    out.entry(
+        "restart",
+        &emit::string(if respawn { "always" } else { "never" }),
+        defaulted("respawn"),
+    );
+    // Circus's flapping window (1 s) and max_retry stand for start_secs
+    // and start_retries.
+    out.entry("start_secs", &emit::string("1s"), Some(header.clone()));
+    let retries = if max_retry < 0 {
+        emit::string("infinite")
+    } else {
+        max_retry.to_string()
+    };
+    out.entry("start_retries", &retries, defaulted("max_retry"));
+    out.entry(
+        "stop_signal",
+        &emit::string(&stop_signal),
+        defaulted("stop_signal"),
+    );
+    out.entry(
+        "stop_timeout",
+        &emit::string(&duration_text(graceful)),
+        defaulted("graceful_timeout"),
+    );
+    if let Some(group) = stop_children {
+        out.entry(
+            "stop_group",
+            &group.to_string(),
+            Some(sec.origin("stop_children")),
+        );
+    }
+    out.entry("priority", &(-priority).to_string(), defaulted("priority"));
+    out.entry("copy_env", &copy_env.to_string(), defaulted("copy_env"));
+    if !env_pairs.is_empty() {
+        out.entry(
+            "env",
+            &emit::table_of_strings(&env_pairs),
+            Some(header.clone()),
+        );
+    }
+    if !rlimits.is_empty() {
+        let items: Vec<String> = rlimits
+            .iter()
+            .map(|(limit, value, _)| {
+                let value = if value.is_empty() {
+                    emit::string("unlimited")
+                } else {
+                    value.clone()
+                };
+                format!("{} = {value}", emit::key(limit))
+            })
+            .collect();
+        out.entry(
+            "rlimits",
+            &format!("{{ {} }}", items.join(", ")),
+            Some(rlimits[0].2.clone()),
+        );
+    }
+    for (stream, sink) in &sinks {
+        out.entry(
+            stream,
+            sink,
+            Some(sec.origin(&format!("{stream}_stream.class"))),
+        );
+    }
+    if echo {
+        out.entry("echo", "true", Some(header.clone()));
+    }
+    out.blank();
+}
+
+/// A `stdout_stream.*` / `stderr_stream.*` group as a ringmaster sink.
+fn stream_sink(
+    report: &mut Report,
+    sec: Sec<'_>,
+    stream: &str,
+    options: &BTreeMap<String, &Entry>,
+    lookup: &[(String, String)],
+    echo: &mut bool,
+) -> Option<String> {
+    let first_line = options
+        .values()
+        .map(|e| e.line)
+        .min()
+        .unwrap_or(sec.section.line);
+    let class = options.get("class").map(|e| e.value.trim().to_owned());
+    let key = |option: &str| format!("{}.{stream}_stream.{option}", sec.section.name);
+    match class.as_deref() {
+        Some("StdoutStream" | "FancyStdoutStream") => {
+            for option in options.keys().filter(|k| *k != "class") {
+                report.warn(
+                    sec.file,
+                    options[option].line,
+                    key(option),
+                    "ignored: echoed lines are prefixed with the process name",
+                );
+            }
+            *echo = true;
+            return Some(emit::string("null"));
+        }
+        None | Some("FileStream" | "WatchedFileStream") => {}
+        Some("TimedRotatingFileStream") => {
+            report.error(
+                sec.file,
+                first_line,
+                key("class"),
+                "rotation by time is not supported; rotate by size (max_bytes) or with logrotate",
+            );
+            return None;
+        }
+        Some(other) => {
+            report.error(sec.file, first_line, key("class"), format!("stream class '{other}' is not supported (FileStream, WatchedFileStream, StdoutStream)"));
+            return None;
+        }
+    }
+    let mut items = Vec::new();
+    let Some(entry) = options.get("filename") else {
+        report.error(
+            sec.file,
+            first_line,
+            key("filename"),
+            "a file stream needs filename",
+        );
+        return None;
+    };
+    match expand_circus(&entry.value, lookup, Some("$(wid)")) {
+        Ok(file) => items.push(format!("file = {}", emit::string(&file))),
+        Err(message) => {
+            report.error(sec.file, entry.line, key("filename"), message);
+            return None;
+        }
+    }
+    let integer = |report: &mut Report, option: &str| -> Option<u64> {
+        let entry = options.get(option)?;
+        if let Ok(n) = entry.value.trim().parse::<u64>() {
+            Some(n)
+        } else {
+            report.error(
+                sec.file,
+                entry.line,
+                key(option),
+                format!("'{}' is not a non-negative integer", entry.value),
+            );
+            None
+        }
+    };
+    let max_bytes = integer(report, "max_bytes").unwrap_or(0);
+    let backups = integer(report, "backup_count").unwrap_or(0);
+    // Python's RotatingFileHandler rolls over only with both set.
+    if max_bytes > 0 && backups > 0 {
+        items.push(format!(
+            "max_size = {}",
+            emit::string(&format!("{max_bytes}B"))
+        ));
+        items.push(format!("backups = {backups}"));
+    }
+    if let Some(entry) = options.get("time_format") {
+        report.warn(
+            sec.file,
+            entry.line,
+            key("time_format"),
+            "each line is stamped in RFC 3339 UTC, not this format",
+        );
+        items.push("timestamps = true".into());
+    }
+    for (option, entry) in options {
+        if !matches!(
+            option.as_str(),
+            "class" | "filename" | "max_bytes" | "backup_count" | "time_format"
+        ) {
+            report.error(
+                sec.file,
+                entry.line,
+                key(option),
+                "unknown stream option (class, filename, max_bytes, backup_count, time_format)",
+            );
+        }
+    }
+    Some(format!("{{ {} }}", items.join(", ")))
+}
+
+fn duration_text(seconds: f64) -> String {
+    if seconds.fract() == 0.0 {
+        format!("{}s", seconds as u64)
+    } else {
+        format!("{}ms", (seconds * 1000.0).round() as u64)
+    }
+}
+
+/// Python's `fnmatch` for `*`, `?` and `[...]` (case-sensitive on Linux).
+fn fnmatch(pattern: &str, name: &str) -> bool {
+    glob::Pattern::new(pattern).is_ok_and(|p| p.matches(name))
+}
+
+fn unknown_key(report: &mut Report, sec: Sec<'_>, entry: &Entry, known: &[&str]) {
+    let hint = did_you_mean(&entry.key, known.iter().copied())
+        .map(|s| format!(" (did you mean '{s}'?)"))
+        .unwrap_or_default();
+    report.error(
+        sec.file,
+        entry.line,
+        sec.name(&entry.key),
+        format!("unknown key{hint}"),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use crate::model::Config;
+
+    fn fixtures() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/circus")
+    }
+
+    fn without_locations(mut config: Config) -> Config {
+        config.path = PathBuf::new();
+        config.daemon.socket_group_location = None;
+        for watcher in &mut config.watchers {
+            watcher.locations.clear();
+        }
+        config
+    }
+
+    #[test]
+    fn every_fixture_converts_and_round_trips() {
+        for name in ["full.ini", "minimal.ini"] {
+            let path = fixtures().join(name);
+            let loaded = crate::read(&path, None).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(loaded.dialect, crate::Dialect::Circus);
+            let dir = tempfile::tempdir().unwrap();
+            let toml = dir.path().join("converted.toml");
+            std::fs::write(&toml, &loaded.toml).unwrap();
+            let again = crate::read(&toml, None)
+                .unwrap_or_else(|e| panic!("{name} as TOML: {e}\n{}", loaded.toml));
+            assert_eq!(
+                without_locations(again.config),
+                without_locations(loaded.config),
+                "{name}:\n{}",
+                loaded.toml
+            );
+        }
+    }
+
+    #[test]
+    fn bad_fixtures_name_file_line_and_key() {
+        let mut seen = 0;
+        for entry in std::fs::read_dir(fixtures().join("bad")).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let expect = text
+                .lines()
+                .next()
+                .and_then(|l| l.strip_prefix("; expect: "))
+                .unwrap_or_else(|| panic!("{}: no '; expect:' line", path.display()));
+            let (line, rest) = expect.split_once(": ").unwrap();
+            let want = format!("{}:{line}: {rest}", path.display());
+            let errors = crate::read(&path, None)
+                .map(|_| ())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                errors.contains(&want),
+                "{}:\nwant {want}\ngot  {errors}",
+                path.display()
+            );
+            seen += 1;
+        }
+        assert!(seen >= 15, "{seen} bad fixtures");
+    }
+
+    #[test]
+    fn the_full_fixture_means_what_circusd_means() {
+        let loaded = crate::read(&fixtures().join("full.ini"), None).unwrap();
+        let config = &loaded.config;
+        let names: Vec<&str> = config.watchers.iter().map(|w| w.name.as_str()).collect();
+        assert_eq!(names, ["web", "worker", "extra", "more"]);
+        let web = &config.watchers[0];
+        let argv: Vec<String> = web.command.argv.iter().map(|t| t.render(2)).collect();
+        let home = std::env::var("HOME").unwrap_or_default();
+        assert_eq!(
+            argv,
+            [
+                "/bin/echo",
+                "--root",
+                "/srv/app",
+                "--wid",
+                "2",
+                "--greet",
+                "hello",
+                "--home",
+                &home
+            ]
+        );
+        assert_eq!(web.numprocesses, 3);
+        assert_eq!(web.priority, -10, "circus starts higher priorities first");
+        assert_eq!(web.stop_timeout, std::time::Duration::from_millis(2500));
+        assert_eq!(web.start_retries, crate::StartRetries::Infinite);
+        assert_eq!(web.umask, Some(0o002));
+        assert!(web.copy_env && web.echo && !web.autostart && web.stop_group);
+        let env: std::collections::BTreeMap<&str, String> = web
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.render(1)))
+            .collect();
+        let path = std::env::var("PATH").unwrap_or_default();
+        assert_eq!(env["PATH"], format!("{path}:/opt/app/bin"));
+        assert_eq!(env["APP_ROOT"], "/srv/app");
+        assert_eq!(env["WORKER_SHARE"], "shared");
+        let worker = &config.watchers[1];
+        assert_eq!(worker.user.as_deref(), Some("nobody"));
+        assert_eq!(worker.group.as_deref(), Some("nogroup"));
+        assert!(!worker.copy_env);
+        let worker_env: Vec<&str> = worker.env.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(worker_env, ["APP_ROOT", "GREETING", "PATH", "WORKER_SHARE"]);
+        assert_eq!(config.watchers[2].restart, crate::Restart::Never);
+        let warned: Vec<&str> = loaded.warnings.iter().map(|w| w.key.as_str()).collect();
+        for key in [
+            "circus.check_delay",
+            "circus.endpoint",
+            "watcher:web.send_hup",
+            "watcher:web.hooks.before_start",
+            "[plugin:flapping]",
+            "watcher:more.stdout_stream.time_format",
+        ] {
+            assert!(warned.contains(&key), "no warning for {key}: {warned:?}");
+        }
+    }
+}
