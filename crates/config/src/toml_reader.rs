@@ -847,7 +847,7 @@ fn valid_watcher_name(name: &str) -> bool {
         && name != "all"
         && name
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+            .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
 fn read_watcher(

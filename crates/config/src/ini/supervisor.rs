@@ -1473,6 +1473,78 @@ mod tests {
         assert!(seen >= 20, "{seen} bad fixtures");
     }
 
+    /// Supervisor's own test fixtures (shipped with the supervisor package
+    /// in bench/.venv, which `python3 bench/run.py --setup` creates and CI
+    /// creates first): each reads, or fails with the documented difference.
+    #[test]
+    fn supervisors_own_fixtures_read() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/.venv/lib");
+        let Some(fixtures) = std::fs::read_dir(&root)
+            .ok()
+            .and_then(|mut dirs| dirs.next())
+            .and_then(Result::ok)
+            .map(|python| {
+                python
+                    .path()
+                    .join("site-packages/supervisor/tests/fixtures")
+            })
+            .filter(|dir| dir.is_dir())
+        else {
+            eprintln!("skipped: no supervisor package (run `python3 bench/run.py --setup`)");
+            return;
+        };
+        // Documented differences (docs/migration.md): a key set twice in a
+        // section, a section defined again in an included file.
+        let refused = [
+            (
+                "issue-1224.conf",
+                "nodaemon is already set in [supervisord]",
+            ),
+            ("include.conf", "section [supervisord] is already defined"),
+        ];
+        let mut read = 0;
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(&fixtures)
+            .unwrap()
+            .chain(std::fs::read_dir(fixtures.join("example")).unwrap())
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "conf"))
+            .collect();
+        paths.sort();
+        for path in paths {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let result = crate::read(&path, Some(crate::Dialect::Supervisord));
+            match refused.iter().find(|(n, _)| *n == name) {
+                Some((_, why)) => {
+                    let errors = result.map(|_| ()).unwrap_err().to_string();
+                    assert!(errors.contains(why), "{name}: {errors}");
+                }
+                None => {
+                    let loaded = result.unwrap_or_else(|e| panic!("{name}: {e}"));
+                    let dir = tempfile::tempdir().unwrap();
+                    let toml = dir.path().join("converted.toml");
+                    std::fs::write(&toml, &loaded.toml).unwrap();
+                    let again = crate::read(&toml, None).unwrap_or_else(|e| panic!("{name}: {e}"));
+                    assert_eq!(
+                        without_locations(again.config),
+                        without_locations(loaded.config),
+                        "{name}"
+                    );
+                    read += 1;
+                }
+            }
+        }
+        assert!(read >= 20, "only {read} fixtures read");
+        // issue-986: %% in a command is a literal %.
+        let loaded = crate::read(&fixtures.join("issue-986.conf"), None).unwrap();
+        let argv: Vec<String> = loaded.config.watchers[0]
+            .command
+            .argv
+            .iter()
+            .map(|t| t.render(1))
+            .collect();
+        assert!(argv.iter().any(|a| a.contains("%h")), "{argv:?}");
+    }
+
     #[test]
     fn the_full_fixture_means_what_supervisord_means() {
         let loaded = crate::read(&fixtures().join("full.conf"), None).unwrap();
