@@ -198,3 +198,52 @@ fn a_circus_watcher_sees_what_circusd_would_give_it() {
         );
     }
 }
+
+/// Every good fixture passes `ringmasterd --check`, and its `--convert`
+/// output passes `--check` as TOML.
+#[test]
+fn fixtures_check_and_convert() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let fixtures = [
+        "supervisor/full.conf",
+        "supervisor/minimal.conf",
+        "supervisor/percent.conf",
+        "circus/full.ini",
+        "circus/minimal.ini",
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    for fixture in fixtures {
+        let path = root.join(fixture);
+        let run = |args: &[&std::ffi::OsStr]| {
+            std::process::Command::new(crate::support::ringmasterd())
+                .args(args)
+                .env_remove("RINGMASTER_SOCKET")
+                .output()
+                .unwrap()
+        };
+        let check = run(&["--check".as_ref(), path.as_os_str()]);
+        assert!(check.status.success(), "{fixture}: {}", stderr(&check));
+        assert!(stdout(&check).contains(": OK"), "{fixture}");
+        let convert = run(&["--convert".as_ref(), path.as_os_str()]);
+        assert!(convert.status.success(), "{fixture}: {}", stderr(&convert));
+        let toml = dir
+            .path()
+            .join(format!("{}.toml", fixture.replace('/', "-")));
+        std::fs::write(&toml, &convert.stdout).unwrap();
+        let again = run(&["--check".as_ref(), toml.as_os_str()]);
+        assert!(
+            again.status.success(),
+            "{fixture} converted: {}",
+            stderr(&again)
+        );
+        // The same processes, whichever file was read.
+        let summary = |out: &std::process::Output| {
+            stdout(out)
+                .lines()
+                .skip(1)
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(summary(&again), summary(&check), "{fixture}");
+    }
+}
