@@ -201,6 +201,7 @@ pub(crate) fn convert(path: &Path) -> Result<Converted, ConfigErrors> {
     let mut report = Report::default();
     let mut out = Emitter::default();
     translate(&files, &env, &mut report, &mut out);
+    out.dropped(&report.warnings);
     if !report.errors.is_empty() {
         return Err(ConfigErrors(report.errors));
     }
@@ -901,15 +902,22 @@ fn emit_watcher(
         &emit::string(if respawn { "always" } else { "never" }),
         defaulted("respawn"),
     );
+    if sec.get("respawn").is_none() {
+        out.note_last("circusd's default");
+    }
     // Circus's flapping window (1 s) and max_retry stand for start_secs
     // and start_retries.
     out.entry("start_secs", &emit::string("1s"), Some(header.clone()));
+    out.note_last("circusd's flapping window");
     let retries = if max_retry < 0 {
         emit::string("infinite")
     } else {
         max_retry.to_string()
     };
     out.entry("start_retries", &retries, defaulted("max_retry"));
+    if sec.get("max_retry").is_none() {
+        out.note_last("circusd's default");
+    }
     out.entry(
         "stop_signal",
         &emit::string(&stop_signal),
@@ -920,6 +928,9 @@ fn emit_watcher(
         &emit::string(&duration_text(graceful)),
         defaulted("graceful_timeout"),
     );
+    if sec.get("graceful_timeout").is_none() {
+        out.note_last("circusd's default");
+    }
     if let Some(group) = stop_children {
         out.entry(
             "stop_group",
@@ -928,6 +939,9 @@ fn emit_watcher(
         );
     }
     out.entry("priority", &(-priority).to_string(), defaulted("priority"));
+    if sec.get("priority").is_none() {
+        out.note_last("circusd's default, negated");
+    }
     out.entry("copy_env", &copy_env.to_string(), defaulted("copy_env"));
     if !env_pairs.is_empty() {
         out.entry(

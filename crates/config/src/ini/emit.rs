@@ -35,6 +35,25 @@ impl Emitter {
         self.push(&format!("{} = {value}", key(name)), origin);
     }
 
+    /// Ends the last line with `# note`.
+    pub(crate) fn note_last(&mut self, note: &str) {
+        if self.text.ends_with('\n') {
+            self.text.pop();
+            let _ = writeln!(self.text, "  # {note}");
+        }
+    }
+
+    /// Lists, as comments, what was read but not carried over.
+    pub(crate) fn dropped(&mut self, warnings: &[crate::error::ConfigWarning]) {
+        if warnings.is_empty() {
+            return;
+        }
+        self.comment("Read but not carried over (ringmasterd warns about each):");
+        for warning in warnings {
+            self.comment(&format!("  {warning}"));
+        }
+    }
+
     fn push(&mut self, line: &str, origin: Option<Origin>) {
         self.text.push_str(line);
         self.text.push('\n');

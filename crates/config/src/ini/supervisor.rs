@@ -304,6 +304,7 @@ pub(crate) fn convert(path: &Path) -> Result<Converted, ConfigErrors> {
     let mut report = Report::default();
     let mut out = Emitter::default();
     translate(&files, &env, &host, &mut report, &mut out);
+    out.dropped(&report.warnings);
     if !report.errors.is_empty() {
         report.errors.sort_by_key(location_of);
         return Err(ConfigErrors(report.errors));
@@ -1114,6 +1115,9 @@ fn emit_program(
             &emit::string(process_name),
             defaulted("process_name"),
         );
+        if sec.get("process_name").is_none() {
+            out.note_last("supervisord's default");
+        }
     }
     if numprocs != 1 {
         out.entry(
@@ -1131,33 +1135,54 @@ fn emit_program(
         out.entry("umask", &emit::string(mask), Some(origin.clone()));
     }
     out.entry("autostart", &autostart.to_string(), defaulted("autostart"));
+    if sec.get("autostart").is_none() {
+        out.note_last("supervisord's default");
+    }
     out.entry("restart", &emit::string(restart), defaulted("autorestart"));
+    if sec.get("autorestart").is_none() {
+        out.note_last("supervisord's default");
+    }
     let codes: Vec<String> = codes.iter().map(ToString::to_string).collect();
     out.entry(
         "exit_codes",
         &format!("[{}]", codes.join(", ")),
         defaulted("exitcodes"),
     );
+    if sec.get("exitcodes").is_none() {
+        out.note_last("supervisord's default");
+    }
     out.entry(
         "start_secs",
         &emit::string(&format!("{startsecs}s")),
         defaulted("startsecs"),
     );
+    if sec.get("startsecs").is_none() {
+        out.note_last("supervisord's default");
+    }
     out.entry(
         "start_retries",
         &startretries.to_string(),
         defaulted("startretries"),
     );
+    if sec.get("startretries").is_none() {
+        out.note_last("supervisord's default");
+    }
     out.entry(
         "stop_signal",
         &emit::string(signal.trim_start_matches("SIG")),
         defaulted("stopsignal"),
     );
+    if sec.get("stopsignal").is_none() {
+        out.note_last("supervisord's default");
+    }
     out.entry(
         "stop_timeout",
         &emit::string(&format!("{stopwaitsecs}s")),
         defaulted("stopwaitsecs"),
     );
+    if sec.get("stopwaitsecs").is_none() {
+        out.note_last("supervisord's default");
+    }
     // supervisord signals only the leader unless told; ringmaster's default
     // is the whole group, kept when the file says nothing.
     let stop_group = if sec.get("stopasgroup").is_some() || sec.get("killasgroup").is_some() {
@@ -1184,6 +1209,9 @@ fn emit_program(
         out.entry("stop_group", &group_wide.to_string(), origin);
     }
     out.entry("priority", &priority.to_string(), defaulted("priority"));
+    if sec.get("priority").is_none() {
+        out.note_last("supervisord's default");
+    }
     // supervisord children inherit its environment.
     out.entry("copy_env", "true", Some(header.clone()));
     let mut env_pairs: Vec<(String, String)> = Vec::new();
