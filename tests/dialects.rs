@@ -247,3 +247,40 @@ fn fixtures_check_and_convert() {
         assert_eq!(summary(&again), summary(&check), "{fixture}");
     }
 }
+
+/// The dialect comes from the extension, then the content; `--format`
+/// forces it.
+#[test]
+fn the_dialect_is_detected_or_forced() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "[supervisord]\n\n[program:web]\ncommand=/bin/sleep 10\n";
+    let check = |name: &str, format: Option<&str>| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let mut command = std::process::Command::new(crate::support::ringmasterd());
+        command.arg("--check").arg(&path);
+        if let Some(format) = format {
+            command.args(["--format", format]);
+        }
+        command.output().unwrap()
+    };
+    let by_content = check("app.cfg", None);
+    assert!(by_content.status.success(), "{}", stderr(&by_content));
+    assert!(stdout(&by_content).contains("watchers 1 (1 processes)"));
+    let as_toml = check("app.toml", None);
+    assert_eq!(as_toml.status.code(), Some(1));
+    assert!(
+        stderr(&as_toml).contains("invalid TOML"),
+        "{}",
+        stderr(&as_toml)
+    );
+    let forced = check("app.toml", Some("supervisord"));
+    assert!(forced.status.success(), "{}", stderr(&forced));
+    let wrong = check("other.conf", Some("circus"));
+    assert_eq!(wrong.status.code(), Some(1));
+    assert!(
+        stderr(&wrong).contains("[supervisord]: unknown section"),
+        "{}",
+        stderr(&wrong)
+    );
+}
