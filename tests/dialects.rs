@@ -6,7 +6,15 @@ use crate::support::{Daemon, is_root, report, stderr, stdout, testkit};
 
 /// A supervisord.conf in a fresh test directory, socket at rm.sock.
 fn supervisor(body: &str) -> Daemon {
-    let builder = Daemon::builder();
+    supervisor_with(body, &[])
+}
+
+/// Like [`supervisor`], with variables in the daemon's environment.
+fn supervisor_with(body: &str, env: &[(&str, &str)]) -> Daemon {
+    let mut builder = Daemon::builder();
+    for (key, value) in env {
+        builder = builder.env(key, value);
+    }
     let dir = builder.path().to_path_buf();
     let text = format!(
         "[unix_http_server]\nfile=%(here)s/rm.sock\n\n[supervisord]\nchildlogdir=%(here)s/logs\n{}",
@@ -20,8 +28,11 @@ fn supervisor(body: &str) -> Daemon {
 #[test]
 fn the_child_sees_what_supervisord_would_give_it() {
     let user = if is_root() { "user=nobody\n" } else { "" };
-    let daemon = supervisor(&format!(
-        r#"environment=FROM_DAEMON="yes",SHARED="daemon"
+    // Supervisor issue 291: percent signs in the daemon's environment are
+    // values, never formats.
+    let daemon = supervisor_with(
+        &format!(
+            r#"environment=FROM_DAEMON="yes",SHARED="daemon"
 
 [program:kit]
 command=@TESTKIT@ print-env --port 80%(process_num)02d --name %(program_name)s 100%%
@@ -29,7 +40,7 @@ process_name=%(program_name)s_%(process_num)02d
 numprocs=2
 startsecs=0
 directory=/tmp
-environment=PORT="80%(process_num)02d",SHARED="program"
+environment=PORT="80%(process_num)02d",SHARED="program",PCT_COPY="%(ENV_PCT_VAR)s"
 
 [program:creds]
 command=@TESTKIT@ print-creds
@@ -39,7 +50,9 @@ directory=/tmp
 [group:site]
 programs=kit
 "#
-    ));
+        ),
+        &[("PCT_VAR", "100% sure %(x)s")],
+    );
     daemon.wait_all("everything running", |p| p["state"] == "RUNNING");
     let env = daemon.wait_file("logs/kit-2.out.log", "env SUPERVISOR_PROCESS_NAME");
     let env = report(&env.replace("env ", ""));
@@ -49,6 +62,8 @@ programs=kit
     assert_eq!(env["SUPERVISOR_GROUP_NAME"], "site");
     assert_eq!(env["FROM_DAEMON"], "yes");
     assert_eq!(env["SHARED"], "program", "a program's environment wins");
+    assert_eq!(env["PCT_VAR"], "100% sure %(x)s");
+    assert_eq!(env["PCT_COPY"], "100% sure %(x)s");
     // supervisord's children inherit its environment.
     assert!(env.contains_key("PATH"));
 
