@@ -859,6 +859,13 @@ fn emit_watcher(
             Some(header.clone())
         }
     };
+    // A setting, marked when it is circusd's default.
+    let setting = |out: &mut Emitter, name: &str, value: &str, key: &str, note: &str| {
+        out.entry(name, value, defaulted(key));
+        if sec.get(key).is_none() {
+            out.note_last(note);
+        }
+    };
     out.comment(&format!(
         "[{}] from {}:{}",
         sec.section.name,
@@ -897,14 +904,13 @@ fn emit_watcher(
         out.entry("umask", &emit::string(mask), Some(origin.clone()));
     }
     out.entry("autostart", &autostart.to_string(), defaulted("autostart"));
-    out.entry(
+    setting(
+        out,
         "restart",
         &emit::string(if respawn { "always" } else { "never" }),
-        defaulted("respawn"),
+        "respawn",
+        "circusd's default",
     );
-    if sec.get("respawn").is_none() {
-        out.note_last("circusd's default");
-    }
     // Circus's flapping window (1 s) and max_retry stand for start_secs
     // and start_retries.
     out.entry("start_secs", &emit::string("1s"), Some(header.clone()));
@@ -914,23 +920,25 @@ fn emit_watcher(
     } else {
         max_retry.to_string()
     };
-    out.entry("start_retries", &retries, defaulted("max_retry"));
-    if sec.get("max_retry").is_none() {
-        out.note_last("circusd's default");
-    }
+    setting(
+        out,
+        "start_retries",
+        &retries,
+        "max_retry",
+        "circusd's default",
+    );
     out.entry(
         "stop_signal",
         &emit::string(&stop_signal),
         defaulted("stop_signal"),
     );
-    out.entry(
+    setting(
+        out,
         "stop_timeout",
         &emit::string(&duration_text(graceful)),
-        defaulted("graceful_timeout"),
+        "graceful_timeout",
+        "circusd's default",
     );
-    if sec.get("graceful_timeout").is_none() {
-        out.note_last("circusd's default");
-    }
     if let Some(group) = stop_children {
         out.entry(
             "stop_group",
@@ -938,10 +946,13 @@ fn emit_watcher(
             Some(sec.origin("stop_children")),
         );
     }
-    out.entry("priority", &(-priority).to_string(), defaulted("priority"));
-    if sec.get("priority").is_none() {
-        out.note_last("circusd's default, negated");
-    }
+    setting(
+        out,
+        "priority",
+        &(-priority).to_string(),
+        "priority",
+        "circusd's default, negated",
+    );
     out.entry("copy_env", &copy_env.to_string(), defaulted("copy_env"));
     if !env_pairs.is_empty() {
         out.entry(
@@ -1118,68 +1129,24 @@ fn unknown_key(report: &mut Report, sec: Sec<'_>, entry: &Entry, known: &[&str])
 
 #[cfg(test)]
 mod tests {
-    use std::path::{Path, PathBuf};
+    use std::path::PathBuf;
 
-    use crate::model::Config;
+    use crate::ini::fixtures::{bad_fixtures, dir, round_trip};
 
     fn fixtures() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/circus")
-    }
-
-    fn without_locations(mut config: Config) -> Config {
-        config.path = PathBuf::new();
-        config.daemon.socket_group_location = None;
-        for watcher in &mut config.watchers {
-            watcher.locations.clear();
-        }
-        config
+        dir("circus")
     }
 
     #[test]
     fn every_fixture_converts_and_round_trips() {
         for name in ["full.ini", "minimal.ini"] {
-            let path = fixtures().join(name);
-            let loaded = crate::read(&path, None).unwrap_or_else(|e| panic!("{name}: {e}"));
-            assert_eq!(loaded.dialect, crate::Dialect::Circus);
-            let dir = tempfile::tempdir().unwrap();
-            let toml = dir.path().join("converted.toml");
-            std::fs::write(&toml, &loaded.toml).unwrap();
-            let again = crate::read(&toml, None)
-                .unwrap_or_else(|e| panic!("{name} as TOML: {e}\n{}", loaded.toml));
-            assert_eq!(
-                without_locations(again.config),
-                without_locations(loaded.config),
-                "{name}:\n{}",
-                loaded.toml
-            );
+            round_trip(&fixtures().join(name), crate::Dialect::Circus);
         }
     }
 
     #[test]
     fn bad_fixtures_name_file_line_and_key() {
-        let mut seen = 0;
-        for entry in std::fs::read_dir(fixtures().join("bad")).unwrap() {
-            let path = entry.unwrap().path();
-            let text = std::fs::read_to_string(&path).unwrap();
-            let expect = text
-                .lines()
-                .next()
-                .and_then(|l| l.strip_prefix("; expect: "))
-                .unwrap_or_else(|| panic!("{}: no '; expect:' line", path.display()));
-            let (line, rest) = expect.split_once(": ").unwrap();
-            let want = format!("{}:{line}: {rest}", path.display());
-            let errors = crate::read(&path, None)
-                .map(|_| ())
-                .unwrap_err()
-                .to_string();
-            assert!(
-                errors.contains(&want),
-                "{}:\nwant {want}\ngot  {errors}",
-                path.display()
-            );
-            seen += 1;
-        }
-        assert!(seen >= 15, "{seen} bad fixtures");
+        bad_fixtures(&fixtures().join("bad"), 15);
     }
 
     #[test]

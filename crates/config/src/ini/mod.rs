@@ -181,3 +181,79 @@ pub(crate) fn dir_of(file: &Path) -> PathBuf {
     file.parent()
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
+
+/// What the dialects' tests share: reading fixtures and comparing models.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use std::path::{Path, PathBuf};
+
+    use crate::model::Config;
+
+    /// `tests/fixtures/NAME` of the repository.
+    pub(crate) fn dir(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures")
+            .join(name)
+    }
+
+    /// The model without where things were written.
+    pub(crate) fn without_locations(mut config: Config) -> Config {
+        config.path = PathBuf::new();
+        config.daemon.socket_group_location = None;
+        for watcher in &mut config.watchers {
+            watcher.locations.clear();
+        }
+        config
+    }
+
+    /// Reads `path`, writes its `--convert` TOML elsewhere, reads that, and
+    /// checks both give the same model.
+    pub(crate) fn round_trip(path: &Path, dialect: crate::Dialect) {
+        let name = path.display();
+        let loaded = crate::read(path, None).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(loaded.dialect, dialect, "{name}");
+        let dir = tempfile::tempdir().unwrap();
+        let toml = dir.path().join("converted.toml");
+        std::fs::write(&toml, &loaded.toml).unwrap();
+        let again = crate::read(&toml, None)
+            .unwrap_or_else(|e| panic!("{name} as TOML: {e}\n{}", loaded.toml));
+        assert_eq!(
+            without_locations(again.config),
+            without_locations(loaded.config),
+            "{name}:\n{}",
+            loaded.toml
+        );
+    }
+
+    /// Every file in `dir` starts with `; expect: LINE: TEXT` and fails
+    /// with exactly that error (`LINE` 0: the file as a whole).
+    pub(crate) fn bad_fixtures(dir: &Path, at_least: usize) {
+        let mut seen = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+            let expect = text
+                .lines()
+                .next()
+                .and_then(|l| l.strip_prefix("; expect: "))
+                .unwrap_or_else(|| panic!("{}: no '; expect:' line", path.display()));
+            let (line, rest) = expect.split_once(": ").unwrap();
+            let want = if line == "0" {
+                format!("{}: {rest}", path.display())
+            } else {
+                format!("{}:{line}: {rest}", path.display())
+            };
+            let errors = crate::read(&path, None)
+                .map(|_| ())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                errors.contains(&want),
+                "{}:\nwant {want}\ngot  {errors}",
+                path.display()
+            );
+            seen += 1;
+        }
+        assert!(seen >= at_least, "{seen} bad fixtures in {}", dir.display());
+    }
+}

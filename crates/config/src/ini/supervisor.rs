@@ -1099,6 +1099,13 @@ fn emit_program(
             Some(header.clone())
         }
     };
+    // A setting, marked when it is supervisord's default.
+    let setting = |out: &mut Emitter, name: &str, value: &str, key: &str| {
+        out.entry(name, value, defaulted(key));
+        if sec.get(key).is_none() {
+            out.note_last("supervisord's default");
+        }
+    };
     out.comment(&format!(
         "[{}] from {}:{}",
         sec.section.name,
@@ -1110,14 +1117,12 @@ fn emit_program(
         out.entry("cmd", &emit::string(command), Some(sec.origin("command")));
     }
     if let Some(process_name) = &process_name {
-        out.entry(
+        setting(
+            out,
             "process_name",
             &emit::string(process_name),
-            defaulted("process_name"),
+            "process_name",
         );
-        if sec.get("process_name").is_none() {
-            out.note_last("supervisord's default");
-        }
     }
     if numprocs != 1 {
         out.entry(
@@ -1134,55 +1139,39 @@ fn emit_program(
     if let Some((mask, origin)) = &umask {
         out.entry("umask", &emit::string(mask), Some(origin.clone()));
     }
-    out.entry("autostart", &autostart.to_string(), defaulted("autostart"));
-    if sec.get("autostart").is_none() {
-        out.note_last("supervisord's default");
-    }
-    out.entry("restart", &emit::string(restart), defaulted("autorestart"));
-    if sec.get("autorestart").is_none() {
-        out.note_last("supervisord's default");
-    }
+    setting(out, "autostart", &autostart.to_string(), "autostart");
+    setting(out, "restart", &emit::string(restart), "autorestart");
     let codes: Vec<String> = codes.iter().map(ToString::to_string).collect();
-    out.entry(
+    setting(
+        out,
         "exit_codes",
         &format!("[{}]", codes.join(", ")),
-        defaulted("exitcodes"),
+        "exitcodes",
     );
-    if sec.get("exitcodes").is_none() {
-        out.note_last("supervisord's default");
-    }
-    out.entry(
+    setting(
+        out,
         "start_secs",
         &emit::string(&format!("{startsecs}s")),
-        defaulted("startsecs"),
+        "startsecs",
     );
-    if sec.get("startsecs").is_none() {
-        out.note_last("supervisord's default");
-    }
-    out.entry(
+    setting(
+        out,
         "start_retries",
         &startretries.to_string(),
-        defaulted("startretries"),
+        "startretries",
     );
-    if sec.get("startretries").is_none() {
-        out.note_last("supervisord's default");
-    }
-    out.entry(
+    setting(
+        out,
         "stop_signal",
         &emit::string(signal.trim_start_matches("SIG")),
-        defaulted("stopsignal"),
+        "stopsignal",
     );
-    if sec.get("stopsignal").is_none() {
-        out.note_last("supervisord's default");
-    }
-    out.entry(
+    setting(
+        out,
         "stop_timeout",
         &emit::string(&format!("{stopwaitsecs}s")),
-        defaulted("stopwaitsecs"),
+        "stopwaitsecs",
     );
-    if sec.get("stopwaitsecs").is_none() {
-        out.note_last("supervisord's default");
-    }
     // supervisord signals only the leader unless told; ringmaster's default
     // is the whole group, kept when the file says nothing.
     let stop_group = if sec.get("stopasgroup").is_some() || sec.get("killasgroup").is_some() {
@@ -1208,10 +1197,7 @@ fn emit_program(
         }
         out.entry("stop_group", &group_wide.to_string(), origin);
     }
-    out.entry("priority", &priority.to_string(), defaulted("priority"));
-    if sec.get("priority").is_none() {
-        out.note_last("supervisord's default");
-    }
+    setting(out, "priority", &priority.to_string(), "priority");
     // supervisord children inherit its environment.
     out.entry("copy_env", "true", Some(header.clone()));
     let mut env_pairs: Vec<(String, String)> = Vec::new();
@@ -1434,76 +1420,24 @@ fn unknown_key(report: &mut Report, sec: Sec<'_>, entry: &Entry, known: &[&str])
 mod tests {
     use std::path::{Path, PathBuf};
 
-    use crate::model::Config;
+    use crate::ini::fixtures::{bad_fixtures, dir, round_trip};
 
     fn fixtures() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/supervisor")
-    }
-
-    /// The model without where things were written.
-    fn without_locations(mut config: Config) -> Config {
-        config.path = PathBuf::new();
-        config.daemon.socket_group_location = None;
-        for watcher in &mut config.watchers {
-            watcher.locations.clear();
-        }
-        config
+        dir("supervisor")
     }
 
     #[test]
     fn every_fixture_converts_and_round_trips() {
         for name in ["full.conf", "minimal.conf", "percent.conf"] {
-            let path = fixtures().join(name);
-            let loaded = crate::read(&path, None).unwrap_or_else(|e| panic!("{name}: {e}"));
-            assert_eq!(loaded.dialect, crate::Dialect::Supervisord);
-            let dir = tempfile::tempdir().unwrap();
-            let toml = dir.path().join("converted.toml");
-            std::fs::write(&toml, &loaded.toml).unwrap();
-            let again = crate::read(&toml, None)
-                .unwrap_or_else(|e| panic!("{name} as TOML: {e}\n{}", loaded.toml));
-            assert_eq!(
-                without_locations(again.config),
-                without_locations(loaded.config),
-                "{name}:\n{}",
-                loaded.toml
-            );
+            round_trip(&fixtures().join(name), crate::Dialect::Supervisord);
         }
     }
 
     #[test]
     fn bad_fixtures_name_file_line_and_key() {
-        let mut seen = 0;
-        for entry in std::fs::read_dir(fixtures().join("bad")).unwrap() {
-            let path = entry.unwrap().path();
-            let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
-            let expect = text
-                .lines()
-                .next()
-                .and_then(|l| l.strip_prefix("; expect: "))
-                .unwrap_or_else(|| panic!("{}: no '; expect:' line", path.display()));
-            let (line, rest) = expect.split_once(": ").unwrap();
-            let want = if line == "0" {
-                format!("{}: {rest}", path.display())
-            } else {
-                format!("{}:{line}: {rest}", path.display())
-            };
-            let errors = crate::read(&path, None)
-                .map(|_| ())
-                .unwrap_err()
-                .to_string();
-            assert!(
-                errors.contains(&want),
-                "{}:\nwant {want}\ngot  {errors}",
-                path.display()
-            );
-            seen += 1;
-        }
-        assert!(seen >= 20, "{seen} bad fixtures");
+        bad_fixtures(&fixtures().join("bad"), 20);
     }
 
-    /// Supervisor's own test fixtures (shipped with the supervisor package
-    /// in bench/.venv, which `python3 bench/run.py --setup` creates and CI
-    /// creates first): each reads, or fails with the documented difference.
     #[test]
     fn supervisors_own_fixtures_read() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/.venv/lib");
@@ -1546,16 +1480,8 @@ mod tests {
                 assert!(errors.contains(why), "{name}: {errors}");
                 continue;
             }
-            let loaded = result.unwrap_or_else(|e| panic!("{name}: {e}"));
-            let dir = tempfile::tempdir().unwrap();
-            let toml = dir.path().join("converted.toml");
-            std::fs::write(&toml, &loaded.toml).unwrap();
-            let again = crate::read(&toml, None).unwrap_or_else(|e| panic!("{name}: {e}"));
-            assert_eq!(
-                without_locations(again.config),
-                without_locations(loaded.config),
-                "{name}"
-            );
+            result.unwrap_or_else(|e| panic!("{name}: {e}"));
+            round_trip(&path, crate::Dialect::Supervisord);
             read += 1;
         }
         assert!(read >= 20, "only {read} fixtures read");
