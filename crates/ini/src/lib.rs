@@ -163,31 +163,8 @@ impl Reader {
             return;
         }
         self.indent = indent;
-        if let Some(name) = section_header(value) {
-            self.open_section(number, name);
-            return;
-        }
-        if self.cursor.is_none() {
-            self.error(
-                number,
-                None,
-                format!("a key outside any [section]: {:?}", line.trim()),
-            );
-            return;
-        }
-        match split_option(value) {
-            Some((key, val)) if !key.is_empty() => {
-                self.add_entry(number, key.to_lowercase(), py_strip(val).to_owned());
-            }
-            Some(_) => self.error(number, None, format!("an empty key in {:?}", line.trim())),
-            None => self.error(
-                number,
-                None,
-                format!(
-                    "not a section, a key = value or a comment: {:?}",
-                    line.trim()
-                ),
-            ),
+        if let Some((key, val)) = self.header_or_option(number, value, line) {
+            self.add_entry(number, key.to_lowercase(), py_strip(val).to_owned());
         }
     }
 
@@ -204,9 +181,39 @@ impl Reader {
             self.continue_value(py_strip(line).to_owned());
             return;
         }
-        if let Some(name) = section_header(line) {
-            self.open_section(number, name);
+        let Some((key, mut val)) = self.header_or_option(number, line, line) else {
             return;
+        };
+        // Only the first ';' counts, and only after whitespace (at index 0,
+        // Python's val[-1] looks at the last character).
+        if let Some(pos) = val.find(';') {
+            let before = if pos == 0 {
+                val.chars().next_back()
+            } else {
+                val[..pos].chars().next_back()
+            };
+            if before.is_some_and(char::is_whitespace) {
+                val = &val[..pos];
+            }
+        }
+        let mut val = py_strip(val);
+        if val == "\"\"" {
+            val = "";
+        }
+        self.add_entry(number, key.to_owned(), val.to_owned());
+    }
+
+    /// A section header (opened), or a `key = value` line split at its
+    /// first `=` or `:`; anything else is reported and gives `None`.
+    fn header_or_option<'l>(
+        &mut self,
+        number: usize,
+        text: &'l str,
+        line: &str,
+    ) -> Option<(&'l str, &'l str)> {
+        if let Some(name) = section_header(text) {
+            self.open_section(number, name);
+            return None;
         }
         if self.cursor.is_none() {
             self.error(
@@ -214,38 +221,25 @@ impl Reader {
                 None,
                 format!("a key outside any [section]: {:?}", line.trim()),
             );
-            return;
+            return None;
         }
-        match split_option(line) {
-            Some((key, val)) if !key.is_empty() => {
-                let mut val = val;
-                // Only the first ';' counts, and only after whitespace (at
-                // index 0, Python's val[-1] looks at the last character).
-                if let Some(pos) = val.find(';') {
-                    let before = if pos == 0 {
-                        val.chars().next_back()
-                    } else {
-                        val[..pos].chars().next_back()
-                    };
-                    if before.is_some_and(char::is_whitespace) {
-                        val = &val[..pos];
-                    }
-                }
-                let mut val = py_strip(val);
-                if val == "\"\"" {
-                    val = "";
-                }
-                self.add_entry(number, key.to_owned(), val.to_owned());
+        match split_option(text) {
+            Some((key, val)) if !key.is_empty() => Some((key, val)),
+            Some(_) => {
+                self.error(number, None, format!("an empty key in {:?}", line.trim()));
+                None
             }
-            Some(_) => self.error(number, None, format!("an empty key in {:?}", line.trim())),
-            None => self.error(
-                number,
-                None,
-                format!(
-                    "not a section, a key = value or a comment: {:?}",
-                    line.trim()
-                ),
-            ),
+            None => {
+                self.error(
+                    number,
+                    None,
+                    format!(
+                        "not a section, a key = value or a comment: {:?}",
+                        line.trim()
+                    ),
+                );
+                None
+            }
         }
     }
 
