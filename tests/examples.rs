@@ -5,6 +5,33 @@ use std::net::TcpStream;
 
 use crate::support::{DEADLINE, Daemon, wait_until};
 
+/// The page `127.0.0.1:PORT` serves, once it answers.
+fn fetch(port: u16) -> String {
+    wait_until(&format!("port {port} to answer"), DEADLINE, || {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+        stream.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
+        let mut page = String::new();
+        stream.read_to_string(&mut page).ok()?;
+        Some(page)
+    })
+}
+
+/// `ringmasterd --convert CONFIG` gives TOML that `--check` accepts.
+fn convert_then_check(config: &std::path::Path) {
+    let run = |args: &[&std::ffi::OsStr]| {
+        std::process::Command::new(crate::support::ringmasterd())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let converted = run(&["--convert".as_ref(), config.as_os_str()]);
+    assert!(converted.status.success(), "{converted:?}");
+    let toml = config.with_extension("converted.toml");
+    std::fs::write(&toml, &converted.stdout).unwrap();
+    let check = run(&["--check".as_ref(), toml.as_os_str()]);
+    assert!(check.status.success(), "{check:?}");
+}
+
 /// examples/quickstart.toml starts, serves HTTP, restarts a killed worker
 /// and shuts down cleanly (with the socket moved into a temp dir).
 #[test]
@@ -24,13 +51,7 @@ fn quickstart_runs() {
     let mut daemon = builder.launch(config);
 
     daemon.wait_all("the quickstart to be running", |p| p["state"] == "RUNNING");
-    let page = wait_until("web:1 to answer", DEADLINE, || {
-        let mut stream = TcpStream::connect("127.0.0.1:8001").ok()?;
-        stream.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
-        let mut page = String::new();
-        stream.read_to_string(&mut page).ok()?;
-        Some(page)
-    });
+    let page = fetch(8001);
     assert!(page.starts_with("HTTP/1.0 200"), "{page}");
     daemon.wait_file("logs/worker-1.out.log", "processed job 1");
     daemon.wait_file("logs/worker-1.err.log", "started as worker:1");
@@ -59,20 +80,7 @@ fn supervisord_conf_runs() {
     std::fs::write(&config, text).unwrap();
     std::fs::copy(format!("{root}/examples/worker.sh"), dir.join("worker.sh")).unwrap();
 
-    let converted = std::process::Command::new(crate::support::ringmasterd())
-        .arg("--convert")
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert!(converted.status.success(), "{converted:?}");
-    let toml = dir.join("converted.toml");
-    std::fs::write(&toml, &converted.stdout).unwrap();
-    let check = std::process::Command::new(crate::support::ringmasterd())
-        .arg("--check")
-        .arg(&toml)
-        .output()
-        .unwrap();
-    assert!(check.status.success(), "{check:?}");
+    convert_then_check(&config);
 
     let mut daemon = builder.launch(config);
     daemon.wait_all("the example to be running", |p| p["state"] == "RUNNING");
@@ -80,13 +88,7 @@ fn supervisord_conf_runs() {
     for name in ["site:web_01", "site:web_02", "site:worker"] {
         assert!(status.contains(name), "{name} in {status}");
     }
-    let page = wait_until("web_01 to answer", DEADLINE, || {
-        let mut stream = TcpStream::connect("127.0.0.1:8101").ok()?;
-        stream.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
-        let mut page = String::new();
-        stream.read_to_string(&mut page).ok()?;
-        Some(page)
-    });
+    let page = fetch(8101);
     assert!(page.starts_with("HTTP/1.0 200"), "{page}");
     daemon.wait_file("logs/worker-1.out.log", "processed job 1");
     daemon.wait_file("logs/web-1.log", "GET / HTTP/1.0");
@@ -113,20 +115,7 @@ fn circus_ini_runs() {
     std::fs::copy(format!("{root}/examples/circus.ini"), &config).unwrap();
     std::fs::copy(format!("{root}/examples/worker.sh"), dir.join("worker.sh")).unwrap();
 
-    let converted = std::process::Command::new(crate::support::ringmasterd())
-        .arg("--convert")
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert!(converted.status.success(), "{converted:?}");
-    let toml = dir.join("converted.toml");
-    std::fs::write(&toml, &converted.stdout).unwrap();
-    let check = std::process::Command::new(crate::support::ringmasterd())
-        .arg("--check")
-        .arg(&toml)
-        .output()
-        .unwrap();
-    assert!(check.status.success(), "{check:?}");
+    convert_then_check(&config);
 
     // A circus.ini cannot name ringmaster's socket: $RINGMASTER_SOCKET can.
     let socket = dir.join("rm.sock");
@@ -134,13 +123,7 @@ fn circus_ini_runs() {
         .env("RINGMASTER_SOCKET", socket.to_str().unwrap())
         .launch(config);
     daemon.wait_all("the example to be running", |p| p["state"] == "RUNNING");
-    let page = wait_until("web:1 to answer", DEADLINE, || {
-        let mut stream = TcpStream::connect("127.0.0.1:8201").ok()?;
-        stream.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
-        let mut page = String::new();
-        stream.read_to_string(&mut page).ok()?;
-        Some(page)
-    });
+    let page = fetch(8201);
     assert!(page.starts_with("HTTP/1.0 200"), "{page}");
     daemon.wait_file("logs/web-1.err.log", "GET / HTTP/1.0");
     daemon.wait_file("daemon.out", "worker:1 | worker 1: processed job 1");
