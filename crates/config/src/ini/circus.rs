@@ -1116,15 +1116,7 @@ fn fnmatch(pattern: &str, name: &str) -> bool {
 }
 
 fn unknown_key(report: &mut Report, sec: Sec<'_>, entry: &Entry, known: &[&str]) {
-    let hint = did_you_mean(&entry.key, known.iter().copied())
-        .map(|s| format!(" (did you mean '{s}'?)"))
-        .unwrap_or_default();
-    report.error(
-        sec.file,
-        entry.line,
-        sec.name(&entry.key),
-        format!("unknown key{hint}"),
-    );
+    report.unknown_key(sec.file, &sec.section.name, entry, known);
 }
 
 #[cfg(test)]

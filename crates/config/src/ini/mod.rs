@@ -151,6 +151,25 @@ impl Report {
         });
     }
 
+    /// An unknown key of `[section]`, with the nearest known one.
+    pub(crate) fn unknown_key(
+        &mut self,
+        file: &Path,
+        section: &str,
+        entry: &ringmaster_ini::Entry,
+        known: &[&str],
+    ) {
+        let hint = ringmaster_protocol::did_you_mean(&entry.key, known.iter().copied())
+            .map(|s| format!(" (did you mean '{s}'?)"))
+            .unwrap_or_default();
+        self.error(
+            file,
+            entry.line,
+            format!("{section}.{}", entry.key),
+            format!("unknown key{hint}"),
+        );
+    }
+
     /// A warning about `key` at `file:line`.
     pub(crate) fn warn(
         &mut self,

@@ -196,6 +196,29 @@ struct Names<'a> {
     env_refs: bool,
 }
 
+impl<'a> Names<'a> {
+    /// The names known outside `[program:x]`: `here`, `host_node_name`,
+    /// `ENV_X`.
+    fn outside_programs(
+        here: String,
+        host: &'a str,
+        env: &'a BTreeMap<String, String>,
+        env_refs: bool,
+    ) -> Self {
+        Self {
+            here,
+            host,
+            env,
+            defined_env: BTreeMap::new(),
+            program: None,
+            group: None,
+            numprocs: None,
+            process_num_start: None,
+            env_refs,
+        }
+    }
+}
+
 /// A value expanded into TOML template text (`$(` escaped, `$(wid...)`
 /// and `$(env.X)` where they belong).
 fn expand_template(names: &Names<'_>, value: &str) -> Result<String, String> {
@@ -372,17 +395,7 @@ fn read_with_includes(
         return;
     };
     let here = dir_of(path);
-    let names = Names {
-        here: here.to_string_lossy().into_owned(),
-        host: "",
-        env,
-        defined_env: BTreeMap::new(),
-        program: None,
-        group: None,
-        numprocs: None,
-        process_num_start: None,
-        env_refs: true,
-    };
+    let names = Names::outside_programs(here.to_string_lossy().into_owned(), "", env, true);
     let patterns = match expand_text(&names, &entry.value) {
         Ok(text) => text,
         Err(message) => {
@@ -589,17 +602,12 @@ fn read_supervisord(
     host: &str,
     report: &mut Report,
 ) -> Daemon {
-    let names = Names {
-        here: dir_of(sec.file).to_string_lossy().into_owned(),
+    let names = Names::outside_programs(
+        dir_of(sec.file).to_string_lossy().into_owned(),
         host,
         env,
-        defined_env: BTreeMap::new(),
-        program: None,
-        group: None,
-        numprocs: None,
-        process_num_start: None,
-        env_refs: true,
-    };
+        true,
+    );
     let mut daemon = Daemon::default();
     for entry in &sec.section.entries {
         let key = entry.key.as_str();
@@ -669,17 +677,12 @@ fn emit_daemon(
 ) {
     out.header(&["daemon"], Some(supervisord.header_origin()));
     if let Some(server) = server {
-        let names = Names {
-            here: dir_of(server.file).to_string_lossy().into_owned(),
-            host: "",
+        let names = Names::outside_programs(
+            dir_of(server.file).to_string_lossy().into_owned(),
+            "",
             env,
-            defined_env: BTreeMap::new(),
-            program: None,
-            group: None,
-            numprocs: None,
-            process_num_start: None,
-            env_refs: false,
-        };
+            false,
+        );
         for entry in &server.section.entries {
             let key = entry.key.as_str();
             let origin = Some(server.origin(key));
@@ -1405,15 +1408,7 @@ fn log_level(value: &str) -> Option<&'static str> {
 }
 
 fn unknown_key(report: &mut Report, sec: Sec<'_>, entry: &Entry, known: &[&str]) {
-    let hint = did_you_mean(&entry.key, known.iter().copied())
-        .map(|s| format!(" (did you mean '{s}'?)"))
-        .unwrap_or_default();
-    report.error(
-        sec.file,
-        entry.line,
-        sec.name(&entry.key),
-        format!("unknown key{hint}"),
-    );
+    report.unknown_key(sec.file, &sec.section.name, entry, known);
 }
 
 #[cfg(test)]
