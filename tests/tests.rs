@@ -22,5 +22,6 @@ mod logfiles;
 mod output;
 mod privileges;
 mod reaping;
+mod repl;
 mod stopping;
 mod tail;

@@ -1,7 +1,8 @@
 //! The command line: parsing, running one command, exit codes (spec §8).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
 
 use clap::{Parser, Subcommand};
 use ringmaster_protocol::{
@@ -144,12 +145,6 @@ impl Command {
 /// Entry point of the `ringmasterctl` binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let Some(command) = cli.command.clone() else {
-        eprintln!(
-            "ringmasterctl: the interactive session is not supported by this version; give a command (see --help)"
-        );
-        return ExitCode::from(exit_code::USAGE);
-    };
     let path = match socket_path(cli.socket.as_deref(), cli.config.as_deref()) {
         Ok(path) => path,
         Err(err) => {
@@ -157,50 +152,61 @@ pub fn main() -> ExitCode {
             return ExitCode::from(exit_code::USAGE);
         }
     };
-    if matches!(command, Command::Version) && !cli.json {
+    let code = match &cli.command {
+        Some(command) => execute(&path, command, cli.json, None),
+        None => crate::repl::run(&path, cli.json),
+    };
+    ExitCode::from(code)
+}
+
+/// Runs one command against the daemon at `path`, prints its result and
+/// returns the exit code. A follow (`tail -f`, `events`) ends when `stop`
+/// is set.
+pub(crate) fn execute(path: &Path, command: &Command, json: bool, stop: Option<&AtomicBool>) -> u8 {
+    if matches!(command, Command::Version) && !json {
         println!("ringmasterctl {}", env!("CARGO_PKG_VERSION"));
     }
     if matches!(command, Command::Events) || matches!(command, Command::Tail { follow: true, .. }) {
-        return follow(&path, &command, cli.json);
+        return follow(path, command, json, stop);
     }
-    let reply = Client::connect(&path).and_then(|mut client| client.call(&command.request()));
+    let reply = Client::connect(path).and_then(|mut client| client.call(&command.request()));
     match reply {
-        Ok(reply) => ExitCode::from(render(&command, &reply, cli.json)),
+        Ok(reply) => render(command, &reply, json),
         Err(err) => {
             eprintln!("ringmasterctl: {err}");
-            ExitCode::from(match err {
+            match err {
                 CtlError::Config(_) => exit_code::USAGE,
                 _ => exit_code::UNREACHABLE,
-            })
+            }
         }
     }
 }
 
 /// `events` and `tail -f`: prints each streamed line until the daemon goes
-/// away (or the user interrupts).
-fn follow(path: &std::path::Path, command: &Command, json: bool) -> ExitCode {
+/// away, or the user interrupts.
+fn follow(path: &Path, command: &Command, json: bool, stop: Option<&AtomicBool>) -> u8 {
     let mut printer = format::TailPrinter::new(command);
     let result = Client::connect(path).and_then(|mut client| {
-        client.stream(&command.request(), |line| {
+        client.stream(&command.request(), stop, |line| {
             if json {
                 println!("{}", serde_json::to_string(line).unwrap_or_default());
             } else if let Some(output) = &line.output {
                 print!("{}", printer.render(output));
-                let _ = std::io::Write::flush(&mut std::io::stdout());
             } else {
                 print!("{}", format::stream_line(line));
             }
+            let _ = std::io::Write::flush(&mut std::io::stdout());
             true
         })
     });
     match result {
-        Ok(()) => ExitCode::from(exit_code::OK),
+        Ok(()) => exit_code::OK,
         Err(err) => {
             eprintln!("ringmasterctl: {err}");
-            ExitCode::from(match err {
+            match err {
                 CtlError::Protocol { .. } => exit_code::REFUSED,
                 _ => exit_code::UNREACHABLE,
-            })
+            }
         }
     }
 }

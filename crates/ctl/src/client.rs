@@ -3,6 +3,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use ringmaster_protocol::{Reply, Request, SOCKET_ENV, StreamLine, default_socket_path};
 
@@ -135,34 +136,51 @@ impl Client {
     }
 
     /// Sends a streaming request and calls `each` for every line until the
-    /// daemon closes the stream (or `each` returns false).
+    /// daemon closes the stream, `each` returns false, or `stop` is set
+    /// (checked a few times a second: Ctrl-C in the interactive session).
     pub fn stream(
         &mut self,
         request: &Request,
+        stop: Option<&AtomicBool>,
         mut each: impl FnMut(&StreamLine) -> bool,
     ) -> Result<(), CtlError> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| CtlError::Io { path, source }
+        };
         let id = self.next_id;
         self.next_id += 1;
         let mut line = request.to_line(id);
         line.push('\n');
         self.writer
             .write_all(line.as_bytes())
-            .map_err(|source| CtlError::Io {
-                path: self.path.clone(),
-                source,
-            })?;
+            .map_err(io(&self.path))?;
+        if stop.is_some() {
+            self.reader
+                .get_ref()
+                .set_read_timeout(Some(STOP_POLL))
+                .map_err(io(&self.path))?;
+        }
         let mut text = String::new();
         loop {
-            text.clear();
-            let read = self
-                .reader
-                .read_line(&mut text)
-                .map_err(|source| CtlError::Io {
-                    path: self.path.clone(),
-                    source,
-                })?;
-            if read == 0 {
-                return Ok(());
+            match self.reader.read_line(&mut text) {
+                Ok(0) => return Ok(()),
+                Ok(_) if !text.ends_with('\n') => continue,
+                Ok(_) => {}
+                Err(err)
+                    if matches!(
+                        err.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    // What was read so far stays in `text` for the next read.
+                    if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(source) => return Err(io(&self.path)(source)),
             }
             // A refusal or an error comes as an ordinary reply.
             if let Ok(reply) = serde_json::from_str::<Reply>(&text)
@@ -178,9 +196,13 @@ impl Client {
                     path: self.path.clone(),
                     message: format!("{err}: {}", text.trim_end()),
                 })?;
-            if !each(&parsed) {
+            text.clear();
+            if !each(&parsed) || stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
                 return Ok(());
             }
         }
     }
 }
+
+/// How often a follow checks whether it was interrupted.
+const STOP_POLL: std::time::Duration = std::time::Duration::from_millis(100);

@@ -8,6 +8,7 @@
 mod cli;
 mod client;
 mod format;
+mod repl;
 
 pub use cli::{Cli, Command, exit_code, main};
 pub use client::{Client, CtlError, socket_path};
