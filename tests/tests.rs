@@ -23,5 +23,6 @@ mod output;
 mod privileges;
 mod reaping;
 mod repl;
+mod scaling;
 mod stopping;
 mod tail;

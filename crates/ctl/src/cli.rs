@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicBool;
 
 use clap::{Parser, Subcommand};
 use ringmaster_protocol::{
-    NamesArgs, ProcessState, Reply, Request, SignalArgs, StatusResult, TailArgs,
+    NamesArgs, ProcessState, Reply, Request, ScaleArgs, SignalArgs, StatusResult, TailArgs,
 };
 
 use crate::client::{Client, CtlError, socket_path};
@@ -97,6 +97,20 @@ pub enum Command {
         #[arg(value_parser = ["stdout", "stderr"], default_value = "stdout")]
         stream: String,
     },
+    /// Add processes to a watcher (lowest free slots first) and wait until they run.
+    Incr {
+        /// The watcher.
+        name: String,
+        /// How many (default 1).
+        count: Option<u32>,
+    },
+    /// Stop a watcher's highest slots and wait until they are gone.
+    Decr {
+        /// The watcher.
+        name: String,
+        /// How many (default 1).
+        count: Option<u32>,
+    },
     /// Reopen every log file (after logrotate moved them), like SIGUSR2.
     Reopen,
     /// Print every state change as it happens, until interrupted.
@@ -133,6 +147,14 @@ impl Command {
                 stream: Some(stream.clone()),
                 lines: Some(*lines),
                 follow: *follow,
+            }),
+            Self::Incr { name, count } => Request::Incr(ScaleArgs {
+                name: name.clone(),
+                count: *count,
+            }),
+            Self::Decr { name, count } => Request::Decr(ScaleArgs {
+                name: name.clone(),
+                count: *count,
             }),
             Self::Reopen => Request::Reopen,
             Self::Events => Request::Events,
@@ -247,7 +269,9 @@ fn render(command: &Command, reply: &Reply, json: bool) -> u8 {
         Command::Start { .. }
         | Command::Stop { .. }
         | Command::Restart { .. }
-        | Command::Signal { .. } => {
+        | Command::Signal { .. }
+        | Command::Incr { .. }
+        | Command::Decr { .. } => {
             let all_ok = result["processes"]
                 .as_array()
                 .is_some_and(|ps| ps.iter().all(|p| p["ok"] == true));

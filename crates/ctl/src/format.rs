@@ -19,7 +19,9 @@ pub(crate) fn result(command: &Command, result: &Value) -> String {
         Command::Start { .. }
         | Command::Stop { .. }
         | Command::Restart { .. }
-        | Command::Signal { .. } => {
+        | Command::Signal { .. }
+        | Command::Incr { .. }
+        | Command::Decr { .. } => {
             serde_json::from_value(result.clone()).map(|a: ActionResult| actions(&a))
         }
         Command::Pid { .. } => serde_json::from_value(result.clone()).map(|p: PidResult| pids(&p)),

@@ -456,6 +456,9 @@ impl Engine {
     }
 
     fn should_restart(&self, id: ProcId, exit: Exit) -> bool {
+        if self.procs[id].retired {
+            return false;
+        }
         let watcher = self.watcher(id);
         match watcher.restart {
             Restart::Always => true,

@@ -62,12 +62,16 @@ pub(crate) struct Process {
     pub log_lost_bytes: u64,
     /// `GROUP:NAME`, supervisord's name for it, when configured.
     pub alias: Option<String>,
+    /// A slot above the watcher's numprocesses after `decr`: stopped, never
+    /// restarted, invisible to names and `status`; `incr` revives it.
+    pub retired: bool,
 }
 
 impl Process {
     pub fn new(name: ProcessName, watcher: usize) -> Self {
         Self {
             alias: None,
+            retired: false,
             name,
             watcher,
             state: ProcessState::Stopped,

@@ -25,7 +25,9 @@ pub use reply::{
     PidResult, ProcessInfo, ReopenResult, Reply, ShutdownResult, StatusResult, StreamLine,
     TailResult, VersionResult,
 };
-pub use request::{COMMANDS, Envelope, NamesArgs, Request, RequestError, SignalArgs, TailArgs};
+pub use request::{
+    COMMANDS, Envelope, NamesArgs, Request, RequestError, ScaleArgs, SignalArgs, TailArgs,
+};
 pub use socket::{SOCKET_ENV, default_socket_path};
 pub use suggest::did_you_mean;
 

@@ -8,8 +8,8 @@ use crate::suggest::did_you_mean;
 
 /// Every command the daemon understands, as spelled on the wire.
 pub const COMMANDS: &[&str] = &[
-    "status", "start", "stop", "restart", "signal", "pid", "reopen", "events", "shutdown",
-    "version",
+    "status", "start", "stop", "restart", "signal", "pid", "incr", "decr", "reopen", "events",
+    "shutdown", "version",
 ];
 
 /// One request line before its command is interpreted.
@@ -42,6 +42,17 @@ pub struct SignalArgs {
     pub signal: String,
     /// Watchers, processes or `all`.
     pub names: Vec<String>,
+}
+
+/// Arguments of `incr` and `decr`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScaleArgs {
+    /// The watcher.
+    pub name: String,
+    /// How many processes to add or remove (default 1).
+    #[serde(default)]
+    pub count: Option<u32>,
 }
 
 /// Arguments of `tail`.
@@ -78,6 +89,11 @@ pub enum Request {
     Pid(NamesArgs),
     /// The last output of a process or watcher, optionally followed.
     Tail(TailArgs),
+    /// Add processes to a watcher (lowest free slots first) and wait until
+    /// they run or fail.
+    Incr(ScaleArgs),
+    /// Stop a watcher's highest slots and wait until they are gone.
+    Decr(ScaleArgs),
     /// Reopen every log file by name (after an external rotation).
     Reopen,
     /// Stream every state change until the client closes.
@@ -118,6 +134,8 @@ impl Request {
             Self::Signal(_) => "signal",
             Self::Pid(_) => "pid",
             Self::Tail(_) => "tail",
+            Self::Incr(_) => "incr",
+            Self::Decr(_) => "decr",
             Self::Reopen => "reopen",
             Self::Events => "events",
             Self::Shutdown => "shutdown",
@@ -205,6 +223,26 @@ impl Request {
                 }
                 Ok(Self::Tail(args))
             }
+            "incr" | "decr" => {
+                let args: ScaleArgs = parse_args(cmd, args)?;
+                if args.name.is_empty() {
+                    return Err(RequestError::new(
+                        ErrorKind::BadArgs,
+                        format!("{cmd}: name (a watcher) is required"),
+                    ));
+                }
+                if args.count == Some(0) {
+                    return Err(RequestError::new(
+                        ErrorKind::BadArgs,
+                        format!("{cmd}: count must be at least 1"),
+                    ));
+                }
+                Ok(if cmd == "incr" {
+                    Self::Incr(args)
+                } else {
+                    Self::Decr(args)
+                })
+            }
             "reopen" => no_args(cmd, args).map(|()| Self::Reopen),
             "events" => no_args(cmd, args).map(|()| Self::Events),
             "shutdown" => no_args(cmd, args).map(|()| Self::Shutdown),
@@ -229,6 +267,7 @@ impl Request {
             }
             Self::Signal(a) => serde_json::to_value(a),
             Self::Tail(a) => serde_json::to_value(a),
+            Self::Incr(a) | Self::Decr(a) => serde_json::to_value(a),
             Self::Reopen | Self::Events | Self::Shutdown | Self::Version => Ok(Value::Null),
         }
         .unwrap_or(Value::Null);

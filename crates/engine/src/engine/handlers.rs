@@ -4,8 +4,9 @@
 
 use nix::unistd::Pid;
 use ringmaster_protocol::{
-    ActionOutcome, ActionResult, ErrorKind, PROTOCOL_VERSION, PidEntry, PidResult, ProcessState,
-    ReopenResult, Reply, Request, StatusResult, VersionResult, did_you_mean, signals,
+    ActionOutcome, ActionResult, ErrorKind, PROTOCOL_VERSION, PidEntry, PidResult, ProcessName,
+    ProcessState, ReopenResult, Reply, Request, ScaleArgs, StatusResult, VersionResult,
+    did_you_mean, signals,
 };
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -13,8 +14,12 @@ use tokio::sync::oneshot;
 use super::Engine;
 use crate::control::{Incoming, TapTarget};
 use crate::jobs::{Goal, Job, evaluate};
-use crate::process::ProcId;
+use crate::process::{ProcId, Process};
 use ringmaster_config::StderrSink;
+
+/// Most processes one watcher may have (as `numprocesses` in the
+/// configuration).
+const MAX_PROCESSES: u32 = 100_000;
 
 /// A refusal: the error kind and message of the reply.
 type Refusal = (ErrorKind, String);
@@ -30,6 +35,8 @@ impl Engine {
             Request::Restart(args) => return self.handle_restart(id, &args.names, reply),
             Request::Signal(args) => self.handle_signal(&id, &args.signal, &args.names),
             Request::Pid(args) => self.handle_pid(&id, &args.names),
+            Request::Incr(args) => return self.handle_incr(id, &args, reply),
+            Request::Decr(args) => return self.handle_decr(id, &args, reply),
             Request::Reopen => Ok(Reply::success(
                 id.clone(),
                 &ReopenResult {
@@ -78,8 +85,15 @@ impl Engine {
     /// supervisord-style name (`site:web_00`), or every process of a watcher
     /// or group (`web:*`, `site:*`). No names means all when `empty_is_all`.
     fn resolve(&self, names: &[String], empty_is_all: bool) -> Result<Vec<ProcId>, Refusal> {
+        let live = |i: &ProcId| !self.procs[*i].retired;
+        // Configuration order: a slot added by incr sorts with its watcher.
+        let order = |ids: &mut Vec<ProcId>| {
+            ids.sort_by_key(|&i| (self.procs[i].watcher, self.procs[i].name.wid));
+        };
         if (names.is_empty() && empty_is_all) || names.iter().any(|n| n == "all") {
-            return Ok((0..self.procs.len()).collect());
+            let mut ids: Vec<ProcId> = (0..self.procs.len()).filter(live).collect();
+            order(&mut ids);
+            return Ok(ids);
         }
         let mut ids = Vec::new();
         for name in names {
@@ -88,7 +102,8 @@ impl Engine {
                 let watcher = &self.procs[i].name.watcher;
                 *watcher == set || self.config.group_of(watcher).is_some_and(|g| g.name == set)
             };
-            let matched: Vec<ProcId> = (0..self.procs.len())
+            let mut matched: Vec<ProcId> = (0..self.procs.len())
+                .filter(live)
                 .filter(|&i| {
                     let process = &self.procs[i];
                     process.name.to_string() == *name
@@ -96,6 +111,7 @@ impl Engine {
                         || (!name.contains(':') || name.ends_with(":*")) && in_set(i)
                 })
                 .collect();
+            order(&mut matched);
             let known_set = self.config.watchers.iter().any(|w| w.name == set)
                 || self.config.groups.iter().any(|g| g.name == set);
             if matched.is_empty() && !known_set {
@@ -234,6 +250,116 @@ impl Engine {
             }
         }
         self.add_job(id, reply, Goal::Running, &ids, &[], "");
+    }
+
+    /// `incr`: the watcher's next slots (retired ones revived first, so
+    /// the lowest free wids), started; waits like `start`.
+    fn handle_incr(&mut self, id: Value, args: &ScaleArgs, reply: oneshot::Sender<Reply>) {
+        let refuse = |reply: oneshot::Sender<Reply>, kind, message: String| {
+            let _ = reply.send(Reply::failure(id.clone(), kind, message));
+        };
+        let Some(w) = self
+            .config
+            .watchers
+            .iter()
+            .position(|w| w.name == args.name)
+        else {
+            return refuse(reply, ErrorKind::NotFound, self.not_found(&args.name));
+        };
+        if self.shutdown.is_some() {
+            return refuse(
+                reply,
+                ErrorKind::ShuttingDown,
+                "the daemon is shutting down".into(),
+            );
+        }
+        let watcher = &self.config.watchers[w];
+        if watcher.process_name.as_ref().is_some_and(|t| !t.uses_wid()) {
+            return refuse(
+                reply,
+                ErrorKind::BadArgs,
+                format!(
+                    "{}: process_name does not use $(wid), so a second process would have the same name",
+                    watcher.name
+                ),
+            );
+        }
+        let count = args.count.unwrap_or(1);
+        let active = watcher.numprocesses;
+        let Some(total) = active.checked_add(count).filter(|&t| t <= MAX_PROCESSES) else {
+            return refuse(
+                reply,
+                ErrorKind::BadArgs,
+                format!("incr: at most {MAX_PROCESSES} processes per watcher"),
+            );
+        };
+        self.config.watchers[w].numprocesses = total;
+        let mut ids = Vec::new();
+        for wid in active + 1..=total {
+            let existing = (0..self.procs.len())
+                .find(|&i| self.procs[i].watcher == w && self.procs[i].name.wid == wid);
+            let proc = existing.unwrap_or_else(|| {
+                let mut process =
+                    Process::new(ProcessName::new(&self.config.watchers[w].name, wid), w);
+                process.alias = self.config.alias(&self.config.watchers[w], wid);
+                self.procs.push(process);
+                self.procs.len() - 1
+            });
+            self.procs[proc].retired = false;
+            ids.push(proc);
+        }
+        for &proc in &ids {
+            match self.procs[proc].state {
+                // Still stopping from its decr: start again once stopped.
+                ProcessState::Stopping => self.procs[proc].start_after_stop = true,
+                ProcessState::Starting | ProcessState::Running => {}
+                ProcessState::Stopped
+                | ProcessState::Exited
+                | ProcessState::Fatal
+                | ProcessState::Backoff => self.start_by_hand(proc),
+            }
+        }
+        self.add_job(id, reply, Goal::Running, &ids, &[], "");
+    }
+
+    /// `decr`: the watcher's highest slots retired and stopped; waits like
+    /// `stop`.
+    fn handle_decr(&mut self, id: Value, args: &ScaleArgs, reply: oneshot::Sender<Reply>) {
+        let Some(w) = self
+            .config
+            .watchers
+            .iter()
+            .position(|w| w.name == args.name)
+        else {
+            let _ = reply.send(Reply::failure(
+                id,
+                ErrorKind::NotFound,
+                self.not_found(&args.name),
+            ));
+            return;
+        };
+        let active = self.config.watchers[w].numprocesses;
+        let remaining = active.saturating_sub(args.count.unwrap_or(1));
+        self.config.watchers[w].numprocesses = remaining;
+        let ids: Vec<ProcId> = (0..self.procs.len())
+            .filter(|&i| self.procs[i].watcher == w && self.procs[i].name.wid > remaining)
+            .filter(|&i| !self.procs[i].retired)
+            .collect();
+        let mut already = Vec::new();
+        for &proc in &ids {
+            self.procs[proc].retired = true;
+            self.procs[proc].start_after_stop = false;
+            match self.procs[proc].state {
+                ProcessState::Starting | ProcessState::Running | ProcessState::Backoff => {
+                    self.begin_stop(proc);
+                }
+                ProcessState::Stopping => {}
+                ProcessState::Stopped | ProcessState::Exited | ProcessState::Fatal => {
+                    already.push(proc);
+                }
+            }
+        }
+        self.add_job(id, reply, Goal::Stopped, &ids, &already, "not running");
     }
 
     /// A start asked for by a client: the quick-failure count starts over.
