@@ -24,5 +24,6 @@ mod privileges;
 mod reaping;
 mod repl;
 mod scaling;
+mod stats;
 mod stopping;
 mod tail;

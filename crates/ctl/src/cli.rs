@@ -6,7 +6,8 @@ use std::sync::atomic::AtomicBool;
 
 use clap::{Parser, Subcommand};
 use ringmaster_protocol::{
-    NamesArgs, ProcessState, Reply, Request, ScaleArgs, SignalArgs, StatusResult, TailArgs,
+    NamesArgs, ProcessState, Reply, Request, ScaleArgs, SignalArgs, StatsArgs, StatusResult,
+    TailArgs,
 };
 
 use crate::client::{Client, CtlError, socket_path};
@@ -111,6 +112,14 @@ pub enum Command {
         /// How many (default 1).
         count: Option<u32>,
     },
+    /// CPU, memory, open files and threads of processes, measured over 0.25 s.
+    Stats {
+        /// Also sum each process with all its descendants.
+        #[arg(long)]
+        tree: bool,
+        /// Watchers (web), processes (web:2) or all; default all.
+        names: Vec<String>,
+    },
     /// Reopen every log file (after logrotate moved them), like SIGUSR2.
     Reopen,
     /// Print every state change as it happens, until interrupted.
@@ -155,6 +164,10 @@ impl Command {
             Self::Decr { name, count } => Request::Decr(ScaleArgs {
                 name: name.clone(),
                 count: *count,
+            }),
+            Self::Stats { tree, names } => Request::Stats(StatsArgs {
+                names: names.clone(),
+                tree: *tree,
             }),
             Self::Reopen => Request::Reopen,
             Self::Events => Request::Events,

@@ -3,8 +3,8 @@
 use std::fmt::Write;
 
 use ringmaster_protocol::{
-    ActionResult, Output, PidResult, ProcessInfo, ReopenResult, ShutdownResult, StatusResult,
-    StreamLine, TailResult, VersionResult,
+    ActionResult, Output, PidResult, ProcessInfo, ReopenResult, ShutdownResult, StatsResult,
+    StatusResult, StreamLine, TailResult, VersionResult,
 };
 use serde_json::Value;
 
@@ -25,6 +25,9 @@ pub(crate) fn result(command: &Command, result: &Value) -> String {
             serde_json::from_value(result.clone()).map(|a: ActionResult| actions(&a))
         }
         Command::Pid { .. } => serde_json::from_value(result.clone()).map(|p: PidResult| pids(&p)),
+        Command::Stats { .. } => {
+            serde_json::from_value(result.clone()).map(|s: StatsResult| stats(&s))
+        }
         Command::Events => Ok(String::new()),
         Command::Tail { .. } => serde_json::from_value(result.clone()).map(|t: TailResult| {
             let mut printer = TailPrinter::new(command);
@@ -130,6 +133,77 @@ pub(crate) fn status(processes: &[ProcessInfo]) -> String {
         );
     }
     out
+}
+
+/// A table: name, state, pid, CPU, memory, files, threads, restarts,
+/// uptime, and with `--tree` the whole tree's count, CPU and memory.
+fn stats(result: &StatsResult) -> String {
+    let tree = result.processes.iter().any(|p| p.tree.is_some());
+    let mut rows: Vec<Vec<String>> = vec![
+        [
+            "NAME", "STATE", "PID", "CPU%", "RSS", "FDS", "THREADS", "RESTARTS", "UPTIME",
+        ]
+        .iter()
+        .map(|h| (*h).to_owned())
+        .collect(),
+    ];
+    if tree {
+        rows[0].extend(["TREE", "TREE CPU%", "TREE RSS"].map(str::to_owned));
+    }
+    let dash = || "-".to_owned();
+    for p in &result.processes {
+        let mut row = vec![
+            p.alias.clone().unwrap_or_else(|| p.name.to_string()),
+            p.state.as_str().to_owned(),
+            p.pid.map_or_else(dash, |v| v.to_string()),
+            p.cpu_percent.map_or_else(dash, |v| format!("{v:.1}")),
+            p.rss_bytes.map_or_else(dash, size),
+            p.fds.map_or_else(dash, |v| v.to_string()),
+            p.threads.map_or_else(dash, |v| v.to_string()),
+            p.restarts.to_string(),
+            p.uptime_secs.map_or_else(dash, uptime_text),
+        ];
+        if tree {
+            match &p.tree {
+                Some(t) => row.extend([
+                    t.processes.to_string(),
+                    format!("{:.1}", t.cpu_percent),
+                    size(t.rss_bytes),
+                ]),
+                None => row.extend([dash(), dash(), dash()]),
+            }
+        }
+        rows.push(row);
+    }
+    let widths: Vec<usize> = (0..rows[0].len())
+        .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:width$}"))
+            .collect();
+        let _ = writeln!(out, "{}", cells.join("  ").trim_end());
+    }
+    out
+}
+
+/// Bytes as `12.3M`.
+fn size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "K", "M", "G"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes}B")
+    } else {
+        format!("{value:.1}{}", UNITS[unit])
+    }
 }
 
 /// `H:MM:SS`, with days when needed.

@@ -307,6 +307,7 @@ async fn connection(
                             },
                         ),
                     },
+                    Ok(Request::Stats(args)) => stats(engine, id, args).await,
                     Ok(request) => ask_engine(engine, id, request).await,
                 }
             }
@@ -498,6 +499,35 @@ async fn ask_engine(engine: &mpsc::Sender<Input>, id: Value, request: Request) -
         return gone(id);
     }
     answer.await.unwrap_or_else(|_| gone(id))
+}
+
+/// `stats`: the engine names the processes (as for `status`), then this
+/// connection reads /proc on the blocking pool, so that neither the engine
+/// nor other clients wait for the sampling window.
+async fn stats(
+    engine: &mpsc::Sender<Input>,
+    id: Value,
+    args: ringmaster_protocol::StatsArgs,
+) -> Reply {
+    let status = ask_engine(
+        engine,
+        id.clone(),
+        Request::Status(ringmaster_protocol::NamesArgs { names: args.names }),
+    )
+    .await;
+    if !status.ok {
+        return status;
+    }
+    let processes = status
+        .result
+        .and_then(|r| serde_json::from_value::<ringmaster_protocol::StatusResult>(r).ok())
+        .map(|s| s.processes)
+        .unwrap_or_default();
+    let tree = args.tree;
+    match tokio::task::spawn_blocking(move || crate::stats::measure(&processes, tree)).await {
+        Ok(result) => Reply::success(id, &result),
+        Err(err) => Reply::failure(id, Kind::Internal, format!("stats failed: {err}")),
+    }
 }
 
 /// The result of reading one line.

@@ -16,6 +16,7 @@ mod engine;
 mod jobs;
 mod launch;
 mod process;
+mod stats;
 mod system;
 
 use std::path::PathBuf;

@@ -22,11 +22,12 @@ mod suggest;
 pub use names::{ProcessName, ProcessNameError, ProcessState};
 pub use reply::{
     ActionOutcome, ActionResult, ErrorBody, ErrorKind, Event, ExitInfo, Output, PidEntry,
-    PidResult, ProcessInfo, ReopenResult, Reply, ShutdownResult, StatusResult, StreamLine,
-    TailResult, VersionResult,
+    PidResult, ProcessInfo, ProcessStats, ReopenResult, Reply, ShutdownResult, StatsResult,
+    StatusResult, StreamLine, TailResult, TreeStats, VersionResult,
 };
 pub use request::{
-    COMMANDS, Envelope, NamesArgs, Request, RequestError, ScaleArgs, SignalArgs, TailArgs,
+    COMMANDS, Envelope, NamesArgs, Request, RequestError, ScaleArgs, SignalArgs, StatsArgs,
+    TailArgs,
 };
 pub use socket::{SOCKET_ENV, default_socket_path};
 pub use suggest::did_you_mean;

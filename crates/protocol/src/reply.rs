@@ -135,6 +135,55 @@ pub struct ProcessInfo {
     pub log_lost_bytes: u64,
 }
 
+/// One process in the result of `stats`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProcessStats {
+    /// `web:2`.
+    pub name: ProcessName,
+    /// Its `GROUP:NAME`, when configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias: Option<String>,
+    /// Current state.
+    pub state: ProcessState,
+    /// Pid while alive; the figures below are `null` otherwise.
+    pub pid: Option<i32>,
+    /// CPU used over the sampling window, in percent of one core.
+    pub cpu_percent: Option<f64>,
+    /// Resident memory.
+    pub rss_bytes: Option<u64>,
+    /// Open file descriptors.
+    pub fds: Option<u64>,
+    /// Threads.
+    pub threads: Option<u64>,
+    /// Automatic restarts since the daemon started.
+    pub restarts: u32,
+    /// Seconds since it was spawned, while alive.
+    pub uptime_secs: Option<f64>,
+    /// With `tree`: the process and all its descendants together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tree: Option<TreeStats>,
+}
+
+/// A process and its descendants, summed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TreeStats {
+    /// How many processes (the process itself included).
+    pub processes: u32,
+    /// Their CPU over the sampling window, in percent of one core.
+    pub cpu_percent: f64,
+    /// Their resident memory (shared pages counted in each).
+    pub rss_bytes: u64,
+}
+
+/// Result of `stats`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatsResult {
+    /// The sampling window CPU figures cover, in seconds.
+    pub window_secs: f64,
+    /// One entry per process, in configuration order.
+    pub processes: Vec<ProcessStats>,
+}
+
 /// Result of `status`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StatusResult {

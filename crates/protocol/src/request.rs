@@ -8,8 +8,8 @@ use crate::suggest::did_you_mean;
 
 /// Every command the daemon understands, as spelled on the wire.
 pub const COMMANDS: &[&str] = &[
-    "status", "start", "stop", "restart", "signal", "pid", "incr", "decr", "reopen", "events",
-    "shutdown", "version",
+    "status", "start", "stop", "restart", "signal", "pid", "incr", "decr", "stats", "reopen",
+    "events", "shutdown", "version",
 ];
 
 /// One request line before its command is interpreted.
@@ -42,6 +42,18 @@ pub struct SignalArgs {
     pub signal: String,
     /// Watchers, processes or `all`.
     pub names: Vec<String>,
+}
+
+/// Arguments of `stats`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatsArgs {
+    /// Watchers, processes or `all`; none means every process.
+    #[serde(default)]
+    pub names: Vec<String>,
+    /// Also sum each process with all its descendants.
+    #[serde(default)]
+    pub tree: bool,
 }
 
 /// Arguments of `incr` and `decr`.
@@ -94,6 +106,8 @@ pub enum Request {
     Incr(ScaleArgs),
     /// Stop a watcher's highest slots and wait until they are gone.
     Decr(ScaleArgs),
+    /// CPU, memory and descriptors of processes, from /proc.
+    Stats(StatsArgs),
     /// Reopen every log file by name (after an external rotation).
     Reopen,
     /// Stream every state change until the client closes.
@@ -136,6 +150,7 @@ impl Request {
             Self::Tail(_) => "tail",
             Self::Incr(_) => "incr",
             Self::Decr(_) => "decr",
+            Self::Stats(_) => "stats",
             Self::Reopen => "reopen",
             Self::Events => "events",
             Self::Shutdown => "shutdown",
@@ -243,6 +258,7 @@ impl Request {
                     Self::Decr(args)
                 })
             }
+            "stats" => parse_args(cmd, args).map(Self::Stats),
             "reopen" => no_args(cmd, args).map(|()| Self::Reopen),
             "events" => no_args(cmd, args).map(|()| Self::Events),
             "shutdown" => no_args(cmd, args).map(|()| Self::Shutdown),
@@ -268,6 +284,7 @@ impl Request {
             Self::Signal(a) => serde_json::to_value(a),
             Self::Tail(a) => serde_json::to_value(a),
             Self::Incr(a) | Self::Decr(a) => serde_json::to_value(a),
+            Self::Stats(a) => serde_json::to_value(a),
             Self::Reopen | Self::Events | Self::Shutdown | Self::Version => Ok(Value::Null),
         }
         .unwrap_or(Value::Null);

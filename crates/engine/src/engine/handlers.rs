@@ -44,9 +44,9 @@ impl Engine {
                 },
             )),
             Request::Shutdown => return self.handle_shutdown(id, reply),
-            // Streams are served by the connection itself, from a broadcast
-            // the engine feeds; they never reach here.
-            Request::Events | Request::Tail(_) => Err((
+            // Streams (from a broadcast the engine feeds) and stats (read
+            // from /proc) are served by the connection; they never reach here.
+            Request::Events | Request::Tail(_) | Request::Stats(_) => Err((
                 ErrorKind::Internal,
                 "served by the connection, not the engine".to_owned(),
             )),
