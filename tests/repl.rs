@@ -28,6 +28,7 @@ fn session(daemon: &Daemon, home: &Path) -> PtySession {
         .arg(&daemon.socket)
         .env("HOME", home)
         .env("TERM", "xterm")
+        .env("NO_COLOR", "1")
         .env_remove("RINGMASTER_SOCKET");
     rexpect::session::spawn_command(command, Some(20_000)).unwrap()
 }

@@ -3,8 +3,8 @@
 use std::fmt::Write;
 
 use ringmaster_protocol::{
-    ActionResult, Output, PidResult, ProcessInfo, ReopenResult, ShutdownResult, StatsResult,
-    StatusResult, StreamLine, TailResult, VersionResult,
+    ActionResult, Output, PidResult, ProcessInfo, ProcessState, ReopenResult, ShutdownResult,
+    StatsResult, StatusResult, StreamLine, TailResult, VersionResult,
 };
 use serde_json::Value;
 
@@ -119,6 +119,7 @@ pub(crate) fn status(processes: &[ProcessInfo]) -> String {
         .map(|p| p.alias.clone().unwrap_or_else(|| p.name.to_string()))
         .collect();
     let width = names.iter().map(String::len).max().unwrap_or(0);
+    let colour = colour_wanted();
     let mut out = String::new();
     for (process, name) in processes.iter().zip(&names) {
         let detail = match (process.pid, process.uptime_secs) {
@@ -126,13 +127,36 @@ pub(crate) fn status(processes: &[ProcessInfo]) -> String {
             (Some(pid), None) => format!("pid {pid}"),
             _ => process.reason.clone().unwrap_or_default(),
         };
-        let _ = writeln!(
-            out,
-            "{name:width$}  {:<8}  {detail}",
-            process.state.as_str()
-        );
+        let state = state_cell(process.state, colour);
+        let _ = writeln!(out, "{name:width$}  {state}  {detail}");
     }
     out
+}
+
+/// Whether state names are coloured: only on a terminal, and not when
+/// `NO_COLOR` is set (no-color.org).
+fn colour_wanted() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// A state padded to the column's width, coloured when asked: green
+/// running, yellow on the way, red failing.
+fn state_cell(state: ProcessState, colour: bool) -> String {
+    let padded = format!("{:<8}", state.as_str());
+    let code = match state {
+        ProcessState::Running => "32",
+        ProcessState::Starting | ProcessState::Stopping => "33",
+        ProcessState::Backoff | ProcessState::Fatal => "31",
+        ProcessState::Stopped | ProcessState::Exited => return padded,
+    };
+    if colour {
+        // Colour the word only, so the padding stays plain.
+        let word = state.as_str();
+        format!("\x1b[{code}m{word}\x1b[0m{}", &padded[word.len()..])
+    } else {
+        padded
+    }
 }
 
 /// A table: name, state, pid, CPU, memory, files, threads, restarts,
@@ -251,6 +275,20 @@ fn pids(result: &PidResult) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn states_are_coloured_only_when_asked() {
+        assert_eq!(state_cell(ProcessState::Running, false), "RUNNING ");
+        assert_eq!(
+            state_cell(ProcessState::Running, true),
+            "\x1b[32mRUNNING\x1b[0m "
+        );
+        assert_eq!(
+            state_cell(ProcessState::Fatal, true),
+            "\x1b[31mFATAL\x1b[0m   "
+        );
+        assert_eq!(state_cell(ProcessState::Stopped, true), "STOPPED ");
+    }
 
     #[test]
     fn uptime_is_readable() {
