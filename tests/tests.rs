@@ -22,6 +22,7 @@ mod logfiles;
 mod output;
 mod privileges;
 mod reaping;
+mod reload;
 mod repl;
 mod scaling;
 mod stats;

@@ -12,6 +12,8 @@ use crate::template::Template;
 pub struct Config {
     /// The main configuration file (absolute).
     pub path: PathBuf,
+    /// The dialect it was read in (a reload reads it the same way).
+    pub dialect: crate::Dialect,
     /// Daemon-wide settings.
     pub daemon: DaemonConfig,
     /// Watchers in file order (included files after the main one).

@@ -457,6 +457,7 @@ pub(crate) fn load_text(path: &Path, text: &str) -> Result<Config, ConfigErrors>
     if reader.errors.is_empty() {
         let config = Config {
             path: path.to_path_buf(),
+            dialect: crate::Dialect::Toml,
             daemon,
             watchers: watchers.into_iter().map(|(w, _)| w).collect(),
             groups,

@@ -120,6 +120,10 @@ pub enum Command {
         /// Watchers (web), processes (web:2) or all; default all.
         names: Vec<String>,
     },
+    /// Read the configuration file again and show what reload would change.
+    Reread,
+    /// Read the configuration file again and apply the difference (like SIGHUP).
+    Reload,
     /// Reopen every log file (after logrotate moved them), like SIGUSR2.
     Reopen,
     /// Print every state change as it happens, until interrupted.
@@ -169,6 +173,8 @@ impl Command {
                 names: names.clone(),
                 tree: *tree,
             }),
+            Self::Reread => Request::Reread,
+            Self::Reload => Request::Reload,
             Self::Reopen => Request::Reopen,
             Self::Events => Request::Events,
             Self::Shutdown => Request::Shutdown,

@@ -3,8 +3,8 @@
 use std::fmt::Write;
 
 use ringmaster_protocol::{
-    ActionResult, Output, PidResult, ProcessInfo, ProcessState, ReopenResult, ShutdownResult,
-    StatsResult, StatusResult, StreamLine, TailResult, VersionResult,
+    ActionResult, Output, PidResult, ProcessInfo, ProcessState, ReloadResult, ReopenResult,
+    ShutdownResult, StatsResult, StatusResult, StreamLine, TailResult, VersionResult,
 };
 use serde_json::Value;
 
@@ -33,6 +33,9 @@ pub(crate) fn result(command: &Command, result: &Value) -> String {
             let mut printer = TailPrinter::new(command);
             t.processes.iter().map(|o| printer.render(o)).collect()
         }),
+        Command::Reread | Command::Reload => {
+            serde_json::from_value(result.clone()).map(|r: ReloadResult| reload(&r))
+        }
         Command::Reopen => serde_json::from_value(result.clone())
             .map(|r: ReopenResult| format!("reopened {} log files\n", r.files)),
         Command::Shutdown => serde_json::from_value(result.clone())
@@ -129,6 +132,44 @@ pub(crate) fn status(processes: &[ProcessInfo]) -> String {
         };
         let state = state_cell(process.state, colour);
         let _ = writeln!(out, "{name:width$}  {state}  {detail}");
+    }
+    out
+}
+
+/// One line per kind of change, then what waits for a restart.
+fn reload(result: &ReloadResult) -> String {
+    let mut out = String::new();
+    let scaled: Vec<String> = result
+        .scaled
+        .iter()
+        .map(|s| format!("{} {} -> {}", s.name, s.from, s.to))
+        .collect();
+    let lines = [
+        ("added", result.added.clone()),
+        ("changed", result.changed.clone()),
+        ("scaled", scaled),
+        ("removed", result.removed.clone()),
+        ("unchanged", result.unchanged.clone()),
+    ];
+    let nothing = lines[..4].iter().all(|(_, names)| names.is_empty());
+    for (label, names) in lines {
+        if !names.is_empty() {
+            let _ = writeln!(out, "{:<10} {}", format!("{label}:"), names.join(", "));
+        }
+    }
+    if !result.not_applied.is_empty() {
+        let _ = writeln!(
+            out,
+            "not applied until the daemon restarts: {}",
+            result.not_applied.join(", ")
+        );
+    }
+    if nothing {
+        out.push_str("no changes to apply\n");
+    } else if result.applied {
+        out.push_str("applied\n");
+    } else {
+        out.push_str("not applied (run reload)\n");
     }
     out
 }

@@ -1,6 +1,7 @@
 //! The engine task: owns every process and applies Supervisor's state rules.
 
 mod handlers;
+mod reload;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -108,6 +109,9 @@ pub(crate) struct Engine {
     shutdown: Option<Shutdown>,
     events: broadcast::Sender<Arc<Event>>,
     log_notices: mpsc::UnboundedReceiver<LogNotice>,
+    /// Watchers a reload removed (their slots are retired); indices into
+    /// `config.watchers`, which only grows.
+    removed: std::collections::HashSet<usize>,
 }
 
 impl Engine {
@@ -136,6 +140,7 @@ impl Engine {
             shutdown: None,
             events: broadcast::Sender::new(EVENT_BUFFER),
             log_notices,
+            removed: std::collections::HashSet::new(),
         })
     }
 
@@ -180,9 +185,17 @@ impl Engine {
                 Some(()) = signals.terminate.recv() => self.begin_shutdown(Trigger::Signal("SIGTERM")),
                 Some(()) = signals.interrupt.recv() => self.begin_shutdown(Trigger::Signal("SIGINT")),
                 Some(()) = signals.quit.recv() => self.begin_shutdown(Trigger::Quit),
-                Some(()) = signals.hangup.recv() => {
-                    tracing::warn!("SIGHUP received: configuration reload is not supported by this version; ignoring");
-                }
+                Some(()) = signals.hangup.recv() => match self.reload(true) {
+                    Ok(diff) => tracing::info!(
+                        added = diff.added.len(),
+                        removed = diff.removed.len(),
+                        changed = diff.changed.len(),
+                        scaled = diff.scaled.len(),
+                        unchanged = diff.unchanged.len(),
+                        "SIGHUP: configuration reloaded"
+                    ),
+                    Err(errors) => tracing::error!("SIGHUP: configuration not reloaded, nothing changed:\n{errors}"),
+                },
                 Some(()) = signals.user2.recv() => {
                     let files = self.reopen_logs();
                     tracing::info!(files, "SIGUSR2: reopening log files");

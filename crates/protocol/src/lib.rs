@@ -22,8 +22,8 @@ mod suggest;
 pub use names::{ProcessName, ProcessNameError, ProcessState};
 pub use reply::{
     ActionOutcome, ActionResult, ErrorBody, ErrorKind, Event, ExitInfo, Output, PidEntry,
-    PidResult, ProcessInfo, ProcessStats, ReopenResult, Reply, ShutdownResult, StatsResult,
-    StatusResult, StreamLine, TailResult, TreeStats, VersionResult,
+    PidResult, ProcessInfo, ProcessStats, ReloadResult, ReopenResult, Reply, Scaled,
+    ShutdownResult, StatsResult, StatusResult, StreamLine, TailResult, TreeStats, VersionResult,
 };
 pub use request::{
     COMMANDS, Envelope, NamesArgs, Request, RequestError, ScaleArgs, SignalArgs, StatsArgs,
@@ -66,6 +66,7 @@ mod docs_tests {
             K::BadArgs,
             K::NotFound,
             K::ShuttingDown,
+            K::BadConfig,
             K::PermissionDenied,
             K::Internal,
         ] {

@@ -21,6 +21,9 @@ pub enum ErrorKind {
     NotFound,
     /// The daemon is shutting down and takes no new work.
     ShuttingDown,
+    /// `reread`/`reload`: the configuration file has errors (named with
+    /// file, line and key); nothing changed.
+    BadConfig,
     /// The peer is not allowed to use the socket.
     PermissionDenied,
     /// An error inside the daemon; a bug worth reporting.
@@ -182,6 +185,38 @@ pub struct StatsResult {
     pub window_secs: f64,
     /// One entry per process, in configuration order.
     pub processes: Vec<ProcessStats>,
+}
+
+/// Result of `reread` and `reload`: the difference between the running
+/// configuration and the file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadResult {
+    /// Whether the difference was applied (`reload`) or only computed.
+    pub applied: bool,
+    /// Watchers in the file only: started (if autostart).
+    pub added: Vec<String>,
+    /// Watchers no longer in the file: stopped and forgotten.
+    pub removed: Vec<String>,
+    /// Watchers whose processes would be spawned differently: restarted.
+    pub changed: Vec<String>,
+    /// Watchers whose only change is numprocesses: scaled, not restarted.
+    pub scaled: Vec<Scaled>,
+    /// Watchers left as they are (same pids).
+    pub unchanged: Vec<String>,
+    /// Daemon settings that changed in the file but only apply when the
+    /// daemon starts (`daemon.socket`, ...).
+    pub not_applied: Vec<String>,
+}
+
+/// A watcher whose numprocesses changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scaled {
+    /// The watcher.
+    pub name: String,
+    /// Processes before.
+    pub from: u32,
+    /// Processes after.
+    pub to: u32,
 }
 
 /// Result of `status`.

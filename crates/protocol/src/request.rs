@@ -8,8 +8,8 @@ use crate::suggest::did_you_mean;
 
 /// Every command the daemon understands, as spelled on the wire.
 pub const COMMANDS: &[&str] = &[
-    "status", "start", "stop", "restart", "signal", "pid", "incr", "decr", "stats", "reopen",
-    "events", "shutdown", "version",
+    "status", "start", "stop", "restart", "signal", "pid", "incr", "decr", "stats", "reread",
+    "reload", "reopen", "events", "shutdown", "version",
 ];
 
 /// One request line before its command is interpreted.
@@ -108,6 +108,10 @@ pub enum Request {
     Decr(ScaleArgs),
     /// CPU, memory and descriptors of processes, from /proc.
     Stats(StatsArgs),
+    /// Read the configuration file again and say what a reload would do.
+    Reread,
+    /// Read the configuration file again and apply the difference.
+    Reload,
     /// Reopen every log file by name (after an external rotation).
     Reopen,
     /// Stream every state change until the client closes.
@@ -151,6 +155,8 @@ impl Request {
             Self::Incr(_) => "incr",
             Self::Decr(_) => "decr",
             Self::Stats(_) => "stats",
+            Self::Reread => "reread",
+            Self::Reload => "reload",
             Self::Reopen => "reopen",
             Self::Events => "events",
             Self::Shutdown => "shutdown",
@@ -259,6 +265,8 @@ impl Request {
                 })
             }
             "stats" => parse_args(cmd, args).map(Self::Stats),
+            "reread" => no_args(cmd, args).map(|()| Self::Reread),
+            "reload" => no_args(cmd, args).map(|()| Self::Reload),
             "reopen" => no_args(cmd, args).map(|()| Self::Reopen),
             "events" => no_args(cmd, args).map(|()| Self::Events),
             "shutdown" => no_args(cmd, args).map(|()| Self::Shutdown),
@@ -285,7 +293,12 @@ impl Request {
             Self::Tail(a) => serde_json::to_value(a),
             Self::Incr(a) | Self::Decr(a) => serde_json::to_value(a),
             Self::Stats(a) => serde_json::to_value(a),
-            Self::Reopen | Self::Events | Self::Shutdown | Self::Version => Ok(Value::Null),
+            Self::Reread
+            | Self::Reload
+            | Self::Reopen
+            | Self::Events
+            | Self::Shutdown
+            | Self::Version => Ok(Value::Null),
         }
         .unwrap_or(Value::Null);
         let mut object = serde_json::Map::new();

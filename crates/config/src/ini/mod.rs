@@ -117,7 +117,8 @@ pub(crate) fn read(
         crate::Dialect::Circus => circus::convert(path)?,
         crate::Dialect::Toml => unreachable_toml(path)?,
     };
-    let config = converted.load(path)?;
+    let mut config = converted.load(path)?;
+    config.dialect = dialect;
     Ok((config, converted))
 }
 
@@ -218,6 +219,7 @@ pub(crate) mod fixtures {
     /// The model without where things were written.
     pub(crate) fn without_locations(mut config: Config) -> Config {
         config.path = PathBuf::new();
+        config.dialect = crate::Dialect::Toml;
         config.daemon.socket_group_location = None;
         for watcher in &mut config.watchers {
             watcher.locations.clear();

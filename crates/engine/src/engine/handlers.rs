@@ -4,9 +4,8 @@
 
 use nix::unistd::Pid;
 use ringmaster_protocol::{
-    ActionOutcome, ActionResult, ErrorKind, PROTOCOL_VERSION, PidEntry, PidResult, ProcessName,
-    ProcessState, ReopenResult, Reply, Request, ScaleArgs, StatusResult, VersionResult,
-    did_you_mean, signals,
+    ActionOutcome, ActionResult, ErrorKind, PROTOCOL_VERSION, PidEntry, PidResult, ProcessState,
+    ReopenResult, Reply, Request, ScaleArgs, StatusResult, VersionResult, did_you_mean, signals,
 };
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -14,7 +13,7 @@ use tokio::sync::oneshot;
 use super::Engine;
 use crate::control::{Incoming, TapTarget};
 use crate::jobs::{Goal, Job, evaluate};
-use crate::process::{ProcId, Process};
+use crate::process::ProcId;
 use ringmaster_config::StderrSink;
 
 /// Most processes one watcher may have (as `numprocesses` in the
@@ -36,6 +35,8 @@ impl Engine {
             Request::Signal(args) => self.handle_signal(&id, &args.signal, &args.names),
             Request::Pid(args) => self.handle_pid(&id, &args.names),
             Request::Incr(args) => return self.handle_incr(id, &args, reply),
+            Request::Reread => self.handle_reload(&id, false),
+            Request::Reload => self.handle_reload(&id, true),
             Request::Decr(args) => return self.handle_decr(id, &args, reply),
             Request::Reopen => Ok(Reply::success(
                 id.clone(),
@@ -112,7 +113,7 @@ impl Engine {
                 })
                 .collect();
             order(&mut matched);
-            let known_set = self.config.watchers.iter().any(|w| w.name == set)
+            let known_set = self.live_watcher(set).is_some()
                 || self.config.groups.iter().any(|g| g.name == set);
             if matched.is_empty() && !known_set {
                 return Err((ErrorKind::NotFound, self.not_found(name)));
@@ -146,6 +147,7 @@ impl Engine {
                 self.config
                     .watchers
                     .iter()
+                    .filter(|w| self.live_watcher(&w.name).is_some())
                     .map(|w| w.name.clone())
                     .chain(self.config.groups.iter().map(|g| g.name.clone()))
                     .collect(),
@@ -258,12 +260,7 @@ impl Engine {
         let refuse = |reply: oneshot::Sender<Reply>, kind, message: String| {
             let _ = reply.send(Reply::failure(id.clone(), kind, message));
         };
-        let Some(w) = self
-            .config
-            .watchers
-            .iter()
-            .position(|w| w.name == args.name)
-        else {
+        let Some(w) = self.live_watcher(&args.name) else {
             return refuse(reply, ErrorKind::NotFound, self.not_found(&args.name));
         };
         if self.shutdown.is_some() {
@@ -285,39 +282,20 @@ impl Engine {
             );
         }
         let count = args.count.unwrap_or(1);
-        let active = watcher.numprocesses;
-        let Some(total) = active.checked_add(count).filter(|&t| t <= MAX_PROCESSES) else {
+        let Some(total) = watcher
+            .numprocesses
+            .checked_add(count)
+            .filter(|&t| t <= MAX_PROCESSES)
+        else {
             return refuse(
                 reply,
                 ErrorKind::BadArgs,
                 format!("incr: at most {MAX_PROCESSES} processes per watcher"),
             );
         };
-        self.config.watchers[w].numprocesses = total;
-        let mut ids = Vec::new();
-        for wid in active + 1..=total {
-            let existing = (0..self.procs.len())
-                .find(|&i| self.procs[i].watcher == w && self.procs[i].name.wid == wid);
-            let proc = existing.unwrap_or_else(|| {
-                let mut process =
-                    Process::new(ProcessName::new(&self.config.watchers[w].name, wid), w);
-                process.alias = self.config.alias(&self.config.watchers[w], wid);
-                self.procs.push(process);
-                self.procs.len() - 1
-            });
-            self.procs[proc].retired = false;
-            ids.push(proc);
-        }
+        let ids = self.grow(w, total);
         for &proc in &ids {
-            match self.procs[proc].state {
-                // Still stopping from its decr: start again once stopped.
-                ProcessState::Stopping => self.procs[proc].start_after_stop = true,
-                ProcessState::Starting | ProcessState::Running => {}
-                ProcessState::Stopped
-                | ProcessState::Exited
-                | ProcessState::Fatal
-                | ProcessState::Backoff => self.start_by_hand(proc),
-            }
+            self.start_slot(proc);
         }
         self.add_job(id, reply, Goal::Running, &ids, &[], "");
     }
@@ -325,12 +303,7 @@ impl Engine {
     /// `decr`: the watcher's highest slots retired and stopped; waits like
     /// `stop`.
     fn handle_decr(&mut self, id: Value, args: &ScaleArgs, reply: oneshot::Sender<Reply>) {
-        let Some(w) = self
-            .config
-            .watchers
-            .iter()
-            .position(|w| w.name == args.name)
-        else {
+        let Some(w) = self.live_watcher(&args.name) else {
             let _ = reply.send(Reply::failure(
                 id,
                 ErrorKind::NotFound,
@@ -338,28 +311,30 @@ impl Engine {
             ));
             return;
         };
-        let active = self.config.watchers[w].numprocesses;
-        let remaining = active.saturating_sub(args.count.unwrap_or(1));
-        self.config.watchers[w].numprocesses = remaining;
-        let ids: Vec<ProcId> = (0..self.procs.len())
-            .filter(|&i| self.procs[i].watcher == w && self.procs[i].name.wid > remaining)
-            .filter(|&i| !self.procs[i].retired)
-            .collect();
-        let mut already = Vec::new();
-        for &proc in &ids {
-            self.procs[proc].retired = true;
-            self.procs[proc].start_after_stop = false;
-            match self.procs[proc].state {
-                ProcessState::Starting | ProcessState::Running | ProcessState::Backoff => {
-                    self.begin_stop(proc);
-                }
-                ProcessState::Stopping => {}
-                ProcessState::Stopped | ProcessState::Exited | ProcessState::Fatal => {
-                    already.push(proc);
-                }
-            }
-        }
+        let remaining = self.config.watchers[w]
+            .numprocesses
+            .saturating_sub(args.count.unwrap_or(1));
+        let (ids, already) = self.shrink(w, remaining);
         self.add_job(id, reply, Goal::Stopped, &ids, &already, "not running");
+    }
+
+    /// `reread` and `reload`: the difference, applied or not.
+    fn handle_reload(&mut self, id: &Value, apply: bool) -> Result<Reply, Refusal> {
+        self.reload(apply)
+            .map(|result| Reply::success(id.clone(), &result))
+            .map_err(|errors| {
+                (
+                    ErrorKind::BadConfig,
+                    format!(
+                        "the configuration was not {}: {errors}",
+                        if apply {
+                            "reloaded, nothing changed"
+                        } else {
+                            "read"
+                        }
+                    ),
+                )
+            })
     }
 
     /// A start asked for by a client: the quick-failure count starts over.

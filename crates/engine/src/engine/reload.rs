@@ -1,0 +1,238 @@
+//! `reread`, `reload` and SIGHUP: the configuration file read again and
+//! the difference applied, touching only what changed.
+//!
+//! A watcher's processes keep their process ids (slots in `procs`) for
+//! the daemon's life: a removed watcher's slots are retired (stopped,
+//! invisible), and a watcher added again under the same name revives them.
+//! Watchers are compared without their file locations; a change of
+//! `numprocesses` alone scales instead of restarting.
+
+use std::collections::BTreeSet;
+
+use ringmaster_config::{Config, WatcherConfig};
+use ringmaster_protocol::{ProcessName, ProcessState, ReloadResult, Scaled};
+
+use super::Engine;
+use crate::process::{ProcId, Process};
+
+/// A watcher as far as spawning its processes goes.
+fn spawn_relevant(watcher: &WatcherConfig) -> WatcherConfig {
+    let mut watcher = watcher.clone();
+    watcher.locations.clear();
+    watcher.numprocesses = 0;
+    watcher
+}
+
+impl Engine {
+    /// Reads the configuration again; with `apply`, makes it the running
+    /// one. A configuration error changes nothing and is returned.
+    pub(super) fn reload(&mut self, apply: bool) -> Result<ReloadResult, String> {
+        let new = ringmaster_config::load(&self.config.path, Some(self.config.dialect))
+            .map_err(|errors| errors.to_string())?;
+        let mut result = ReloadResult {
+            applied: apply,
+            not_applied: daemon_changes(&self.config, &new),
+            ..ReloadResult::default()
+        };
+        for (index, old) in self.config.watchers.iter().enumerate() {
+            if !self.removed.contains(&index) && !new.watchers.iter().any(|w| w.name == old.name) {
+                result.removed.push(old.name.clone());
+            }
+        }
+        for watcher in &new.watchers {
+            match self.live_watcher(&watcher.name) {
+                None => result.added.push(watcher.name.clone()),
+                Some(index) => {
+                    let old = &self.config.watchers[index];
+                    if spawn_relevant(old) != spawn_relevant(watcher) {
+                        result.changed.push(watcher.name.clone());
+                    } else if old.numprocesses != watcher.numprocesses {
+                        result.scaled.push(Scaled {
+                            name: watcher.name.clone(),
+                            from: old.numprocesses,
+                            to: watcher.numprocesses,
+                        });
+                    } else {
+                        result.unchanged.push(watcher.name.clone());
+                    }
+                }
+            }
+        }
+        if apply {
+            self.apply(new, &result);
+        }
+        Ok(result)
+    }
+
+    /// The index of the watcher called `name`, unless it was removed.
+    pub(super) fn live_watcher(&self, name: &str) -> Option<usize> {
+        self.config
+            .watchers
+            .iter()
+            .enumerate()
+            .position(|(i, w)| w.name == name && !self.removed.contains(&i))
+    }
+
+    fn apply(&mut self, new: Config, diff: &ReloadResult) {
+        for name in &diff.removed {
+            if let Some(index) = self.live_watcher(name) {
+                self.shrink(index, 0);
+                self.removed.insert(index);
+                tracing::info!(watcher = %name, "reload: removed");
+            }
+        }
+        let changed: BTreeSet<&str> = diff.changed.iter().map(String::as_str).collect();
+        let mut to_start: Vec<ProcId> = Vec::new();
+        for watcher in new.watchers {
+            let name = watcher.name.clone();
+            let wanted = watcher.numprocesses;
+            // A watcher added again under an old name takes its old slots.
+            let existing = self.config.watchers.iter().position(|w| w.name == name);
+            let mut watcher = watcher;
+            let index = if let Some(index) = existing {
+                let was_removed = self.removed.remove(&index);
+                // numprocesses moves with grow/shrink below.
+                watcher.numprocesses = self.config.watchers[index].numprocesses;
+                self.config.watchers[index] = watcher;
+                if was_removed {
+                    tracing::info!(watcher = %name, "reload: added");
+                }
+                index
+            } else {
+                watcher.numprocesses = 0;
+                self.config.watchers.push(watcher);
+                tracing::info!(watcher = %name, "reload: added");
+                self.config.watchers.len() - 1
+            };
+            if changed.contains(name.as_str()) {
+                tracing::info!(watcher = %name, "reload: changed, restarting its processes");
+                let active = self.config.watchers[index].numprocesses.min(wanted);
+                for id in self.slots(index, 1..=active) {
+                    match self.procs[id].state {
+                        ProcessState::Starting | ProcessState::Running | ProcessState::Backoff => {
+                            self.procs[id].start_after_stop = true;
+                            self.begin_stop(id);
+                        }
+                        ProcessState::Stopping => self.procs[id].start_after_stop = true,
+                        ProcessState::Stopped | ProcessState::Exited | ProcessState::Fatal => {}
+                    }
+                }
+            }
+            let current = self.config.watchers[index].numprocesses;
+            if wanted > current {
+                let added = self.grow(index, wanted);
+                if self.config.watchers[index].autostart {
+                    to_start.extend(added);
+                }
+            } else if wanted < current {
+                self.shrink(index, wanted);
+            }
+        }
+        self.config.groups = new.groups;
+        for id in 0..self.procs.len() {
+            let process = &self.procs[id];
+            let alias = self
+                .config
+                .alias(&self.config.watchers[process.watcher], process.name.wid);
+            self.procs[id].alias = alias;
+        }
+        to_start.sort_by_key(|&id| self.watcher(id).priority);
+        for id in to_start {
+            self.start_slot(id);
+        }
+    }
+
+    /// The watcher's slots with these wids, in wid order.
+    fn slots(&self, watcher: usize, wids: std::ops::RangeInclusive<u32>) -> Vec<ProcId> {
+        let mut ids: Vec<ProcId> = (0..self.procs.len())
+            .filter(|&i| self.procs[i].watcher == watcher && wids.contains(&self.procs[i].name.wid))
+            .collect();
+        ids.sort_by_key(|&i| self.procs[i].name.wid);
+        ids
+    }
+
+    /// Raises the watcher to `total` processes: retired slots revived
+    /// first (the lowest free wids), then new ones. Returns them, not
+    /// started.
+    pub(super) fn grow(&mut self, watcher: usize, total: u32) -> Vec<ProcId> {
+        let active = self.config.watchers[watcher].numprocesses;
+        self.config.watchers[watcher].numprocesses = total;
+        let mut ids = Vec::new();
+        for wid in active + 1..=total {
+            let existing = (0..self.procs.len())
+                .find(|&i| self.procs[i].watcher == watcher && self.procs[i].name.wid == wid);
+            let id = existing.unwrap_or_else(|| {
+                let config = &self.config.watchers[watcher];
+                let mut process = Process::new(ProcessName::new(&config.name, wid), watcher);
+                process.alias = self.config.alias(config, wid);
+                self.procs.push(process);
+                self.procs.len() - 1
+            });
+            self.procs[id].retired = false;
+            ids.push(id);
+        }
+        ids
+    }
+
+    /// Lowers the watcher to `total` processes: the highest wids retired
+    /// and stopped. Returns them, with those already not running.
+    pub(super) fn shrink(&mut self, watcher: usize, total: u32) -> (Vec<ProcId>, Vec<ProcId>) {
+        let active = self.config.watchers[watcher].numprocesses;
+        self.config.watchers[watcher].numprocesses = total;
+        let ids: Vec<ProcId> = self
+            .slots(watcher, total + 1..=active.max(total + 1))
+            .into_iter()
+            .filter(|&i| !self.procs[i].retired)
+            .collect();
+        let mut already = Vec::new();
+        for &id in &ids {
+            self.procs[id].retired = true;
+            self.procs[id].start_after_stop = false;
+            match self.procs[id].state {
+                ProcessState::Starting | ProcessState::Running | ProcessState::Backoff => {
+                    self.begin_stop(id);
+                }
+                ProcessState::Stopping => {}
+                ProcessState::Stopped | ProcessState::Exited | ProcessState::Fatal => {
+                    already.push(id);
+                }
+            }
+        }
+        (ids, already)
+    }
+
+    /// Starts a slot by hand, or once its current stop completes.
+    pub(super) fn start_slot(&mut self, id: ProcId) {
+        match self.procs[id].state {
+            ProcessState::Stopping => self.procs[id].start_after_stop = true,
+            ProcessState::Starting | ProcessState::Running => {}
+            ProcessState::Stopped
+            | ProcessState::Exited
+            | ProcessState::Fatal
+            | ProcessState::Backoff => {
+                self.procs[id].quick_failures = 0;
+                self.spawn(id);
+            }
+        }
+    }
+}
+
+/// Daemon settings that differ between `old` and `new`; they take effect
+/// only when the daemon starts.
+fn daemon_changes(old: &Config, new: &Config) -> Vec<String> {
+    let (a, b) = (&old.daemon, &new.daemon);
+    let mut changed = Vec::new();
+    let mut check = |name: &str, differs: bool| {
+        if differs {
+            changed.push(format!("daemon.{name}"));
+        }
+    };
+    check("socket", a.socket != b.socket);
+    check("socket_mode", a.socket_mode != b.socket_mode);
+    check("socket_group", a.socket_group != b.socket_group);
+    check("logs_dir", a.logs_dir != b.logs_dir);
+    check("log_level", a.log_level != b.log_level);
+    check("log_format", a.log_format != b.log_format);
+    check("shutdown_timeout", a.shutdown_timeout != b.shutdown_timeout);
+    changed
+}

@@ -1,0 +1,163 @@
+//! `reread`, `reload` and SIGHUP: the file read again, only what changed
+//! touched (test plan item 37).
+
+use nix::sys::signal::Signal;
+
+use crate::support::{Daemon, stderr, stdout};
+
+const BEFORE: &str = r#"
+[watchers.keep]
+cmd = "@TESTKIT@ sleep"
+start_secs = "0"
+
+[watchers.scale]
+cmd = "@TESTKIT@ sleep"
+numprocesses = 2
+start_secs = "0"
+
+[watchers.gone]
+cmd = "@TESTKIT@ sleep"
+start_secs = "0"
+
+[watchers.change]
+cmd = "@TESTKIT@ print-env"
+env = { COLOUR = "red" }
+start_secs = "0"
+"#;
+
+fn pid(daemon: &Daemon, name: &str) -> i64 {
+    daemon.process(name)["pid"].as_i64().unwrap()
+}
+
+fn names(daemon: &Daemon) -> Vec<String> {
+    daemon
+        .status()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Rewrites the running daemon's configuration file.
+fn edit(daemon: &Daemon, change: impl Fn(String) -> String) {
+    let text = std::fs::read_to_string(&daemon.config).unwrap();
+    let changed = change(text.clone());
+    assert_ne!(changed, text, "the edit changed nothing");
+    std::fs::write(&daemon.config, changed).unwrap();
+}
+
+#[test]
+fn reload_applies_only_the_difference() {
+    let daemon = Daemon::start(BEFORE);
+    daemon.wait_all("everything running", |p| p["state"] == "RUNNING");
+    daemon.wait_file("logs/change-1.out.log", "COLOUR=red");
+    let before: Vec<i64> = ["keep:1", "scale:1", "scale:2", "change:1"]
+        .iter()
+        .map(|n| pid(&daemon, n))
+        .collect();
+
+    edit(&daemon, |text| {
+        let text = text.replace("numprocesses = 2", "numprocesses = 3");
+        let text = text.replace("COLOUR = \"red\"", "COLOUR = \"blue\"");
+        let gone = text.find("[watchers.gone]").unwrap();
+        let change = text.find("[watchers.change]").unwrap();
+        let text = format!("{}{}", &text[..gone], &text[change..]);
+        text + "\n[watchers.new]\ncmd = \"sleep 1000\"\nstart_secs = \"0\"\n"
+    });
+    let reread = daemon.ctl(&["reread"]);
+    assert!(reread.status.success(), "{}", stderr(&reread));
+    assert_eq!(
+        stdout(&reread),
+        "added:     new\nchanged:   change\nscaled:    scale 2 -> 3\nremoved:   gone\nunchanged: keep\nnot applied (run reload)\n"
+    );
+    assert_eq!(
+        names(&daemon),
+        ["keep:1", "scale:1", "scale:2", "gone:1", "change:1"]
+    );
+
+    let reload = daemon.ctl(&["reload"]);
+    assert!(reload.status.success(), "{}", stderr(&reload));
+    assert!(
+        stdout(&reload).ends_with("applied\n"),
+        "{}",
+        stdout(&reload)
+    );
+    daemon.wait_all("everything running again", |p| p["state"] == "RUNNING");
+    assert_eq!(
+        names(&daemon),
+        [
+            "keep:1", "scale:1", "scale:2", "scale:3", "change:1", "new:1"
+        ]
+    );
+    // Unchanged and scaled processes keep their pids; the changed one was
+    // restarted with its new environment.
+    assert_eq!(pid(&daemon, "keep:1"), before[0]);
+    assert_eq!(pid(&daemon, "scale:1"), before[1]);
+    assert_eq!(pid(&daemon, "scale:2"), before[2]);
+    assert_ne!(pid(&daemon, "change:1"), before[3]);
+    daemon.wait_file("logs/change-1.out.log", "COLOUR=blue");
+    assert_eq!(daemon.ctl(&["status", "gone"]).status.code(), Some(1));
+
+    // A reload with nothing new says so and touches nothing.
+    let again = daemon.ctl(&["reload"]);
+    assert!(
+        stdout(&again).ends_with("no changes to apply\n"),
+        "{}",
+        stdout(&again)
+    );
+    assert_eq!(pid(&daemon, "keep:1"), before[0]);
+
+    // A watcher added back takes its old slot.
+    edit(&daemon, |text| {
+        text + "\n[watchers.gone]\ncmd = \"sleep 1000\"\nstart_secs = \"0\"\n"
+    });
+    assert!(daemon.ctl(&["reload"]).status.success());
+    daemon.wait_for("gone back", |p| {
+        p["name"] == "gone:1" && p["state"] == "RUNNING"
+    });
+}
+
+#[test]
+fn a_broken_file_changes_nothing_and_sighup_reloads() {
+    let daemon = Daemon::start(BEFORE);
+    daemon.wait_all("everything running", |p| p["state"] == "RUNNING");
+    let keep = pid(&daemon, "keep:1");
+
+    edit(&daemon, |text| {
+        text.replace("numprocesses = 2", "numprocesses = \"many\"")
+    });
+    let broken = daemon.ctl(&["reload"]);
+    assert_eq!(broken.status.code(), Some(1));
+    let message = stderr(&broken);
+    let file = daemon.config.display().to_string();
+    assert!(
+        message.contains(&file) && message.contains("watchers.scale.numprocesses"),
+        "{message}"
+    );
+    assert!(message.contains("nothing changed"), "{message}");
+    assert_eq!(pid(&daemon, "keep:1"), keep);
+    assert_eq!(
+        names(&daemon),
+        ["keep:1", "scale:1", "scale:2", "gone:1", "change:1"]
+    );
+    // SIGHUP with the broken file: logged, nothing changed either.
+    daemon.signal(Signal::SIGHUP);
+    crate::support::wait_until(
+        "the SIGHUP error in the log",
+        crate::support::DEADLINE,
+        || {
+            daemon
+                .daemon_log()
+                .contains("SIGHUP: configuration not reloaded")
+                .then_some(())
+        },
+    );
+
+    edit(&daemon, |text| {
+        text.replace("numprocesses = \"many\"", "numprocesses = 1")
+    });
+    daemon.signal(Signal::SIGHUP);
+    crate::support::wait_until("scale down to one", crate::support::DEADLINE, || {
+        (names(&daemon) == ["keep:1", "scale:1", "gone:1", "change:1"]).then_some(())
+    });
+    assert_eq!(pid(&daemon, "keep:1"), keep);
+}
