@@ -36,6 +36,7 @@ import os
 import platform
 import shlex
 import shutil
+import select
 import signal
 import socket
 import statistics
@@ -696,13 +697,85 @@ def stop_all(tool_cls, count, how):
         return {"seconds": time.monotonic() - t0, "left_behind": 0}
 
 
+def reload_latency(tool_cls, watchers, reps):
+    """ringmaster only: WATCHERS watchers of one process; the file changes
+    one watcher's command; time from sending `reload` until its reply, and
+    until the changed watcher runs again under a new pid (the others keep
+    theirs)."""
+    if tool_cls is not Ringmaster:
+        return None
+    ws = [Watcher("w%03d" % i, [SLEEP, "100000"]) for i in range(watchers)]
+    with tool_cls(ws) as tool:
+        wait_for(lambda: tool.running() == watchers, 120, "all running", interval=0.05)
+        replied, applied = [], []
+        target = ws[watchers // 2]
+
+        def pid_of(name):
+            procs = tool.request("status", {"names": [name]})["result"]["processes"]
+            return procs[0]["pid"] if procs[0]["state"] == "RUNNING" else None
+        for rep in range(reps):
+            before = pid_of(target.name)
+            others = {w.name: pid_of(w.name) for w in (ws[0], ws[-1])}
+            target.argv = [SLEEP, str(100001 + rep)]
+            tool.write_config()
+            t0 = time.perf_counter()
+            reply = tool.request("reload")
+            replied.append((time.perf_counter() - t0) * 1e3)
+            assert reply["ok"] and reply["result"]["changed"] == [target.name], reply
+            wait_for(lambda: pid_of(target.name) not in (None, before), 10, "the changed watcher")
+            applied.append((time.perf_counter() - t0) * 1e3)
+            assert {w: pid_of(w) for w in others} == others, "unchanged watchers kept their pids"
+        return {"reply_ms": summary(replied), "applied_ms": summary(applied)}
+
+
+def repl_latency(tool_cls, lines):
+    """ringmaster only: `ringmasterctl` in a PTY; time from sending
+    `status NAME` to the next prompt, with 100 processes."""
+    if tool_cls is not Ringmaster:
+        return None
+    import pty
+    with tool_cls([Watcher("many", [SLEEP, "100000"], 100)]) as tool:
+        wait_for(lambda: tool.running() == 100, 120, "100 running", interval=0.05)
+        pid, fd = pty.fork()
+        if pid == 0:
+            os.environ.update({"HOME": tool.dir, "TERM": "xterm", "NO_COLOR": "1"})
+            os.execv(RINGMASTERCTL, [RINGMASTERCTL, "-s", tool.socket])
+        prompt = b"ringmaster> "
+
+        def until_prompt(limit=10):
+            seen, end = b"", time.monotonic() + limit
+            while time.monotonic() < end:
+                ready, _, _ = select.select([fd], [], [], 0.5)
+                if ready:
+                    seen += os.read(fd, 1 << 16)
+                    # The prompt, redrawn after the command's output.
+                    if seen.count(prompt) and seen.rstrip().endswith(b"\x1b[?2026l"):
+                        return seen
+            raise Timeout("no prompt")
+        try:
+            until_prompt()
+            samples = []
+            for i in range(lines):
+                t0 = time.perf_counter()
+                os.write(fd, b"status many:%d\r" % (i % 100 + 1))
+                until_prompt()
+                samples.append((time.perf_counter() - t0) * 1e3)
+            os.write(fd, b"quit\r")
+        finally:
+            os.close(fd)
+            os.waitpid(pid, 0)
+        return {"line_ms": summary(samples)}
+
+
 # ------------------------------------------------------------- reporting --
 
 SIZES = {
     "full": {"reps": 3, "idle_secs": 10, "spawn": [100, 500, 1000], "kills": 20,
-             "log_lines": 10_000_000, "ctl_calls": 50, "raw_calls": 200, "stop": [100, 1000]},
+             "log_lines": 10_000_000, "ctl_calls": 50, "raw_calls": 200, "stop": [100, 1000],
+             "reload_watchers": 100, "reloads": 10, "repl_lines": 50},
     "quick": {"reps": 1, "idle_secs": 1, "spawn": [20], "kills": 2,
-              "log_lines": 40_000, "ctl_calls": 3, "raw_calls": 20, "stop": [20]},
+              "log_lines": 40_000, "ctl_calls": 3, "raw_calls": 20, "stop": [20],
+              "reload_watchers": 10, "reloads": 2, "repl_lines": 3},
 }
 
 
@@ -725,6 +798,9 @@ FIGURES = [
     (("log", "reordered"), "log lines reordered", "", True),
     (("ctl", "cli_status_ms", "median"), "CLI status, 100 processes: median", "ms", True),
     (("ctl", "raw_status_ms", "median"), "raw status round trip, 100 processes: median", "ms", True),
+    (("reload", "reply_ms", "median"), "reload, 1 of 100 watchers changed: reply, median", "ms", True),
+    (("reload", "applied_ms", "median"), "reload, 1 of 100 watchers changed: running again, median", "ms", True),
+    (("repl", "line_ms", "median"), "interactive ctl: status line to next prompt, median", "ms", True),
 ]
 
 
@@ -781,15 +857,17 @@ def markdown(results, tools, size):
         if not any(path[0] in (rep.get(t) or {}) for rep in results["reps"] for t in tools):
             continue
         aggs = {t: aggregate([dig(rep.get(t), path) for rep in results["reps"]]) for t in tools}
-        cells = [fmt(aggs[t], unit) for t in tools]
+        ran = {t: any(path[0] in (rep.get(t) or {}) for rep in results["reps"]) for t in tools}
+        cells = [fmt(aggs[t], unit) if ran[t] else "-" for t in tools]
         rm = aggs.get("ringmaster")
         rows.append("| %s | %s | %s | %s |" % (label, " | ".join(cells),
                                                ratio(rm, aggs.get("supervisord")), ratio(rm, aggs.get("circus"))))
     base = aggregate([dig(rep, ("baselines", "cat_pipe_to_file_mb_per_s")) for rep in results["reps"]])
     gen = aggregate([dig(rep, ("baselines", "generator_to_devnull_mb_per_s")) for rep in results["reps"]])
-    rows.append("")
-    rows.append("Baselines in the same run: `cat` pipe-to-file %s; the generator to /dev/null %s."
-                % (fmt(base, "MB/s"), fmt(gen, "MB/s")))
+    if any("baselines" in rep for rep in results["reps"]):
+        rows.append("")
+        rows.append("Baselines in the same run: `cat` pipe-to-file %s; the generator to /dev/null %s."
+                    % (fmt(base, "MB/s"), fmt(gen, "MB/s")))
     return "\n".join(rows)
 
 
@@ -811,7 +889,8 @@ def main():
     parser.add_argument("--quick", action="store_true", help="tiny sizes and one repetition, for CI")
     parser.add_argument("--reps", type=int, help="repetitions (default 3, quick 1)")
     parser.add_argument("--tools", default=",".join(TOOLS), help="comma-separated rows to run")
-    parser.add_argument("--only", help="comma-separated scenarios: idle,spawn,restart,log,ctl,stop")
+    parser.add_argument("--only", help="comma-separated scenarios: "
+                        "idle,spawn,restart,log,ctl,stop,reload,repl")
     parser.add_argument("--no-build", action="store_true", help="use the existing release build")
     parser.add_argument("--setup", action="store_true",
                         help="only create bench/.venv with the peers (tests use their parsers)")
@@ -825,7 +904,7 @@ def main():
     if args.reps:
         size["reps"] = args.reps
     tools = [t for t in args.tools.split(",") if t]
-    scenarios = set((args.only or "idle,spawn,restart,log,ctl,stop").split(","))
+    scenarios = set((args.only or "idle,spawn,restart,log,ctl,stop,reload,repl").split(","))
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     results = {"started": stamp, "quick": args.quick, "size": size, "tools": tools,
                "machine": {"cpus": os.cpu_count(), "kernel": platform.release(),
@@ -858,6 +937,13 @@ def main():
             for tool in order:
                 rep_results[tool]["ctl"] = run_scenario(tool, "ctl", ctl_latency,
                                                         size["ctl_calls"], size["raw_calls"])
+        # Ringmaster's own features, measured for the record (no peer row).
+        if "reload" in scenarios and "ringmaster" in tools:
+            rep_results["ringmaster"]["reload"] = run_scenario(
+                "ringmaster", "reload", reload_latency, size["reload_watchers"], size["reloads"])
+        if "repl" in scenarios and "ringmaster" in tools:
+            rep_results["ringmaster"]["repl"] = run_scenario(
+                "ringmaster", "repl", repl_latency, size["repl_lines"])
         if "stop" in scenarios:
             for n in size["stop"]:
                 for how in ("ctl", "sigterm"):

@@ -23,6 +23,10 @@ start_secs = "0"
 cmd = "@TESTKIT@ print-env"
 env = { COLOUR = "red" }
 start_secs = "0"
+
+[watchers.argv]
+cmd = "sleep 1000"
+start_secs = "0"
 "#;
 
 fn pid(daemon: &Daemon, name: &str) -> i64 {
@@ -50,7 +54,7 @@ fn reload_applies_only_the_difference() {
     let daemon = Daemon::start(BEFORE);
     daemon.wait_all("everything running", |p| p["state"] == "RUNNING");
     daemon.wait_file("logs/change-1.out.log", "COLOUR=red");
-    let before: Vec<i64> = ["keep:1", "scale:1", "scale:2", "change:1"]
+    let before: Vec<i64> = ["keep:1", "scale:1", "scale:2", "change:1", "argv:1"]
         .iter()
         .map(|n| pid(&daemon, n))
         .collect();
@@ -58,6 +62,7 @@ fn reload_applies_only_the_difference() {
     edit(&daemon, |text| {
         let text = text.replace("numprocesses = 2", "numprocesses = 3");
         let text = text.replace("COLOUR = \"red\"", "COLOUR = \"blue\"");
+        let text = text.replace("sleep 1000\"\nstart_secs", "sleep 2000\"\nstart_secs");
         let gone = text.find("[watchers.gone]").unwrap();
         let change = text.find("[watchers.change]").unwrap();
         let text = format!("{}{}", &text[..gone], &text[change..]);
@@ -67,11 +72,13 @@ fn reload_applies_only_the_difference() {
     assert!(reread.status.success(), "{}", stderr(&reread));
     assert_eq!(
         stdout(&reread),
-        "added:     new\nchanged:   change\nscaled:    scale 2 -> 3\nremoved:   gone\nunchanged: keep\nnot applied (run reload)\n"
+        "added:     new\nchanged:   change, argv\nscaled:    scale 2 -> 3\nremoved:   gone\nunchanged: keep\nnot applied (run reload)\n"
     );
     assert_eq!(
         names(&daemon),
-        ["keep:1", "scale:1", "scale:2", "gone:1", "change:1"]
+        [
+            "keep:1", "scale:1", "scale:2", "gone:1", "change:1", "argv:1"
+        ]
     );
 
     let reload = daemon.ctl(&["reload"]);
@@ -85,7 +92,7 @@ fn reload_applies_only_the_difference() {
     assert_eq!(
         names(&daemon),
         [
-            "keep:1", "scale:1", "scale:2", "scale:3", "change:1", "new:1"
+            "keep:1", "scale:1", "scale:2", "scale:3", "change:1", "argv:1", "new:1"
         ]
     );
     // Unchanged and scaled processes keep their pids; the changed one was
@@ -94,6 +101,9 @@ fn reload_applies_only_the_difference() {
     assert_eq!(pid(&daemon, "scale:1"), before[1]);
     assert_eq!(pid(&daemon, "scale:2"), before[2]);
     assert_ne!(pid(&daemon, "change:1"), before[3]);
+    assert_ne!(pid(&daemon, "argv:1"), before[4]);
+    let argv = std::fs::read(format!("/proc/{}/cmdline", pid(&daemon, "argv:1"))).unwrap();
+    assert_eq!(argv, b"sleep\x002000\x00");
     daemon.wait_file("logs/change-1.out.log", "COLOUR=blue");
     assert_eq!(daemon.ctl(&["status", "gone"]).status.code(), Some(1));
 
@@ -137,7 +147,9 @@ fn a_broken_file_changes_nothing_and_sighup_reloads() {
     assert_eq!(pid(&daemon, "keep:1"), keep);
     assert_eq!(
         names(&daemon),
-        ["keep:1", "scale:1", "scale:2", "gone:1", "change:1"]
+        [
+            "keep:1", "scale:1", "scale:2", "gone:1", "change:1", "argv:1"
+        ]
     );
     // SIGHUP with the broken file: logged, nothing changed either.
     daemon.signal(Signal::SIGHUP);
@@ -157,7 +169,7 @@ fn a_broken_file_changes_nothing_and_sighup_reloads() {
     });
     daemon.signal(Signal::SIGHUP);
     crate::support::wait_until("scale down to one", crate::support::DEADLINE, || {
-        (names(&daemon) == ["keep:1", "scale:1", "gone:1", "change:1"]).then_some(())
+        (names(&daemon) == ["keep:1", "scale:1", "gone:1", "change:1", "argv:1"]).then_some(())
     });
     assert_eq!(pid(&daemon, "keep:1"), keep);
 }
