@@ -320,6 +320,12 @@ impl Engine {
 
     /// `reread` and `reload`: the difference, applied or not.
     fn handle_reload(&mut self, id: &Value, apply: bool) -> Result<Reply, Refusal> {
+        if apply && self.shutdown.is_some() {
+            return Err((
+                ErrorKind::ShuttingDown,
+                "the daemon is shutting down".to_owned(),
+            ));
+        }
         self.reload(apply)
             .map(|result| Reply::success(id.clone(), &result))
             .map_err(|errors| {

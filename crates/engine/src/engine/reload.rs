@@ -27,6 +27,9 @@ impl Engine {
     /// Reads the configuration again; with `apply`, makes it the running
     /// one. A configuration error changes nothing and is returned.
     pub(super) fn reload(&mut self, apply: bool) -> Result<ReloadResult, String> {
+        if apply && self.shutdown.is_some() {
+            return Err("the daemon is shutting down".into());
+        }
         let new = ringmaster_config::load(&self.config.path, Some(self.config.dialect))
             .map_err(|errors| errors.to_string())?;
         let mut result = ReloadResult {
