@@ -33,14 +33,6 @@ fn pid(daemon: &Daemon, name: &str) -> i64 {
     daemon.process(name)["pid"].as_i64().unwrap()
 }
 
-fn names(daemon: &Daemon) -> Vec<String> {
-    daemon
-        .status()
-        .iter()
-        .map(|p| p["name"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 /// Rewrites the running daemon's configuration file.
 fn edit(daemon: &Daemon, change: impl Fn(String) -> String) {
     let text = std::fs::read_to_string(&daemon.config).unwrap();
@@ -75,7 +67,7 @@ fn reload_applies_only_the_difference() {
         "added:     new\nchanged:   change, argv\nscaled:    scale 2 -> 3\nremoved:   gone\nunchanged: keep\nnot applied (run reload)\n"
     );
     assert_eq!(
-        names(&daemon),
+        daemon.names(),
         [
             "keep:1", "scale:1", "scale:2", "gone:1", "change:1", "argv:1"
         ]
@@ -90,7 +82,7 @@ fn reload_applies_only_the_difference() {
     );
     daemon.wait_all("everything running again", |p| p["state"] == "RUNNING");
     assert_eq!(
-        names(&daemon),
+        daemon.names(),
         [
             "keep:1", "scale:1", "scale:2", "scale:3", "change:1", "argv:1", "new:1"
         ]
@@ -146,7 +138,7 @@ fn a_broken_file_changes_nothing_and_sighup_reloads() {
     assert!(message.contains("nothing changed"), "{message}");
     assert_eq!(pid(&daemon, "keep:1"), keep);
     assert_eq!(
-        names(&daemon),
+        daemon.names(),
         [
             "keep:1", "scale:1", "scale:2", "gone:1", "change:1", "argv:1"
         ]
@@ -169,7 +161,7 @@ fn a_broken_file_changes_nothing_and_sighup_reloads() {
     });
     daemon.signal(Signal::SIGHUP);
     crate::support::wait_until("scale down to one", crate::support::DEADLINE, || {
-        (names(&daemon) == ["keep:1", "scale:1", "gone:1", "change:1", "argv:1"]).then_some(())
+        (daemon.names() == ["keep:1", "scale:1", "gone:1", "change:1", "argv:1"]).then_some(())
     });
     assert_eq!(pid(&daemon, "keep:1"), keep);
 }

@@ -14,14 +14,6 @@ cmd = "@TESTKIT@ sleep"
 start_secs = "0"
 "#;
 
-fn names(daemon: &Daemon) -> Vec<String> {
-    daemon
-        .status()
-        .iter()
-        .map(|p| p["name"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 #[test]
 fn incr_and_decr_reuse_the_lowest_free_slots() {
     let daemon = Daemon::start(WEB);
@@ -34,7 +26,7 @@ fn incr_and_decr_reuse_the_lowest_free_slots() {
     assert_eq!(stdout(&added), "web:4: running\nweb:5: running\n");
     // Listed with their watcher, in slot order.
     assert_eq!(
-        names(&daemon),
+        daemon.names(),
         ["web:1", "web:2", "web:3", "web:4", "web:5", "worker:1"]
     );
 
@@ -48,14 +40,14 @@ fn incr_and_decr_reuse_the_lowest_free_slots() {
     for pid in doomed {
         assert!(!pid_alive(pid as i32), "pid {pid} of a removed slot");
     }
-    assert_eq!(names(&daemon), ["web:1", "web:2", "web:3", "worker:1"]);
+    assert_eq!(daemon.names(), ["web:1", "web:2", "web:3", "worker:1"]);
     // A removed slot is no longer a name.
     let gone = daemon.ctl(&["status", "web:5"]);
     assert_eq!(gone.status.code(), Some(1), "{}", stderr(&gone));
     // Stopping the watcher touches only its current processes.
     assert!(daemon.ctl(&["stop", "web"]).status.success());
     assert!(daemon.ctl(&["start", "web"]).status.success());
-    assert_eq!(names(&daemon), ["web:1", "web:2", "web:3", "worker:1"]);
+    assert_eq!(daemon.names(), ["web:1", "web:2", "web:3", "worker:1"]);
 
     // The lowest free slot comes back first.
     let again = daemon.ctl(&["incr", "web"]);
@@ -65,7 +57,7 @@ fn incr_and_decr_reuse_the_lowest_free_slots() {
     // Down to nothing, and more than there is is just everything.
     let all = daemon.ctl(&["decr", "web", "10"]);
     assert!(all.status.success(), "{}", stderr(&all));
-    assert_eq!(names(&daemon), ["worker:1"]);
+    assert_eq!(daemon.names(), ["worker:1"]);
     let back = daemon.ctl(&["incr", "web"]);
     assert_eq!(stdout(&back), "web:1: running\n");
 

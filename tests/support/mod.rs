@@ -254,6 +254,14 @@ impl Daemon {
         reply["result"]["processes"].as_array().unwrap().clone()
     }
 
+    /// The processes `status` lists, by name, in its order.
+    pub fn names(&self) -> Vec<String> {
+        self.status()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
     pub fn process(&self, name: &str) -> Value {
         self.status()
             .into_iter()

@@ -405,29 +405,10 @@ fn dollar_vars(value: &str) -> String {
 
 fn translate(files: &[IniFile], env: &[(String, String)], report: &mut Report, out: &mut Emitter) {
     let main = files[0].path.as_path();
-    let mut sections: Vec<Sec<'_>> = Vec::new();
-    for file in files {
-        for section in &file.doc.sections {
-            if let Some(first) = sections.iter().find(|s| s.section.name == section.name) {
-                report.error(
-                    &file.path,
-                    section.line,
-                    format!("[{}]", section.name),
-                    format!(
-                        "section [{}] is already defined at {}:{}",
-                        section.name,
-                        first.file.display(),
-                        first.section.line
-                    ),
-                );
-                continue;
-            }
-            sections.push(Sec {
-                file: &file.path,
-                section,
-            });
-        }
-    }
+    let sections: Vec<Sec<'_>> = super::unique_sections(files, false, report)
+        .into_iter()
+        .map(|(file, section)| Sec { file, section })
+        .collect();
 
     out.comment(&format!(
         "Translated by `ringmasterd --convert` from {}.\n\

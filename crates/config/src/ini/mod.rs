@@ -187,6 +187,41 @@ impl Report {
     }
 }
 
+/// Every section of `files` with its file, in reading order; a section
+/// defined again (in the same or another file) is reported and left out.
+/// `[DEFAULT]` is left out when `skip_default` (the caller reads it apart).
+pub(crate) fn unique_sections<'a>(
+    files: &'a [files::IniFile],
+    skip_default: bool,
+    report: &mut Report,
+) -> Vec<(&'a Path, &'a ringmaster_ini::Section)> {
+    let mut sections: Vec<(&Path, &ringmaster_ini::Section)> = Vec::new();
+    for file in files {
+        for section in &file.doc.sections {
+            if skip_default && section.name == "DEFAULT" {
+                continue;
+            }
+            if let Some((first_file, first)) = sections.iter().find(|(_, s)| s.name == section.name)
+            {
+                report.error(
+                    &file.path,
+                    section.line,
+                    format!("[{}]", section.name),
+                    format!(
+                        "section [{}] is already defined at {}:{}",
+                        section.name,
+                        first_file.display(),
+                        first.line
+                    ),
+                );
+                continue;
+            }
+            sections.push((&file.path, section));
+        }
+    }
+    sections
+}
+
 /// A location in an INI file.
 pub(crate) fn at(file: &Path, line: usize) -> Location {
     Location {

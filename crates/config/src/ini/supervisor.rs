@@ -460,34 +460,15 @@ fn translate(
 ) {
     let main = files[0].path.as_path();
     // Every section with its file; a name defined in two files is an error.
-    let mut sections: Vec<Sec<'_>> = Vec::new();
     let defaults = files.iter().find_map(|f| f.doc.section("DEFAULT"));
-    for file in files {
-        for section in &file.doc.sections {
-            if section.name == "DEFAULT" {
-                continue;
-            }
-            if let Some(first) = sections.iter().find(|s| s.section.name == section.name) {
-                report.error(
-                    &file.path,
-                    section.line,
-                    format!("[{}]", section.name),
-                    format!(
-                        "section [{}] is already defined at {}:{}",
-                        section.name,
-                        first.file.display(),
-                        first.section.line
-                    ),
-                );
-                continue;
-            }
-            sections.push(Sec {
-                file: &file.path,
-                section,
-                defaults,
-            });
-        }
-    }
+    let sections: Vec<Sec<'_>> = super::unique_sections(files, true, report)
+        .into_iter()
+        .map(|(file, section)| Sec {
+            file,
+            section,
+            defaults,
+        })
+        .collect();
 
     let Some(supervisord) = sections
         .iter()
