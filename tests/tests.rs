@@ -27,4 +27,5 @@ mod repl;
 mod scaling;
 mod stats;
 mod stopping;
+mod systemd;
 mod tail;

@@ -165,8 +165,11 @@ fn init_logging(level: LogLevel, format: LogFormat) {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+    // Under systemd, journald stamps every line itself.
+    let journald = std::env::var_os("JOURNAL_STREAM").is_some_and(|v| !v.is_empty());
+    match (format, journald) {
+        (LogFormat::Text, false) => builder.init(),
+        (LogFormat::Text, true) => builder.without_time().init(),
+        (LogFormat::Json, _) => builder.json().init(),
     }
 }

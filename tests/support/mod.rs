@@ -84,6 +84,7 @@ pub struct Builder {
     env: Vec<(String, String)>,
     extra_fd: bool,
     fsize_blocks: Option<u64>,
+    watchdog_usec: Option<u64>,
 }
 
 impl Builder {
@@ -109,6 +110,13 @@ impl Builder {
     /// Starts the daemon under `ulimit -f BLOCKS` (512-byte blocks).
     pub fn fsize_limit(mut self, blocks: u64) -> Self {
         self.fsize_blocks = Some(blocks);
+        self
+    }
+
+    /// Starts the daemon the way systemd starts a unit with WatchdogSec:
+    /// WATCHDOG_USEC set, and WATCHDOG_PID naming the daemon itself.
+    pub fn watchdog_usec(mut self, usec: u64) -> Self {
+        self.watchdog_usec = Some(usec);
         self
     }
 
@@ -147,15 +155,23 @@ impl Builder {
     /// `rm.sock` in this builder's directory).
     pub fn launch(self, config: PathBuf) -> Daemon {
         let stderr = self.dir.path().join("daemon.err");
-        let mut command = match self.fsize_blocks {
-            None => Command::new(ringmasterd()),
-            Some(blocks) => {
-                let mut sh = Command::new("/bin/sh");
-                sh.arg("-c")
-                    .arg(format!("ulimit -f {blocks} && exec \"$0\" \"$@\""))
-                    .arg(ringmasterd());
-                sh
-            }
+        // A shell in front when the daemon needs a limit or its own pid
+        // in the environment; it execs the daemon, keeping the pid.
+        let mut prelude = Vec::new();
+        if let Some(blocks) = self.fsize_blocks {
+            prelude.push(format!("ulimit -f {blocks}"));
+        }
+        if let Some(usec) = self.watchdog_usec {
+            prelude.push(format!("export WATCHDOG_USEC={usec} WATCHDOG_PID=$$"));
+        }
+        let mut command = if prelude.is_empty() {
+            Command::new(ringmasterd())
+        } else {
+            let mut sh = Command::new("/bin/sh");
+            sh.arg("-c")
+                .arg(format!("{} && exec \"$0\" \"$@\"", prelude.join(" && ")))
+                .arg(ringmasterd());
+            sh
         };
         command
             .arg(&config)
@@ -200,6 +216,7 @@ impl Daemon {
             env: Vec::new(),
             extra_fd: false,
             fsize_blocks: None,
+            watchdog_usec: None,
         }
     }
 

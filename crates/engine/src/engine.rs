@@ -26,6 +26,7 @@ use crate::EngineError;
 use crate::control::{self, Authorizer, Input};
 use crate::jobs::Job;
 use crate::launch;
+use crate::notify::Notifier;
 use crate::process::{ProcId, Process, StopProgress, describe_exit};
 use crate::system::System;
 
@@ -96,6 +97,16 @@ impl Signals {
     }
 }
 
+/// Waits for the next tick of `interval`, or forever without one.
+async fn tick(interval: &mut Option<tokio::time::Interval>) {
+    match interval {
+        Some(interval) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
 /// The supervisor state and its event loop.
 pub(crate) struct Engine {
     config: Config,
@@ -112,6 +123,11 @@ pub(crate) struct Engine {
     /// Watchers a reload removed (their slots are retired); indices into
     /// `config.watchers`, which only grows.
     removed: std::collections::HashSet<usize>,
+    /// systemd's notify protocol (a no-op without NOTIFY_SOCKET).
+    notify: Notifier,
+    /// Whether the autostart processes have been launched (readiness is
+    /// judged only after).
+    started: bool,
 }
 
 impl Engine {
@@ -141,6 +157,8 @@ impl Engine {
             events: broadcast::Sender::new(EVENT_BUFFER),
             log_notices,
             removed: std::collections::HashSet::new(),
+            notify: Notifier::from_env(),
+            started: false,
         })
     }
 
@@ -174,6 +192,11 @@ impl Engine {
         );
 
         self.autostart();
+        self.started = true;
+        self.update_notify();
+        // A timer only when systemd asked for a watchdog: otherwise an idle
+        // daemon does not wake up at all.
+        let mut watchdog = self.notify.watchdog_interval().map(tokio::time::interval);
         let mut kill_grace: Option<Instant> = None;
         loop {
             if self.shutdown_complete() {
@@ -205,6 +228,7 @@ impl Engine {
                 }
                 Some(done) = self.drains.join_next(), if !self.drains.is_empty() => log_drain(done),
                 Some(notice) = self.log_notices.recv() => self.on_log_notice(notice),
+                () = tick(&mut watchdog) => self.notify.watchdog(),
                 () = sleep_until(deadline) => {
                     if kill_grace.is_some() {
                         tracing::error!("processes survived SIGKILL; exiting anyway");
@@ -302,6 +326,47 @@ impl Engine {
         let reason = self.procs[id].reason.clone();
         self.emit_event(id, from, state, reason);
         self.update_jobs(id);
+        self.update_notify();
+    }
+
+    /// STATUS= with the counts per state, and READY=1 once every autostart
+    /// process has settled (running, or given up).
+    pub(super) fn update_notify(&mut self) {
+        if !self.started || self.shutdown.is_some() {
+            return;
+        }
+        let mut counts: Vec<(ProcessState, usize)> = Vec::new();
+        for process in self.procs.iter().filter(|p| !p.retired) {
+            match counts.iter_mut().find(|(s, _)| *s == process.state) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((process.state, 1)),
+            }
+        }
+        counts.sort_by_key(|(s, _)| *s as u8);
+        let status = if counts.is_empty() {
+            "no processes".to_owned()
+        } else {
+            counts
+                .iter()
+                .map(|(s, n)| format!("{n} {}", s.as_str().to_lowercase()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if !self.notify.is_ready() {
+            let settled = (0..self.procs.len())
+                .filter(|&id| !self.procs[id].retired && self.watcher(id).autostart)
+                .all(|id| {
+                    !matches!(
+                        self.procs[id].state,
+                        ProcessState::Starting | ProcessState::Backoff | ProcessState::Stopping
+                    )
+                });
+            if settled {
+                self.notify.ready(&status);
+                return;
+            }
+        }
+        self.notify.status(&status);
     }
 
     /// Publishes a state change (or, with from == to, a log problem) to
@@ -693,6 +758,7 @@ impl Engine {
             return;
         }
         tracing::info!(fast, "{}: shutting down", trigger.name());
+        self.notify.stopping();
         self.shutdown = Some(Shutdown {
             fast,
             deadline: Instant::now() + self.config.daemon.shutdown_timeout,

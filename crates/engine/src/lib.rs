@@ -15,6 +15,7 @@ mod control;
 mod engine;
 mod jobs;
 mod launch;
+mod notify;
 mod process;
 mod stats;
 mod system;

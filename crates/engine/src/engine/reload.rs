@@ -62,7 +62,9 @@ impl Engine {
             }
         }
         if apply {
+            self.notify.reloading();
             self.apply(new, &result);
+            self.update_notify();
         }
         Ok(result)
     }
