@@ -63,7 +63,7 @@ impl Notifier {
             return;
         }
         self.ready_sent = true;
-        self.last_status = status.to_owned();
+        status.clone_into(&mut self.last_status);
         self.send(&[NotifyState::Ready, NotifyState::Status(status)]);
     }
 
@@ -72,7 +72,7 @@ impl Notifier {
         if !self.enabled || self.last_status == status {
             return;
         }
-        self.last_status = status.to_owned();
+        status.clone_into(&mut self.last_status);
         self.send(&[NotifyState::Status(status)]);
     }
 
