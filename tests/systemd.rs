@@ -133,3 +133,34 @@ fn no_timestamps_for_journald() {
     let started = plain.lines().find(|l| l.contains("started")).unwrap();
     assert!(started.starts_with("20"), "{started}");
 }
+
+/// examples/ringmaster.service is a unit systemd accepts as it is
+/// (checked by the real `systemd-analyze verify`, with the binary path
+/// pointed at this build).
+#[test]
+fn the_example_unit_verifies() {
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/ringmaster.service"
+    ))
+    .unwrap();
+    assert!(unit.contains("Type=notify") && unit.contains("ExecReload=/bin/kill -HUP $MAINPID"));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ringmaster.service");
+    std::fs::write(
+        &path,
+        unit.replace("/usr/local/bin/ringmasterd", crate::support::ringmasterd()),
+    )
+    .unwrap();
+    let output = std::process::Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .expect("systemd-analyze (installed by .ci/run)");
+    let complaints = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{complaints}");
+    assert!(
+        !complaints.contains("ringmaster.service"),
+        "systemd-analyze complains: {complaints}"
+    );
+}
