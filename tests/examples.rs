@@ -137,3 +137,15 @@ fn circus_ini_runs() {
     assert!(output.status.success(), "{output:?}");
     assert_eq!(daemon.wait_exit(DEADLINE), Some(0));
 }
+
+/// examples/container.toml (the Dockerfile's stack, not built in CI) is a
+/// valid configuration with the container settings it advertises.
+#[test]
+fn container_example_reads() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/container.toml");
+    let config = ringmaster_config::load(std::path::Path::new(path), None).unwrap();
+    let web = config.watchers.iter().find(|w| w.name == "web").unwrap();
+    assert!(web.essential && web.echo);
+    assert_eq!(web.user.as_deref(), Some("app"));
+    assert!(config.watchers.iter().all(|w| w.echo));
+}

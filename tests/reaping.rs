@@ -1,5 +1,5 @@
 //! Reaping: orphans adopted as subreaper never steal our children's exit
-//! statuses (test plan C15/C16, as subreaper; PID 1 comes with containers).
+//! statuses (test plan C15/C16), as subreaper and as PID 1.
 
 use crate::support::{DEADLINE, Daemon, descendants, stat_field, wait_until};
 
@@ -8,8 +8,21 @@ use crate::support::{DEADLINE, Daemon, descendants, stat_field, wait_until};
 /// zombie is left afterwards.
 #[test]
 fn exits_are_attributed_correctly_during_an_orphan_storm() {
-    let daemon = Daemon::start(
-        r#"
+    storm(Daemon::builder(), 0);
+}
+
+/// The same as PID 1 of its own PID namespace, as in a container (test
+/// plan C15): every orphan of the namespace comes to the daemon.
+#[test]
+fn as_pid_1_too() {
+    // unshare stays as the daemon's parent: one more process to see.
+    storm(Daemon::builder().pid1(), 1);
+}
+
+fn storm(builder: crate::support::Builder, extra: usize) {
+    let daemon = builder
+        .body(
+            r#"
 [watchers.storm]
 cmd = "@TESTKIT@ orphan-storm 150 30"
 numprocesses = 4
@@ -24,7 +37,8 @@ restart = "never"
 stdout = "null"
 stderr = "null"
 "#,
-    );
+        )
+        .start();
     let status = daemon.wait_all("every quick process exited", |p| {
         !p["name"].as_str().unwrap().starts_with("quick:") || p["state"] == "EXITED"
     });
@@ -44,7 +58,7 @@ stderr = "null"
             .iter()
             .filter(|&&pid| stat_field(pid, 3).as_deref() == Some("Z"))
             .count();
-        (left.len() == 4 && zombies == 0).then_some(())
+        (left.len() == 4 + extra && zombies == 0).then_some(())
     });
     for entry in daemon
         .status()

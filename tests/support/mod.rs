@@ -85,6 +85,7 @@ pub struct Builder {
     extra_fd: bool,
     fsize_blocks: Option<u64>,
     watchdog_usec: Option<u64>,
+    pid1: bool,
 }
 
 impl Builder {
@@ -117,6 +118,14 @@ impl Builder {
     /// WATCHDOG_USEC set, and WATCHDOG_PID naming the daemon itself.
     pub fn watchdog_usec(mut self, usec: u64) -> Self {
         self.watchdog_usec = Some(usec);
+        self
+    }
+
+    /// Runs the daemon as PID 1 of a new PID namespace (`unshare --pid
+    /// --fork --mount-proc`), as in a container. The daemon's child handle
+    /// is then unshare's, which exits with the daemon's status.
+    pub fn pid1(mut self) -> Self {
+        self.pid1 = true;
         self
     }
 
@@ -164,7 +173,14 @@ impl Builder {
         if let Some(usec) = self.watchdog_usec {
             prelude.push(format!("export WATCHDOG_USEC={usec} WATCHDOG_PID=$$"));
         }
-        let mut command = if prelude.is_empty() {
+        let mut command = if self.pid1 {
+            assert!(prelude.is_empty(), "pid1 takes no shell prelude");
+            let mut unshare = Command::new("unshare");
+            unshare
+                .args(["--pid", "--fork", "--mount-proc"])
+                .arg(ringmasterd());
+            unshare
+        } else if prelude.is_empty() {
             Command::new(ringmasterd())
         } else {
             let mut sh = Command::new("/bin/sh");
@@ -217,6 +233,7 @@ impl Daemon {
             extra_fd: false,
             fsize_blocks: None,
             watchdog_usec: None,
+            pid1: false,
         }
     }
 

@@ -365,6 +365,9 @@ pub struct WatcherConfig {
     pub stderr: StderrSink,
     /// Also copy each output line to the daemon's stdout, prefixed.
     pub echo: bool,
+    /// When one of its processes gives up (FATAL, or exits for good with
+    /// restart = "never"), shut everything down and exit with its code.
+    pub essential: bool,
     /// Where each key was set, for diagnostics (`"user"` → file:line).
     pub locations: BTreeMap<String, Location>,
 }

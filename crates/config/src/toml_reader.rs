@@ -60,9 +60,9 @@ const WATCHER_KEYS: &[&str] = &[
     "stdout",
     "stderr",
     "echo",
+    "essential",
 ];
 const WATCHER_KEYS_LATER: &[&str] = &[
-    "essential",
     "depends_on",
     "sockets",
     "ready",
@@ -1179,6 +1179,10 @@ fn read_watcher(
         .get("echo")
         .and_then(|v| reader.boolean(src, &k("echo"), v))
         .unwrap_or(false);
+    let essential = keys
+        .get("essential")
+        .and_then(|v| reader.boolean(src, &k("essential"), v))
+        .unwrap_or(false);
 
     if reader.errors.len() > errors_before {
         return None;
@@ -1208,6 +1212,7 @@ fn read_watcher(
         stdout: stdout?,
         stderr: stderr?,
         echo,
+        essential,
         locations,
     })
 }

@@ -61,6 +61,9 @@ pub(crate) enum Trigger {
     Signal(&'static str),
     /// SIGQUIT: fast.
     Quit,
+    /// An essential process gave up: graceful, and the daemon exits with
+    /// its code.
+    Essential,
 }
 
 impl Trigger {
@@ -69,6 +72,7 @@ impl Trigger {
             Self::Request => "shutdown request",
             Self::Signal(name) => name,
             Self::Quit => "SIGQUIT",
+            Self::Essential => "an essential process ended",
         }
     }
 }
@@ -128,6 +132,8 @@ pub(crate) struct Engine {
     /// Whether the autostart processes have been launched (readiness is
     /// judged only after).
     started: bool,
+    /// The exit code an essential process ended with: the daemon's own.
+    exit_code: i32,
 }
 
 impl Engine {
@@ -159,6 +165,7 @@ impl Engine {
             removed: std::collections::HashSet::new(),
             notify: Notifier::from_env(),
             started: false,
+            exit_code: 0,
         })
     }
 
@@ -276,7 +283,7 @@ impl Engine {
         }
         let _ = std::fs::remove_file(&self.config.daemon.socket);
         tracing::info!("ringmasterd stopped");
-        Ok(0)
+        Ok(self.exit_code)
     }
 
     fn next_shutdown_deadline(&self, kill_grace: Option<Instant>) -> Option<Instant> {
@@ -327,6 +334,40 @@ impl Engine {
         self.emit_event(id, from, state, reason);
         self.update_jobs(id);
         self.update_notify();
+        self.check_essential(id, state);
+    }
+
+    /// An essential process that gives up (FATAL, or EXITED with no restart
+    /// coming) takes the daemon down with its exit code (the container
+    /// restarts, as orchestrators expect).
+    fn check_essential(&mut self, id: ProcId, state: ProcessState) {
+        if self.shutdown.is_some() || !self.watcher(id).essential || self.procs[id].retired {
+            return;
+        }
+        let gave_up = match state {
+            ProcessState::Fatal => true,
+            ProcessState::Exited => self.procs[id]
+                .last_exit
+                .is_some_and(|exit| !self.should_restart(id, exit)),
+            _ => false,
+        };
+        if !gave_up {
+            return;
+        }
+        let code = match self.procs[id].last_exit {
+            Some(Exit::Code(code)) => code,
+            Some(Exit::Signal { signal, .. }) => 128 + signal,
+            // Never ran (a spawn error): a failure all the same.
+            None => 1,
+        };
+        // A clean exit of an essential process still ends the stack, with 0.
+        self.exit_code = code;
+        tracing::warn!(
+            process = %self.procs[id].name,
+            code,
+            "essential process ended ({state}): shutting everything down"
+        );
+        self.begin_shutdown(Trigger::Essential);
     }
 
     /// STATUS= with the counts per state, and READY=1 once every autostart
