@@ -30,3 +30,4 @@ mod stats;
 mod stopping;
 mod systemd;
 mod tail;
+mod terminal;

@@ -163,7 +163,10 @@ fn init_logging(level: LogLevel, format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_max_level(level)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(
+            std::io::stderr().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        )
         .with_target(false);
     // Under systemd, journald stamps every line itself.
     let journald = std::env::var_os("JOURNAL_STREAM").is_some_and(|v| !v.is_empty());

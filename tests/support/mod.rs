@@ -139,6 +139,11 @@ impl Builder {
         self.dir.path()
     }
 
+    /// The test directory, for a daemon started some other way.
+    pub fn into_dir(self) -> TempDir {
+        self.dir
+    }
+
     pub fn write_config(&self) -> PathBuf {
         let dir = self.dir.path();
         let config = dir.join("ringmaster.toml");

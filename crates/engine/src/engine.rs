@@ -50,6 +50,8 @@ struct Shutdown {
     killed_all: bool,
     waiters: Vec<(Value, oneshot::Sender<Reply>)>,
     stopped: usize,
+    /// Watchers whose "stopped" line has been logged.
+    announced: std::collections::HashSet<usize>,
 }
 
 /// What asked for a shutdown.
@@ -335,6 +337,36 @@ impl Engine {
         self.update_jobs(id);
         self.update_notify();
         self.check_essential(id, state);
+        self.announce_stopped(id);
+    }
+
+    /// During a shutdown, one line per watcher once all its processes are
+    /// gone: the progress a person at the terminal sees after Ctrl-C.
+    fn announce_stopped(&mut self, id: ProcId) {
+        let watcher = self.procs[id].watcher;
+        let Some(shutdown) = self.shutdown.as_ref() else {
+            return;
+        };
+        if shutdown.announced.contains(&watcher) {
+            return;
+        }
+        let processes: Vec<&Process> = self
+            .procs
+            .iter()
+            .filter(|p| p.watcher == watcher && !p.retired)
+            .collect();
+        if processes
+            .iter()
+            .any(|p| p.state.has_pid() || p.stopping.is_some())
+        {
+            return;
+        }
+        let count = processes.len();
+        let name = self.config.watchers[watcher].name.clone();
+        if let Some(shutdown) = self.shutdown.as_mut() {
+            shutdown.announced.insert(watcher);
+        }
+        tracing::info!(watcher = %name, "{name}: stopped ({count} processes)");
     }
 
     /// An essential process that gives up (FATAL, or EXITED with no restart
@@ -806,6 +838,7 @@ impl Engine {
             killed_all: false,
             waiters: Vec::new(),
             stopped: 0,
+            announced: std::collections::HashSet::new(),
         });
         for id in 0..self.procs.len() {
             self.procs[id].start_after_stop = false;
