@@ -253,12 +253,18 @@ class Tool:
     def path(self, name):
         return os.path.join(self.dir, name)
 
+    #: Extra environment and a command prefix (systemd's variables, unshare).
+    extra_env = {}
+    prefix = []
+
     def start(self):
         self.write_config()
         self.err = open(self.path("daemon.err"), "w")
         self.started = time.monotonic()
-        self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=self.err,
-                                     stderr=self.err, cwd=self.dir, start_new_session=True)
+        env = dict(os.environ, **self.extra_env)
+        self.proc = subprocess.Popen(self.prefix + self.command(), stdin=subprocess.DEVNULL,
+                                     stdout=self.err, stderr=self.err, cwd=self.dir,
+                                     start_new_session=True, env=env)
         wait_for(self.ready, 60, "%s to answer" % self.label, interval=0.005)
         return self
 
@@ -767,15 +773,78 @@ def repl_latency(tool_cls, lines):
         return {"line_ms": summary(samples)}
 
 
+def systemd_notify(tool_cls, count, idle_secs):
+    """ringmaster only, as under systemd: a datagram socket stands in for
+    NOTIFY_SOCKET. Time from starting the daemon with COUNT processes to
+    READY=1; then the daemon's wake-ups over IDLE_SECS without a watchdog,
+    and with WatchdogSec=2 (WATCHDOG=1 every second)."""
+    if tool_cls is not Ringmaster:
+        return None
+    results = {}
+    for watchdog in (False, True):
+        tool = Ringmaster([Watcher("many", [SLEEP, "100000"], count)])
+        sock_path = tool.path("notify.sock")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.bind(sock_path)
+        sock.settimeout(60)
+        tool.extra_env = {"NOTIFY_SOCKET": sock_path}
+        if watchdog:
+            # systemd names the daemon's own pid: exec keeps the shell's.
+            tool.extra_env["WATCHDOG_USEC"] = "2000000"
+            tool.prefix = ["/bin/sh", "-c", 'export WATCHDOG_PID=$$; exec "$0" "$@"']
+        try:
+            t0 = time.monotonic()
+            tool.start()
+            while b"READY=1" not in sock.recv(4096):
+                pass
+            ready = time.monotonic() - t0
+            time.sleep(1.0)
+            pid = tool.proc.pid
+            wake0 = voluntary_switches(pid)
+            time.sleep(idle_secs)
+            wakeups = voluntary_switches(pid) - wake0
+            key = "watchdog" if watchdog else "plain"
+            results[key] = {"ready_s": ready, "wakeups": wakeups, "idle_secs": idle_secs}
+        finally:
+            tool.close()
+            sock.close()
+    return results
+
+
+def pid1_shutdown(tool_cls, count):
+    """ringmaster only: the daemon as PID 1 of its own PID namespace
+    (unshare), COUNT children; time from SIGTERM to the daemon until it and
+    every child are gone."""
+    if tool_cls is not Ringmaster:
+        return None
+    tool = Ringmaster([Watcher("many", [SLEEP, "100000"], count)])
+    tool.prefix = ["unshare", "--pid", "--fork", "--mount-proc"]
+    try:
+        tool.start()
+        wait_for(lambda: tool.running() == count, 120, "%d running" % count, interval=0.05)
+        inner = [p for p in children_of(tool.proc.pid)]
+        children = descendants(tool.proc.pid)
+        t0 = time.monotonic()
+        for pid in inner:
+            os.kill(pid, signal.SIGTERM)
+        wait_for(lambda: tool.exited() and not any(alive(p) for p in children), 120,
+                 "everything gone", interval=0.002)
+        return {"seconds": time.monotonic() - t0, "exit_code": tool.proc.returncode}
+    finally:
+        tool.close()
+
+
 # ------------------------------------------------------------- reporting --
 
 SIZES = {
     "full": {"reps": 3, "idle_secs": 10, "spawn": [100, 500, 1000], "kills": 20,
              "log_lines": 10_000_000, "ctl_calls": 50, "raw_calls": 200, "stop": [100, 1000],
-             "reload_watchers": 100, "reloads": 10, "repl_lines": 50},
+             "reload_watchers": 100, "reloads": 10, "repl_lines": 50,
+             "notify_procs": 100, "notify_idle_secs": 10, "pid1_procs": 1000},
     "quick": {"reps": 1, "idle_secs": 1, "spawn": [20], "kills": 2,
               "log_lines": 40_000, "ctl_calls": 3, "raw_calls": 20, "stop": [20],
-              "reload_watchers": 10, "reloads": 2, "repl_lines": 3},
+              "reload_watchers": 10, "reloads": 2, "repl_lines": 3,
+              "notify_procs": 10, "notify_idle_secs": 1, "pid1_procs": 20},
 }
 
 
@@ -801,6 +870,10 @@ FIGURES = [
     (("reload", "reply_ms", "median"), "reload, 1 of 100 watchers changed: reply, median", "ms", True),
     (("reload", "applied_ms", "median"), "reload, 1 of 100 watchers changed: running again, median", "ms", True),
     (("repl", "line_ms", "median"), "interactive ctl: status line to next prompt, median", "ms", True),
+    (("notify", "plain", "ready_s"), "start to READY=1 (systemd notify)", "s", True),
+    (("notify", "plain", "wakeups"), "wake-ups while idle under systemd, no watchdog", "", True),
+    (("notify", "watchdog", "wakeups"), "wake-ups while idle under systemd, WatchdogSec=2", "", True),
+    (("pid1", "seconds"), "shutdown as PID 1 (SIGTERM until all gone)", "s", True),
 ]
 
 
@@ -890,7 +963,7 @@ def main():
     parser.add_argument("--reps", type=int, help="repetitions (default 3, quick 1)")
     parser.add_argument("--tools", default=",".join(TOOLS), help="comma-separated rows to run")
     parser.add_argument("--only", help="comma-separated scenarios: "
-                        "idle,spawn,restart,log,ctl,stop,reload,repl")
+                        "idle,spawn,restart,log,ctl,stop,reload,repl,notify,pid1")
     parser.add_argument("--no-build", action="store_true", help="use the existing release build")
     parser.add_argument("--setup", action="store_true",
                         help="only create bench/.venv with the peers (tests use their parsers)")
@@ -904,7 +977,8 @@ def main():
     if args.reps:
         size["reps"] = args.reps
     tools = [t for t in args.tools.split(",") if t]
-    scenarios = set((args.only or "idle,spawn,restart,log,ctl,stop,reload,repl").split(","))
+    scenarios = set((args.only or "idle,spawn,restart,log,ctl,stop,reload,repl,notify,pid1")
+                    .split(","))
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     results = {"started": stamp, "quick": args.quick, "size": size, "tools": tools,
                "machine": {"cpus": os.cpu_count(), "kernel": platform.release(),
@@ -944,6 +1018,12 @@ def main():
         if "repl" in scenarios and "ringmaster" in tools:
             rep_results["ringmaster"]["repl"] = run_scenario(
                 "ringmaster", "repl", repl_latency, size["repl_lines"])
+        if "notify" in scenarios and "ringmaster" in tools:
+            rep_results["ringmaster"]["notify"] = run_scenario(
+                "ringmaster", "notify", systemd_notify, size["notify_procs"], size["notify_idle_secs"])
+        if "pid1" in scenarios and "ringmaster" in tools:
+            rep_results["ringmaster"]["pid1"] = run_scenario(
+                "ringmaster", "pid1 %d" % size["pid1_procs"], pid1_shutdown, size["pid1_procs"])
         if "stop" in scenarios:
             for n in size["stop"]:
                 for how in ("ctl", "sigterm"):
