@@ -123,14 +123,20 @@ fn no_timestamps_for_journald() {
         .body(STACK)
         .env("JOURNAL_STREAM", "8:123456")
         .start();
-    let log = daemon.daemon_log();
-    let started = log
-        .lines()
-        .find(|l| l.contains("started"))
-        .expect("a start line");
+    // The line is written just after the socket is bound: wait for it.
+    let start_line = |daemon: &Daemon| {
+        crate::support::wait_until("the start line", DEADLINE, || {
+            daemon
+                .daemon_log()
+                .lines()
+                .find(|l| l.contains("started"))
+                .map(str::to_owned)
+        })
+    };
+    let started = start_line(&daemon);
     assert!(started.trim_start().starts_with("INFO"), "{started}");
-    let plain = Daemon::start(STACK).daemon_log();
-    let started = plain.lines().find(|l| l.contains("started")).unwrap();
+    let plain = Daemon::start(STACK);
+    let started = start_line(&plain);
     assert!(started.starts_with("20"), "{started}");
 }
 
