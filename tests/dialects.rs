@@ -54,7 +54,7 @@ programs=kit
         &[("PCT_VAR", "100% sure %(x)s")],
     );
     daemon.wait_all("everything running", |p| p["state"] == "RUNNING");
-    let env = daemon.wait_file("logs/kit-2.out.log", "env SUPERVISOR_PROCESS_NAME");
+    let env = daemon.wait_file("logs/kit-2.out.log", "\nend\n");
     let env = report(&env.replace("env ", ""));
     assert_eq!(env["PORT"], "8001");
     assert_eq!(env["SUPERVISOR_ENABLED"], "1");
@@ -182,11 +182,7 @@ fn a_circus_watcher_sees_what_circusd_would_give_it() {
         .env("RINGMASTER_SOCKET", socket.to_str().unwrap())
         .launch(config);
     daemon.wait_all("everything running", |p| p["state"] == "RUNNING");
-    let env = report(
-        &daemon
-            .wait_file("out-2.log", "env RINGMASTER_WID")
-            .replace("env ", ""),
-    );
+    let env = report(&daemon.wait_file("out-2.log", "\nend\n").replace("env ", ""));
     assert_eq!(env["APP"], "demo");
     assert_eq!(env["PATH_COPY"], std::env::var("PATH").unwrap());
     // No copy_env: only [env] and [env:kit], nothing of the daemon's own.

@@ -76,7 +76,7 @@ fn ready_status_reloading_and_stopping() {
     // systemd's variables never reach a child.
     let env = report(
         &daemon
-            .wait_file("logs/fast-1.out.log", "env PATH")
+            .wait_file("logs/fast-1.out.log", "\nend\n")
             .replace("env ", ""),
     );
     assert!(!env.contains_key("NOTIFY_SOCKET"), "{env:?}");
@@ -103,10 +103,21 @@ fn ready_status_reloading_and_stopping() {
 fn watchdog_at_half_the_interval() {
     let builder = Daemon::builder().body(STACK).watchdog_usec(200_000);
     let systemd = Systemd::bind(builder.path());
-    let _daemon = builder
+    let daemon = builder
         .env("NOTIFY_SOCKET", systemd.path.to_str().unwrap())
         .start();
     systemd.until("READY=1");
+    // The watchdog is the daemon's: its variables do not reach children.
+    let env = report(
+        &daemon
+            .wait_file("logs/fast-1.out.log", "\nend\n")
+            .replace("env ", ""),
+    );
+    assert!(
+        !env.keys()
+            .any(|k| k.starts_with("WATCHDOG_") || k == "NOTIFY_SOCKET"),
+        "{env:?}"
+    );
     let started = std::time::Instant::now();
     for _ in 0..3 {
         systemd.until("WATCHDOG=1");
