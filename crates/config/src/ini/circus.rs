@@ -700,36 +700,10 @@ fn emit_watcher(
             }
         }
     };
-    let number = |report: &mut Report, key: &str| -> Option<f64> {
-        let entry = sec.get(key)?;
-        let value = expand_circus(&entry.value, &lookup, None).ok()?;
-        if let Ok(n) = value.trim().parse::<f64>() {
-            Some(n)
-        } else {
-            report.error(
-                sec.file,
-                entry.line,
-                sec.name(key),
-                format!("'{value}' is not a number"),
-            );
-            None
-        }
-    };
-    let int = |report: &mut Report, key: &str| -> Option<i64> {
-        let entry = sec.get(key)?;
-        let value = expand_circus(&entry.value, &lookup, None).ok()?;
-        if let Ok(n) = value.trim().parse::<i64>() {
-            Some(n)
-        } else {
-            report.error(
-                sec.file,
-                entry.line,
-                sec.name(key),
-                format!("'{value}' is not an integer"),
-            );
-            None
-        }
-    };
+    let number =
+        |report: &mut Report, key: &str| parsed::<f64>(report, sec, key, &lookup, "a number");
+    let int =
+        |report: &mut Report, key: &str| parsed::<i64>(report, sec, key, &lookup, "an integer");
 
     let cmd = template(report, "cmd");
     if sec.get("cmd").is_none() {
@@ -971,6 +945,34 @@ fn emit_watcher(
         out.entry("echo", "true", Some(header.clone()));
     }
     out.blank();
+}
+
+/// A numeric key, expanded then parsed; either failure is reported.
+fn parsed<T: std::str::FromStr>(
+    report: &mut Report,
+    sec: Sec<'_>,
+    key: &str,
+    lookup: &[(String, String)],
+    what: &str,
+) -> Option<T> {
+    let entry = sec.get(key)?;
+    let value = match expand_circus(&entry.value, lookup, None) {
+        Ok(value) => value,
+        Err(message) => {
+            report.error(sec.file, entry.line, sec.name(key), message);
+            return None;
+        }
+    };
+    let number = value.trim().parse::<T>().ok();
+    if number.is_none() {
+        report.error(
+            sec.file,
+            entry.line,
+            sec.name(key),
+            format!("'{value}' is not {what}"),
+        );
+    }
+    number
 }
 
 /// A `stdout_stream.*` / `stderr_stream.*` group as a ringmaster sink.
