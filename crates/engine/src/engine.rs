@@ -405,7 +405,8 @@ impl Engine {
     /// STATUS= with the counts per state, and READY=1 once every autostart
     /// process has settled (running, or given up).
     pub(super) fn update_notify(&mut self) {
-        if !self.started || self.shutdown.is_some() {
+        // Counting costs a pass over every process: only under systemd.
+        if !self.notify.enabled() || !self.started || self.shutdown.is_some() {
             return;
         }
         let mut counts: Vec<(ProcessState, usize)> = Vec::new();

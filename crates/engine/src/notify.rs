@@ -38,6 +38,11 @@ impl Notifier {
         }
     }
 
+    /// Whether systemd listens (NOTIFY_SOCKET is set).
+    pub(crate) fn enabled(&self) -> bool {
+        self.enabled
+    }
+
     /// How often to send WATCHDOG=1, if at all.
     pub(crate) fn watchdog_interval(&self) -> Option<Duration> {
         self.watchdog
