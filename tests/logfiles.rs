@@ -271,15 +271,8 @@ stdout = { file = "@DIR@/chatty.log" }
 /// the file is opened once it can be.
 #[test]
 fn a_log_that_cannot_be_opened_is_reported_and_opened_later() {
-    let builder = Daemon::builder().body(
-        r#"
-[watchers.ticker]
-cmd = "i=0; while :; do i=$$((i+1)); echo \"line $i\"; sleep 0.02; done"
-shell = true
-start_secs = "0"
-stdout = { file = "@DIR@/blocked/ticker.log" }
-"#,
-    );
+    let builder =
+        Daemon::builder().body(&TICKER.replace("@DIR@/ticker.log", "@DIR@/blocked/ticker.log"));
     // A regular file where the log's directory should be.
     let blocker = builder.path().join("blocked");
     std::fs::write(&blocker, "not a directory").unwrap();
@@ -303,21 +296,17 @@ stdout = { file = "@DIR@/blocked/ticker.log" }
 /// answering and restarting, and once the disk is back nothing is lost.
 #[test]
 fn a_frozen_disk_holds_up_only_its_own_logs() {
-    let builder = Daemon::builder().body(
-        r#"
+    let builder = Daemon::builder()
+        .body(
+            r#"
 [watchers.frozen]
 cmd = "i=0; while :; do i=$$((i+1)); echo \"$$ line $i\"; sleep 0.01; done"
 shell = true
 start_secs = "0"
 stdout = { file = "@DIR@/disk/frozen.log" }
-
-[watchers.ticker]
-cmd = "i=0; while :; do i=$$((i+1)); echo \"line $i\"; sleep 0.02; done"
-shell = true
-start_secs = "0"
-stdout = { file = "@DIR@/ticker.log" }
 "#,
-    );
+        )
+        .body(TICKER);
     let disk = LoopDisk::mount(&builder.path().join("disk"));
     let daemon = builder.start();
     wait_until("output on the disk", DEADLINE, || {
@@ -364,21 +353,17 @@ stdout = { file = "@DIR@/ticker.log" }
 /// slow disk would) holds up only its own process's output.
 #[test]
 fn a_stuck_log_file_does_not_hold_up_other_logs() {
-    let builder = Daemon::builder().body(
-        r#"
+    let builder = Daemon::builder()
+        .body(
+            r#"
 [watchers.stuck]
 cmd = "@TESTKIT@ lines 100000"
 restart = "never"
 start_secs = "0"
 stdout = { file = "@DIR@/stuck.fifo" }
-
-[watchers.ticker]
-cmd = "i=0; while :; do i=$$((i+1)); echo \"line $i\"; sleep 0.02; done"
-shell = true
-start_secs = "0"
-stdout = { file = "@DIR@/ticker.log" }
 "#,
-    );
+        )
+        .body(TICKER);
     let fifo = builder.path().join("stuck.fifo");
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
     // A reader that never reads: the FIFO fills up and writes to it block.
