@@ -165,3 +165,29 @@ fn a_broken_file_changes_nothing_and_sighup_reloads() {
     });
     assert_eq!(pid(&daemon, "keep:1"), keep);
 }
+
+/// A changed watcher whose process is retrying (BACKOFF) is started again
+/// with the new settings, not left stopped.
+#[test]
+fn a_retrying_process_is_restarted_with_its_fix() {
+    let daemon = Daemon::start(
+        r#"
+[watchers.flaky]
+cmd = "@TESTKIT@ exit 1"
+start_secs = "1s"
+start_retries = 1000
+"#,
+    );
+    daemon.wait_for("flaky retrying", |p| p["state"] == "BACKOFF");
+    edit(&daemon, |text| {
+        text.replace(" exit 1\"", " sleep\"")
+            .replace("start_secs = \"1s\"", "start_secs = \"0\"")
+    });
+    let reload = daemon.ctl(&["reload"]);
+    assert!(
+        stdout(&reload).contains("changed:   flaky"),
+        "{}",
+        stdout(&reload)
+    );
+    daemon.wait_for("flaky running", |p| p["state"] == "RUNNING");
+}

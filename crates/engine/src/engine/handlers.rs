@@ -202,14 +202,10 @@ impl Engine {
         };
         let mut already = Vec::new();
         for &proc in &ids {
-            match self.procs[proc].state {
-                ProcessState::Running => already.push(proc),
-                ProcessState::Starting => {}
-                ProcessState::Stopping => self.procs[proc].start_after_stop = true,
-                ProcessState::Stopped
-                | ProcessState::Exited
-                | ProcessState::Fatal
-                | ProcessState::Backoff => self.start_by_hand(proc),
+            if self.procs[proc].state == ProcessState::Running {
+                already.push(proc);
+            } else {
+                self.start_slot(proc);
             }
         }
         self.add_job(id, reply, Goal::Running, &ids, &already, "already running");
@@ -239,17 +235,7 @@ impl Engine {
             return;
         };
         for &proc in &ids {
-            match self.procs[proc].state {
-                ProcessState::Starting | ProcessState::Running => {
-                    self.procs[proc].start_after_stop = true;
-                    self.begin_stop(proc);
-                }
-                ProcessState::Stopping => self.procs[proc].start_after_stop = true,
-                ProcessState::Stopped
-                | ProcessState::Exited
-                | ProcessState::Fatal
-                | ProcessState::Backoff => self.start_by_hand(proc),
-            }
+            self.restart_slot(proc);
         }
         self.add_job(id, reply, Goal::Running, &ids, &[], "");
     }
@@ -341,12 +327,6 @@ impl Engine {
                     ),
                 )
             })
-    }
-
-    /// A start asked for by a client: the quick-failure count starts over.
-    fn start_by_hand(&mut self, proc: ProcId) {
-        self.procs[proc].quick_failures = 0;
-        self.spawn(proc);
     }
 
     /// Registers a waiting request, deciding at once what can be decided.

@@ -71,11 +71,8 @@ impl Engine {
 
     /// The index of the watcher called `name`, unless it was removed.
     pub(super) fn live_watcher(&self, name: &str) -> Option<usize> {
-        self.config
-            .watchers
-            .iter()
-            .enumerate()
-            .position(|(i, w)| w.name == name && !self.removed.contains(&i))
+        (0..self.config.watchers.len())
+            .find(|&i| self.config.watchers[i].name == name && !self.removed.contains(&i))
     }
 
     fn apply(&mut self, new: Config, diff: &ReloadResult) {
@@ -112,14 +109,13 @@ impl Engine {
             if changed.contains(name.as_str()) {
                 tracing::info!(watcher = %name, "reload: changed, restarting its processes");
                 let active = self.config.watchers[index].numprocesses.min(wanted);
+                // Processes that are not trying to run are left stopped.
                 for id in self.slots(index, 1..=active) {
-                    match self.procs[id].state {
-                        ProcessState::Starting | ProcessState::Running | ProcessState::Backoff => {
-                            self.procs[id].start_after_stop = true;
-                            self.begin_stop(id);
-                        }
-                        ProcessState::Stopping => self.procs[id].start_after_stop = true,
-                        ProcessState::Stopped | ProcessState::Exited | ProcessState::Fatal => {}
+                    if !matches!(
+                        self.procs[id].state,
+                        ProcessState::Stopped | ProcessState::Exited | ProcessState::Fatal
+                    ) {
+                        self.restart_slot(id);
                     }
                 }
             }
@@ -206,7 +202,24 @@ impl Engine {
         (ids, already)
     }
 
-    /// Starts a slot by hand, or once its current stop completes.
+    /// Restarts a slot: stopped then started again when it has a process,
+    /// started at once when it has none (a BACKOFF retry is cut short).
+    pub(super) fn restart_slot(&mut self, id: ProcId) {
+        match self.procs[id].state {
+            ProcessState::Starting | ProcessState::Running => {
+                self.procs[id].start_after_stop = true;
+                self.begin_stop(id);
+            }
+            ProcessState::Stopping => self.procs[id].start_after_stop = true,
+            ProcessState::Stopped
+            | ProcessState::Exited
+            | ProcessState::Fatal
+            | ProcessState::Backoff => self.start_slot(id),
+        }
+    }
+
+    /// Starts a slot by hand (its quick-failure count starts over), or
+    /// once its current stop completes.
     pub(super) fn start_slot(&mut self, id: ProcId) {
         match self.procs[id].state {
             ProcessState::Stopping => self.procs[id].start_after_stop = true,
