@@ -13,6 +13,7 @@
 mod support;
 
 mod config_errors;
+mod console;
 mod containers;
 mod control;
 mod dialects;

@@ -1,12 +1,15 @@
 //! `ringmasterd`: the ringmaster daemon. Parses arguments, loads the
 //! configuration and hands over to the engine.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
 use ringmaster_config::{Config, Dialect, LogFormat, LogLevel};
+
+/// How long the daemon's last queued output may take to be written at exit.
+const EXIT_FLUSH: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// A process supervisor: the successor to Circus and Supervisor.
 #[derive(Debug, Parser)]
@@ -41,6 +44,27 @@ struct Args {
     log_format: Option<LogFormat>,
 }
 
+/// Writes to stdout, ignoring a reader that went away (`--check | head`).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// `print!` without the panic on a closed stdout.
+macro_rules! say_raw {
+    ($($arg:tt)*) => {{
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// Writes to stderr, ignoring a stderr that went away.
+macro_rules! say_err {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 fn default_config() -> PathBuf {
     let local = PathBuf::from("ringmaster.toml");
     if local.exists() {
@@ -59,20 +83,20 @@ fn main() -> ExitCode {
     let loaded = match ringmaster_config::read(&path, args.format) {
         Ok(loaded) => loaded,
         Err(errors) => {
-            eprintln!("ringmasterd: configuration error:\n{errors}");
+            say_err!("ringmasterd: configuration error:\n{errors}");
             return ExitCode::from(1);
         }
     };
     if args.convert {
         for warning in &loaded.warnings {
-            eprintln!("ringmasterd: warning: {warning}");
+            say_err!("ringmasterd: warning: {warning}");
         }
-        print!("{}", loaded.toml);
+        say_raw!("{}", loaded.toml);
         return ExitCode::SUCCESS;
     }
     if args.check {
         for warning in &loaded.warnings {
-            eprintln!("ringmasterd: warning: {warning}");
+            say_err!("ringmasterd: warning: {warning}");
         }
         return check(&loaded.config);
     }
@@ -90,36 +114,41 @@ fn main() -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(err) => {
-            eprintln!("ringmasterd: cannot start the runtime: {err}");
+            say_err!("ringmasterd: cannot start the runtime: {err}");
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(ringmaster_engine::run(config)) {
+    let result = runtime.block_on(ringmaster_engine::run(config));
+    if let Err(err) = &result {
+        tracing::error!("{err}");
+    }
+    // The last lines (\"ringmasterd stopped\") are still queued; give them
+    // a moment, but a stderr nobody reads must not hold up the exit.
+    ringmaster_logs::console::stdout().flush(EXIT_FLUSH);
+    ringmaster_logs::console::stderr().flush(EXIT_FLUSH);
+    match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
-        Err(err) => {
-            eprintln!("ringmasterd: {err}");
-            ExitCode::from(1)
-        }
+        Err(_) => ExitCode::from(1),
     }
 }
 
 fn check(config: &Config) -> ExitCode {
     let problems = ringmaster_config::check_system(config);
     for problem in &problems {
-        eprintln!("ringmasterd: {problem}");
+        say_err!("ringmasterd: {problem}");
     }
-    println!(
+    say!(
         "{}: {}",
         config.path.display(),
         if problems.is_empty() { "OK" } else { "ERRORS" }
     );
-    println!(
+    say!(
         "  socket   {} (mode {:04o})",
         config.daemon.socket.display(),
         config.daemon.socket_mode
     );
-    println!("  logs     {}", config.daemon.logs_dir.display());
-    println!(
+    say!("  logs     {}", config.daemon.logs_dir.display());
+    say!(
         "  watchers {} ({} processes)",
         config.watchers.len(),
         config.process_count()
@@ -132,7 +161,7 @@ fn check(config: &Config) -> ExitCode {
         .unwrap_or(0);
     for w in &config.watchers {
         let argv: Vec<String> = w.command.argv.iter().map(ToString::to_string).collect();
-        println!(
+        say!(
             "    {:width$}  x{:<3} priority {:<5} restart {:<10} {}{}",
             w.name,
             w.numprocesses,
@@ -162,7 +191,9 @@ fn init_logging(level: LogLevel, format: LogFormat) {
     };
     let builder = tracing_subscriber::fmt()
         .with_max_level(level)
-        .with_writer(std::io::stderr)
+        // Never std::io::stderr itself: a closed terminal or a full pipe
+        // there would panic or stall the daemon (see logs::console).
+        .with_writer(|| ringmaster_logs::console::StderrWriter)
         .with_ansi(
             std::io::stderr().is_terminal()
                 && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),

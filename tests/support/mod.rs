@@ -86,6 +86,8 @@ pub struct Builder {
     fsize_blocks: Option<u64>,
     watchdog_usec: Option<u64>,
     pid1: bool,
+    stdout: Option<Stdio>,
+    stderr: Option<Stdio>,
 }
 
 impl Builder {
@@ -129,6 +131,14 @@ impl Builder {
         self
     }
 
+    /// The daemon's stdout and stderr (default: daemon.out and daemon.err
+    /// in the test directory).
+    pub fn stdio(mut self, stdout: Stdio, stderr: Stdio) -> Self {
+        self.stdout = Some(stdout);
+        self.stderr = Some(stderr);
+        self
+    }
+
     /// Leaks a descriptor without close-on-exec into the daemon.
     pub fn leak_fd(mut self) -> Self {
         self.extra_fd = true;
@@ -167,7 +177,7 @@ impl Builder {
 
     /// Starts the daemon on an existing config file (whose socket must be
     /// `rm.sock` in this builder's directory).
-    pub fn launch(self, config: PathBuf) -> Daemon {
+    pub fn launch(mut self, config: PathBuf) -> Daemon {
         let stderr = self.dir.path().join("daemon.err");
         // A shell in front when the daemon needs a limit or its own pid
         // in the environment; it execs the daemon, keeping the pid.
@@ -194,13 +204,18 @@ impl Builder {
                 .arg(ringmasterd());
             sh
         };
+        let out = self.stdout.take().unwrap_or_else(|| {
+            Stdio::from(File::create(self.dir.path().join("daemon.out")).unwrap())
+        });
+        let err = self
+            .stderr
+            .take()
+            .unwrap_or_else(|| Stdio::from(File::create(&stderr).unwrap()));
         command
             .arg(&config)
             .stdin(Stdio::null())
-            .stdout(Stdio::from(
-                File::create(self.dir.path().join("daemon.out")).unwrap(),
-            ))
-            .stderr(Stdio::from(File::create(&stderr).unwrap()))
+            .stdout(out)
+            .stderr(err)
             .env_remove("RINGMASTER_SOCKET");
         for (k, v) in &self.env {
             command.env(k, v);
@@ -239,6 +254,8 @@ impl Daemon {
             fsize_blocks: None,
             watchdog_usec: None,
             pid1: false,
+            stdout: None,
+            stderr: None,
         }
     }
 

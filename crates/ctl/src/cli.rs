@@ -12,6 +12,7 @@ use ringmaster_protocol::{
 
 use crate::client::{Client, CtlError, socket_path};
 use crate::format;
+use crate::out::{errln, out, outln};
 
 /// Exit codes of `ringmasterctl` (spec §8).
 pub mod exit_code {
@@ -189,7 +190,7 @@ pub fn main() -> ExitCode {
     let path = match socket_path(cli.socket.as_deref(), cli.config.as_deref()) {
         Ok(path) => path,
         Err(err) => {
-            eprintln!("ringmasterctl: {err}");
+            errln!("ringmasterctl: {err}");
             return ExitCode::from(exit_code::USAGE);
         }
     };
@@ -205,7 +206,7 @@ pub fn main() -> ExitCode {
 /// is set.
 pub(crate) fn execute(path: &Path, command: &Command, json: bool, stop: Option<&AtomicBool>) -> u8 {
     if matches!(command, Command::Version) && !json {
-        println!("ringmasterctl {}", env!("CARGO_PKG_VERSION"));
+        outln!("ringmasterctl {}", env!("CARGO_PKG_VERSION"));
     }
     if matches!(command, Command::Events) || matches!(command, Command::Tail { follow: true, .. }) {
         return follow(path, command, json, stop);
@@ -214,7 +215,7 @@ pub(crate) fn execute(path: &Path, command: &Command, json: bool, stop: Option<&
     match reply {
         Ok(reply) => render(command, &reply, json),
         Err(err) => {
-            eprintln!("ringmasterctl: {err}");
+            errln!("ringmasterctl: {err}");
             match err {
                 CtlError::Config(_) => exit_code::USAGE,
                 _ => exit_code::UNREACHABLE,
@@ -230,11 +231,11 @@ fn follow(path: &Path, command: &Command, json: bool, stop: Option<&AtomicBool>)
     let result = Client::connect(path).and_then(|mut client| {
         client.stream(&command.request(), stop, |line| {
             if json {
-                println!("{}", serde_json::to_string(line).unwrap_or_default());
+                outln!("{}", serde_json::to_string(line).unwrap_or_default());
             } else if let Some(output) = &line.output {
-                print!("{}", printer.render(output));
+                out!("{}", printer.render(output));
             } else {
-                print!("{}", format::stream_line(line));
+                out!("{}", format::stream_line(line));
             }
             let _ = std::io::Write::flush(&mut std::io::stdout());
             true
@@ -243,7 +244,7 @@ fn follow(path: &Path, command: &Command, json: bool, stop: Option<&AtomicBool>)
     match result {
         Ok(()) => exit_code::OK,
         Err(err) => {
-            eprintln!("ringmasterctl: {err}");
+            errln!("ringmasterctl: {err}");
             match err {
                 CtlError::Protocol { .. } => exit_code::REFUSED,
                 _ => exit_code::UNREACHABLE,
@@ -260,20 +261,20 @@ fn render(command: &Command, reply: &Reply, json: bool) -> u8 {
             |e| (kind_name(e.kind), e.message.as_str()),
         );
         if json {
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string(&reply.error).unwrap_or_default()
             );
         } else {
-            eprintln!("ringmasterctl: {message} [{kind}]");
+            errln!("ringmasterctl: {message} [{kind}]");
         }
         return exit_code::REFUSED;
     }
     let result = reply.result.clone().unwrap_or_default();
     if json {
-        println!("{result}");
+        outln!("{result}");
     } else {
-        print!("{}", format::result(command, &result));
+        out!("{}", format::result(command, &result));
     }
     match command {
         Command::Status { .. } => {

@@ -8,6 +8,7 @@
 mod cli;
 mod client;
 mod format;
+mod out;
 mod repl;
 
 pub use cli::{Cli, Command, exit_code, main};

@@ -23,6 +23,7 @@ use rustyline::{Config, Context, Editor, Helper};
 
 use crate::cli::{Command, execute, exit_code};
 use crate::client::Client;
+use crate::out::{errln, outln};
 
 /// The prompt.
 const PROMPT: &str = "ringmaster> ";
@@ -61,7 +62,7 @@ pub(crate) fn run(path: &Path, json: bool) -> u8 {
     let mut editor: Editor<Names, DefaultHistory> = match Editor::with_config(config) {
         Ok(editor) => editor,
         Err(err) => {
-            eprintln!("ringmasterctl: cannot start the interactive session: {err}");
+            errln!("ringmasterctl: cannot start the interactive session: {err}");
             return exit_code::USAGE;
         }
     };
@@ -80,12 +81,12 @@ pub(crate) fn run(path: &Path, json: bool) -> u8 {
             Err(ReadlineError::Interrupted) => continue,
             Err(ReadlineError::Eof) => break,
             Err(err) => {
-                eprintln!("ringmasterctl: {err}");
+                errln!("ringmasterctl: {err}");
                 break;
             }
         };
         let Some(words) = shlex::split(&line) else {
-            eprintln!("unbalanced quotes");
+            errln!("unbalanced quotes");
             continue;
         };
         match words.first().map(String::as_str) {
@@ -106,7 +107,7 @@ pub(crate) fn run(path: &Path, json: bool) -> u8 {
             }
         };
         if !reachable && Client::connect(path).is_ok() {
-            println!("(reconnected to ringmasterd at {})", path.display());
+            outln!("(reconnected to ringmasterd at {})", path.display());
             reachable = true;
         }
         let code = execute(path, &parsed.command, json || parsed.json, Some(&stop));
@@ -117,7 +118,7 @@ pub(crate) fn run(path: &Path, json: bool) -> u8 {
     if let Some(file) = &history
         && let Err(err) = save_history(&mut editor, file)
     {
-        eprintln!(
+        errln!(
             "ringmasterctl: cannot save the history to {}: {err}",
             file.display()
         );
@@ -142,7 +143,7 @@ fn banner(path: &Path) -> bool {
                 .and_then(|v| v["version"].as_str())
                 .unwrap_or("?")
                 .to_owned();
-            println!(
+            outln!(
                 "ringmasterctl {client_version}, ringmasterd {daemon} at {}",
                 path.display()
             );
@@ -160,14 +161,14 @@ fn banner(path: &Path) -> bool {
                 }
             }
             let summary: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
-            println!("{} processes: {}", processes.len(), summary.join(", "));
-            println!("Type help for the commands, quit to leave.");
+            outln!("{} processes: {}", processes.len(), summary.join(", "));
+            outln!("Type help for the commands, quit to leave.");
             true
         }
         Err(err) => {
-            println!("ringmasterctl {client_version}");
-            println!("ringmasterctl: {err}");
-            println!("Commands will try again. Type help for the commands, quit to leave.");
+            outln!("ringmasterctl {client_version}");
+            outln!("ringmasterctl: {err}");
+            outln!("Commands will try again. Type help for the commands, quit to leave.");
             false
         }
     }
@@ -181,19 +182,19 @@ fn help(topic: Option<&str>) {
             Some(sub) => {
                 let _ = sub.print_long_help();
             }
-            None => println!("no command '{topic}'; type help for the list"),
+            None => outln!("no command '{topic}'; type help for the list"),
         }
         return;
     }
-    println!("Commands (help COMMAND for its options):");
+    outln!("Commands (help COMMAND for its options):");
     for sub in command.get_subcommands() {
         let about = sub.get_about().map(ToString::to_string).unwrap_or_default();
-        println!("  {:<10} {about}", sub.get_name());
+        outln!("  {:<10} {about}", sub.get_name());
     }
-    println!("  {:<10} this list, or a command's usage", "help");
-    println!("  {:<10} leave (or Ctrl-D)", "quit");
-    println!("Names: a watcher (web), a process (web:2), a group, NAME:* or all.");
-    println!("Ctrl-C stops a tail -f or events follow and returns here.");
+    outln!("  {:<10} this list, or a command's usage", "help");
+    outln!("  {:<10} leave (or Ctrl-D)", "quit");
+    outln!("Names: a watcher (web), a process (web:2), a group, NAME:* or all.");
+    outln!("Ctrl-C stops a tail -f or events follow and returns here.");
 }
 
 /// `$HOME/.ringmasterctl_history`, when there is a home.

@@ -2,8 +2,6 @@
 //! stdout as `web:1 | line` (`web:1 ! line` for stderr), the path by which
 //! a container's processes reach its log.
 
-use std::io::Write;
-
 /// Longest partial line held back waiting for its newline; a longer one is
 /// written as it is, so memory stays bounded.
 const MAX_PENDING: usize = 64 * 1024;
@@ -36,8 +34,9 @@ impl Echo {
         }
     }
 
-    /// Frames `data` and writes the complete lines to `out`.
-    pub fn feed(&mut self, data: &[u8], out: &mut impl Write) -> std::io::Result<()> {
+    /// Frames `data`: the complete lines, prefixed (empty while a line
+    /// waits for its newline).
+    pub fn feed(&mut self, data: &[u8]) -> Vec<u8> {
         let mut framed = Vec::with_capacity(data.len() + 64);
         for piece in data.split_inclusive(|&b| b == b'\n') {
             if piece.ends_with(b"\n") {
@@ -53,23 +52,18 @@ impl Echo {
                 }
             }
         }
-        if framed.is_empty() {
-            return Ok(());
-        }
-        out.write_all(&framed)?;
-        out.flush()
+        framed
     }
 
-    /// Writes a last line that never got its newline.
-    pub fn finish(&mut self, out: &mut impl Write) -> std::io::Result<()> {
+    /// Frames a last line that never got its newline (empty if none).
+    pub fn finish(&mut self) -> Vec<u8> {
         if self.pending.is_empty() {
-            return Ok(());
+            return Vec::new();
         }
         let mut framed = self.prefix.clone();
         framed.append(&mut self.pending);
         framed.push(b'\n');
-        out.write_all(&framed)?;
-        out.flush()
+        framed
     }
 }
 
@@ -80,26 +74,21 @@ mod tests {
     #[test]
     fn frames_lines_across_chunks() {
         let mut echo = Echo::new("web:1", false, false);
-        let mut out = Vec::new();
-        echo.feed(b"one\ntw", &mut out).unwrap();
-        echo.feed(b"o\nthree", &mut out).unwrap();
-        echo.finish(&mut out).unwrap();
+        let mut out = echo.feed(b"one\ntw");
+        out.extend(echo.feed(b"o\nthree"));
+        out.extend(echo.finish());
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "web:1 | one\nweb:1 | two\nweb:1 | three\n"
         );
         let mut err = Echo::new("web:1", true, false);
-        let mut out = Vec::new();
-        err.feed(b"oops\n", &mut out).unwrap();
-        assert_eq!(out, b"web:1 ! oops\n");
+        assert_eq!(err.feed(b"oops\n"), b"web:1 ! oops\n");
     }
 
     #[test]
     fn colour_only_wraps_the_name() {
         let mut echo = Echo::new("web:1", false, true);
-        let mut out = Vec::new();
-        echo.feed(b"x\n", &mut out).unwrap();
-        let text = String::from_utf8(out).unwrap();
+        let text = String::from_utf8(echo.feed(b"x\n")).unwrap();
         assert!(
             text.starts_with("\x1b[3") && text.ends_with("web:1\x1b[0m | x\n"),
             "{text:?}"

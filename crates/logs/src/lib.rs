@@ -19,6 +19,7 @@
 //! A [`LogHub::reopen`] makes every pump reopen its file by name (after an
 //! external rotation); size rotation and timestamps live in [`Sink`].
 
+pub mod console;
 mod echo;
 mod sink;
 mod tap;

@@ -15,6 +15,11 @@ const FIRST_RETRY: Duration = Duration::from_secs(1);
 /// Longest wait between attempts on a failing log file.
 const MAX_RETRY: Duration = Duration::from_secs(30);
 
+/// How long echoed output may wait for room on the daemon's stdout while
+/// it is being read (a slow terminal slows the child); a stdout that stays
+/// stuck longer is given up on, and the lines dropped and counted.
+const ECHO_WAIT: Duration = Duration::from_secs(1);
+
 /// A log file that cannot be opened or written: when to try again.
 struct Failing {
     retry_at: Instant,
@@ -81,7 +86,7 @@ impl Writer {
     pub(crate) fn write(&mut self, data: &[u8]) {
         if let Some(echo) = self.echo.as_mut() {
             // The daemon's stdout going away must not cost the log file.
-            let _ = echo.feed(data, &mut std::io::stdout().lock());
+            crate::console::stdout().write_waiting(&echo.feed(data), ECHO_WAIT);
         }
         let Some(spec) = self.spec.as_ref() else {
             self.report.written += data.len() as u64;
@@ -172,7 +177,7 @@ impl Writer {
     /// Writes the echo's last line that never got its newline.
     pub(crate) fn finish(&mut self) {
         if let Some(echo) = self.echo.as_mut() {
-            let _ = echo.finish(&mut std::io::stdout().lock());
+            crate::console::stdout().write_waiting(&echo.finish(), ECHO_WAIT);
         }
     }
 }
