@@ -7,7 +7,9 @@ use std::process::Command;
 
 use nix::sys::signal::Signal;
 
-use crate::support::{DEADLINE, Daemon, LoopDisk, wait_until};
+use serde_json::Value;
+
+use crate::support::{DEADLINE, Daemon, LoopDisk, stdout, wait_until};
 
 /// The numbers of "line N" lines, in file order.
 fn numbers(text: &str) -> Vec<u64> {
@@ -379,4 +381,52 @@ stdout = { file = "@DIR@/stuck.fifo" }
     // 10 MB cannot have gone through a 64 KiB FIFO nobody reads.
     assert_eq!(daemon.process("stuck:1")["state"], "RUNNING");
     assert_eq!(daemon.process("ticker:1")["state"], "RUNNING");
+}
+
+/// Issue 13: with a log that cannot be opened, text `status` showed
+/// RUNNING and nothing else, and the lost-bytes count in `status`
+/// disagreed with the one logged when the process ended (the first chunk
+/// was counted twice, the bytes after the last notice never). Now text
+/// status says so, and there is one count, the same everywhere.
+#[test]
+fn log_errors_show_in_text_status_and_the_lost_count_agrees() {
+    let builder = Daemon::builder().body(
+        r#"
+[watchers.writer]
+cmd = "@TESTKIT@ spew 100000 hang"
+start_secs = "0"
+stdout = { file = "@DIR@/blocked/writer.log" }
+"#,
+    );
+    std::fs::write(builder.path().join("blocked"), "not a directory").unwrap();
+    let daemon = builder.start();
+    // `ready pid=N\n` and the 100,000 bytes: nothing reaches the file.
+    let lost_all = |p: &Value| {
+        p["log_lost_bytes"]
+            .as_u64()
+            .is_some_and(|n| n > 100_000 && !p["log_error"].is_null())
+    };
+    let first = daemon.wait_for("all output counted as lost", lost_all);
+    let per_run = first["log_lost_bytes"].as_u64().unwrap();
+    let text = stdout(&daemon.ctl(&["status"]));
+    assert!(
+        text.contains("log error: cannot open") && text.contains(&format!("{per_run} bytes lost")),
+        "{text}"
+    );
+    for run in 1..=2u64 {
+        let stopped = daemon.ctl(&["stop", "writer"]);
+        assert!(stopped.status.success(), "{stopped:?}");
+        let total = run * per_run;
+        assert_eq!(daemon.process("writer:1")["log_lost_bytes"], total);
+        let logged = format!("({total} since the daemon started, as status says)");
+        wait_until("the count logged at the end of the run", DEADLINE, || {
+            daemon.daemon_log().contains(&logged).then_some(())
+        });
+        if run == 1 {
+            assert!(daemon.ctl(&["start", "writer"]).status.success());
+            daemon.wait_for("the second run's output counted", |p| {
+                p["log_lost_bytes"].as_u64() == Some(2 * per_run)
+            });
+        }
+    }
 }

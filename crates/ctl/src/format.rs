@@ -130,6 +130,11 @@ pub(crate) fn status(processes: &[ProcessInfo]) -> String {
             (Some(pid), None) => format!("pid {pid}"),
             _ => process.reason.clone().unwrap_or_default(),
         };
+        let detail = match (&process.log_error, process.log_lost_bytes) {
+            (Some(error), lost) => format!("{detail}  [log error: {error}; {lost} bytes lost]"),
+            (None, 0) => detail,
+            (None, lost) => format!("{detail}  [{lost} bytes of output lost to log errors]"),
+        };
         let state = state_cell(process.state, colour);
         let _ = writeln!(out, "{name:width$}  {state}  {detail}");
     }

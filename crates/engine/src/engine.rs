@@ -5,6 +5,7 @@ mod reload;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use nix::unistd::Pid;
@@ -122,7 +123,9 @@ pub(crate) struct Engine {
     timers: DelayQueue<ProcId>,
     jobs: Vec<Job>,
     logs: LogHub,
-    drains: JoinSet<(ProcessName, PumpReport)>,
+    /// Pumps draining after their process ended: the process, what the
+    /// pump did, and the process's log_lost_bytes once it is done.
+    drains: JoinSet<(ProcessName, PumpReport, u64)>,
     shutdown: Option<Shutdown>,
     events: broadcast::Sender<Arc<Event>>,
     log_notices: mpsc::UnboundedReceiver<LogNotice>,
@@ -475,13 +478,14 @@ impl Engine {
         let Some(process) = self.procs.get_mut(notice.owner) else {
             return;
         };
-        process.log_lost_bytes += notice.lost;
+        process
+            .log_errors
+            .retain(|(label, _)| *label != notice.label);
         let reason = if let Some(problem) = notice.problem {
             let text = format!("{problem}; output is being lost and counted, retrying");
-            process.log_error = Some(problem);
+            process.log_errors.push((notice.label, problem));
             text
         } else {
-            process.log_error = None;
             format!(
                 "{}: log file writable again; {} bytes of output were lost",
                 notice.label, notice.lost
@@ -549,6 +553,7 @@ impl Engine {
                     sink: c.sink,
                     tap: self.procs[id].taps[c.stream].clone(),
                     echo: c.echo,
+                    lost: self.procs[id].log_lost.clone(),
                 };
                 self.logs.attach(c.read, stream)
             })
@@ -560,6 +565,8 @@ impl Engine {
         process.spawned_wall = Some(std::time::SystemTime::now());
         process.reason = None;
         process.pumps = pumps;
+        // The new run's writers report their own problems, if any.
+        process.log_errors.clear();
         self.by_pid.insert(spawned.pid, id);
         self.set_state(id, ProcessState::Starting);
         if start_secs.is_zero() {
@@ -656,7 +663,9 @@ impl Engine {
         for mut pump in process.pumps.drain(..) {
             pump.finish();
             let name = process.name.clone();
-            self.drains.spawn(async move { (name, pump.wait().await) });
+            let lost = process.log_lost.clone();
+            self.drains
+                .spawn(async move { (name, pump.wait().await, lost.load(Ordering::Relaxed)) });
         }
         match process.state {
             ProcessState::Stopping => {
@@ -906,11 +915,17 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-fn log_drain(done: Result<(ProcessName, PumpReport), tokio::task::JoinError>) {
-    if let Ok((name, report)) = done
+fn log_drain(done: Result<(ProcessName, PumpReport, u64), tokio::task::JoinError>) {
+    if let Ok((name, report, total)) = done
         && report.lost > 0
     {
-        tracing::error!(process = %name, lost = report.lost, "bytes of output could not be written to the log file");
+        tracing::error!(
+            process = %name,
+            lost = report.lost,
+            log_lost_bytes = total,
+            "{} bytes of this run's output could not be written to its log file ({total} since the daemon started, as status says)",
+            report.lost
+        );
     }
 }
 

@@ -3,6 +3,7 @@
 use std::time::{Instant, SystemTime};
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use nix::unistd::Pid;
 use ringmaster_logs::{Pump, Tap};
@@ -56,10 +57,11 @@ pub(crate) struct Process {
     pub pumps: Vec<Pump>,
     /// Tail buffers of stdout and stderr, kept across restarts.
     pub taps: [Arc<Tap>; 2],
-    /// A log file that cannot be written right now, and why.
-    pub log_error: Option<String>,
-    /// Output bytes that could not be written to log files, ever.
-    pub log_lost_bytes: u64,
+    /// Log files that cannot be written right now: (stream, why).
+    pub log_errors: Vec<(String, String)>,
+    /// Output bytes that could not be written to log files, ever; the
+    /// log writers add to it as bytes are lost.
+    pub log_lost: Arc<AtomicU64>,
     /// `GROUP:NAME`, supervisord's name for it, when configured.
     pub alias: Option<String>,
     /// A slot above the watcher's numprocesses after `decr`: stopped, never
@@ -88,8 +90,8 @@ impl Process {
             start_after_stop: false,
             pumps: Vec::new(),
             taps: [Tap::new(), Tap::new()],
-            log_error: None,
-            log_lost_bytes: 0,
+            log_errors: Vec::new(),
+            log_lost: Arc::default(),
         }
     }
 
@@ -113,8 +115,14 @@ impl Process {
             restarts: self.restarts,
             last_exit: self.last_exit.map(exit_info),
             reason: self.reason.clone(),
-            log_error: self.log_error.clone(),
-            log_lost_bytes: self.log_lost_bytes,
+            log_error: (!self.log_errors.is_empty()).then(|| {
+                self.log_errors
+                    .iter()
+                    .map(|(_, why)| why.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            }),
+            log_lost_bytes: self.log_lost.load(Ordering::Relaxed),
         }
     }
 }

@@ -29,6 +29,7 @@ mod writer;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
@@ -59,7 +60,7 @@ pub struct LogNotice {
     pub label: String,
     /// The error while failing; `None` once writes succeed again.
     pub problem: Option<String>,
-    /// Bytes lost since the file started failing.
+    /// With `problem` gone: bytes lost while the file was failing.
     pub lost: u64,
 }
 
@@ -76,6 +77,9 @@ pub struct Stream {
     pub tap: Arc<Tap>,
     /// Lines copied to the daemon's stdout.
     pub echo: Option<Echo>,
+    /// Bytes that could not be written to the file, added to as they are
+    /// lost: the one count `status` shows, kept by the owner across runs.
+    pub lost: Arc<AtomicU64>,
 }
 
 /// Errors creating the hub or opening a sink.
@@ -180,8 +184,9 @@ impl LogHub {
             sink,
             tap,
             echo,
+            lost,
         } = stream;
-        let writer = Writer::new(owner, label.clone(), sink, echo, self.notices.clone());
+        let writer = Writer::new(owner, label.clone(), sink, echo, lost, self.notices.clone());
         self.handle.spawn(async move {
             let report = pump(&label, pipe, tap, writer, finish_rx, reopen).await;
             let _ = done_tx.send(report);
@@ -375,6 +380,7 @@ mod tests {
             sink: Some(SinkSpec::plain(path)),
             tap: Tap::new(),
             echo: None,
+            lost: Arc::default(),
         }
     }
 

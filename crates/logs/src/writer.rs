@@ -4,6 +4,8 @@
 //! so a disk that is slow or stops answering holds up its own stream and
 //! nothing else.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
@@ -38,6 +40,8 @@ pub(crate) struct Writer {
     echo: Option<Echo>,
     failing: Option<Failing>,
     notices: mpsc::UnboundedSender<LogNotice>,
+    /// The owner's count of lost bytes, across runs.
+    lost: Arc<AtomicU64>,
     /// What happened to the bytes so far.
     pub report: PumpReport,
 }
@@ -48,6 +52,7 @@ impl Writer {
         label: String,
         spec: Option<SinkSpec>,
         echo: Option<Echo>,
+        lost: Arc<AtomicU64>,
         notices: mpsc::UnboundedSender<LogNotice>,
     ) -> Self {
         Self {
@@ -58,6 +63,7 @@ impl Writer {
             echo,
             failing: None,
             notices,
+            lost,
             report: PumpReport::default(),
         }
     }
@@ -98,7 +104,7 @@ impl Writer {
         if let Some(failing) = self.failing.as_mut() {
             if Instant::now() < failing.retry_at {
                 failing.lost += data.len() as u64;
-                self.report.lost += data.len() as u64;
+                self.count_lost(data.len());
                 return;
             }
             retry = true;
@@ -133,8 +139,8 @@ impl Writer {
     }
 
     fn failed(&mut self, len: usize, err: &std::io::Error) {
+        self.count_lost(len);
         let len = len as u64;
-        self.report.lost += len;
         let now = Instant::now();
         if let Some(failing) = self.failing.as_mut() {
             failing.lost += len;
@@ -158,6 +164,11 @@ impl Writer {
             lost: len,
         });
         self.notify(Some(problem), len);
+    }
+
+    fn count_lost(&mut self, len: usize) {
+        self.report.lost += len as u64;
+        self.lost.fetch_add(len as u64, Ordering::Relaxed);
     }
 
     fn notify(&self, problem: Option<String>, lost: u64) {
