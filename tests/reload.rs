@@ -64,7 +64,14 @@ fn reload_applies_only_the_difference() {
     assert!(reread.status.success(), "{}", stderr(&reread));
     assert_eq!(
         stdout(&reread),
-        "added:     new\nchanged:   change, argv\nscaled:    scale 2 -> 3\nremoved:   gone\nunchanged: keep\nnot applied (run reload)\n"
+        "added:     new\nchanged:   change, argv\nscaled:    scale 2 -> 3\nremoved:   gone\n\
+         unchanged: keep\n  \
+         gone:1    stop (was RUNNING)\n  \
+         scale:3   start (was STOPPED)\n  \
+         change:1  restart (was RUNNING)\n  \
+         argv:1    restart (was RUNNING)\n  \
+         new:1     start (was STOPPED)\n\
+         not applied (run reload)\n"
     );
     assert_eq!(
         daemon.names(),
@@ -190,4 +197,111 @@ start_retries = 1000
         stdout(&reload)
     );
     daemon.wait_for("flaky running", |p| p["state"] == "RUNNING");
+}
+
+/// Issue 13: a watcher FATAL from a bad command, the command fixed, and
+/// `reload` said it restarted it but left it FATAL until a manual start.
+/// A changed watcher's FATAL, BACKOFF and EXITED processes start with the
+/// new settings (as `supervisorctl update` does), one stopped by hand
+/// stays stopped, and the reply says what was done to each.
+#[test]
+fn reload_starts_a_fixed_fatal_watcher() {
+    let daemon = Daemon::start(
+        r#"
+[watchers.broken]
+cmd = "/nonexistent/web --port 1"
+numprocesses = 3
+start_secs = "0"
+start_retries = 0
+"#,
+    );
+    daemon.wait_all("all FATAL", |p| p["state"] == "FATAL");
+    // One slot fixed by hand and then stopped: the operator's choice stays.
+    edit(&daemon, |text| {
+        text.replace(
+            "/nonexistent/web --port 1",
+            &format!("{} sleep", crate::support::testkit()),
+        )
+    });
+    let reread = stdout(&daemon.ctl(&["reread"]));
+    assert!(
+        reread.contains("  broken:1  start (was FATAL)\n"),
+        "{reread}"
+    );
+    let reload = daemon.ctl(&["reload"]);
+    let text = stdout(&reload);
+    assert_eq!(
+        text,
+        "changed:   broken\n  \
+         broken:1  start (was FATAL)\n  \
+         broken:2  start (was FATAL)\n  \
+         broken:3  start (was FATAL)\n\
+         applied\n"
+    );
+    daemon.wait_all("all running", |p| p["state"] == "RUNNING");
+
+    // Stopped by hand, then another change: broken:2 stays stopped.
+    assert!(daemon.ctl(&["stop", "broken:2"]).status.success());
+    edit(&daemon, |text| {
+        text.replace("--port 1", "--port 2")
+            .replace(" sleep\"", " sleep --x\"")
+    });
+    let json = daemon.request("reload", serde_json::json!({}));
+    let actions: Vec<(String, String)> = json["result"]["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["name"].as_str().unwrap().to_owned(),
+                a["action"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("broken:1".into(), "restart".into()),
+            ("broken:2".into(), "leave".into()),
+            ("broken:3".into(), "restart".into())
+        ]
+    );
+    daemon.wait_for("broken:3 restarted", |p| {
+        p["name"] == "broken:3" && p["state"] == "RUNNING"
+    });
+    assert_eq!(daemon.process("broken:2")["state"], "STOPPED");
+}
+
+/// Issue 13: a reload that changes a `[daemon]` key said it was "not
+/// applied until the daemon restarts" and restarted every process anyway
+/// (their default log paths moved with `logs_dir`). Now it does what it
+/// says: nothing changes until a restart.
+#[test]
+fn reload_of_a_daemon_key_restarts_nothing() {
+    let daemon = Daemon::start(
+        r#"
+[watchers.web]
+cmd = "@TESTKIT@ sleep"
+numprocesses = 2
+start_secs = "0"
+"#,
+    );
+    daemon.wait_all("running", |p| p["state"] == "RUNNING");
+    let pids = [pid(&daemon, "web:1"), pid(&daemon, "web:2")];
+    edit(&daemon, |text| {
+        text.replace("/logs\"", "/other-logs\"")
+            .replace("[daemon]\n", "[daemon]\nshutdown_timeout = \"7s\"\n")
+    });
+    let reload = daemon.ctl(&["reload"]);
+    assert_eq!(
+        stdout(&reload),
+        "unchanged: web\n\
+         not applied until the daemon restarts: daemon.logs_dir, daemon.shutdown_timeout\n\
+         no changes to apply\n"
+    );
+    assert_eq!([pid(&daemon, "web:1"), pid(&daemon, "web:2")], pids);
+    // Logs still go where they went.
+    assert!(daemon.ctl(&["restart", "web:1"]).status.success());
+    daemon.wait_file("logs/web-1.out.log", "ready pid=");
+    assert!(!daemon.path("other-logs").exists());
 }

@@ -98,6 +98,27 @@ pub fn load(path: &Path, dialect: Option<Dialect>) -> Result<Config, ConfigError
 
 /// Like [`load`], keeping the warnings and the TOML text.
 pub fn read(path: &Path, dialect: Option<Dialect>) -> Result<Loaded, ConfigErrors> {
+    read_with(path, dialect, None)
+}
+
+/// Reads the configuration again for a daemon that runs `running`: every
+/// `[daemon]` setting takes effect only when the daemon restarts, so the
+/// watchers' default log files stay in the running daemon's `logs_dir`
+/// even if the file now names another (the returned `daemon` is the
+/// file's, so the difference can be reported).
+pub fn reread(
+    path: &Path,
+    dialect: Dialect,
+    running: &DaemonConfig,
+) -> Result<Config, ConfigErrors> {
+    read_with(path, Some(dialect), Some(&running.logs_dir)).map(|loaded| loaded.config)
+}
+
+fn read_with(
+    path: &Path,
+    dialect: Option<Dialect>,
+    logs_dir: Option<&Path>,
+) -> Result<Loaded, ConfigErrors> {
     let path = absolute(path);
     let dialect = dialect.unwrap_or_else(|| detect_dialect(&path));
     match dialect {
@@ -108,7 +129,7 @@ pub fn read(path: &Path, dialect: Option<Dialect>) -> Result<Loaded, ConfigError
                     source,
                 }])
             })?;
-            let config = toml_reader::load(&path)?;
+            let config = toml_reader::load(&path, logs_dir)?;
             Ok(Loaded {
                 config,
                 warnings: Vec::new(),
@@ -117,7 +138,7 @@ pub fn read(path: &Path, dialect: Option<Dialect>) -> Result<Loaded, ConfigError
             })
         }
         ini_dialect => {
-            let (config, converted) = ini::read(&path, ini_dialect)?;
+            let (config, converted) = ini::read(&path, ini_dialect, logs_dir)?;
             Ok(Loaded {
                 config,
                 warnings: converted.warnings,

@@ -385,15 +385,21 @@ impl Reader {
     }
 }
 
-/// Reads the TOML file at `path` (absolute) and everything it includes.
-pub(crate) fn load(path: &Path) -> Result<Config, ConfigErrors> {
+/// Reads the TOML file at `path` (absolute) and everything it includes;
+/// `logs_dir`, when given, replaces the file's for the watchers' default
+/// log files (see [`crate::reread`]).
+pub(crate) fn load(path: &Path, logs_dir: Option<&Path>) -> Result<Config, ConfigErrors> {
     let text = read_file(path).map_err(|e| ConfigErrors(vec![e]))?;
-    load_text(path, &text)
+    load_text(path, &text, logs_dir)
 }
 
 /// Reads `text` as if it were the file at `path` (absolute): relative paths
 /// and `$(here)` are taken against `path`'s directory.
-pub(crate) fn load_text(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
+pub(crate) fn load_text(
+    path: &Path,
+    text: &str,
+    logs_dir: Option<&Path>,
+) -> Result<Config, ConfigErrors> {
     let doc = parse(path, text).map_err(|e| ConfigErrors(vec![e]))?;
     let src = Source::new(path, text);
     let mut reader = Reader::default();
@@ -422,16 +428,21 @@ pub(crate) fn load_text(path: &Path, text: &str) -> Result<Config, ConfigErrors>
     }
 
     let (daemon, includes) = read_daemon(&mut reader, &src, daemon_value);
+    // What the watchers' defaults come from.
+    let base = DaemonConfig {
+        logs_dir: logs_dir.map_or_else(|| daemon.logs_dir.clone(), Path::to_path_buf),
+        ..daemon.clone()
+    };
     let mut watchers: Vec<(WatcherConfig, Location)> = Vec::new();
     for (name, value) in watcher_tables {
-        if let Some(w) = read_watcher(&mut reader, &src, &daemon, name, value) {
+        if let Some(w) = read_watcher(&mut reader, &src, &base, name, value) {
             let location = w.location("");
             watchers.push((w, location));
         }
     }
 
     for pattern in includes {
-        read_include(&mut reader, &pattern, &daemon, &mut watchers);
+        read_include(&mut reader, &pattern, &base, &mut watchers);
     }
 
     let mut seen: HashMap<String, Location> = HashMap::new();

@@ -162,6 +162,21 @@ fn reload(result: &ReloadResult) -> String {
             let _ = writeln!(out, "{:<10} {}", format!("{label}:"), names.join(", "));
         }
     }
+    let width = result
+        .processes
+        .iter()
+        .map(|p| p.name.to_string().len())
+        .max()
+        .unwrap_or(0);
+    for process in &result.processes {
+        let _ = writeln!(
+            out,
+            "  {:width$}  {} (was {})",
+            process.name.to_string(),
+            process.action.as_str(),
+            process.from
+        );
+    }
     if !result.not_applied.is_empty() {
         let _ = writeln!(
             out,

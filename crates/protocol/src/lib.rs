@@ -22,8 +22,9 @@ mod suggest;
 pub use names::{ProcessName, ProcessNameError, ProcessState};
 pub use reply::{
     ActionOutcome, ActionResult, ErrorBody, ErrorKind, Event, ExitInfo, Output, PidEntry,
-    PidResult, ProcessInfo, ProcessStats, ReloadResult, ReopenResult, Reply, Scaled,
-    ShutdownResult, StatsResult, StatusResult, StreamLine, TailResult, TreeStats, VersionResult,
+    PidResult, ProcessInfo, ProcessStats, ReloadAction, ReloadResult, ReloadStep, ReopenResult,
+    Reply, Scaled, ShutdownResult, StatsResult, StatusResult, StreamLine, TailResult, TreeStats,
+    VersionResult,
 };
 pub use request::{
     COMMANDS, Envelope, NamesArgs, Request, RequestError, ScaleArgs, SignalArgs, StatsArgs,

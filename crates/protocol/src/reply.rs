@@ -206,6 +206,48 @@ pub struct ReloadResult {
     /// Daemon settings that changed in the file but only apply when the
     /// daemon starts (`daemon.socket`, ...).
     pub not_applied: Vec<String>,
+    /// What the reload does (or, for `reread`, would do) to each process
+    /// of an added, removed, changed or scaled watcher.
+    #[serde(default)]
+    pub processes: Vec<ReloadAction>,
+}
+
+/// What a reload does to one process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadAction {
+    /// The process.
+    pub name: ProcessName,
+    /// Its state before the reload.
+    pub from: ProcessState,
+    /// What happens to it.
+    pub action: ReloadStep,
+}
+
+/// The step a reload takes for one process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReloadStep {
+    /// Stopped and started again with the new settings.
+    Restart,
+    /// Started (a new process, or one that had failed or exited).
+    Start,
+    /// Stopped (its watcher was removed or scaled down).
+    Stop,
+    /// Left stopped (stopped by hand); the new settings apply when it is
+    /// next started.
+    Leave,
+}
+
+impl ReloadStep {
+    /// The verb for text output: `restart`, `start`, `stop`, `leave stopped`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Restart => "restart",
+            Self::Start => "start",
+            Self::Stop => "stop",
+            Self::Leave => "leave stopped",
+        }
+    }
 }
 
 /// A watcher whose numprocesses changed.

@@ -45,8 +45,13 @@ impl Converted {
     /// Reads the TOML as if it were the file at `main` (the INI file it came
     /// from, whose directory anchors relative paths) and maps every location
     /// back to the INI files.
-    pub(crate) fn load(&self, main: &Path) -> Result<Config, ConfigErrors> {
-        match crate::toml_reader::load_text(main, &self.toml) {
+    /// `logs_dir` as for [`crate::toml_reader::load`].
+    pub(crate) fn load(
+        &self,
+        main: &Path,
+        logs_dir: Option<&Path>,
+    ) -> Result<Config, ConfigErrors> {
+        match crate::toml_reader::load_text(main, &self.toml, logs_dir) {
             Ok(mut config) => {
                 if let Some(location) = config.daemon.socket_group_location.as_mut() {
                     *location = self.map_location(location, main);
@@ -107,17 +112,19 @@ impl Converted {
     }
 }
 
-/// Reads `path` in `dialect`: the model, the warnings and the TOML text.
+/// Reads `path` in `dialect`: the model, the warnings and the TOML text
+/// (`logs_dir` as for [`crate::toml_reader::load`]).
 pub(crate) fn read(
     path: &Path,
     dialect: crate::Dialect,
+    logs_dir: Option<&Path>,
 ) -> Result<(Config, Converted), ConfigErrors> {
     let converted = match dialect {
         crate::Dialect::Supervisord => supervisor::convert(path)?,
         crate::Dialect::Circus => circus::convert(path)?,
         crate::Dialect::Toml => unreachable_toml(path)?,
     };
-    let mut config = converted.load(path)?;
+    let mut config = converted.load(path, logs_dir)?;
     config.dialect = dialect;
     Ok((config, converted))
 }

@@ -10,7 +10,9 @@
 use std::collections::BTreeSet;
 
 use ringmaster_config::{Config, WatcherConfig};
-use ringmaster_protocol::{ProcessName, ProcessState, ReloadResult, Scaled};
+use ringmaster_protocol::{
+    ProcessName, ProcessState, ReloadAction, ReloadResult, ReloadStep, Scaled,
+};
 
 use super::Engine;
 use crate::process::{ProcId, Process};
@@ -30,8 +32,11 @@ impl Engine {
         if apply && self.shutdown.is_some() {
             return Err("the daemon is shutting down".into());
         }
-        let new = ringmaster_config::load(&self.config.path, Some(self.config.dialect))
-            .map_err(|errors| errors.to_string())?;
+        // [daemon] settings apply only at start-up, so the watchers are
+        // read against the running ones (logs_dir places default logs).
+        let new =
+            ringmaster_config::reread(&self.config.path, self.config.dialect, &self.config.daemon)
+                .map_err(|errors| errors.to_string())?;
         let mut result = ReloadResult {
             applied: apply,
             not_applied: daemon_changes(&self.config, &new),
@@ -61,6 +66,7 @@ impl Engine {
                 }
             }
         }
+        result.processes = self.plan(&new, &result);
         if apply {
             self.notify.reloading();
             self.apply(new, &result);
@@ -107,15 +113,14 @@ impl Engine {
                 self.config.watchers.len() - 1
             };
             if changed.contains(name.as_str()) {
-                tracing::info!(watcher = %name, "reload: changed, restarting its processes");
+                tracing::info!(watcher = %name, "reload: changed, applying to its processes");
                 let active = self.config.watchers[index].numprocesses.min(wanted);
-                // Processes that are not trying to run are left stopped.
+                let autostart = self.config.watchers[index].autostart;
                 for id in self.slots(index, 1..=active) {
-                    if !matches!(
-                        self.procs[id].state,
-                        ProcessState::Stopped | ProcessState::Exited | ProcessState::Fatal
-                    ) {
-                        self.restart_slot(id);
+                    match changed_slot_step(&self.procs[id], autostart) {
+                        ReloadStep::Restart => self.restart_slot(id),
+                        ReloadStep::Start => self.start_slot(id),
+                        ReloadStep::Stop | ReloadStep::Leave => {}
                     }
                 }
             }
@@ -141,6 +146,56 @@ impl Engine {
         for id in to_start {
             self.start_slot(id);
         }
+    }
+
+    /// What applying `diff` does to each process (see [`ReloadAction`]),
+    /// by the same rules [`Self::apply`] follows.
+    fn plan(&self, new: &Config, diff: &ReloadResult) -> Vec<ReloadAction> {
+        let mut actions = Vec::new();
+        let mut push = |name: &ProcessName, from, action| {
+            actions.push(ReloadAction {
+                name: name.clone(),
+                from,
+                action,
+            });
+        };
+        let stops = |p: &Process| {
+            p.state.has_pid() || matches!(p.state, ProcessState::Backoff | ProcessState::Stopping)
+        };
+        for name in &diff.removed {
+            if let Some(index) = self.live_watcher(name) {
+                let active = self.config.watchers[index].numprocesses;
+                for id in self.slots(index, 1..=active) {
+                    let process = &self.procs[id];
+                    if stops(process) {
+                        push(&process.name, process.state, ReloadStep::Stop);
+                    }
+                }
+            }
+        }
+        for watcher in &new.watchers {
+            let existing = self.live_watcher(&watcher.name);
+            let current = existing.map_or(0, |i| self.config.watchers[i].numprocesses);
+            let changed = diff.changed.contains(&watcher.name);
+            for wid in 1..=current.max(watcher.numprocesses) {
+                let live = existing
+                    .filter(|_| wid <= current)
+                    .and_then(|i| self.slots(i, wid..=wid).first().copied())
+                    .map(|id| &self.procs[id]);
+                let step = match live {
+                    Some(p) if wid > watcher.numprocesses => stops(p).then_some(ReloadStep::Stop),
+                    Some(p) if changed => Some(changed_slot_step(p, watcher.autostart)),
+                    Some(_) => None,
+                    None => watcher.autostart.then_some(ReloadStep::Start),
+                };
+                if let Some(step) = step {
+                    let name = ProcessName::new(&watcher.name, wid);
+                    let from = live.map_or(ProcessState::Stopped, |p| p.state);
+                    push(&name, from, step);
+                }
+            }
+        }
+        actions
     }
 
     /// The watcher's slots with these wids, in wid order.
@@ -232,6 +287,23 @@ impl Engine {
                 self.spawn(id);
             }
         }
+    }
+}
+
+/// What a reload does to a process of a changed watcher: whatever runs or
+/// tries to run is restarted with the new settings; one that failed
+/// (FATAL) or ended (EXITED) is started again if the watcher autostarts,
+/// as `supervisorctl update` does; one stopped by hand stays stopped.
+fn changed_slot_step(process: &Process, autostart: bool) -> ReloadStep {
+    match process.state {
+        ProcessState::Starting | ProcessState::Running => ReloadStep::Restart,
+        ProcessState::Stopping if process.start_after_stop => ReloadStep::Restart,
+        ProcessState::Backoff => ReloadStep::Start,
+        ProcessState::Fatal | ProcessState::Exited if autostart => ReloadStep::Start,
+        ProcessState::Stopping
+        | ProcessState::Fatal
+        | ProcessState::Exited
+        | ProcessState::Stopped => ReloadStep::Leave,
     }
 }
 
