@@ -344,3 +344,146 @@ stop_timeout = "2s"
         "exactly the reported process is alive"
     );
 }
+
+/// The state changes in the daemon's log, as `(process, "FROM -> TO")`,
+/// in the order they happened.
+fn transitions(daemon: &Daemon) -> Vec<(String, String)> {
+    daemon
+        .daemon_log()
+        .lines()
+        .filter_map(|line| {
+            let (_, rest) = line.split_once(" INFO ")?;
+            let (change, fields) = rest.split_once(" process=")?;
+            change.contains(" -> ").then(|| {
+                let name = fields.split_whitespace().next().unwrap_or_default();
+                (name.to_owned(), change.to_owned())
+            })
+        })
+        .collect()
+}
+
+fn position(log: &[(String, String)], process: &str, change: &str) -> usize {
+    log.iter()
+        .rposition(|(p, c)| p == process && c == change)
+        .unwrap_or_else(|| panic!("no {process} {change} in {log:?}"))
+}
+
+/// Issue 13: `stop all` and `start all` signalled everything at once
+/// (Redis stopping with the app that uses it). They follow priority as the
+/// daemon's own start and shutdown do: stop from the highest priority,
+/// each level once the one above is down; start from the lowest.
+#[test]
+fn stop_all_and_start_all_follow_priority() {
+    let daemon = Daemon::start(
+        r#"
+[watchers.app]
+cmd = "@TESTKIT@ ignore-term"
+start_secs = "0"
+stop_timeout = "300ms"
+priority = 20
+
+[watchers.redis]
+cmd = "@TESTKIT@ sleep"
+start_secs = "0"
+priority = 10
+"#,
+    );
+    daemon.wait_all("running", |p| p["state"] == "RUNNING");
+    let stop = daemon.ctl(&["stop", "all"]);
+    assert!(stop.status.success(), "{stop:?}");
+    daemon.wait_all("stopped", |p| p["state"] == "STOPPED");
+    let log = wait_until("the stops logged", DEADLINE, || {
+        let log = transitions(&daemon);
+        log.iter()
+            .any(|(p, c)| p == "redis:1" && c == "STOPPING -> STOPPED")
+            .then_some(log)
+    });
+    // The app took its stop_timeout (SIGKILL); Redis was told only after.
+    assert!(
+        position(&log, "app:1", "STOPPING -> STOPPED")
+            < position(&log, "redis:1", "RUNNING -> STOPPING"),
+        "{log:?}"
+    );
+
+    let start = daemon.ctl(&["start", "all"]);
+    assert!(start.status.success(), "{start:?}");
+    let log = wait_until("the starts logged", DEADLINE, || {
+        let log = transitions(&daemon);
+        (log.iter()
+            .filter(|(_, c)| c == "STARTING -> RUNNING")
+            .count()
+            == 4)
+            .then_some(log)
+    });
+    assert!(
+        position(&log, "redis:1", "STOPPED -> STARTING")
+            < position(&log, "app:1", "STOPPED -> STARTING"),
+        "{log:?}"
+    );
+
+    // restart: stopped in the same order, then started from the bottom.
+    let restart = daemon.ctl(&["restart", "all"]);
+    assert!(restart.status.success(), "{restart:?}");
+    let log = wait_until("the restarts logged", DEADLINE, || {
+        let log = transitions(&daemon);
+        (log.iter()
+            .filter(|(_, c)| c == "STARTING -> RUNNING")
+            .count()
+            == 6)
+            .then_some(log)
+    });
+    let app_down = position(&log, "app:1", "STOPPING -> STOPPED");
+    let redis_stop = position(&log, "redis:1", "RUNNING -> STOPPING");
+    let redis_up = position(&log, "redis:1", "STOPPED -> STARTING");
+    let app_up = position(&log, "app:1", "STOPPED -> STARTING");
+    assert!(
+        app_down < redis_stop && redis_stop < redis_up && redis_up < app_up,
+        "{log:?}"
+    );
+    daemon.wait_all("running again", |p| p["state"] == "RUNNING");
+}
+
+/// A process waiting for its level's turn in a `stop all` is taken out of
+/// it by a later request that names it: the `stop all` answers for it at
+/// once (not stopped) and leaves it running.
+#[test]
+fn a_later_request_takes_a_process_out_of_a_stop_all() {
+    let daemon = Daemon::start(
+        r#"
+[watchers.app]
+cmd = "@TESTKIT@ ignore-term"
+start_secs = "0"
+stop_timeout = "2s"
+priority = 20
+
+[watchers.redis]
+cmd = "@TESTKIT@ sleep"
+start_secs = "0"
+priority = 10
+"#,
+    );
+    daemon.wait_all("running", |p| p["state"] == "RUNNING");
+    let stop_all = std::thread::spawn({
+        let socket = daemon.socket.clone();
+        move || {
+            std::process::Command::new(crate::support::ringmasterctl())
+                .arg("-s")
+                .arg(socket)
+                .args(["stop", "all"])
+                .output()
+                .unwrap()
+        }
+    });
+    daemon.wait_state("app:1", "STOPPING");
+    let start = daemon.ctl(&["start", "redis"]);
+    assert!(start.status.success(), "{start:?}");
+    let stop_all = stop_all.join().unwrap();
+    assert_eq!(stop_all.status.code(), Some(1), "{stop_all:?}");
+    let text = String::from_utf8_lossy(&stop_all.stdout);
+    assert!(
+        text.contains("redis:1: ERROR (started again by another request)"),
+        "{text}"
+    );
+    assert_eq!(daemon.process("app:1")["state"], "STOPPED");
+    assert_eq!(daemon.process("redis:1")["state"], "RUNNING");
+}

@@ -2,6 +2,7 @@
 
 mod handlers;
 mod reload;
+mod sequences;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,6 +30,7 @@ use crate::jobs::Job;
 use crate::launch;
 use crate::notify::Notifier;
 use crate::process::{ProcId, Process, StopProgress, describe_exit};
+use crate::sequence::Sequence;
 use crate::system::System;
 
 /// While a stopped leader's group lingers, how often it is re-checked (only
@@ -139,6 +141,8 @@ pub(crate) struct Engine {
     started: bool,
     /// The exit code an essential process ended with: the daemon's own.
     exit_code: i32,
+    /// Stops and restarts of several priority levels, in progress.
+    sequences: Vec<Sequence>,
 }
 
 impl Engine {
@@ -171,6 +175,7 @@ impl Engine {
             notify: Notifier::from_env(),
             started: false,
             exit_code: 0,
+            sequences: Vec::new(),
         })
     }
 
@@ -258,6 +263,9 @@ impl Engine {
             }
             if self.shutdown.is_some() {
                 self.advance_shutdown();
+            }
+            if !self.sequences.is_empty() {
+                self.advance_sequences();
             }
         }
 
@@ -850,8 +858,10 @@ impl Engine {
             stopped: 0,
             announced: std::collections::HashSet::new(),
         });
+        self.sequences.clear();
         for id in 0..self.procs.len() {
             self.procs[id].start_after_stop = false;
+            self.procs[id].held = false;
             if self.procs[id].state == ProcessState::Backoff {
                 self.cancel_timer(id);
                 self.set_state(id, ProcessState::Stopped);

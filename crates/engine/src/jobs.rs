@@ -55,6 +55,9 @@ pub(crate) fn evaluate(
     shutting_down: bool,
 ) -> Option<ActionOutcome> {
     use ProcessState as S;
+    if process.held {
+        return None;
+    }
     let outcome = |ok: bool, message: String| {
         Some(ActionOutcome {
             name: process.name.clone(),

@@ -17,6 +17,7 @@ mod jobs;
 mod launch;
 mod notify;
 mod process;
+mod sequence;
 mod stats;
 mod system;
 

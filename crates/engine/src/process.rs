@@ -64,6 +64,9 @@ pub(crate) struct Process {
     pub log_lost: Arc<AtomicU64>,
     /// `GROUP:NAME`, supervisord's name for it, when configured.
     pub alias: Option<String>,
+    /// A stop or restart of several priority levels will act on it when
+    /// its level's turn comes; requests waiting on it wait until then.
+    pub held: bool,
     /// A slot above the watcher's numprocesses after `decr`: stopped, never
     /// restarted, invisible to names and `status`; `incr` revives it.
     pub retired: bool,
@@ -73,6 +76,7 @@ impl Process {
     pub fn new(name: ProcessName, watcher: usize) -> Self {
         Self {
             alias: None,
+            held: false,
             retired: false,
             name,
             watcher,

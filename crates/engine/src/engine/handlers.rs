@@ -200,8 +200,12 @@ impl Engine {
         let Some((ids, reply)) = self.targets(&id, names, reply, true) else {
             return;
         };
+        self.release(&ids);
         let mut already = Vec::new();
-        for &proc in &ids {
+        let mut order = ids.clone();
+        // Lowest priority first, as the daemon starts them.
+        order.sort_by_key(|&proc| self.watcher(proc).priority);
+        for proc in order {
             if self.procs[proc].state == ProcessState::Running {
                 already.push(proc);
             } else {
@@ -215,18 +219,14 @@ impl Engine {
         let Some((ids, reply)) = self.targets(&id, names, reply, false) else {
             return;
         };
-        let mut already = Vec::new();
-        for &proc in &ids {
-            match self.procs[proc].state {
-                ProcessState::Starting | ProcessState::Running | ProcessState::Backoff => {
-                    self.begin_stop(proc);
-                }
-                ProcessState::Stopping => self.procs[proc].start_after_stop = false,
-                ProcessState::Stopped | ProcessState::Exited | ProcessState::Fatal => {
-                    already.push(proc);
-                }
-            }
-        }
+        self.release(&ids);
+        let (already, active): (Vec<ProcId>, Vec<ProcId>) = ids.iter().partition(|&&proc| {
+            matches!(
+                self.procs[proc].state,
+                ProcessState::Stopped | ProcessState::Exited | ProcessState::Fatal
+            )
+        });
+        self.stop_in_order(&active, false);
         self.add_job(id, reply, Goal::Stopped, &ids, &already, "not running");
     }
 
@@ -234,9 +234,8 @@ impl Engine {
         let Some((ids, reply)) = self.targets(&id, names, reply, true) else {
             return;
         };
-        for &proc in &ids {
-            self.restart_slot(proc);
-        }
+        self.release(&ids);
+        self.stop_in_order(&ids, true);
         self.add_job(id, reply, Goal::Running, &ids, &[], "");
     }
 

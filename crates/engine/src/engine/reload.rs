@@ -116,7 +116,9 @@ impl Engine {
                 tracing::info!(watcher = %name, "reload: changed, applying to its processes");
                 let active = self.config.watchers[index].numprocesses.min(wanted);
                 let autostart = self.config.watchers[index].autostart;
-                for id in self.slots(index, 1..=active) {
+                let slots = self.slots(index, 1..=active);
+                self.release(&slots);
+                for id in slots {
                     match changed_slot_step(&self.procs[id], autostart) {
                         ReloadStep::Restart => self.restart_slot(id),
                         ReloadStep::Start => self.start_slot(id),
@@ -240,6 +242,7 @@ impl Engine {
             .into_iter()
             .filter(|&i| !self.procs[i].retired)
             .collect();
+        self.release(&ids);
         let mut already = Vec::new();
         for &id in &ids {
             self.procs[id].retired = true;
