@@ -49,7 +49,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(ROOT, "bench")
 VENV = os.path.join(BENCH, ".venv")
 VENV_PYTHON = os.path.join(VENV, "bin", "python")
-PEERS = ["supervisor==4.3.0", "circus==0.19.0"]
+# The peers, and the real programs tests run under ringmaster (gunicorn:
+# a killed master's workers must not outlive it).
+PEERS = ["supervisor==4.3.0", "circus==0.19.0", "gunicorn==23.0.0"]
+# What the venv was last set up with: a change of PEERS installs again.
+VENV_STAMP = os.path.join(VENV, "ringmaster-peers.txt")
 RELEASE = os.path.join(ROOT, "target", "release")
 RINGMASTERD = os.path.join(RELEASE, "ringmasterd")
 RINGMASTERCTL = os.path.join(RELEASE, "ringmasterctl")
@@ -66,11 +70,20 @@ def ensure_venv():
     """Re-runs this script under bench/.venv's python, creating it if needed."""
     if os.path.realpath(sys.prefix) == os.path.realpath(VENV):
         return
-    if not os.path.exists(VENV_PYTHON):
-        print("creating %s with %s" % (VENV, ", ".join(PEERS)), flush=True)
-        subprocess.run([sys.executable, "-m", "venv", VENV], check=True)
+    wanted = "\n".join(PEERS) + "\n"
+    try:
+        with open(VENV_STAMP) as stamp:
+            current = stamp.read()
+    except OSError:
+        current = None
+    if not os.path.exists(VENV_PYTHON) or current != wanted:
+        print("setting up %s with %s" % (VENV, ", ".join(PEERS)), flush=True)
+        if not os.path.exists(VENV_PYTHON):
+            subprocess.run([sys.executable, "-m", "venv", VENV], check=True)
         subprocess.run([VENV_PYTHON, "-m", "pip", "install", "-q", "--disable-pip-version-check"] + PEERS,
                        check=True)
+        with open(VENV_STAMP, "w") as stamp:
+            stamp.write(wanted)
     os.execv(VENV_PYTHON, [VENV_PYTHON] + sys.argv)
 
 

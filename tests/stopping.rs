@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use crate::support::{DEADLINE, Daemon, group_alive, pid_alive, wait_until};
+use crate::support::{DEADLINE, Daemon, group_alive, group_members, pid_alive, wait_until};
 
 fn pid_of(entry: &serde_json::Value) -> i32 {
     entry["pid"].as_i64().unwrap() as i32
@@ -486,4 +486,176 @@ priority = 10
     );
     assert_eq!(daemon.process("app:1")["state"], "STOPPED");
     assert_eq!(daemon.process("redis:1")["state"], "RUNNING");
+}
+
+/// Issue 13: `sh -c "sleep 1000 & sleep 1000 & wait"` with its leader
+/// killed -9: the sleeps stayed, adopted and shown nowhere. Now what is
+/// left of the group is stopped (stop_signal, then SIGKILL) before the
+/// restart, and `status` says so meanwhile.
+#[test]
+fn a_killed_leaders_group_is_stopped_before_the_restart() {
+    let daemon = Daemon::start(
+        r#"
+[watchers.shell]
+cmd = "sh -c 'sleep 1000 & sleep 1000 & wait'"
+start_secs = "0"
+"#,
+    );
+    let entry = daemon.wait_state("shell:1", "RUNNING");
+    let leader = pid_of(&entry);
+    let members = wait_until("the two sleeps", DEADLINE, || {
+        let members: Vec<i32> = group_members(leader)
+            .into_iter()
+            .filter(|&p| p != leader)
+            .collect();
+        (members.len() == 2).then_some(members)
+    });
+    let mut events = crate::support::Connection::open(&daemon.socket);
+    events.send_raw(b"{\"id\":1,\"cmd\":\"events\"}\n");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(leader), Signal::SIGKILL).unwrap();
+    let restarted = daemon.wait_for("a new leader", |p| {
+        p["name"] == "shell:1" && p["state"] == "RUNNING" && p["pid"] != leader
+    });
+    assert_eq!(restarted["restarts"], 1);
+    for member in members {
+        assert!(!pid_alive(member), "{member} outlived its leader");
+    }
+    assert!(!group_alive(leader));
+    // The leftovers were stopped before the new process started.
+    let mut seen = Vec::new();
+    while seen.last().map(|(_, to): &(String, String)| to.as_str()) != Some("STARTING") {
+        let line = events.read_reply();
+        let event = &line["event"];
+        if event["process"] == "shell:1" {
+            seen.push((
+                event["from"].as_str().unwrap().to_owned(),
+                event["to"].as_str().unwrap().to_owned(),
+            ));
+            if event["to"] == "STOPPING" {
+                assert!(
+                    event["reason"]
+                        .as_str()
+                        .unwrap()
+                        .contains("stopping what is left of its process group"),
+                    "{event}"
+                );
+            }
+        }
+    }
+    let seen: Vec<(&str, &str)> = seen.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    assert_eq!(
+        seen,
+        [
+            ("RUNNING", "STOPPING"),
+            ("STOPPING", "EXITED"),
+            ("EXITED", "STARTING")
+        ]
+    );
+}
+
+/// `stop_orphans = false`: a program that leaves a process behind on
+/// purpose keeps it.
+#[test]
+fn stop_orphans_false_leaves_the_group_alone() {
+    let daemon = Daemon::start(
+        r#"
+[watchers.launcher]
+cmd = "sh -c 'sleep 1000 & exit 0'"
+start_secs = "0"
+restart = "never"
+stop_orphans = false
+"#,
+    );
+    let entry = daemon.wait_state("launcher:1", "EXITED");
+    assert_eq!(entry["last_exit"]["code"], 0);
+    // The sleep lives on in the leader's group (found by its parent: us).
+    let left = crate::support::descendants(daemon.pid());
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(pid_alive(left[0]));
+}
+
+/// Issue 13: a gunicorn master killed -9 left its workers serving the port,
+/// the new master failed "Connection in use" and status said RUNNING. Now
+/// the workers are stopped first and the new master serves.
+#[test]
+fn gunicorn_comes_back_cleanly_after_its_master_is_killed() {
+    let Some(gunicorn) = crate::support::venv_program("gunicorn") else {
+        return;
+    };
+    let port = crate::support::free_port();
+    let builder = Daemon::builder();
+    std::fs::write(
+        builder.path().join("app.py"),
+        "def app(environ, start_response):\n    \
+         start_response('200 OK', [('Content-Type', 'text/plain')])\n    \
+         return [b'hello\\n']\n",
+    )
+    .unwrap();
+    let daemon = builder
+        .body(&format!(
+            r#"
+[watchers.web]
+cmd = "{} --workers 2 --bind 127.0.0.1:{port} --chdir @DIR@ app:app"
+start_secs = "1s"
+stop_timeout = "5s"
+"#,
+            gunicorn.display()
+        ))
+        .start();
+    let master = pid_of(&daemon.wait_state("web:1", "RUNNING"));
+    let workers = wait_until("two workers serving", DEADLINE, || {
+        let workers: Vec<i32> = group_members(master)
+            .into_iter()
+            .filter(|&p| p != master)
+            .collect();
+        (workers.len() == 2 && crate::support::http_get(port, "/").is_some()).then_some(workers)
+    });
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(master), Signal::SIGKILL).unwrap();
+    let entry = daemon.wait_for("a new master running", |p| {
+        p["state"] == "RUNNING" && p["pid"] != master && p["restarts"] == 1
+    });
+    for worker in &workers {
+        assert!(!pid_alive(*worker), "old worker {worker} still alive");
+    }
+    let new_master = pid_of(&entry);
+    let response = wait_until("the new master's workers serving", DEADLINE, || {
+        crate::support::http_get(port, "/")
+    });
+    assert!(response.ends_with("hello\n"), "{response}");
+    let new_workers: Vec<i32> = group_members(new_master)
+        .into_iter()
+        .filter(|&p| p != new_master)
+        .collect();
+    assert_eq!(new_workers.len(), 2, "{new_workers:?}");
+    // Still the same master: it did not fail to bind and restart again.
+    assert_eq!(pid_of(&daemon.process("web:1")), new_master);
+    assert_eq!(daemon.process("web:1")["restarts"], 1);
+}
+
+/// Issue 13: processes the daemon adopted (here a `setsid` escapee whose
+/// parent exited) were still alive after `shutdown`. None survives it now.
+#[test]
+fn no_adopted_process_survives_shutdown() {
+    let mut daemon = Daemon::start(
+        r#"
+[watchers.spawner]
+cmd = "@TESTKIT@ escapee > @DIR@/escapee.txt & exit 0"
+shell = true
+start_secs = "0"
+restart = "never"
+# It may not have left the group yet when the shell exits.
+stop_orphans = false
+"#,
+    );
+    let line = daemon.wait_file("escapee.txt", "\n");
+    let escapee: i32 = line
+        .split("escapee pid=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|pid| pid.parse().ok())
+        .unwrap();
+    assert!(pid_alive(escapee));
+    assert!(daemon.ctl(&["shutdown"]).status.success());
+    assert_eq!(daemon.wait_exit(DEADLINE), Some(0));
+    assert!(!pid_alive(escapee), "the escapee outlived the daemon");
 }

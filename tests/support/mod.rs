@@ -615,3 +615,63 @@ fn run_tool(tool: &str, args: &[&str]) {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// A program from bench/.venv (created by `python3 bench/run.py --setup`,
+/// which CI runs first), or None with a SKIPPED line when it is missing
+/// locally. In CI a missing program fails the test.
+pub fn venv_program(name: &str) -> Option<PathBuf> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("bench/.venv/bin")
+        .join(name);
+    if path.exists() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{} is missing in CI (.ci/run runs bench/run.py --setup)",
+        path.display()
+    );
+    eprintln!(
+        "SKIPPED: {} is missing (run `python3 bench/run.py --setup`)",
+        path.display()
+    );
+    None
+}
+
+/// A loopback TCP port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One HTTP/1.0 GET to 127.0.0.1:`port`; the response, or None if
+/// nothing answers.
+pub fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::Read;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
+        .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response.starts_with("HTTP/").then_some(response)
+}
+
+/// The processes in process group `pgid` (from /proc).
+pub fn group_members(pgid: i32) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
+        .filter(|&pid| {
+            stat_field(pid, 5).and_then(|f| f.parse::<i32>().ok()) == Some(pgid)
+                && stat_field(pid, 3).as_deref() != Some("Z")
+        })
+        .collect()
+}

@@ -355,6 +355,9 @@ pub struct WatcherConfig {
     pub stop_timeout: Duration,
     /// Whether stop and kill go to the whole process group.
     pub stop_group: bool,
+    /// Whether what is left of the process group when the leader exits on
+    /// its own is stopped before the process is restarted.
+    pub stop_orphans: bool,
     /// Start order (ascending) and stop order (descending).
     pub priority: i32,
     /// Resource limits set in the child.

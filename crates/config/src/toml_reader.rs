@@ -55,6 +55,7 @@ const WATCHER_KEYS: &[&str] = &[
     "stop_signal",
     "stop_timeout",
     "stop_group",
+    "stop_orphans",
     "priority",
     "rlimits",
     "stdout",
@@ -1149,6 +1150,10 @@ fn read_watcher(
         .get("stop_group")
         .and_then(|v| reader.boolean(src, &k("stop_group"), v))
         .unwrap_or(true);
+    let stop_orphans = keys
+        .get("stop_orphans")
+        .and_then(|v| reader.boolean(src, &k("stop_orphans"), v))
+        .unwrap_or(true);
     let priority = keys
         .get("priority")
         .and_then(|v| {
@@ -1218,6 +1223,7 @@ fn read_watcher(
         stop_signal,
         stop_timeout,
         stop_group,
+        stop_orphans,
         priority,
         rlimits,
         stdout: stdout?,

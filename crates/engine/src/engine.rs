@@ -46,15 +46,32 @@ const EVENT_BUFFER: usize = 1024;
 /// First delay after a quick failure; doubles up to backoff_max.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 
+/// How long processes the daemon adopted get between SIGTERM and SIGKILL
+/// once every watcher is down.
+const ADOPTED_GRACE: Duration = Duration::from_secs(2);
+
 /// A shutdown in progress.
 struct Shutdown {
     fast: bool,
     deadline: Instant,
     killed_all: bool,
+    /// The last phase: adopted processes still alive after every watcher
+    /// stopped are being ended.
+    sweep: Option<Sweep>,
     waiters: Vec<(Value, oneshot::Sender<Reply>)>,
     stopped: usize,
     /// Watchers whose "stopped" line has been logged.
     announced: std::collections::HashSet<usize>,
+}
+
+/// Ending the processes the daemon adopted (orphans of its children, or
+/// every orphan when it is PID 1), which no watcher stops.
+struct Sweep {
+    /// When SIGKILL replaces SIGTERM.
+    kill_at: Instant,
+    /// Pids already sent the signal of the current phase.
+    signalled: std::collections::HashSet<Pid>,
+    killed: bool,
 }
 
 /// What asked for a shutdown.
@@ -216,7 +233,7 @@ impl Engine {
         let mut watchdog = self.notify.watchdog_interval().map(tokio::time::interval);
         let mut kill_grace: Option<Instant> = None;
         loop {
-            if self.shutdown_complete() {
+            if self.shutdown_complete() && self.sweep_adopted() {
                 break;
             }
             let deadline = self.next_shutdown_deadline(kill_grace);
@@ -247,6 +264,10 @@ impl Engine {
                 Some(notice) = self.log_notices.recv() => self.on_log_notice(notice),
                 () = tick(&mut watchdog) => self.notify.watchdog(),
                 () = sleep_until(deadline) => {
+                    if self.shutdown.as_ref().is_some_and(|s| s.sweep.is_some()) {
+                        // The sweep's own deadline: handled at the top.
+                        continue;
+                    }
                     if kill_grace.is_some() {
                         tracing::error!("processes survived SIGKILL; exiting anyway");
                         break;
@@ -300,6 +321,13 @@ impl Engine {
     }
 
     fn next_shutdown_deadline(&self, kill_grace: Option<Instant>) -> Option<Instant> {
+        if let Some(sweep) = self.shutdown.as_ref().and_then(|s| s.sweep.as_ref()) {
+            return Some(if sweep.killed {
+                sweep.kill_at + KILL_GRACE
+            } else {
+                sweep.kill_at
+            });
+        }
         kill_grace.or_else(|| {
             self.shutdown
                 .as_ref()
@@ -640,13 +668,17 @@ impl Engine {
     // ----- reaping --------------------------------------------------------
 
     /// Reaps every child that has exited: SIGCHLD coalesces, so loop.
+    /// Every exit is collected before any is acted on, so a leader's
+    /// group members that exited with it are gone when its group is
+    /// checked.
     fn reap(&mut self) {
         let mut orphans = 0usize;
+        let mut exits = Vec::new();
         loop {
             match ringmaster_spawn::reap_any() {
                 Ok(Some((pid, exit))) => {
                     if let Some(id) = self.by_pid.remove(&pid) {
-                        self.on_exit(id, exit);
+                        exits.push((id, exit));
                     } else {
                         orphans += 1;
                     }
@@ -657,6 +689,9 @@ impl Engine {
                     break;
                 }
             }
+        }
+        for (id, exit) in exits {
+            self.on_exit(id, exit);
         }
         if orphans > 0 {
             tracing::debug!(count = orphans, "reaped orphaned descendants");
@@ -682,22 +717,73 @@ impl Engine {
                 }
                 self.check_stop_complete(id);
             }
-            ProcessState::Starting => {
-                self.quick_failure(id, format!("exited too quickly ({})", describe_exit(exit)));
-            }
-            ProcessState::Running => {
-                self.cancel_timer(id);
-                self.procs[id].reason = Some(describe_exit(exit));
-                self.set_state(id, ProcessState::Exited);
-                if self.shutdown.is_none() && self.should_restart(id, exit) {
-                    self.procs[id].restarts += 1;
-                    self.spawn(id);
+            state @ (ProcessState::Starting | ProcessState::Running) => {
+                if !self.stop_orphans(id, exit, state) {
+                    self.leader_gone(id, exit, state);
                 }
             }
             other => {
                 tracing::error!(process = %self.procs[id].name, "reaped a process in state {other}");
             }
         }
+    }
+
+    /// The leader of a process that was STARTING or RUNNING (`was`) is
+    /// gone, with nothing left of its group: a quick failure, or an exit
+    /// that may be restarted.
+    fn leader_gone(&mut self, id: ProcId, exit: Exit, was: ProcessState) {
+        if was == ProcessState::Starting {
+            self.quick_failure(id, format!("exited too quickly ({})", describe_exit(exit)));
+            return;
+        }
+        self.cancel_timer(id);
+        self.procs[id].reason = Some(describe_exit(exit));
+        self.set_state(id, ProcessState::Exited);
+        if self.shutdown.is_none() && self.should_restart(id, exit) {
+            self.procs[id].restarts += 1;
+            self.spawn(id);
+        }
+    }
+
+    /// The leader exited on its own but its process group lives on (the
+    /// workers of a killed gunicorn master, a shell's background jobs):
+    /// unless the watcher opts out, what is left is stopped like a stop
+    /// (stop_signal, SIGKILL after stop_timeout) before the exit is dealt
+    /// with, so a restarted process never finds its port still held.
+    /// Returns false when there is nothing to stop.
+    fn stop_orphans(&mut self, id: ProcId, exit: Exit, was: ProcessState) -> bool {
+        let watcher = self.watcher(id);
+        let (enabled, signal, timeout) = (
+            watcher.stop_orphans,
+            watcher.stop_signal,
+            watcher.stop_timeout,
+        );
+        let Some(pgid) = self.procs[id].last_pid else {
+            return false;
+        };
+        if !enabled || !ringmaster_spawn::group_alive(pgid) {
+            return false;
+        }
+        let _ = ringmaster_spawn::send_signal(-pgid.as_raw(), signal);
+        if signal != libc_sigkill() {
+            let _ = ringmaster_spawn::send_signal(-pgid.as_raw(), libc_sigcont());
+        }
+        self.cancel_timer(id);
+        self.procs[id].stopping = Some(StopProgress {
+            kill_at: Instant::now() + timeout,
+            killed: signal == libc_sigkill(),
+            leader_reaped: true,
+            group: true,
+            pgid,
+            leader_exit: Some((exit, was)),
+        });
+        self.procs[id].reason = Some(format!(
+            "leader {}; stopping what is left of its process group",
+            describe_exit(exit)
+        ));
+        self.set_state(id, ProcessState::Stopping);
+        self.check_stop_complete(id);
+        true
     }
 
     /// STOPPING ends when the leader is reaped and, with stop_group, the
@@ -736,7 +822,14 @@ impl Engine {
     fn finish_stop(&mut self, id: ProcId) {
         self.cancel_timer(id);
         let process = &mut self.procs[id];
-        process.stopping = None;
+        let leader_exit = process.stopping.take().and_then(|s| s.leader_exit);
+        if let Some((exit, was)) = leader_exit
+            && !process.start_after_stop
+        {
+            // The leftovers of a leader that exited on its own are gone:
+            // now its exit counts (a restart, BACKOFF, EXITED...).
+            return self.leader_gone(id, exit, was);
+        }
         process.reason = process
             .last_exit
             .map(|exit| format!("stopped ({})", describe_exit(exit)));
@@ -827,6 +920,7 @@ impl Engine {
             leader_reaped: false,
             group,
             pgid: pid,
+            leader_exit: None,
         });
         self.schedule(id, stop_timeout);
         self.set_state(id, ProcessState::Stopping);
@@ -854,6 +948,7 @@ impl Engine {
             fast,
             deadline: Instant::now() + self.config.daemon.shutdown_timeout,
             killed_all: false,
+            sweep: None,
             waiters: Vec::new(),
             stopped: 0,
             announced: std::collections::HashSet::new(),
@@ -898,6 +993,58 @@ impl Engine {
                 .procs
                 .iter()
                 .all(|p| !p.state.has_pid() && p.stopping.is_none())
+    }
+
+    /// Once every watcher is down: the processes the daemon adopted that
+    /// are still alive (a `setsid` escapee, a double-forked daemon, or
+    /// any orphan of the container when PID 1) get SIGTERM, then SIGKILL
+    /// after [`ADOPTED_GRACE`], so none outlives the daemon. True when
+    /// none is left (or they survived SIGKILL too long).
+    fn sweep_adopted(&mut self) -> bool {
+        let children = crate::system::children();
+        let Some(shutdown) = self.shutdown.as_mut() else {
+            return true;
+        };
+        if children.is_empty() {
+            return true;
+        }
+        let now = Instant::now();
+        let sweep = shutdown.sweep.get_or_insert_with(|| {
+            tracing::warn!(
+                count = children.len(),
+                "{} adopted processes are still alive: sending SIGTERM",
+                children.len()
+            );
+            Sweep {
+                kill_at: now + ADOPTED_GRACE,
+                signalled: std::collections::HashSet::new(),
+                killed: false,
+            }
+        });
+        if !sweep.killed && now >= sweep.kill_at {
+            tracing::warn!(
+                count = children.len(),
+                "adopted processes ignored SIGTERM: sending SIGKILL"
+            );
+            sweep.killed = true;
+            sweep.signalled.clear();
+        }
+        if sweep.killed && now >= sweep.kill_at + KILL_GRACE {
+            tracing::error!("adopted processes survived SIGKILL; exiting anyway");
+            return true;
+        }
+        let signal = if sweep.killed {
+            libc_sigkill()
+        } else {
+            libc_sigterm()
+        };
+        for pid in children {
+            // Each once per phase; ones adopted later get theirs as they come.
+            if sweep.signalled.insert(pid) {
+                let _ = ringmaster_spawn::send_signal(pid.as_raw(), signal);
+            }
+        }
+        false
     }
 
     /// The shutdown deadline passed: SIGKILL every remaining group.
@@ -955,6 +1102,10 @@ fn humanize(d: Duration) -> String {
 
 fn libc_sigkill() -> i32 {
     signals::parse("KILL").unwrap_or(9)
+}
+
+fn libc_sigterm() -> i32 {
+    signals::parse("TERM").unwrap_or(15)
 }
 
 fn libc_sigcont() -> i32 {

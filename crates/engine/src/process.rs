@@ -27,6 +27,11 @@ pub(crate) struct StopProgress {
     pub group: bool,
     /// The process group (the leader's pid).
     pub pgid: Pid,
+    /// Set when the leader exited on its own and what is left of its
+    /// group is being stopped: how it ended, and the state it ended in,
+    /// dealt with once the group is gone (unless a request decided
+    /// otherwise meanwhile).
+    pub leader_exit: Option<(Exit, ProcessState)>,
 }
 
 /// One process slot (`web:2`); survives restarts.

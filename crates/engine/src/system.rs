@@ -73,3 +73,17 @@ fn mark_inherited_cloexec() {
 fn libc_sigxfsz() -> i32 {
     ringmaster_protocol::signals::parse("XFSZ").unwrap_or(25)
 }
+
+/// The daemon's live children by /proc, including the orphans it adopted
+/// as subreaper or PID 1 (zombies excluded: the reaper takes those).
+pub(crate) fn children() -> Vec<nix::unistd::Pid> {
+    let me = std::process::id() as i32;
+    let Ok(all) = procfs::process::all_processes() else {
+        return Vec::new();
+    };
+    all.filter_map(Result::ok)
+        .filter_map(|p| p.stat().ok())
+        .filter(|stat| stat.ppid == me && stat.state != 'Z')
+        .map(|stat| nix::unistd::Pid::from_raw(stat.pid))
+        .collect()
+}

@@ -247,14 +247,13 @@ impl Engine {
         for &id in &ids {
             self.procs[id].retired = true;
             self.procs[id].start_after_stop = false;
-            match self.procs[id].state {
-                ProcessState::Starting | ProcessState::Running | ProcessState::Backoff => {
-                    self.begin_stop(id);
-                }
-                ProcessState::Stopping => {}
-                ProcessState::Stopped | ProcessState::Exited | ProcessState::Fatal => {
-                    already.push(id);
-                }
+            if matches!(
+                self.procs[id].state,
+                ProcessState::Stopped | ProcessState::Exited | ProcessState::Fatal
+            ) {
+                already.push(id);
+            } else {
+                self.stop_now(id);
             }
         }
         (ids, already)

@@ -36,7 +36,15 @@ impl Engine {
             ProcessState::Starting | ProcessState::Running | ProcessState::Backoff => {
                 self.begin_stop(id);
             }
-            ProcessState::Stopping => self.procs[id].start_after_stop = false,
+            ProcessState::Stopping => {
+                // A stop asked for now wins over what would have followed
+                // (a restart, or the exit of a leader whose group is going).
+                let process = &mut self.procs[id];
+                process.start_after_stop = false;
+                if let Some(stop) = process.stopping.as_mut() {
+                    stop.leader_exit = None;
+                }
+            }
             ProcessState::Stopped | ProcessState::Exited | ProcessState::Fatal => {}
         }
     }
