@@ -272,3 +272,166 @@ fn one_daemon_per_socket_and_stale_sockets_are_replaced() {
     let fresh = builder.start();
     assert_eq!(fresh.request("version", json!(null))["ok"], true);
 }
+
+/// Issue 13: the accept loop waited for one of 256 permits and an idle
+/// connection held its permit forever, so 256 idle clients locked every
+/// `ringmasterctl` out, `stop` and `shutdown` included. Now 1000 idle
+/// connections, 100 slow-loris clients and a gigabyte of garbage at once
+/// leave a well-behaved client served, and the daemon's memory bounded.
+#[test]
+fn a_crowd_of_idle_slow_and_garbage_clients_locks_nobody_out() {
+    crate::support::raise_nofile(4096);
+    let daemon = Daemon::start(
+        r#"
+[watchers.web]
+cmd = "@TESTKIT@ sleep"
+start_secs = "0"
+"#,
+    );
+    daemon.wait_state("web:1", "RUNNING");
+    let idle: Vec<UnixStream> = (0..1000)
+        .map(|_| UnixStream::connect(&daemon.socket).unwrap())
+        .collect();
+    let mut slow: Vec<UnixStream> = (0..100)
+        .map(|_| UnixStream::connect(&daemon.socket).unwrap())
+        .collect();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Slow loris: a byte per client every 100 ms, never a newline.
+    let loris = std::thread::spawn({
+        let stop = stop.clone();
+        move || {
+            let mut cut = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for conn in &mut slow {
+                    if conn.write_all(b"{").is_err() {
+                        cut += 1;
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            (slow, cut)
+        }
+    });
+    // Garbage: 1 GB of it, reconnecting whenever the daemon cuts us off.
+    let garbage = std::thread::spawn({
+        let socket = daemon.socket.clone();
+        let stop = stop.clone();
+        move || {
+            let mut block = vec![b'#'; 1 << 20];
+            for (i, byte) in block.iter_mut().enumerate() {
+                if i % 4096 == 4095 {
+                    *byte = b'\n';
+                }
+            }
+            let mut sent = 0u64;
+            let mut cuts = 0;
+            'outer: while sent < 1 << 30 && !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let mut conn = UnixStream::connect(&socket).unwrap();
+                loop {
+                    if conn.write_all(&block).is_err() {
+                        cuts += 1;
+                        continue 'outer;
+                    }
+                    sent += block.len() as u64;
+                    if sent >= 1 << 30 {
+                        break 'outer;
+                    }
+                }
+            }
+            (sent, cuts)
+        }
+    });
+    let mut worst = Duration::ZERO;
+    for round in 0..50 {
+        let started = std::time::Instant::now();
+        let reply = daemon.request("status", json!({}));
+        worst = worst.max(started.elapsed());
+        assert_eq!(reply["ok"], true, "round {round}: {reply}");
+    }
+    // stop and start still work with everyone connected.
+    assert!(daemon.ctl(&["stop", "web"]).status.success());
+    assert!(daemon.ctl(&["start", "web"]).status.success());
+    eprintln!("status under the crowd: worst of 50 took {worst:?}");
+    assert!(
+        worst < Duration::from_secs(2),
+        "status stalled for {worst:?}"
+    );
+    // Slow loris clients are told and cut once LINE_TIMEOUT (10 s) passes.
+    let mut probe = Connection::open(&daemon.socket);
+    probe.send_raw(b"{\"id\":1,");
+    let reply = probe.read_reply();
+    assert_eq!(reply["error"]["kind"], "timeout", "{reply}");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (sent, cuts) = garbage.join().unwrap();
+    let (slow, cut) = loris.join().unwrap();
+    assert!(
+        cuts > 0,
+        "the garbage client was never cut off ({sent} bytes sent)"
+    );
+    assert!(cut > 0, "no slow client was cut off");
+    let rss = crate::support::rss_bytes(daemon.pid());
+    eprintln!("daemon RSS with the crowd connected: {} KiB", rss / 1024);
+    assert!(rss < 96 << 20, "daemon RSS {rss} bytes with 1100 clients");
+    // The idle ones are still connected (idle is allowed, for 600 s).
+    let mut first = idle.into_iter().next().unwrap();
+    first
+        .write_all(b"{\"id\":9,\"cmd\":\"version\"}\n")
+        .unwrap();
+    let mut reply = [0u8; 256];
+    let n = first.read(&mut reply).unwrap();
+    assert!(String::from_utf8_lossy(&reply[..n]).contains("\"id\":9"));
+    drop(slow);
+}
+
+/// Past the connection limit (half the open-file limit here), and out of
+/// descriptors, a client is answered `busy` at once and closed; once
+/// others leave, clients are served again.
+#[test]
+fn past_the_limit_clients_are_told_busy_not_left_hanging() {
+    let daemon = Daemon::builder()
+        .nofile_limit(64)
+        .body(
+            r#"
+[watchers.web]
+cmd = "@TESTKIT@ sleep"
+numprocesses = 4
+start_secs = "0"
+"#,
+        )
+        .start();
+    daemon.wait_all("running", |p| p["state"] == "RUNNING");
+    let mut held = Vec::new();
+    let busy = loop {
+        assert!(held.len() < 64, "never told busy");
+        let conn = UnixStream::connect(&daemon.socket).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        (&conn)
+            .write_all(b"{\"id\":1,\"cmd\":\"version\"}\n")
+            .unwrap();
+        let mut reply = String::new();
+        let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(&conn), &mut reply);
+        if reply.contains("\"busy\"") {
+            break reply;
+        }
+        assert!(reply.contains("\"ok\":true"), "{reply:?}");
+        // Served: keep it open, idle.
+        held.push(conn);
+    };
+    assert!(busy.contains("try again"), "{busy}");
+    drop(held);
+    let reply = wait_for_served(&daemon);
+    assert_eq!(reply["ok"], true);
+}
+
+fn wait_for_served(daemon: &Daemon) -> serde_json::Value {
+    crate::support::wait_until("a client served again", crate::support::DEADLINE, || {
+        let mut conn = UnixStream::connect(&daemon.socket).ok()?;
+        conn.write_all(b"{\"id\":2,\"cmd\":\"status\"}\n").ok()?;
+        let mut reply = String::new();
+        let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(conn), &mut reply);
+        serde_json::from_str::<serde_json::Value>(&reply)
+            .ok()
+            .filter(|r| r["ok"] == true)
+    })
+}

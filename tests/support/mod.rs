@@ -84,6 +84,7 @@ pub struct Builder {
     env: Vec<(String, String)>,
     extra_fd: bool,
     fsize_blocks: Option<u64>,
+    nofile: Option<u64>,
     watchdog_usec: Option<u64>,
     pid1: bool,
     stdout: Option<Stdio>,
@@ -113,6 +114,12 @@ impl Builder {
     /// Starts the daemon under `ulimit -f BLOCKS` (512-byte blocks).
     pub fn fsize_limit(mut self, blocks: u64) -> Self {
         self.fsize_blocks = Some(blocks);
+        self
+    }
+
+    /// Starts the daemon under `ulimit -n FILES` (soft and hard).
+    pub fn nofile_limit(mut self, files: u64) -> Self {
+        self.nofile = Some(files);
         self
     }
 
@@ -185,6 +192,9 @@ impl Builder {
         if let Some(blocks) = self.fsize_blocks {
             prelude.push(format!("ulimit -f {blocks}"));
         }
+        if let Some(files) = self.nofile {
+            prelude.push(format!("ulimit -n {files}"));
+        }
         if let Some(usec) = self.watchdog_usec {
             prelude.push(format!("export WATCHDOG_USEC={usec} WATCHDOG_PID=$$"));
         }
@@ -252,6 +262,7 @@ impl Daemon {
             env: Vec::new(),
             extra_fd: false,
             fsize_blocks: None,
+            nofile: None,
             watchdog_usec: None,
             pid1: false,
             stdout: None,
@@ -674,4 +685,30 @@ pub fn group_members(pgid: i32) -> Vec<i32> {
                 && stat_field(pid, 3).as_deref() != Some("Z")
         })
         .collect()
+}
+
+/// Raises this test process's open-file limit to at least `files` (tests
+/// that open thousands of connections); root may raise the hard limit.
+pub fn raise_nofile(files: u64) {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    if soft >= files {
+        return;
+    }
+    let hard = hard.max(files);
+    setrlimit(Resource::RLIMIT_NOFILE, files, hard)
+        .unwrap_or_else(|e| panic!("cannot raise the open-file limit to {files}: {e}"));
+}
+
+/// Resident memory of `pid` in bytes (VmRSS).
+pub fn rss_bytes(pid: i32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
 }

@@ -23,16 +23,26 @@ use ringmaster_protocol::{
 use serde_json::Value;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::EngineError;
 
-/// Most connections served at once; further clients wait to be accepted.
-const MAX_CONNECTIONS: usize = 256;
+/// Most connections served at once (or half the daemon's open-file limit,
+/// if that is lower): a client past it is answered `busy` and closed.
+const MAX_CONNECTIONS: usize = 4096;
+/// A connection with no request in flight and no stream open is closed
+/// after this long (followers of `events` and `tail -f` never are).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+/// Once a request line has begun, the whole of it must arrive within this.
+const LINE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Replies a client may leave unread before it is cut off.
+const REPLY_QUEUE: usize = 64;
 /// A client that does not take a reply within this time is dropped.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Read buffer per connection; longer lines are gathered in a growing one.
+const READ_BUFFER: usize = 16 * 1024;
 
 /// What a control connection asks the engine.
 #[derive(Debug)]
@@ -178,7 +188,10 @@ fn prepare_parent(path: &Path) -> std::io::Result<()> {
 }
 
 /// Accepts connections until `token` is cancelled, then waits (briefly)
-/// for connections to write their last replies.
+/// for connections to write their last replies. Accepting never waits for
+/// a connection to end: past the limit, or out of descriptors, a client
+/// is told `busy` at once and closed, so a crowd of idle or slow clients
+/// can never lock out `ringmasterctl stop`.
 pub(crate) async fn serve(
     listener: UnixListener,
     authorizer: Authorizer,
@@ -187,41 +200,62 @@ pub(crate) async fn serve(
     token: CancellationToken,
 ) {
     let authorizer = Arc::new(authorizer);
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let limit = connection_limit();
     let mut connections = JoinSet::new();
+    // Kept open so that, out of descriptors, one can be freed to accept
+    // and answer a client instead of leaving it hanging in the backlog.
+    let mut reserve = spare_descriptor();
     let mut accept_backoff = Duration::from_millis(10);
+    let mut out_of_fds = false;
     loop {
-        let permit = tokio::select! {
-            permit = permits.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-            () = token.cancelled() => break,
-        };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = token.cancelled() => break,
         };
+        while connections.try_join_next().is_some() {}
         match accepted {
+            Ok((stream, _)) if connections.len() >= limit => {
+                refuse(
+                    stream,
+                    &format!("the daemon serves {limit} connections already; try again"),
+                );
+            }
             Ok((stream, _)) => {
                 accept_backoff = Duration::from_millis(10);
+                if std::mem::take(&mut out_of_fds) {
+                    tracing::info!("control socket: accepting connections again");
+                }
                 let authorizer = authorizer.clone();
                 let engine = engine.clone();
                 let events = events.clone();
                 let token = token.clone();
                 connections.spawn(async move {
                     connection(stream, &authorizer, &engine, &events, &token).await;
-                    drop(permit);
                 });
             }
+            Err(err) if is_out_of_descriptors(&err) => {
+                if !std::mem::replace(&mut out_of_fds, true) {
+                    tracing::warn!(
+                        connections = connections.len(),
+                        "control socket: out of file descriptors ({err}); answering new clients busy"
+                    );
+                }
+                drop(reserve.take());
+                if let Ok(Ok((stream, _))) =
+                    tokio::time::timeout(Duration::from_millis(10), listener.accept()).await
+                {
+                    refuse(stream, "the daemon is out of file descriptors; try again");
+                }
+                reserve = spare_descriptor();
+                tokio::time::sleep(accept_backoff).await;
+                accept_backoff = (accept_backoff * 2).min(Duration::from_secs(1));
+            }
             Err(err) => {
-                // Out of descriptors or similar: back off instead of spinning.
                 tracing::warn!("accept failed on the control socket: {err}");
                 tokio::time::sleep(accept_backoff).await;
                 accept_backoff = (accept_backoff * 2).min(Duration::from_secs(1));
             }
         }
-        while connections.try_join_next().is_some() {}
     }
     drop(listener);
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
@@ -229,6 +263,33 @@ pub(crate) async fn serve(
     })
     .await;
     connections.abort_all();
+}
+
+/// [`MAX_CONNECTIONS`], or half the open-file limit when that is lower
+/// (the rest is for children's pipes and log files).
+fn connection_limit() -> usize {
+    let soft = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map_or(1024, |(soft, _)| soft);
+    MAX_CONNECTIONS
+        .min(usize::try_from(soft / 2).unwrap_or(MAX_CONNECTIONS))
+        .max(1)
+}
+
+fn is_out_of_descriptors(err: &std::io::Error) -> bool {
+    matches!(err.raw_os_error(), Some(code) if code == nix::libc::EMFILE || code == nix::libc::ENFILE)
+}
+
+fn spare_descriptor() -> Option<std::fs::File> {
+    std::fs::File::open("/dev/null").ok()
+}
+
+/// Tells a client it cannot be served now and closes the connection,
+/// without waiting for it (the short line fits any socket buffer).
+fn refuse(stream: UnixStream, message: &str) {
+    let line = Reply::failure(Value::Null, Kind::Busy, message).to_line();
+    if let Ok(stream) = stream.into_std() {
+        let _ = std::io::Write::write(&mut &stream, line.as_bytes());
+    }
 }
 
 async fn connection(
@@ -256,7 +317,9 @@ async fn connection(
                     cred.uid()
                 ),
             );
-            let _ = write.write_all(reply.to_line().as_bytes()).await;
+            let _ =
+                tokio::time::timeout(WRITE_TIMEOUT, write.write_all(reply.to_line().as_bytes()))
+                    .await;
             return;
         }
         Err(err) => {
@@ -264,21 +327,98 @@ async fn connection(
             return;
         }
     }
-    let mut reader = BufReader::with_capacity(64 * 1024, read);
+    let mut reader = BufReader::with_capacity(READ_BUFFER, read);
+    let (replies, queue) = mpsc::channel::<String>(REPLY_QUEUE);
+    // Requests are read and answered in order while earlier replies are
+    // still being written; a client that reads none of them is cut off
+    // once REPLY_QUEUE are waiting.
+    let requests = serve_requests(&mut reader, replies, engine, events, token);
+    tokio::join!(requests, write_replies(&mut write, queue));
+}
+
+/// Writes queued lines until the queue closes, or the client stops taking
+/// them.
+async fn write_replies<W: AsyncWriteExt + Unpin>(write: &mut W, mut queue: mpsc::Receiver<String>) {
+    while let Some(line) = queue.recv().await {
+        let written = tokio::time::timeout(WRITE_TIMEOUT, write.write_all(line.as_bytes())).await;
+        if !matches!(written, Ok(Ok(()))) {
+            return;
+        }
+    }
+}
+
+/// What ended a wait for the next request line.
+enum Next {
+    Line(std::io::Result<Line>),
+    Idle,
+    Slow,
+    Cancelled,
+}
+
+/// Reads the next request line: the first byte within [`IDLE_TIMEOUT`],
+/// the rest within [`LINE_TIMEOUT`].
+async fn read_request<R: AsyncBufRead + Unpin>(
+    reader: &mut R,
+    line: &mut Vec<u8>,
+    token: &CancellationToken,
+) -> Next {
+    // fill_buf is cancel-safe: what it read stays in the buffer.
+    let first = tokio::select! {
+        first = tokio::time::timeout(IDLE_TIMEOUT, reader.fill_buf()) => first,
+        () = token.cancelled() => return Next::Cancelled,
+    };
+    match first {
+        Err(_) => return Next::Idle,
+        Ok(Err(err)) => return Next::Line(Err(err)),
+        Ok(Ok(_)) => {}
+    }
+    tokio::select! {
+        next = tokio::time::timeout(LINE_TIMEOUT, next_line(reader, line)) => {
+            next.map_or(Next::Slow, Next::Line)
+        }
+        () = token.cancelled() => Next::Cancelled,
+    }
+}
+
+/// The request loop of one connection: each reply goes to `replies`.
+/// Streams (`events`, `tail -f`) take the connection over until it closes.
+async fn serve_requests<R: AsyncBufRead + Unpin>(
+    reader: &mut R,
+    replies: mpsc::Sender<String>,
+    engine: &mpsc::Sender<Input>,
+    events: &broadcast::Sender<Arc<Event>>,
+    token: &CancellationToken,
+) {
     let mut line = Vec::new();
     loop {
-        let next = tokio::select! {
-            next = next_line(&mut reader, &mut line) => next,
-            () = token.cancelled() => break,
-        };
-        let reply = match next {
-            Err(_) | Ok(Line::Eof) => break,
-            Ok(Line::TooLong) => Reply::failure(
+        let reply = match read_request(reader, &mut line, token).await {
+            Next::Cancelled | Next::Line(Err(_) | Ok(Line::Eof)) => return,
+            Next::Idle => {
+                let secs = IDLE_TIMEOUT.as_secs();
+                let reply = Reply::failure(
+                    Value::Null,
+                    Kind::Timeout,
+                    format!("no request for {secs}s; closing the connection"),
+                );
+                let _ = replies.try_send(reply.to_line());
+                return;
+            }
+            Next::Slow => {
+                let secs = LINE_TIMEOUT.as_secs();
+                let reply = Reply::failure(
+                    Value::Null,
+                    Kind::Timeout,
+                    format!("request line not completed within {secs}s; closing the connection"),
+                );
+                let _ = replies.try_send(reply.to_line());
+                return;
+            }
+            Next::Line(Ok(Line::TooLong)) => Reply::failure(
                 Value::Null,
                 Kind::LineTooLong,
                 format!("request line longer than {MAX_LINE_BYTES} bytes; discarded"),
             ),
-            Ok(Line::Complete) => {
+            Next::Line(Ok(Line::Complete)) => {
                 if line.iter().all(u8::is_ascii_whitespace) {
                     continue;
                 }
@@ -287,14 +427,13 @@ async fn connection(
                     Err(err) => Reply::failure(id, err.kind, err.message),
                     Ok(Request::Events) => {
                         // The connection becomes a stream until either side closes.
-                        stream_events(id, events.subscribe(), &mut reader, &mut write, token).await;
+                        stream_events(id, events.subscribe(), reader, &replies, token).await;
                         return;
                     }
                     Ok(Request::Tail(args)) => match taps(engine, &args).await {
                         Err((kind, message)) => Reply::failure(id, kind, message),
                         Ok(targets) if args.follow => {
-                            stream_tail(id, targets, args.lines, &mut reader, &mut write, token)
-                                .await;
+                            stream_tail(id, targets, args.lines, reader, &replies, token).await;
                             return;
                         }
                         Ok(targets) => Reply::success(
@@ -312,10 +451,11 @@ async fn connection(
                 }
             }
         };
-        let written =
-            tokio::time::timeout(WRITE_TIMEOUT, write.write_all(reply.to_line().as_bytes())).await;
-        if !matches!(written, Ok(Ok(()))) {
-            break;
+        if replies.try_send(reply.to_line()).is_err() {
+            // Full: the client reads none of its replies. Closed: the
+            // writer gave up on it.
+            tracing::debug!("control client not reading its replies; closing the connection");
+            return;
         }
     }
 }
@@ -337,11 +477,11 @@ async fn closed<R: AsyncBufRead + Unpin>(reader: &mut R) {
 /// Sends every event to the client until it disconnects or the daemon
 /// stops. A client that reads too slowly never holds up the engine: the
 /// broadcast drops what it has not taken, and the client is told how much.
-async fn stream_events<R: AsyncBufRead + Unpin, W: AsyncWriteExt + Unpin>(
+async fn stream_events<R: AsyncBufRead + Unpin>(
     id: Value,
     mut events: broadcast::Receiver<Arc<Event>>,
     reader: &mut R,
-    write: &mut W,
+    out: &mpsc::Sender<String>,
     token: &CancellationToken,
 ) {
     loop {
@@ -358,10 +498,23 @@ async fn stream_events<R: AsyncBufRead + Unpin, W: AsyncWriteExt + Unpin>(
         };
         let mut text = serde_json::to_string(&line).unwrap_or_default();
         text.push('\n');
-        let written = tokio::time::timeout(WRITE_TIMEOUT, write.write_all(text.as_bytes())).await;
-        if !matches!(written, Ok(Ok(()))) {
+        if !send_streamed(out, text, reader).await {
             break;
         }
+    }
+}
+
+/// Queues one line of a stream, waiting for room (the broadcast behind
+/// it drops what a slow client cannot take, and says so); false when the
+/// client is gone.
+async fn send_streamed<R: AsyncBufRead + Unpin>(
+    out: &mpsc::Sender<String>,
+    line: String,
+    reader: &mut R,
+) -> bool {
+    tokio::select! {
+        sent = out.send(line) => sent.is_ok(),
+        () = closed(reader) => false,
     }
 }
 
@@ -399,12 +552,12 @@ fn output(target: &TapTarget, data: &[u8], skipped_bytes: u64) -> Output {
 /// channel; when this client is slow the forwarders wait, their broadcast
 /// receivers fall behind and drop chunks, and the next chunk tells the
 /// client how many bytes it missed. The process is never slowed.
-async fn stream_tail<R: AsyncBufRead + Unpin, W: AsyncWriteExt + Unpin>(
+async fn stream_tail<R: AsyncBufRead + Unpin>(
     id: Value,
     targets: Vec<TapTarget>,
     lines: Option<usize>,
     reader: &mut R,
-    write: &mut W,
+    out: &mpsc::Sender<String>,
     token: &CancellationToken,
 ) {
     let (tx, mut rx) = mpsc::channel::<(usize, Chunk)>(64);
@@ -446,8 +599,9 @@ async fn stream_tail<R: AsyncBufRead + Unpin, W: AsyncWriteExt + Unpin>(
         text.push('\n');
         text
     };
-    for out in first {
-        if write.write_all(line(out).as_bytes()).await.is_err() {
+    for piece in first {
+        if !send_streamed(out, line(piece), reader).await {
+            forwarders.abort_all();
             return;
         }
     }
@@ -468,10 +622,8 @@ async fn stream_tail<R: AsyncBufRead + Unpin, W: AsyncWriteExt + Unpin>(
         let skip_in_chunk = expected.saturating_sub(chunk.offset) as usize;
         let skipped = chunk.offset.saturating_sub(expected);
         next_offsets[index] = end;
-        let out = output(&targets[index], &chunk.data[skip_in_chunk..], skipped);
-        let written =
-            tokio::time::timeout(WRITE_TIMEOUT, write.write_all(line(out).as_bytes())).await;
-        if !matches!(written, Ok(Ok(()))) {
+        let piece = output(&targets[index], &chunk.data[skip_in_chunk..], skipped);
+        if !send_streamed(out, line(piece), reader).await {
             break;
         }
     }
@@ -548,6 +700,8 @@ async fn next_line<R: AsyncBufRead + Unpin>(
     buf: &mut Vec<u8>,
 ) -> std::io::Result<Line> {
     buf.clear();
+    // One big request must not pin a megabyte per idle connection.
+    buf.shrink_to(READ_BUFFER);
     let mut too_long = false;
     loop {
         let available = reader.fill_buf().await?;
@@ -568,7 +722,7 @@ async fn next_line<R: AsyncBufRead + Unpin>(
             if buf.len() + chunk.len() > MAX_LINE_BYTES {
                 too_long = true;
                 buf.clear();
-                buf.shrink_to(64 * 1024);
+                buf.shrink_to(READ_BUFFER);
             } else {
                 buf.extend_from_slice(chunk);
             }

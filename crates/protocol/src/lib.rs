@@ -69,6 +69,8 @@ mod docs_tests {
             K::ShuttingDown,
             K::BadConfig,
             K::PermissionDenied,
+            K::Busy,
+            K::Timeout,
             K::Internal,
         ] {
             let name = serde_json::to_value(kind).unwrap();

@@ -26,6 +26,12 @@ pub enum ErrorKind {
     BadConfig,
     /// The peer is not allowed to use the socket.
     PermissionDenied,
+    /// The daemon already serves as many connections as it allows (or has
+    /// no file descriptor left); this one is closed. Try again.
+    Busy,
+    /// The connection was idle too long, or a request line was not
+    /// completed in time; it is closed.
+    Timeout,
     /// An error inside the daemon; a bug worth reporting.
     Internal,
 }
