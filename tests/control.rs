@@ -273,6 +273,79 @@ fn one_daemon_per_socket_and_stale_sockets_are_replaced() {
     assert_eq!(fresh.request("version", json!(null))["ok"], true);
 }
 
+/// Issue 13: a socket path in a directory another user can write is
+/// reached by a checked walk: a directory on the way swapped for a symlink
+/// (to a directory of root's) stops the daemon with an error naming it,
+/// and nothing is created, chowned or chmodded there; a socket in such a
+/// directory that is not swapped works, with its mode.
+#[test]
+fn a_socket_directory_swapped_for_a_symlink_is_refused() {
+    if !is_root() {
+        assert!(std::env::var_os("CI").is_none(), "CI runs as root");
+        eprintln!("SKIPPED: this test needs root (CI runs as root)");
+        return;
+    }
+    let builder = Daemon::builder();
+    let dir = builder.path().to_path_buf();
+    let shared = dir.join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::os::unix::fs::chown(&shared, Some(65534), Some(65534)).unwrap();
+    let private = dir.join("private");
+    std::fs::create_dir(&private).unwrap();
+    std::os::unix::fs::symlink(&private, shared.join("run")).unwrap();
+    let config = dir.join("swapped.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[daemon]\nsocket = \"{}/run/rm.sock\"\nlogs_dir = \"{}/logs\"\n",
+            shared.display(),
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let refused = Command::new(ringmasterd()).arg(&config).output().unwrap();
+    assert_eq!(refused.status.code(), Some(1), "{refused:?}");
+    let message = stderr(&refused);
+    assert!(
+        message.contains("shared/run is a symlink in a directory uid 65534 (its owner) can write"),
+        "{message}"
+    );
+    assert_eq!(std::fs::read_dir(&private).unwrap().count(), 0);
+
+    // Not swapped: the socket is made there, through the directory's fd.
+    std::fs::remove_file(shared.join("run")).unwrap();
+    let config = builder.write_config();
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        &format!("{}/rm.sock", dir.display()),
+        &format!("{}/rm.sock", shared.display()),
+    );
+    std::fs::write(&config, text).unwrap();
+    let daemon = KillOnDrop(
+        Command::new(ringmasterd())
+            .arg(&config)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let socket = shared.join("rm.sock");
+    crate::support::wait_until("the socket", crate::support::DEADLINE, || {
+        UnixStream::connect(&socket).ok()
+    });
+    let mode = std::fs::metadata(&socket).unwrap().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    drop(daemon);
+}
+
+/// A daemon without watchers, killed when the test ends however it ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Issue 13: the accept loop waited for one of 256 permits and an idle
 /// connection held its permit forever, so 256 idle clients locked every
 /// `ringmasterctl` out, `stop` and `shutdown` included. Now 1000 idle

@@ -2,7 +2,7 @@
 //! rotation (SIGUSR2, `ringmasterctl reopen`, and the real logrotate in
 //! both its modes).
 
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::process::Command;
 
 use nix::sys::signal::Signal;
@@ -429,4 +429,117 @@ stdout = { file = "@DIR@/blocked/writer.log" }
             });
         }
     }
+}
+
+/// Issue 13: a user who owns the log directory replaced `w.log` with a
+/// symlink to a root-only file, and the daemon, as root, appended the
+/// child's output (chosen by that user) to it. Now a symlink, a FIFO, a
+/// hard link or a directory swapped for a symlink where the log belongs
+/// is refused: reported as a log error naming the path, the process runs
+/// on with its output in the tail buffer, and the root file is untouched.
+#[test]
+fn a_planted_symlink_fifo_or_hard_link_is_refused() {
+    if !crate::support::is_root() {
+        assert!(std::env::var_os("CI").is_none(), "CI runs as root");
+        eprintln!("SKIPPED: this test needs root (CI runs as root)");
+        return;
+    }
+    let builder = Daemon::builder().body(
+        r#"
+[watchers.sym]
+cmd = "echo ready pid=$$$$; while :; do echo tick; sleep 0.05; done"
+shell = true
+start_secs = "0"
+stdout = { file = "@DIR@/shared/sym.log" }
+
+[watchers.fifo]
+cmd = "@TESTKIT@ sleep"
+start_secs = "0"
+stdout = { file = "@DIR@/shared/fifo.log" }
+
+[watchers.hard]
+cmd = "@TESTKIT@ sleep"
+start_secs = "0"
+stdout = { file = "@DIR@/shared/hard.log" }
+
+[watchers.swapped]
+cmd = "@TESTKIT@ sleep"
+start_secs = "0"
+stdout = { file = "@DIR@/shared/sub/w.log" }
+"#,
+    );
+    let dir = builder.path().to_path_buf();
+    let shared = dir.join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::os::unix::fs::chown(&shared, Some(65534), Some(65534)).unwrap();
+    let secret = dir.join("secret");
+    std::fs::write(&secret, "root only\n").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::os::unix::fs::symlink(&secret, shared.join("sym.log")).unwrap();
+    nix::unistd::mkfifo(
+        &shared.join("fifo.log"),
+        nix::sys::stat::Mode::from_bits_truncate(0o666),
+    )
+    .unwrap();
+    // A reader on the FIFO, so that opening it would succeed.
+    let _reader = std::fs::File::options()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(shared.join("fifo.log"))
+        .unwrap();
+    let secret_hard = shared.join("secret-too");
+    std::fs::write(&secret_hard, "root only\n").unwrap();
+    std::fs::set_permissions(&secret_hard, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::hard_link(&secret_hard, shared.join("hard.log")).unwrap();
+    let private = dir.join("private");
+    std::fs::create_dir(&private).unwrap();
+    std::os::unix::fs::symlink(&private, shared.join("sub")).unwrap();
+
+    let daemon = builder.start();
+    for (name, problem) in [
+        (
+            "sym:1",
+            "sym.log is a symlink in a directory uid 65534 (its owner) can write",
+        ),
+        (
+            "fifo:1",
+            "fifo.log is a FIFO in a directory uid 65534 (its owner) can write",
+        ),
+        ("hard:1", "hard.log has 2 hard links"),
+        (
+            "swapped:1",
+            "shared/sub is a symlink in a directory uid 65534 (its owner) can write",
+        ),
+    ] {
+        let entry = daemon.wait_for(&format!("{name}'s log error"), |p| {
+            p["name"] == name && !p["log_error"].is_null()
+        });
+        let error = entry["log_error"].as_str().unwrap();
+        assert!(error.contains(problem), "{name}: {error}");
+        assert_eq!(entry["state"], "RUNNING", "{name} runs on");
+        let tail = stdout(&daemon.ctl(&["tail", name]));
+        assert!(
+            tail.contains("ready pid="),
+            "{name}: output kept for tail: {tail}"
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&secret).unwrap(), "root only\n");
+    assert_eq!(
+        std::fs::read_to_string(&secret_hard).unwrap(),
+        "root only\n"
+    );
+    assert_eq!(std::fs::read_dir(&private).unwrap().count(), 0);
+
+    // The symlink removed, the log is opened (a regular file of ours) on
+    // the next retry.
+    std::fs::remove_file(shared.join("sym.log")).unwrap();
+    daemon.wait_for("sym's log opened", |p| {
+        p["name"] == "sym:1" && p["log_error"].is_null()
+    });
+    assert!(
+        std::fs::symlink_metadata(shared.join("sym.log"))
+            .unwrap()
+            .is_file()
+    );
+    daemon.wait_file("shared/sym.log", "tick\n");
 }

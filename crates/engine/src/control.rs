@@ -7,8 +7,9 @@
 //! a oneshot for the reply, and writes the reply back. A client that sends
 //! slowly, never reads, or vanishes only ever holds up its own task.
 
+use std::ffi::OsStr;
 use std::io::ErrorKind;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +21,7 @@ use ringmaster_protocol::{
     ErrorKind as Kind, Event, MAX_LINE_BYTES, Output, ProcessName, Reply, Request, StreamLine,
     TailArgs, TailResult,
 };
+use ringmaster_safefs::{Dir, SafeError};
 use serde_json::Value;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
@@ -105,26 +107,68 @@ impl Authorizer {
 /// Checks whether a daemon answers at `path`: `Ok(true)` if one does,
 /// `Ok(false)` if the path is absent or a stale socket.
 pub fn probe_socket(path: &Path) -> Result<bool, EngineError> {
-    match std::fs::symlink_metadata(path) {
-        Err(err) if err.kind() == ErrorKind::NotFound => Ok(false),
-        Err(source) => Err(EngineError::Socket {
-            path: path.to_path_buf(),
-            source,
-        }),
-        Ok(meta) if !meta.file_type().is_socket() => Err(EngineError::NotASocket {
-            path: path.to_path_buf(),
-        }),
-        Ok(_) => Ok(std::os::unix::net::UnixStream::connect(path).is_ok()),
+    let socket_err = |source: SafeError| EngineError::Socket {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(source.to_string()),
+    };
+    let (dir, name) = ringmaster_safefs::split(path).ok_or_else(|| EngineError::NotASocket {
+        path: path.to_path_buf(),
+    })?;
+    let dir = match Dir::open(dir, false) {
+        Ok(dir) => dir,
+        Err(err) if err.is_not_found() => return Ok(false),
+        Err(err) => return Err(socket_err(err)),
+    };
+    probe_in(&dir, name, path)
+}
+
+/// [`probe_socket`] for `name` in an opened directory.
+fn probe_in(dir: &Dir, name: &OsStr, path: &Path) -> Result<bool, EngineError> {
+    let socket_err = |source: SafeError| EngineError::Socket {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(source.to_string()),
+    };
+    match dir.stat(name).map_err(socket_err)? {
+        None => Ok(false),
+        Some(stat) if stat.st_mode & nix::libc::S_IFMT != nix::libc::S_IFSOCK => {
+            Err(EngineError::NotASocket {
+                path: path.to_path_buf(),
+            })
+        }
+        Some(_) => Ok(std::os::unix::net::UnixStream::connect(
+            dir.fd_path(name).map_err(socket_err)?,
+        )
+        .is_ok()),
+    }
+}
+
+/// The control socket's file, removed when the daemon exits (through its
+/// directory's descriptor, like every other operation on it).
+#[derive(Debug)]
+pub(crate) struct SocketFile {
+    dir: Dir,
+    name: std::ffi::OsString,
+}
+
+impl SocketFile {
+    /// Removes the socket file.
+    pub fn remove(&self) {
+        let _ = self.dir.unlink(&self.name);
     }
 }
 
 /// Binds the control socket with the configured mode and group. A live
 /// daemon on the same path is an error; a stale socket file is replaced.
-pub(crate) fn bind(daemon: &DaemonConfig) -> Result<(UnixListener, Authorizer), EngineError> {
+/// Every step goes through the socket directory's descriptor, reached by
+/// a checked walk (ringmaster-safefs), so a directory other users can
+/// write cannot redirect the unlink, the bind, the chown or the chmod.
+pub(crate) fn bind(
+    daemon: &DaemonConfig,
+) -> Result<(UnixListener, Authorizer, SocketFile), EngineError> {
     let path = &daemon.socket;
-    let socket_err = |source| EngineError::Socket {
+    let socket_err = |source: SafeError| EngineError::Socket {
         path: path.clone(),
-        source,
+        source: std::io::Error::other(source.to_string()),
     };
     let group = match &daemon.socket_group {
         None => None,
@@ -136,22 +180,27 @@ pub(crate) fn bind(daemon: &DaemonConfig) -> Result<(UnixListener, Authorizer), 
                 .gid,
         ),
     };
-    prepare_parent(path).map_err(socket_err)?;
-    if probe_socket(path)? {
+    let (dir, name) = ringmaster_safefs::split(path)
+        .ok_or_else(|| EngineError::NotASocket { path: path.clone() })?;
+    let dir = open_parent(dir).map_err(socket_err)?;
+    if probe_in(&dir, name, path)? {
         return Err(EngineError::AlreadyRunning { path: path.clone() });
     }
-    match std::fs::remove_file(path) {
+    match dir.unlink(name) {
         Ok(()) => tracing::info!(socket = %path.display(), "removed a stale control socket"),
-        Err(err) if err.kind() == ErrorKind::NotFound => {}
+        Err(err) if err.is_not_found() => {}
         Err(err) => return Err(socket_err(err)),
     }
-    // Until chmod below the socket has the umask's mode; connecting needs
-    // write permission, which a 022 umask grants to the owner only.
-    let listener = UnixListener::bind(path).map_err(socket_err)?;
-    if let Some(gid) = group {
-        nix::unistd::chown(path, None, Some(gid)).map_err(|e| socket_err(e.into()))?;
-    }
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(daemon.socket_mode))
+    // Until the chmod below the socket has the umask's mode; connecting
+    // needs write permission, which a 022 umask grants to the owner only.
+    let listener =
+        UnixListener::bind(dir.fd_path(name).map_err(socket_err)?).map_err(|source| {
+            EngineError::Socket {
+                path: path.clone(),
+                source,
+            }
+        })?;
+    dir.secure_socket(name, group, daemon.socket_mode)
         .map_err(socket_err)?;
     Ok((
         listener,
@@ -159,32 +208,47 @@ pub(crate) fn bind(daemon: &DaemonConfig) -> Result<(UnixListener, Authorizer), 
             daemon_uid: Uid::effective(),
             group,
         },
+        SocketFile {
+            dir,
+            name: name.to_os_string(),
+        },
     ))
 }
 
-/// Creates the socket's directory if needed. The per-user fallback
-/// directory under /tmp must be ours and private, or we refuse it.
-fn prepare_parent(path: &Path) -> std::io::Result<()> {
-    let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
-        return Ok(());
-    };
+/// Opens the socket's directory, creating it if needed. The per-user
+/// fallback directory under /tmp must be ours and private, or we refuse it.
+fn open_parent(dir: &Path) -> Result<Dir, SafeError> {
     let fallback = PathBuf::from(format!("/tmp/ringmaster-{}", Uid::effective()));
-    if dir == fallback {
-        match std::fs::create_dir(dir) {
-            Ok(()) => std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?,
-            Err(err) if err.kind() == ErrorKind::AlreadyExists => {}
-            Err(err) => return Err(err),
-        }
-        let meta = std::fs::symlink_metadata(dir)?;
-        if !meta.is_dir() || meta.uid() != Uid::effective().as_raw() || meta.mode() & 0o077 != 0 {
-            return Err(std::io::Error::new(
-                ErrorKind::PermissionDenied,
-                format!("{} is not a private directory owned by us", dir.display()),
-            ));
-        }
-        return Ok(());
+    if dir != fallback {
+        return Dir::open(dir, true);
     }
-    std::fs::create_dir_all(dir)
+    match std::fs::create_dir(dir) {
+        Ok(()) => std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(
+            |source| SafeError::Io {
+                path: dir.to_path_buf(),
+                source,
+            },
+        )?,
+        Err(err) if err.kind() == ErrorKind::AlreadyExists => {}
+        Err(source) => {
+            return Err(SafeError::Io {
+                path: dir.to_path_buf(),
+                source,
+            });
+        }
+    }
+    let opened = Dir::open(dir, false)?;
+    // Walked without following a planted symlink; now it must be ours alone.
+    if opened.writers().is_some() || !opened.is_private() {
+        return Err(SafeError::Io {
+            path: dir.to_path_buf(),
+            source: std::io::Error::new(
+                ErrorKind::PermissionDenied,
+                "is not a private directory owned by us",
+            ),
+        });
+    }
+    Ok(opened)
 }
 
 /// Accepts connections until `token` is cancelled, then waits (briefly)

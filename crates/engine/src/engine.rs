@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::time::DelayQueue;
 
 use crate::EngineError;
-use crate::control::{self, Authorizer, Input};
+use crate::control::{self, Authorizer, Input, SocketFile};
 use crate::jobs::Job;
 use crate::launch;
 use crate::notify::Notifier;
@@ -205,6 +205,7 @@ impl Engine {
         mut self,
         listener: UnixListener,
         authorizer: Authorizer,
+        socket: SocketFile,
     ) -> Result<i32, EngineError> {
         // Handlers first, so no SIGCHLD from the first spawn can be missed.
         let mut signals = Signals::install()?;
@@ -315,7 +316,7 @@ impl Engine {
         if tokio::time::timeout(DRAIN_TIMEOUT, drains).await.is_err() {
             tracing::warn!("some log pumps did not finish draining in time");
         }
-        let _ = std::fs::remove_file(&self.config.daemon.socket);
+        socket.remove();
         tracing::info!("ringmasterd stopped");
         Ok(self.exit_code)
     }

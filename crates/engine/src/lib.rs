@@ -65,7 +65,7 @@ pub enum EngineError {
 /// code the process should exit with.
 pub async fn run(config: Config) -> Result<i32, EngineError> {
     let system = system::prepare();
-    let (listener, authorizer) = control::bind(&config.daemon)?;
+    let (listener, authorizer, socket) = control::bind(&config.daemon)?;
     let engine = engine::Engine::new(config, system)?;
-    engine.run(listener, authorizer).await
+    engine.run(listener, authorizer, socket).await
 }

@@ -88,13 +88,15 @@ pub enum LogError {
     /// The log thread or its runtime could not start.
     #[error("cannot start the log thread: {0}")]
     Start(std::io::Error),
-    /// A log file or its directory could not be opened or created.
+    /// A log file or its directory could not be opened or created, or
+    /// what is there must not be written (a planted symlink, FIFO, hard
+    /// link, or someone else's file; see ringmaster-safefs).
     #[error("cannot open log file {}: {source}", path.display())]
     Open {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        source: ringmaster_safefs::SafeError,
     },
 }
 

@@ -1,13 +1,13 @@
 //! A log file: appended to, optionally timestamped per line, rotated by
 //! size, reopened on request.
 
-use std::fs::{File, OpenOptions};
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use ringmaster_safefs::{Dir, SafeError};
 
 use crate::LogError;
 use crate::timestamp::rfc3339;
@@ -41,9 +41,14 @@ impl SinkSpec {
 }
 
 /// An open log file and what is needed to keep writing it correctly.
+/// The file and its rotated backups are opened and renamed through the
+/// descriptor of the directory they are in, reached by a checked walk
+/// (see ringmaster-safefs): nothing planted there is followed.
 #[derive(Debug)]
 pub struct Sink {
     spec: SinkSpec,
+    dir: Dir,
+    name: OsString,
     file: File,
     /// Bytes in the current file (its size when opened, plus our writes).
     size: u64,
@@ -57,10 +62,12 @@ impl Sink {
     /// Opens (creating it and its directory if needed) a log file for
     /// appending, with mode [`LOG_FILE_MODE`].
     pub fn open(spec: SinkSpec) -> Result<Self, LogError> {
-        let file = open_append(&spec.path)?;
+        let (dir, name, file) = open_append(&spec.path)?;
         let size = file.metadata().map_or(0, |m| m.len());
         Ok(Self {
             spec,
+            dir,
+            name,
             file,
             size,
             at_line_start: true,
@@ -77,7 +84,9 @@ impl Sink {
     /// next byte goes to a new file). Appending means that after an
     /// external truncation (copytruncate) writing resumes at offset 0.
     pub fn reopen(&mut self) -> Result<(), LogError> {
-        self.file = open_append(&self.spec.path)?;
+        // By name from the top: the directory itself may have moved.
+        let (dir, name, file) = open_append(&self.spec.path)?;
+        (self.dir, self.name, self.file) = (dir, name, file);
         self.size = self.file.metadata().map_or(0, |m| m.len());
         Ok(())
     }
@@ -138,64 +147,51 @@ impl Sink {
     }
 
     /// `path` becomes `path.1`, `path.1` becomes `path.2` ... up to
-    /// `backups`; with no backups the file is truncated.
+    /// `backups`, renamed inside the file's directory; with no backups the
+    /// file is truncated.
     fn rotate(&mut self) -> std::io::Result<()> {
-        let path = self.spec.path.clone();
         if self.spec.backups == 0 {
             self.file.set_len(0)?;
             self.size = 0;
             return Ok(());
         }
         let numbered = |n: u32| {
-            let mut name = path.clone().into_os_string();
+            let mut name = self.name.clone();
             name.push(format!(".{n}"));
-            PathBuf::from(name)
+            name
         };
+        let io = |e: SafeError| std::io::Error::other(e.to_string());
         for n in (1..self.spec.backups).rev() {
             let from = numbered(n);
-            if from.exists() {
-                std::fs::rename(&from, numbered(n + 1))?;
+            if self.dir.stat(&from).map_err(io)?.is_some() {
+                self.dir.rename(&from, &numbered(n + 1)).map_err(io)?;
             }
         }
-        std::fs::rename(&path, numbered(1))?;
-        self.file = open_append(&path).map_err(|e| match e {
-            LogError::Open { source, .. } | LogError::Start(source) => source,
-        })?;
+        self.dir.rename(&self.name, &numbered(1)).map_err(io)?;
+        self.file = self
+            .dir
+            .open_append(&self.name, LOG_FILE_MODE)
+            .map_err(io)?;
         self.size = 0;
         Ok(())
     }
 }
 
-fn open_append(path: &Path) -> Result<File, LogError> {
-    // O_NONBLOCK for the open only: a FIFO without a reader fails at once
-    // (ENXIO) instead of blocking whoever opens it; writes stay blocking.
-    let open = || {
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(LOG_FILE_MODE)
-            .custom_flags(OFlag::O_NONBLOCK.bits())
-            .open(path)?;
-        let flags = OFlag::from_bits_retain(fcntl(&file, FcntlArg::F_GETFL)?);
-        fcntl(&file, FcntlArg::F_SETFL(flags - OFlag::O_NONBLOCK))?;
-        Ok::<File, std::io::Error>(file)
-    };
-    match open() {
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).map_err(|source| LogError::Open {
-                    path: path.to_path_buf(),
-                    source,
-                })?;
-            }
-            open()
-        }
-        other => other,
-    }
-    .map_err(|source| LogError::Open {
+/// Opens the log file at `path` for appending, its directories created
+/// if missing; returns its directory and name too, for rotation.
+fn open_append(path: &Path) -> Result<(Dir, OsString, File), LogError> {
+    let fail = |source| LogError::Open {
         path: path.to_path_buf(),
         source,
-    })
+    };
+    let name = path.file_name().map(OsStr::to_os_string).ok_or_else(|| {
+        fail(SafeError::Io {
+            path: path.to_path_buf(),
+            source: std::io::ErrorKind::InvalidInput.into(),
+        })
+    })?;
+    let (dir, file) = ringmaster_safefs::open_append(path, LOG_FILE_MODE, true).map_err(fail)?;
+    Ok((dir, name, file))
 }
 
 #[cfg(test)]
