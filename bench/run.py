@@ -32,8 +32,10 @@ its figures mean nothing. Nothing here asserts on a time.
 import argparse
 import datetime
 import json
+import multiprocessing
 import os
 import platform
+import resource
 import shlex
 import shutil
 import select
@@ -367,6 +369,12 @@ class Ringmaster(Tool):
     def cli_shutdown(self):
         return [RINGMASTERCTL, "-s", self.socket, "shutdown"]
 
+    def control_path(self):
+        return self.socket
+
+    def status_once(self):
+        return self.request("status", {})["ok"]
+
     def raw_session(self):
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.connect(self.socket)
@@ -428,6 +436,12 @@ class Supervisord(Tool):
     def cli_shutdown(self):
         return [os.path.join(VENV, "bin", "supervisorctl"), "-c", self.path("supervisord.conf"), "shutdown"]
 
+    def control_path(self):
+        return self.socket
+
+    def status_once(self):
+        return bool(self.proxy().supervisor.getAllProcessInfo())
+
     def raw_session(self):
         proxy = self.proxy()
         return proxy.supervisor.getAllProcessInfo, lambda: None
@@ -487,6 +501,12 @@ class Circus(Tool):
 
     def cli_shutdown(self):
         return [os.path.join(VENV, "bin", "circusctl"), "--endpoint", self.endpoint, "quit", "--waiting"]
+
+    def control_path(self):
+        return self.path("endpoint")
+
+    def status_once(self):
+        return self.call("status").get("status") == "ok"
 
     def raw_session(self):
         client = self.client()
@@ -691,6 +711,96 @@ def ctl_latency(tool_cls, calls, raw_calls):
         return {"cli_status_ms": summary(cli), "raw_status_ms": summary(raw)}
 
 
+def crowd(tool_cls, idle_count, slow_count, garbage_bytes, calls):
+    """10 processes; a fresh-connection status call, alone, then with
+    IDLE_COUNT idle connections, SLOW_COUNT slow-loris clients (a byte each
+    every 100 ms, never a newline) and GARBAGE_BYTES of garbage sent on
+    one connection after another, all to the control endpoint at once."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = idle_count + slow_count + 256
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(want, min(hard, 65536)), max(hard, want)))
+    with tool_cls([Watcher("sleepy", [SLEEP, "100000"], 10)]) as tool:
+        wait_for(lambda: tool.running() == 10, 60, "10 running", interval=0.05)
+
+        def timed(n):
+            samples = []
+            for _ in range(n):
+                t0 = time.perf_counter()
+                if not tool.status_once():
+                    raise RuntimeError("status failed")
+                samples.append((time.perf_counter() - t0) * 1e3)
+            return samples
+        alone = timed(calls)
+        path = tool.control_path()
+
+        def connect():
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.connect(path)
+            return sock
+        idle_socks = [connect() for _ in range(idle_count)]
+        # The abusers run in processes of their own, so that the timing
+        # thread here never waits for Python's lock behind them.
+        ctx = multiprocessing.get_context("fork")
+        sent = ctx.Value("q", 0)
+        cut = ctx.Value("q", 0)
+        abusers = [ctx.Process(target=slow_loris, args=(path, slow_count)),
+                   ctx.Process(target=garbage_sender, args=(path, garbage_bytes, sent, cut))]
+        for abuser in abusers:
+            abuser.start()
+        try:
+            # The slow clients connected before the measuring starts.
+            wait_for(lambda: len(os.listdir("/proc/%d/fd" % abusers[0].pid)) >= slow_count, 30,
+                     "slow clients connected", interval=0.01)
+            wait_for(lambda: sent.value > 0 or cut.value > 0, 30, "garbage flowing", interval=0.01)
+            # Measured in the steady state of the abuse, not while its
+            # connections are still being accepted.
+            time.sleep(0.5)
+            loaded = timed(calls)
+            rss = status_value(tool.proc.pid, "VmRSS")
+        finally:
+            for abuser in abusers:
+                abuser.terminate()
+                abuser.join()
+            for sock in idle_socks:
+                sock.close()
+        sent, cut = sent.value, cut.value
+        return {"alone_ms": summary(alone), "crowd_ms": summary(loaded),
+                "rss_mb": rss / 1024 if rss else None, "garbage_mb": sent / 1e6,
+                "garbage_cut": cut}
+
+
+def slow_loris(path, count):
+    """COUNT connections, each sent a byte every 100 ms, never a newline."""
+    socks = []
+    for _ in range(count):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(path)
+        socks.append(sock)
+    while True:
+        for sock in socks:
+            try:
+                sock.send(b"{")
+            except OSError:
+                pass
+        time.sleep(0.1)
+
+
+def garbage_sender(path, total, sent, cut):
+    """TOTAL bytes of newline-separated garbage, on one connection after
+    another (a tool may close one), as fast as they are taken."""
+    block = (b"#" * 4095 + b"\n") * 256
+    while sent.value < total:
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.connect(path)
+                while sent.value < total:
+                    sock.sendall(block)
+                    sent.value += len(block)
+        except OSError:
+            cut.value += 1
+
+
 def stop_all(tool_cls, count, how):
     """N children that exit on SIGTERM: time from the ctl's shutdown (or
     SIGTERM to the daemon) until the daemon and every child are gone."""
@@ -853,11 +963,13 @@ SIZES = {
     "full": {"reps": 3, "idle_secs": 10, "spawn": [100, 500, 1000], "kills": 20,
              "log_lines": 10_000_000, "ctl_calls": 50, "raw_calls": 200, "stop": [100, 1000],
              "reload_watchers": 100, "reloads": 10, "repl_lines": 50,
-             "notify_procs": 100, "notify_idle_secs": 10, "pid1_procs": 1000},
+             "notify_procs": 100, "notify_idle_secs": 10, "pid1_procs": 1000,
+             "crowd": [1000, 100, 1 << 30, 200]},
     "quick": {"reps": 1, "idle_secs": 1, "spawn": [20], "kills": 2,
               "log_lines": 40_000, "ctl_calls": 3, "raw_calls": 20, "stop": [20],
               "reload_watchers": 10, "reloads": 2, "repl_lines": 3,
-              "notify_procs": 10, "notify_idle_secs": 1, "pid1_procs": 20},
+              "notify_procs": 10, "notify_idle_secs": 1, "pid1_procs": 20,
+              "crowd": [50, 10, 1 << 20, 5]},
 }
 
 
@@ -880,6 +992,11 @@ FIGURES = [
     (("log", "reordered"), "log lines reordered", "", True),
     (("ctl", "cli_status_ms", "median"), "CLI status, 100 processes: median", "ms", True),
     (("ctl", "raw_status_ms", "median"), "raw status round trip, 100 processes: median", "ms", True),
+    (("crowd", "alone_ms", "median"), "status on a fresh connection, 10 processes: median", "ms", True),
+    (("crowd", "crowd_ms", "median"), "the same under 1000 idle + 100 slow-loris clients + 1 GB garbage: median", "ms", True),
+    (("crowd", "crowd_ms", "p95"), "the same under the crowd: p95", "ms", True),
+    (("crowd", "crowd_ms", "max"), "the same under the crowd: max", "ms", True),
+    (("crowd", "rss_mb"), "daemon RSS with the crowd connected", "MB", True),
     (("reload", "reply_ms", "median"), "reload, 1 of 100 watchers changed: reply, median", "ms", True),
     (("reload", "applied_ms", "median"), "reload, 1 of 100 watchers changed: running again, median", "ms", True),
     (("repl", "line_ms", "median"), "interactive ctl: status line to next prompt, median", "ms", True),
@@ -976,7 +1093,7 @@ def main():
     parser.add_argument("--reps", type=int, help="repetitions (default 3, quick 1)")
     parser.add_argument("--tools", default=",".join(TOOLS), help="comma-separated rows to run")
     parser.add_argument("--only", help="comma-separated scenarios: "
-                        "idle,spawn,restart,log,ctl,stop,reload,repl,notify,pid1")
+                        "idle,spawn,restart,log,ctl,crowd,stop,reload,repl,notify,pid1")
     parser.add_argument("--no-build", action="store_true", help="use the existing release build")
     parser.add_argument("--setup", action="store_true",
                         help="only create bench/.venv with the peers (tests use their parsers)")
@@ -990,7 +1107,7 @@ def main():
     if args.reps:
         size["reps"] = args.reps
     tools = [t for t in args.tools.split(",") if t]
-    scenarios = set((args.only or "idle,spawn,restart,log,ctl,stop,reload,repl,notify,pid1")
+    scenarios = set((args.only or "idle,spawn,restart,log,ctl,crowd,stop,reload,repl,notify,pid1")
                     .split(","))
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     results = {"started": stamp, "quick": args.quick, "size": size, "tools": tools,
@@ -1024,6 +1141,9 @@ def main():
             for tool in order:
                 rep_results[tool]["ctl"] = run_scenario(tool, "ctl", ctl_latency,
                                                         size["ctl_calls"], size["raw_calls"])
+        if "crowd" in scenarios:
+            for tool in order:
+                rep_results[tool]["crowd"] = run_scenario(tool, "crowd", crowd, *size["crowd"])
         # Ringmaster's own features, measured for the record (no peer row).
         if "reload" in scenarios and "ringmaster" in tools:
             rep_results["ringmaster"]["reload"] = run_scenario(

@@ -397,7 +397,29 @@ async fn connection(
     // still being written; a client that reads none of them is cut off
     // once REPLY_QUEUE are waiting.
     let requests = serve_requests(&mut reader, replies, engine, events, token);
-    tokio::join!(requests, write_replies(&mut write, queue));
+    let writer = write_replies(&mut write, queue);
+    tokio::pin!(writer);
+    tokio::select! {
+        ended = requests => {
+            // Done: the writer finishes what is queued. Cut off: the
+            // socket closes now, so the client's writes fail at once.
+            if ended == Ended::Done {
+                writer.await;
+            }
+        }
+        // The client stopped taking replies (or left): nothing to serve.
+        () = &mut writer => {}
+    }
+}
+
+/// How a connection's request loop ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Ended {
+    /// The client closed, a stream ended, or the daemon is stopping: the
+    /// replies queued so far are still written.
+    Done,
+    /// The client is cut off (too slow, idle, or not reading its replies).
+    Cut,
 }
 
 /// Writes queued lines until the queue closes, or the client stops taking
@@ -452,11 +474,11 @@ async fn serve_requests<R: AsyncBufRead + Unpin>(
     engine: &mpsc::Sender<Input>,
     events: &broadcast::Sender<Arc<Event>>,
     token: &CancellationToken,
-) {
+) -> Ended {
     let mut line = Vec::new();
     loop {
         let reply = match read_request(reader, &mut line, token).await {
-            Next::Cancelled | Next::Line(Err(_) | Ok(Line::Eof)) => return,
+            Next::Cancelled | Next::Line(Err(_) | Ok(Line::Eof)) => return Ended::Done,
             Next::Idle => {
                 let secs = IDLE_TIMEOUT.as_secs();
                 let reply = Reply::failure(
@@ -464,8 +486,9 @@ async fn serve_requests<R: AsyncBufRead + Unpin>(
                     Kind::Timeout,
                     format!("no request for {secs}s; closing the connection"),
                 );
+                // Said if there is room; the connection closes either way.
                 let _ = replies.try_send(reply.to_line());
-                return;
+                return Ended::Done;
             }
             Next::Slow => {
                 let secs = LINE_TIMEOUT.as_secs();
@@ -475,7 +498,7 @@ async fn serve_requests<R: AsyncBufRead + Unpin>(
                     format!("request line not completed within {secs}s; closing the connection"),
                 );
                 let _ = replies.try_send(reply.to_line());
-                return;
+                return Ended::Done;
             }
             Next::Line(Ok(Line::TooLong)) => Reply::failure(
                 Value::Null,
@@ -492,13 +515,13 @@ async fn serve_requests<R: AsyncBufRead + Unpin>(
                     Ok(Request::Events) => {
                         // The connection becomes a stream until either side closes.
                         stream_events(id, events.subscribe(), reader, &replies, token).await;
-                        return;
+                        return Ended::Done;
                     }
                     Ok(Request::Tail(args)) => match taps(engine, &args).await {
                         Err((kind, message)) => Reply::failure(id, kind, message),
                         Ok(targets) if args.follow => {
                             stream_tail(id, targets, args.lines, reader, &replies, token).await;
-                            return;
+                            return Ended::Done;
                         }
                         Ok(targets) => Reply::success(
                             id,
@@ -519,8 +542,13 @@ async fn serve_requests<R: AsyncBufRead + Unpin>(
             // Full: the client reads none of its replies. Closed: the
             // writer gave up on it.
             tracing::debug!("control client not reading its replies; closing the connection");
-            return;
+            return Ended::Cut;
         }
+        // One request per turn: a client pouring in lines (garbage, or a
+        // script in a loop) must not keep the thread from the engine and
+        // from new connections, whose readiness the runtime only looks at
+        // between turns.
+        tokio::task::yield_now().await;
     }
 }
 
