@@ -10,7 +10,8 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::support::{
-    Connection, Daemon, copy_binary, is_root, open_dir, ringmasterctl, ringmasterd, stderr, stdout,
+    Connection, Daemon, copy_binary, open_dir, require_root, ringmasterctl, ringmasterd, stderr,
+    stdout,
 };
 
 /// Test plan F31: the socket is 0600 by default.
@@ -26,10 +27,7 @@ fn socket_is_private_by_default() {
 /// credentials even when the file mode lets it connect.
 #[test]
 fn peer_credentials_are_checked() {
-    if !is_root() {
-        eprintln!("SKIPPED: this test needs root (CI runs as root)");
-        return;
-    }
+    require_root!();
     let dir = open_dir();
     let ctl = copy_binary(ringmasterctl(), dir.path());
     let daemon = Daemon::builder()
@@ -280,11 +278,7 @@ fn one_daemon_per_socket_and_stale_sockets_are_replaced() {
 /// directory that is not swapped works, with its mode.
 #[test]
 fn a_socket_directory_swapped_for_a_symlink_is_refused() {
-    if !is_root() {
-        assert!(std::env::var_os("CI").is_none(), "CI runs as root");
-        eprintln!("SKIPPED: this test needs root (CI runs as root)");
-        return;
-    }
+    require_root!();
     let builder = Daemon::builder();
     let dir = builder.path().to_path_buf();
     let shared = dir.join("shared");

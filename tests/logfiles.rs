@@ -439,11 +439,7 @@ stdout = { file = "@DIR@/blocked/writer.log" }
 /// on with its output in the tail buffer, and the root file is untouched.
 #[test]
 fn a_planted_symlink_fifo_or_hard_link_is_refused() {
-    if !crate::support::is_root() {
-        assert!(std::env::var_os("CI").is_none(), "CI runs as root");
-        eprintln!("SKIPPED: this test needs root (CI runs as root)");
-        return;
-    }
+    crate::support::require_root!();
     let builder = Daemon::builder().body(
         r#"
 [watchers.sym]

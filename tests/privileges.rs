@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::process::Command;
 use std::sync::OnceLock;
 
-use crate::support::{Daemon, copy_binary, is_root, open_dir, report, testkit};
+use crate::support::{Daemon, copy_binary, open_dir, report, require_root, testkit};
 
 /// The user and groups the privilege tests run children as.
 struct TestUser {
@@ -66,15 +66,6 @@ fn test_user() -> &'static TestUser {
             extra_gids,
         }
     })
-}
-
-macro_rules! require_root {
-    () => {
-        if !is_root() {
-            eprintln!("SKIPPED: this test needs root (CI runs as root)");
-            return;
-        }
-    };
 }
 
 fn groups_of(report: &std::collections::BTreeMap<String, String>) -> BTreeSet<u32> {

@@ -362,6 +362,23 @@ fn transitions(daemon: &Daemon) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Waits until the logged transitions satisfy `done`; returns them.
+fn wait_logged(
+    daemon: &Daemon,
+    what: &str,
+    done: impl Fn(&[(String, String)]) -> bool,
+) -> Vec<(String, String)> {
+    wait_until(what, DEADLINE, || {
+        let log = transitions(daemon);
+        done(&log).then_some(log)
+    })
+}
+
+/// How many logged transitions are `change`.
+fn count(log: &[(String, String)], change: &str) -> usize {
+    log.iter().filter(|(_, c)| c == change).count()
+}
+
 fn position(log: &[(String, String)], process: &str, change: &str) -> usize {
     log.iter()
         .rposition(|(p, c)| p == process && c == change)
@@ -392,11 +409,9 @@ priority = 10
     let stop = daemon.ctl(&["stop", "all"]);
     assert!(stop.status.success(), "{stop:?}");
     daemon.wait_all("stopped", |p| p["state"] == "STOPPED");
-    let log = wait_until("the stops logged", DEADLINE, || {
-        let log = transitions(&daemon);
+    let log = wait_logged(&daemon, "the stops logged", |log| {
         log.iter()
             .any(|(p, c)| p == "redis:1" && c == "STOPPING -> STOPPED")
-            .then_some(log)
     });
     // The app took its stop_timeout (SIGKILL); Redis was told only after.
     assert!(
@@ -407,13 +422,8 @@ priority = 10
 
     let start = daemon.ctl(&["start", "all"]);
     assert!(start.status.success(), "{start:?}");
-    let log = wait_until("the starts logged", DEADLINE, || {
-        let log = transitions(&daemon);
-        (log.iter()
-            .filter(|(_, c)| c == "STARTING -> RUNNING")
-            .count()
-            == 4)
-            .then_some(log)
+    let log = wait_logged(&daemon, "the starts logged", |log| {
+        count(log, "STARTING -> RUNNING") == 4
     });
     assert!(
         position(&log, "redis:1", "STOPPED -> STARTING")
@@ -424,13 +434,8 @@ priority = 10
     // restart: stopped in the same order, then started from the bottom.
     let restart = daemon.ctl(&["restart", "all"]);
     assert!(restart.status.success(), "{restart:?}");
-    let log = wait_until("the restarts logged", DEADLINE, || {
-        let log = transitions(&daemon);
-        (log.iter()
-            .filter(|(_, c)| c == "STARTING -> RUNNING")
-            .count()
-            == 6)
-            .then_some(log)
+    let log = wait_logged(&daemon, "the restarts logged", |log| {
+        count(log, "STARTING -> RUNNING") == 6
     });
     let app_down = position(&log, "app:1", "STOPPING -> STOPPED");
     let redis_stop = position(&log, "redis:1", "RUNNING -> STOPPING");

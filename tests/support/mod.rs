@@ -33,6 +33,22 @@ pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
+/// Returns from the test, saying SKIPPED, unless it runs as root; in CI
+/// (which runs as root) not being root fails it.
+macro_rules! require_root {
+    () => {
+        if !$crate::support::is_root() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI runs the tests as root"
+            );
+            eprintln!("SKIPPED: this test needs root (CI runs as root)");
+            return;
+        }
+    };
+}
+pub(crate) use require_root;
+
 /// Polls `check` every 20 ms until it returns `Some`, or panics after
 /// `deadline` with `what`.
 pub fn wait_until<T>(what: &str, deadline: Duration, mut check: impl FnMut() -> Option<T>) -> T {
