@@ -196,11 +196,12 @@ impl Console {
                     self.lost_bytes()
                 )
             });
+            let mut notice_failed = false;
             for line in &lines {
-                if let Some(text) = notice.take()
-                    && write_all(self.fd, text.as_bytes()).is_err()
-                {
-                    failed += text.len() as u64;
+                // The notice is not output of its own: if it fails, the
+                // losses stay to be reported, and only lines count as lost.
+                if let Some(text) = notice.take() {
+                    notice_failed = write_all(self.fd, text.as_bytes()).is_err();
                 }
                 if write_all(self.fd, line).is_err() {
                     failed += line.len() as u64;
@@ -210,11 +211,9 @@ impl Console {
             queue.writing = false;
             if failed == 0 {
                 queue.stalled = false;
-            } else {
-                // Still failing: the earlier losses are still to report.
-                queue.unreported += unreported + failed;
-                self.lost.fetch_add(failed, Ordering::Relaxed);
             }
+            self.lost.fetch_add(failed, Ordering::Relaxed);
+            queue.unreported += failed + if notice_failed { unreported } else { 0 };
             self.progress.notify_all();
         }
     }
