@@ -78,10 +78,10 @@ fn bad_configurations_name_file_line_and_key() {
         &["either cmd or args"],
     );
     assert_error(
-        "[watchers.web]\ncmd = \"run $(nope)\"\n",
+        "[watchers.web]\ncmd = \"run $(env.RINGMASTER_TEST_NOPE)\"\n",
         &[],
         "CONFIG:2:7: watchers.web.cmd",
-        &["unknown placeholder $(nope)"],
+        &["RINGMASTER_TEST_NOPE is not set"],
     );
     assert_error(
         &format!("{w}depends_on = [\"db\"]\n"),

@@ -12,6 +12,7 @@
 
 mod support;
 
+mod compat;
 mod config_errors;
 mod console;
 mod containers;

@@ -98,6 +98,9 @@ fn main() -> ExitCode {
         for warning in &loaded.warnings {
             say_err!("ringmasterd: warning: {warning}");
         }
+        for note in &loaded.config.notes {
+            say_err!("ringmasterd: note: {note}");
+        }
         return check(&loaded.config);
     }
     let config = loaded.config;

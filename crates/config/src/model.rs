@@ -20,6 +20,10 @@ pub struct Config {
     pub watchers: Vec<WatcherConfig>,
     /// Named sets of watchers (`[groups]`), addressed together by name.
     pub groups: Vec<Group>,
+    /// Worth telling whoever checks the file, but not wrong (and not
+    /// warnings: `--strict` lets them pass): each `$(...)` that is not a
+    /// placeholder and goes to the program as written.
+    pub notes: Vec<crate::error::ConfigWarning>,
 }
 
 /// A named set of watchers: `site = ["web", "api"]` in `[groups]`

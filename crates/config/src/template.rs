@@ -191,8 +191,16 @@ pub(crate) struct Context<'a> {
     pub env: &'a dyn Fn(&str) -> Option<String>,
 }
 
-/// Expands every placeholder but `$(wid)`.
-pub(crate) fn expand(input: &str, ctx: &Context<'_>) -> Result<Template, String> {
+/// Expands every placeholder but `$(wid)`. A `$(` is ours only when one of
+/// our names follows (`name`, `here`, `wid` and its forms, `env.`,
+/// `sockets.`, `metrics_port`); anything else (`$(id -u)`, `$((i+1))`) is
+/// the program's text, passed as written, and noted in `notes` so that a
+/// typo such as `$(wdi)` can be seen (`ringmasterd --check`).
+pub(crate) fn expand(
+    input: &str,
+    ctx: &Context<'_>,
+    notes: &mut Vec<String>,
+) -> Result<Template, String> {
     let mut template = Template::default();
     let mut rest = input;
     while let Some(pos) = rest.find('$') {
@@ -203,47 +211,66 @@ pub(crate) fn expand(input: &str, ctx: &Context<'_>) -> Result<Template, String>
             rest = escaped;
             continue;
         }
-        if !after.starts_with("$(") {
+        let Some(inner) = after.strip_prefix("$(") else {
             template.push_literal("$");
             rest = &after[1..];
             continue;
-        }
-        let Some(end) = after.find(')') else {
-            return Err(format!(
-                "unterminated placeholder in '{input}' (write $$( for a literal $()"
-            ));
         };
-        let name = &after[2..end];
-        match name {
-            _ if name.starts_with("wid") => {
-                let format = WidFormat::parse(&name[3..]).ok_or_else(|| {
-                    format!(
-                        "bad placeholder $({name}): write $(wid), $(wid-1), $(wid+10) or $(wid-1:02) (offset, then zero-padded width)"
-                    )
-                })?;
-                template.parts.push(Part::Wid(format));
+        let name = inner.find(')').map(|end| &inner[..end]);
+        if let Some(Some(part)) = name.map(|name| placeholder(name, ctx)).transpose()? {
+            match part {
+                Part::Literal(text) => template.push_literal(&text),
+                wid @ Part::Wid(_) => template.parts.push(wid),
             }
-            "name" => template.push_literal(ctx.name),
-            "here" => template.push_literal(ctx.here),
-            _ => {
-                if let Some(var) = name.strip_prefix("env.") {
-                    let value = (ctx.env)(var).ok_or_else(|| {
-                        format!("$(env.{var}): environment variable {var} is not set")
-                    })?;
-                    template.push_literal(&value);
-                } else if name.starts_with("sockets.") || name == "metrics_port" {
-                    return Err(format!("placeholder $({name}) is not supported yet"));
-                } else {
-                    return Err(format!(
-                        "unknown placeholder $({name}) (known: $(name), $(wid), $(here), $(env.VAR); write $$( for a literal $()"
-                    ));
-                }
-            }
+            rest = &inner[name.map_or(0, str::len) + 1..];
+            continue;
         }
-        rest = &after[end + 1..];
+        // Not ours: the program's own text, scanned on after the `$(` (a
+        // placeholder may still follow inside it).
+        let shown = name.map_or_else(
+            || inner.chars().take(20).collect::<String>(),
+            |name| format!("{name})"),
+        );
+        notes.push(format!(
+            "$({shown} is not a ringmaster placeholder: passed to the program as written"
+        ));
+        template.push_literal("$(");
+        rest = inner;
     }
     template.push_literal(rest);
     Ok(template)
+}
+
+/// What `$(name)` stands for: `None` when the name is not one of ours,
+/// an error when it is ours but wrong (`$(env.NOPE)`, `$(wid*2)`).
+fn placeholder(name: &str, ctx: &Context<'_>) -> Result<Option<Part>, String> {
+    if let Some(spec) = name.strip_prefix("wid") {
+        // `$(wid)` and its forms; `$(widget)` is someone else's.
+        if !(spec.is_empty() || spec.starts_with(['+', '-', ':'])) {
+            return Ok(None);
+        }
+        return WidFormat::parse(spec).map(|f| Some(Part::Wid(f))).ok_or_else(|| {
+            format!(
+                "bad placeholder $({name}): write $(wid), $(wid-1), $(wid+10) or $(wid-1:02) (offset, then zero-padded width)"
+            )
+        });
+    }
+    match name {
+        "name" => Ok(Some(Part::Literal(ctx.name.to_owned()))),
+        "here" => Ok(Some(Part::Literal(ctx.here.to_owned()))),
+        "metrics_port" => Err("placeholder $(metrics_port) is not supported yet".into()),
+        _ => {
+            if let Some(var) = name.strip_prefix("env.") {
+                (ctx.env)(var)
+                    .map(|value| Some(Part::Literal(value)))
+                    .ok_or_else(|| format!("$(env.{var}): environment variable {var} is not set"))
+            } else if name.starts_with("sockets.") {
+                Err(format!("placeholder $({name}) is not supported yet"))
+            } else {
+                Ok(None)
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -251,15 +278,22 @@ mod tests {
     use super::*;
 
     fn ctx_expand(input: &str) -> Result<Template, String> {
+        expand_noting(input).map(|(t, _)| t)
+    }
+
+    fn expand_noting(input: &str) -> Result<(Template, Vec<String>), String> {
         let env = |var: &str| (var == "HOME").then(|| "/home/x".to_owned());
-        expand(
+        let mut notes = Vec::new();
+        let template = expand(
             input,
             &Context {
                 name: "web",
                 here: "/etc/rm",
                 env: &env,
             },
-        )
+            &mut notes,
+        )?;
+        Ok((template, notes))
     }
 
     #[test]
@@ -282,14 +316,7 @@ mod tests {
         let shown = t.to_string();
         assert_eq!(shown, "web_$(wid-1:02) $(wid+7) $(wid:03) $(wid-5)");
         assert_eq!(ctx_expand(&shown).unwrap(), t);
-        for bad in [
-            "$(wid-)",
-            "$(wid:2)",
-            "$(wid*2)",
-            "$(wid-1:)",
-            "$(widx)",
-            "$(wid:099)",
-        ] {
+        for bad in ["$(wid-)", "$(wid:2)", "$(wid-1:)", "$(wid:099)", "$(wid+x)"] {
             assert!(
                 ctx_expand(bad).unwrap_err().contains("bad placeholder"),
                 "{bad}"
@@ -298,22 +325,44 @@ mod tests {
     }
 
     #[test]
-    fn rejects_unknown_placeholders() {
-        assert!(
-            ctx_expand("$(nope)")
-                .unwrap_err()
-                .contains("unknown placeholder")
-        );
+    fn rejects_what_is_ours_but_wrong() {
         assert!(
             ctx_expand("$(env.MISSING)")
                 .unwrap_err()
                 .contains("not set")
         );
-        assert!(ctx_expand("$(name").unwrap_err().contains("unterminated"));
         assert!(
             ctx_expand("$(sockets.web)")
                 .unwrap_err()
                 .contains("not supported yet")
         );
+    }
+
+    /// Issue 14: shell one-liners keep their own `$(`, with a note each.
+    #[test]
+    fn the_programs_own_dollar_parens_pass_as_written() {
+        for (input, output) in [
+            ("echo $(id -u)", "echo $(id -u)"),
+            ("i=$((i+1))", "i=$((i+1))"),
+            (
+                "for i in $(seq 5); do echo $i; done",
+                "for i in $(seq 5); do echo $i; done",
+            ),
+            ("$(widget) $(wdi) $(name", "$(widget) $(wdi) $(name"),
+            ("echo $(echo $(name))", "echo $(echo web)"),
+        ] {
+            let (template, notes) = expand_noting(input).unwrap();
+            assert_eq!(template.render(1), output, "{input}");
+            assert!(!notes.is_empty(), "{input}: no note");
+        }
+        let (_, notes) = expand_noting("$(wdi)-$(name)").unwrap();
+        assert_eq!(
+            notes,
+            ["$(wdi) is not a ringmaster placeholder: passed to the program as written"]
+        );
+        // Written back (to_string) as an escaped $( and read back the same.
+        let (template, _) = expand_noting("echo $(id -u) $(wid)").unwrap();
+        assert_eq!(template.to_string(), "echo $$(id -u) $(wid)");
+        assert_eq!(ctx_expand(&template.to_string()).unwrap(), template);
     }
 }

@@ -13,7 +13,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use crate::env_file;
-use crate::error::{ConfigError, ConfigErrors, Location};
+use crate::error::{ConfigError, ConfigErrors, ConfigWarning, Location};
 use crate::model::{
     Command, Config, DaemonConfig, FileSink, Group, LogFormat, LogLevel, OutputSink, Restart,
     Rlimit, RlimitValue, StartRetries, StderrSink, WatcherConfig,
@@ -134,6 +134,8 @@ type Entry<'i> = (
 #[derive(Default)]
 struct Reader {
     errors: Vec<ConfigError>,
+    /// Worth saying, not wrong: `$(...)` passed to the program as written.
+    notes: Vec<ConfigWarning>,
 }
 
 impl Reader {
@@ -351,7 +353,16 @@ impl Reader {
         text: &str,
         ctx: &Context<'_>,
     ) -> Option<Template> {
-        match template::expand(text, ctx) {
+        let mut notes = Vec::new();
+        let expanded = template::expand(text, ctx, &mut notes);
+        for message in notes {
+            self.notes.push(ConfigWarning {
+                location: src.location(value.span().start),
+                key: key.to_owned(),
+                message,
+            });
+        }
+        match expanded {
             Ok(t) => Some(t),
             Err(message) => {
                 self.invalid(src, value.span().start, key, message);
@@ -473,6 +484,7 @@ pub(crate) fn load_text(
             daemon,
             watchers: watchers.into_iter().map(|(w, _)| w).collect(),
             groups,
+            notes: std::mem::take(&mut reader.notes),
         };
         check_aliases(&mut reader, &config);
         if !reader.errors.is_empty() {

@@ -61,6 +61,9 @@ impl Converted {
                         *location = self.map_location(location, main);
                     }
                 }
+                for note in &mut config.notes {
+                    note.location = self.map_location(&note.location, main);
+                }
                 Ok(config)
             }
             Err(ConfigErrors(errors)) => Err(ConfigErrors(

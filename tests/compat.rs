@@ -1,0 +1,43 @@
+//! Real files run (issue 14): what supervisord, Circus or a shell accept
+//! is accepted here too, and what is odd is said, not refused.
+
+use crate::support::{Daemon, ringmasterd, stderr};
+
+/// Issue 14: any `$(` that is not ringmaster's was refused, so the first
+/// shell one-liner a user wrote failed. Now `$(id -u)`, `$((i+1))` and
+/// `$(seq 2)` reach the shell as written, `--check` notes each, and what
+/// is ours but wrong stays an error.
+#[test]
+fn a_shells_own_dollar_parens_reach_the_shell() {
+    let builder = Daemon::builder().body(
+        r#"
+[watchers.oneliner]
+args = ["sh", "-c", "echo uid=$(id -u); i=$((1+1)); echo i=$i; for n in $(seq 2); do echo n$n; done; echo $(wdi)"]
+restart = "never"
+start_secs = "0"
+"#,
+    );
+    let config = builder.write_config();
+    let check = std::process::Command::new(ringmasterd())
+        .arg("--check")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{check:?}");
+    let notes = stderr(&check);
+    for placeholder in ["$(id -u)", "$((1+1)", "$(seq 2)", "$(wdi)"] {
+        assert!(
+            notes.contains(&format!("note: {}:", config.display()))
+                && notes.contains(&format!("{placeholder} is not a ringmaster placeholder")),
+            "{placeholder}: {notes}"
+        );
+    }
+    let daemon = builder.launch(config);
+    daemon.wait_state("oneliner:1", "EXITED");
+    let uid = nix::unistd::getuid();
+    let out = daemon.wait_file("logs/oneliner-1.out.log", "n2\n");
+    assert!(
+        out.starts_with(&format!("uid={uid}\ni=2\nn1\nn2\n")),
+        "{out}"
+    );
+}
