@@ -41,3 +41,40 @@ start_secs = "0"
         "{out}"
     );
 }
+
+/// Issue 14: `ringmasterctl -c FILE` validated the whole file just to find
+/// the socket, so after a bad edit `-c FILE reread`, the command meant to
+/// report the mistake, never reached the daemon. It reads only the socket
+/// setting now, and the daemon says what is wrong, with file:line:key.
+#[test]
+fn ctl_reaches_the_daemon_through_a_broken_file() {
+    let daemon = Daemon::start(
+        r#"
+[watchers.web]
+cmd = "@TESTKIT@ sleep"
+start_secs = "0"
+"#,
+    );
+    daemon.wait_state("web:1", "RUNNING");
+    let text = std::fs::read_to_string(&daemon.config).unwrap();
+    std::fs::write(
+        &daemon.config,
+        text.replace("start_secs = \"0\"", "start_secs = \"soon\""),
+    )
+    .unwrap();
+    let reread = std::process::Command::new(crate::support::ringmasterctl())
+        .arg("-c")
+        .arg(&daemon.config)
+        .arg("reread")
+        .env_remove("RINGMASTER_SOCKET")
+        .output()
+        .unwrap();
+    assert_eq!(reread.status.code(), Some(1), "{reread:?}");
+    let message = stderr(&reread);
+    assert!(
+        message.contains(&format!("{}:", daemon.config.display()))
+            && message.contains("watchers.web.start_secs")
+            && message.contains("[bad_config]"),
+        "{message}"
+    );
+}

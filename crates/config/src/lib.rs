@@ -13,6 +13,7 @@ mod env_file;
 mod error;
 mod ini;
 mod model;
+mod socket;
 mod template;
 mod toml_reader;
 mod units;
@@ -24,6 +25,7 @@ pub use model::{
     Command, Config, DaemonConfig, FileSink, Group, LogFormat, LogLevel, OutputSink, Restart,
     Rlimit, RlimitValue, StartRetries, StderrSink, WatcherConfig,
 };
+pub use socket::socket_of;
 pub use template::{Part, Template, WidFormat};
 
 /// The configuration dialects ringmaster reads.

@@ -48,9 +48,15 @@ pub fn socket_path(explicit: Option<&Path>, config: Option<&Path>) -> Result<Pat
         return Ok(path.to_path_buf());
     }
     if let Some(config) = config {
-        return ringmaster_config::load(config, None)
-            .map(|c| c.daemon.socket)
-            .map_err(|e| CtlError::Config(e.to_string()));
+        // Only the socket setting: after a bad edit, `-c FILE reread` must
+        // still reach the daemon, which reports what is wrong with FILE.
+        if !config.exists() {
+            return Err(CtlError::Config(format!(
+                "{}: no such file",
+                config.display()
+            )));
+        }
+        return Ok(ringmaster_config::socket_of(config));
     }
     if let Some(path) = std::env::var_os(SOCKET_ENV).filter(|p| !p.is_empty()) {
         return Ok(PathBuf::from(path));
