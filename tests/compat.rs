@@ -78,3 +78,59 @@ start_secs = "0"
         "{message}"
     );
 }
+
+/// Issue 14: a conf.d fragment (programs, no `[supervisord]`), a typo and a
+/// key given twice run, each said as a warning with file:line:key;
+/// `--strict` makes them errors, at `--check` and at start.
+#[test]
+fn odd_but_accepted_files_run_and_strict_refuses_them() {
+    let builder = Daemon::builder();
+    let fragment = builder.path().join("app.conf");
+    std::fs::write(
+        &fragment,
+        format!(
+            "[program:app]\ncommand={} sleep\nstartsecs=0\nauto_start=true\nstartsecs=0\n",
+            crate::support::testkit()
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(ringmasterd())
+            .args(args)
+            .arg(&fragment)
+            .env("RINGMASTER_SOCKET", builder.path().join("rm.sock"))
+            .output()
+            .unwrap()
+    };
+    let check = run(&["--check"]);
+    assert!(check.status.success(), "{check:?}");
+    let said = stderr(&check);
+    let file = fragment.display();
+    for warning in [
+        format!(
+            "{file}:1: no [supervisord] section: read as a conf.d fragment, with supervisord's defaults"
+        ),
+        format!(
+            "{file}:4: program:app.auto_start: unknown key (did you mean 'autostart'?): ignored, as supervisord ignores it"
+        ),
+        format!(
+            "{file}:5: program:app.startsecs: startsecs is given again in [program:app] (first at line 3): the later value counts, as in supervisord"
+        ),
+    ] {
+        assert!(said.contains(&warning), "missing {warning}\n{said}");
+    }
+    for strict in [&["--check", "--strict"][..], &["--strict"]] {
+        let refused = run(strict);
+        assert_eq!(refused.status.code(), Some(1), "{strict:?}: {refused:?}");
+        assert!(
+            stderr(&refused).contains("--strict makes every warning an error"),
+            "{refused:?}"
+        );
+    }
+    // And it runs, as supervisord would run it.
+    let socket = builder.path().join("rm.sock").display().to_string();
+    let daemon = builder
+        .env("RINGMASTER_SOCKET", &socket)
+        .launch(fragment.clone());
+    daemon.wait_state("app:1", "RUNNING");
+}

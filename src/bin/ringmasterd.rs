@@ -36,6 +36,9 @@ struct Args {
     /// (default: by extension, then by content).
     #[arg(long, value_name = "FORMAT")]
     format: Option<Dialect>,
+    /// With --check or at start: every configuration warning is an error.
+    #[arg(long)]
+    strict: bool,
     /// Log level: error, warn, info, debug or trace (overrides the config).
     #[arg(long, value_name = "LEVEL")]
     log_level: Option<LogLevel>,
@@ -87,6 +90,13 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if args.strict && !args.convert && !loaded.warnings.is_empty() {
+        say_err!("ringmasterd: configuration error (--strict makes every warning an error):");
+        for warning in &loaded.warnings {
+            say_err!("{warning}");
+        }
+        return ExitCode::from(1);
+    }
     if args.convert {
         for warning in &loaded.warnings {
             say_err!("ringmasterd: warning: {warning}");

@@ -18,9 +18,12 @@
 //!   first `;` of a value can start a comment and only after whitespace, a
 //!   value of `""` is empty, keys keep their case.
 //!
-//! Unlike either parser, a section or key defined twice is an error naming
-//! both lines (supervisord silently merges them, Circus silently keeps the
-//! first key): a duplicate is almost always a mistake.
+//! A section or key defined twice means what it means to the original,
+//! and is said (a [`Document::warnings`] entry naming both lines): a
+//! section given again is merged into the first in both dialects; a key
+//! given again replaces the earlier value in supervisord's parser
+//! (`strict=False`), while Circus's keeps the first value, and its quirk
+//! with it: the duplicate's continuation lines extend the first value.
 //!
 //! Interpolation (`%(here)s`, `$(circus.env.X)`) is not done here: the
 //! [`percent`] module implements Python's `%` formatting for Supervisor's
@@ -72,8 +75,13 @@ impl Section {
 /// A parsed file: its sections in file order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Document {
-    /// The sections, `[DEFAULT]` included if present.
+    /// The sections, `[DEFAULT]` included if present; a section given
+    /// twice appears once, merged.
     pub sections: Vec<Section>,
+    /// Lines the original parser accepts without a word but that are
+    /// probably mistakes (a key or section given twice), each naming both
+    /// lines.
+    pub warnings: Vec<SyntaxError>,
 }
 
 impl Document {
@@ -123,8 +131,6 @@ enum Target {
     Nothing,
     /// The entry with this index in the section.
     Entry(usize),
-    /// A duplicate key, already reported: its lines go nowhere.
-    Discard,
 }
 
 #[derive(Default)]
@@ -136,6 +142,7 @@ struct Reader {
     /// Indentation of the last line that was not a continuation.
     indent: usize,
     errors: Vec<SyntaxError>,
+    warnings: Vec<SyntaxError>,
 }
 
 impl Reader {
@@ -164,7 +171,12 @@ impl Reader {
         }
         self.indent = indent;
         if let Some((key, val)) = self.header_or_option(number, value, line) {
-            self.add_entry(number, key.to_lowercase(), py_strip(val).to_owned());
+            self.add_entry(
+                Dialect::Supervisor,
+                number,
+                key.to_lowercase(),
+                py_strip(val).to_owned(),
+            );
         }
     }
 
@@ -200,7 +212,7 @@ impl Reader {
         if val == "\"\"" {
             val = "";
         }
-        self.add_entry(number, key.to_owned(), val.to_owned());
+        self.add_entry(Dialect::Circus, number, key.to_owned(), val.to_owned());
     }
 
     /// A section header (opened), or a `key = value` line split at its
@@ -259,43 +271,61 @@ impl Reader {
     }
 
     fn open_section(&mut self, number: usize, name: &str) {
-        if let Some(earlier) = self.sections.iter().find(|s| s.name == name) {
-            let first = earlier.line;
-            self.error(
-                number,
-                Some(&format!("[{name}]")),
-                format!("section [{name}] is already defined at line {first}"),
-            );
-            // Keep reading into a scratch section so its keys are checked.
-        }
-        self.sections.push(Section {
-            name: name.to_owned(),
-            line: number,
-            entries: Vec::new(),
-        });
-        self.pieces.push(Vec::new());
+        let index = if let Some(index) = self.sections.iter().position(|s| s.name == name) {
+            let first = self.sections[index].line;
+            self.warnings.push(SyntaxError {
+                line: number,
+                key: Some(format!("[{name}]")),
+                message: format!(
+                    "section [{name}] is given again (first at line {first}): merged into it"
+                ),
+            });
+            index
+        } else {
+            self.sections.push(Section {
+                name: name.to_owned(),
+                line: number,
+                entries: Vec::new(),
+            });
+            self.pieces.push(Vec::new());
+            self.sections.len() - 1
+        };
         self.cursor = Some(Cursor {
-            section: self.sections.len() - 1,
+            section: index,
             entry: Target::Nothing,
         });
     }
 
-    fn add_entry(&mut self, number: usize, key: String, value: String) {
+    fn add_entry(&mut self, dialect: Dialect, number: usize, key: String, value: String) {
         let Some(cursor) = self.cursor else {
             return;
         };
         let section = &mut self.sections[cursor.section];
-        if let Some(earlier) = section.get(&key) {
-            let (first, name) = (earlier.line, section.name.clone());
-            self.error(
-                number,
-                Some(&format!("{name}.{key}")),
-                format!("{key} is already set in [{name}] at line {first}"),
-            );
-            // Continuation lines of the duplicate must not extend the first.
+        if let Some(index) = section.entries.iter().position(|e| e.key == key) {
+            let entry = &mut section.entries[index];
+            let (first, name) = (entry.line, section.name.clone());
+            let kept = match dialect {
+                // RawConfigParser(strict=False): the later value replaces
+                // the earlier, and its continuation lines extend it.
+                Dialect::Supervisor => {
+                    entry.line = number;
+                    self.pieces[cursor.section][index] = vec![value];
+                    "the later value counts, as in supervisord"
+                }
+                // StrictConfigParser skips the duplicate, but its
+                // continuation lines still extend the first value.
+                Dialect::Circus => "the first value counts, as in Circus",
+            };
+            self.warnings.push(SyntaxError {
+                line: number,
+                key: Some(format!("{name}.{key}")),
+                message: format!(
+                    "{key} is given again in [{name}] (first at line {first}): {kept}"
+                ),
+            });
             self.cursor = Some(Cursor {
                 section: cursor.section,
-                entry: Target::Discard,
+                entry: Target::Entry(index),
             });
             return;
         }
@@ -325,8 +355,10 @@ impl Reader {
                 };
             }
         }
+        self.warnings.sort_by_key(|w| w.line);
         Ok(Document {
             sections: self.sections,
+            warnings: self.warnings,
         })
     }
 }
@@ -493,12 +525,47 @@ mod tests {
             let errors =
                 parse("k=v\n[s]\na=1\na=2\nnot an option\n=x\n[s]\n", dialect).unwrap_err();
             let lines: Vec<usize> = errors.iter().map(|e| e.line).collect();
-            assert_eq!(lines, [1, 4, 5, 6, 7], "{dialect:?}: {errors:?}");
-            assert!(errors[1].message.contains("already set in [s] at line 3"));
-            assert_eq!(errors[1].key.as_deref(), Some("s.a"));
-            assert_eq!(errors[4].key.as_deref(), Some("[s]"));
-            assert!(errors[4].message.contains("already defined at line 2"));
+            assert_eq!(lines, [1, 5, 6], "{dialect:?}: {errors:?}");
         }
+    }
+
+    /// Issue 14: a key or section given twice means what it means to the
+    /// original parser, and is said with both lines.
+    #[test]
+    fn duplicates_mean_what_the_originals_make_of_them() {
+        let text = "[s]\na=1\nb=x\n  more\na=2\n  two\n[t]\nc=3\n[s]\nd=4\n";
+        let doc = sup(text);
+        assert_eq!(value(&doc, "s", "a"), "2\ntwo");
+        assert_eq!(doc.section("s").unwrap().get("a").unwrap().line, 5);
+        assert_eq!(value(&doc, "s", "d"), "4");
+        assert_eq!(doc.sections.len(), 2);
+        let said: Vec<(usize, &str)> = doc
+            .warnings
+            .iter()
+            .map(|w| (w.line, w.message.as_str()))
+            .collect();
+        assert_eq!(
+            said,
+            [
+                (
+                    5,
+                    "a is given again in [s] (first at line 2): the later value counts, as in supervisord"
+                ),
+                (
+                    9,
+                    "section [s] is given again (first at line 1): merged into it"
+                ),
+            ]
+        );
+        let doc = parse(text, Dialect::Circus).unwrap();
+        // Circus keeps the first value, extended by the duplicate's
+        // continuation line.
+        assert_eq!(value(&doc, "s", "a"), "1\ntwo");
+        assert!(
+            doc.warnings[0]
+                .message
+                .ends_with("the first value counts, as in Circus")
+        );
     }
 
     #[test]
@@ -646,13 +713,10 @@ mod differential {
                     compared += 1;
                 }
                 (Err(errors), Ok(_)) => {
-                    // Duplicates and empty keys (Circus takes them) are
-                    // errors here on purpose; nothing else.
+                    // Empty keys (Circus takes them) are errors here on
+                    // purpose; nothing else.
                     assert!(
-                        errors
-                            .iter()
-                            .all(|e| e.message.contains("already")
-                                || e.message.contains("empty key")),
+                        errors.iter().all(|e| e.message.contains("empty key")),
                         "{dialect:?}: we refuse what Python reads: {errors:?}\n{text}"
                     );
                 }

@@ -573,11 +573,11 @@ fn translate(files: &[IniFile], env: &[(String, String)], report: &mut Report, o
                     })
                     .map(|s| format!(" (did you mean [{s}]?)"))
                     .unwrap_or_default();
-                report.error(
+                report.warn(
                     sec.file,
                     sec.section.line,
                     format!("[{name}]"),
-                    format!("unknown section{hint}"),
+                    format!("unknown section{hint}: ignored, as circusd ignores it"),
                 );
             }
         }
@@ -1099,14 +1099,14 @@ fn fnmatch(pattern: &str, name: &str) -> bool {
 }
 
 fn unknown_key(report: &mut Report, sec: Sec<'_>, entry: &Entry, known: &[&str]) {
-    report.unknown_key(sec.file, &sec.section.name, entry, known);
+    report.unknown_key(sec.file, &sec.section.name, entry, known, "circusd");
 }
 
 #[cfg(test)]
 mod tests {
     use std::path::PathBuf;
 
-    use crate::ini::fixtures::{bad_fixtures, dir, round_trip};
+    use crate::ini::fixtures::{bad_fixtures, dir, round_trip, warn_fixtures};
 
     fn fixtures() -> PathBuf {
         dir("circus")
@@ -1119,9 +1119,22 @@ mod tests {
         }
     }
 
+    /// Issue 14: what circusd accepts in silence is read, and said.
+    #[test]
+    fn warn_fixtures_read_as_circusd_reads_them() {
+        let read = warn_fixtures(&fixtures().join("warn"), 4);
+        let command = |name: &str| {
+            let config = &read.iter().find(|(n, _)| n == name).unwrap().1;
+            config.watchers[0].command.argv[0].render(1)
+        };
+        // The first value counts, as in Circus's StrictConfigParser.
+        assert_eq!(command("dup-key.ini"), "true");
+        assert_eq!(command("dup-section.ini"), "true");
+    }
+
     #[test]
     fn bad_fixtures_name_file_line_and_key() {
-        bad_fixtures(&fixtures().join("bad"), 15);
+        bad_fixtures(&fixtures().join("bad"), 16);
     }
 
     #[test]

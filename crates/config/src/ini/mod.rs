@@ -162,22 +162,25 @@ impl Report {
         });
     }
 
-    /// An unknown key of `[section]`, with the nearest known one.
+    /// An unknown key of `[section]`, with the nearest known one: the
+    /// `original` program (supervisord, circusd) ignores such a key without
+    /// a word, so it is a warning here, and ignored too.
     pub(crate) fn unknown_key(
         &mut self,
         file: &Path,
         section: &str,
         entry: &ringmaster_ini::Entry,
         known: &[&str],
+        original: &str,
     ) {
         let hint = ringmaster_protocol::did_you_mean(&entry.key, known.iter().copied())
             .map(|s| format!(" (did you mean '{s}'?)"))
             .unwrap_or_default();
-        self.error(
+        self.warn(
             file,
             entry.line,
             format!("{section}.{}", entry.key),
-            format!("unknown key{hint}"),
+            format!("unknown key{hint}: ignored, as {original} ignores it"),
         );
     }
 
@@ -207,6 +210,16 @@ pub(crate) fn unique_sections<'a>(
 ) -> Vec<(&'a Path, &'a ringmaster_ini::Section)> {
     let mut sections: Vec<(&Path, &ringmaster_ini::Section)> = Vec::new();
     for file in files {
+        // What the parser found odd but the original accepts (a key or
+        // section given twice in one file): said, not refused.
+        for said in &file.doc.warnings {
+            report.warn(
+                &file.path,
+                said.line,
+                said.key.clone().unwrap_or_default(),
+                said.message.clone(),
+            );
+        }
         for section in &file.doc.sections {
             if skip_default && section.name == "DEFAULT" {
                 continue;
@@ -289,6 +302,42 @@ pub(crate) mod fixtures {
             "{name}:\n{}",
             loaded.toml
         );
+    }
+
+    /// Every file in `dir` starts with `; warn: LINE: TEXT` lines and is
+    /// read, with exactly those warnings (what the original accepts in
+    /// silence is said here, not refused); returns the configurations.
+    pub(crate) fn warn_fixtures(dir: &Path, at_least: usize) -> Vec<(String, crate::Config)> {
+        let mut read = Vec::new();
+        let mut paths: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        paths.sort();
+        for path in paths {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let mut want: Vec<String> = text
+                .lines()
+                .map_while(|l| l.strip_prefix("; warn: "))
+                .map(|w| format!("{}:{w}", path.display()))
+                .collect();
+            assert!(!want.is_empty(), "{}: no '; warn:' line", path.display());
+            let loaded =
+                crate::read(&path, None).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let mut got: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
+            want.sort();
+            got.sort();
+            assert_eq!(got, want, "{}", path.display());
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            read.push((name, loaded.config));
+        }
+        assert!(
+            read.len() >= at_least,
+            "{} warn fixtures in {}",
+            read.len(),
+            dir.display()
+        );
+        read
     }
 
     /// Every file in `dir` starts with `; expect: LINE: TEXT` and fails

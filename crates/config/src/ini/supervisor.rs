@@ -470,17 +470,27 @@ fn translate(
         })
         .collect();
 
-    let Some(supervisord) = sections
-        .iter()
-        .find(|s| s.section.name == "supervisord")
-        .copied()
-    else {
-        report.errors.push(ConfigError::File {
-            path: main.to_path_buf(),
-            message: "no [supervisord] section (supervisord requires one too)".into(),
-        });
-        return;
+    // A file of programs alone is a conf.d fragment (what applications
+    // ship for /etc/supervisor/conf.d/): read with supervisord's defaults.
+    let empty = ringmaster_ini::Section {
+        name: "supervisord".into(),
+        line: 1,
+        entries: Vec::new(),
     };
+    let found = sections.iter().find(|s| s.section.name == "supervisord");
+    if found.is_none() {
+        report.warn(
+            main,
+            1,
+            String::new(),
+            "no [supervisord] section: read as a conf.d fragment, with supervisord's defaults",
+        );
+    }
+    let supervisord = found.copied().unwrap_or(Sec {
+        file: main,
+        section: &empty,
+        defaults,
+    });
 
     out.comment(&format!(
         "Translated by `ringmasterd --convert` from {}.\n\
@@ -547,11 +557,11 @@ fn translate(
                     .and_then(|k| SECTION_KINDS.iter().find(|s| s.split(':').next() == Some(k)))
                     .map(|s| format!(" (did you mean [{s}]?)"))
                     .unwrap_or_default();
-                report.error(
+                report.warn(
                     sec.file,
                     sec.section.line,
                     format!("[{name}]"),
-                    format!("unknown section{hint}"),
+                    format!("unknown section{hint}: ignored, as supervisord ignores it"),
                 );
             }
         }
@@ -1389,14 +1399,14 @@ fn log_level(value: &str) -> Option<&'static str> {
 }
 
 fn unknown_key(report: &mut Report, sec: Sec<'_>, entry: &Entry, known: &[&str]) {
-    report.unknown_key(sec.file, &sec.section.name, entry, known);
+    report.unknown_key(sec.file, &sec.section.name, entry, known, "supervisord");
 }
 
 #[cfg(test)]
 mod tests {
     use std::path::{Path, PathBuf};
 
-    use crate::ini::fixtures::{bad_fixtures, dir, round_trip};
+    use crate::ini::fixtures::{bad_fixtures, dir, round_trip, warn_fixtures};
 
     fn fixtures() -> PathBuf {
         dir("supervisor")
@@ -1411,7 +1421,21 @@ mod tests {
 
     #[test]
     fn bad_fixtures_name_file_line_and_key() {
-        bad_fixtures(&fixtures().join("bad"), 20);
+        bad_fixtures(&fixtures().join("bad"), 19);
+    }
+
+    /// Issue 14: what supervisord accepts in silence is read, and said.
+    #[test]
+    fn warn_fixtures_read_as_supervisord_reads_them() {
+        let read = warn_fixtures(&fixtures().join("warn"), 6);
+        let command = |name: &str| {
+            let config = &read.iter().find(|(n, _)| n == name).unwrap().1;
+            config.watchers[0].command.argv[0].render(1)
+        };
+        // The later value counts, as in supervisord (strict=False).
+        assert_eq!(command("duplicate-key.conf"), "false");
+        assert_eq!(command("duplicate-section.conf"), "false");
+        assert_eq!(command("no-supervisord.conf"), "true");
     }
 
     #[test]
@@ -1431,15 +1455,9 @@ mod tests {
             eprintln!("skipped: no supervisor package (run `python3 bench/run.py --setup`)");
             return;
         };
-        // Documented differences (docs/migration.md): a key set twice in a
-        // section, a section defined again in an included file.
-        let refused = [
-            (
-                "issue-1224.conf",
-                "nodaemon is already set in [supervisord]",
-            ),
-            ("include.conf", "section [supervisord] is already defined"),
-        ];
+        // Documented difference (docs/migration.md): a section defined
+        // again in an included file.
+        let refused = [("include.conf", "section [supervisord] is already defined")];
         let mut read = 0;
         let mut paths: Vec<PathBuf> = std::fs::read_dir(&fixtures)
             .unwrap()
