@@ -1006,35 +1006,44 @@ fn stream_sink(
         }
         None | Some("FileStream" | "WatchedFileStream") => {}
         Some("TimedRotatingFileStream") => {
-            report.error(
+            // The file is still written, whole; only the rotation differs.
+            report.warn(
                 sec.file,
                 first_line,
                 key("class"),
-                "rotation by time is not supported; rotate by size (max_bytes) or with logrotate",
+                "rotation by time is not supported: written as a FileStream (rotate by size with max_bytes, or with logrotate)",
             );
-            return None;
         }
         Some(other) => {
-            report.error(sec.file, first_line, key("class"), format!("stream class '{other}' is not supported (FileStream, WatchedFileStream, StdoutStream)"));
-            return None;
+            // A Python class (`mypkg.JournalStream`) cannot run here; the
+            // process must still run, and nothing it writes be lost.
+            report.warn(
+                sec.file,
+                first_line,
+                key("class"),
+                format!(
+                    "stream class '{other}' is a Python class and cannot run here: the {stream} goes to its default log file instead, and the stream's other options are ignored"
+                ),
+            );
+            return Some("{}".into());
         }
     }
     let mut items = Vec::new();
-    let Some(entry) = options.get("filename") else {
-        report.error(
+    match options.get("filename") {
+        // Circus writes to a temporary file of its own choosing.
+        None => report.warn(
             sec.file,
             first_line,
             key("filename"),
-            "a file stream needs filename",
-        );
-        return None;
-    };
-    match expand_circus(&entry.value, lookup, Some("$(wid)")) {
-        Ok(file) => items.push(format!("file = {}", emit::string(&file))),
-        Err(message) => {
-            report.error(sec.file, entry.line, key("filename"), message);
-            return None;
-        }
+            format!("a file stream without filename: the {stream} goes to its default log file"),
+        ),
+        Some(entry) => match expand_circus(&entry.value, lookup, Some("$(wid)")) {
+            Ok(file) => items.push(format!("file = {}", emit::string(&file))),
+            Err(message) => {
+                report.error(sec.file, entry.line, key("filename"), message);
+                return None;
+            }
+        },
     }
     let integer = |report: &mut Report, option: &str| -> Option<u64> {
         let entry = options.get(option)?;
@@ -1074,11 +1083,12 @@ fn stream_sink(
             option.as_str(),
             "class" | "filename" | "max_bytes" | "backup_count" | "time_format"
         ) {
-            report.error(
+            // FileStream takes **kwargs and ignores what it does not know.
+            report.warn(
                 sec.file,
                 entry.line,
                 key(option),
-                "unknown stream option (class, filename, max_bytes, backup_count, time_format)",
+                "unknown stream option (class, filename, max_bytes, backup_count, time_format): ignored, as circusd ignores it",
             );
         }
     }
@@ -1122,7 +1132,7 @@ mod tests {
     /// Issue 14: what circusd accepts in silence is read, and said.
     #[test]
     fn warn_fixtures_read_as_circusd_reads_them() {
-        let read = warn_fixtures(&fixtures().join("warn"), 4);
+        let read = warn_fixtures(&fixtures().join("warn"), 7);
         let command = |name: &str| {
             let config = &read.iter().find(|(n, _)| n == name).unwrap().1;
             config.watchers[0].command.argv[0].render(1)
@@ -1130,11 +1140,24 @@ mod tests {
         // The first value counts, as in Circus's StrictConfigParser.
         assert_eq!(command("dup-key.ini"), "true");
         assert_eq!(command("dup-section.ini"), "true");
+        // A Python stream class, or no filename: the default log file, so
+        // nothing the process writes is lost.
+        let stdout_file = |name: &str| {
+            let config = &read.iter().find(|(n, _)| n == name).unwrap().1;
+            match &config.watchers[0].stdout {
+                crate::OutputSink::File(file) => file.path.render(1),
+                other @ crate::OutputSink::Null => panic!("{name}: {other:?}"),
+            }
+        };
+        for name in ["python-stream.ini", "no-filename.ini"] {
+            assert!(stdout_file(name).ends_with("/x-1.out.log"), "{name}");
+        }
+        assert_eq!(stdout_file("timed.ini"), "/tmp/x.log");
     }
 
     #[test]
     fn bad_fixtures_name_file_line_and_key() {
-        bad_fixtures(&fixtures().join("bad"), 16);
+        bad_fixtures(&fixtures().join("bad"), 15);
     }
 
     #[test]
