@@ -134,3 +134,85 @@ fn odd_but_accepted_files_run_and_strict_refuses_them() {
         .launch(fragment.clone());
     daemon.wait_state("app:1", "RUNNING");
 }
+
+/// Issue 14: Circus's `virtualenv` as `circus/util.py` `load_virtualenv`
+/// does it: the venv's bin first on PATH, and PYTHONPATH with the packages
+/// its `.pth` files name and its site-packages. A real venv from
+/// `python3 -m venv`, a module installed in it and an editable-style
+/// package (a `.pth` pointing outside): the system python imports both,
+/// which only the PYTHONPATH Circus builds makes possible.
+#[test]
+fn a_circus_virtualenv_reaches_the_child() {
+    let python = ["/usr/bin/python3", "/usr/local/bin/python3"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("python3 (installed by .ci/run)");
+    let builder = Daemon::builder();
+    let dir = builder.path().to_path_buf();
+    let venv = dir.join("venv");
+    let made = std::process::Command::new(python)
+        .args(["-m", "venv", "--without-pip"])
+        .arg(&venv)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let lib = std::fs::read_dir(venv.join("lib"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("python")
+        })
+        .unwrap();
+    let site = lib.join("site-packages");
+    std::fs::write(site.join("greet.py"), "WHO = 'installed'\n").unwrap();
+    let editable = dir.join("src");
+    std::fs::create_dir_all(editable.join("mypkg")).unwrap();
+    std::fs::write(editable.join("mypkg/__init__.py"), "WHO = 'editable'\n").unwrap();
+    std::fs::write(
+        site.join("mypkg.pth"),
+        format!("# an editable install\n{}\n", editable.display()),
+    )
+    .unwrap();
+    let config = dir.join("circus.ini");
+    std::fs::write(
+        &config,
+        format!(
+            "[watcher:app]\ncmd = {python}\n\
+             args = -c \"import os, greet, mypkg; print(greet.WHO, mypkg.WHO); print(os.environ['PATH'].split(':')[0])\"\n\
+             copy_env = True\nvirtualenv = {}\nrespawn = False\n\
+             stdout_stream.class = FileStream\nstdout_stream.filename = {}/out.log\n",
+            venv.display(),
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let socket = dir.join("rm.sock");
+    let daemon = builder
+        .env("RINGMASTER_SOCKET", socket.to_str().unwrap())
+        .launch(config.clone());
+    let bin = venv.join("bin").display().to_string();
+    let out = daemon.wait_file("out.log", &format!("{bin}\n"));
+    assert_eq!(out, format!("installed editable\n{bin}\n"));
+    // Without copy_env, as circusd: an error naming the line and key.
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("copy_env = True", "copy_env = False");
+    std::fs::write(&config, text).unwrap();
+    let check = std::process::Command::new(ringmasterd())
+        .arg("--check")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(check.status.code(), Some(1));
+    assert!(
+        stderr(&check).contains(&format!(
+            "{}:5: watcher:app.virtualenv: copy_env must be True",
+            config.display()
+        )),
+        "{}",
+        stderr(&check)
+    );
+}

@@ -72,6 +72,8 @@ const CIRCUS_IGNORED: &[(&str, &str)] = &[
 ];
 
 const WATCHER_KEYS: &[&str] = &[
+    "virtualenv",
+    "virtualenv_py_ver",
     "cmd",
     "args",
     "shell",
@@ -140,11 +142,6 @@ const WATCHER_UNSUPPORTED: &[(&str, &str)] = &[
     (
         "max_age_variance",
         "restarting processes by age is not supported yet",
-    ),
-    ("virtualenv", "set PATH (and PYTHONPATH) in [env] instead"),
-    (
-        "virtualenv_py_ver",
-        "set PATH (and PYTHONPATH) in [env] instead",
     ),
     ("shell_args", "put the arguments in cmd"),
     ("respawn_delay", "not supported yet"),
@@ -374,6 +371,146 @@ fn find_ci(haystack: &str, needle: &str) -> Option<usize> {
 /// `$VAR` (upper case, as Circus's parse_env_dict matches it) from the
 /// daemon's environment, written as `$(env.VAR)` for the TOML reader to
 /// resolve at load time.
+/// `virtualenv = DIR` as Circus's `util.load_virtualenv` does it: the
+/// venv's `bin` first on PATH (when it exists), and PYTHONPATH made of the
+/// packages its `.pth` files name, then what PYTHONPATH was, then its
+/// site-packages. Returns the variables to set (Circus's `$VAR` syntax, so
+/// a PATH inherited from the daemon stays a reference). Circus picks the
+/// site-packages of the Python it runs on; here, without one, that is
+/// `virtualenv_py_ver` or else the venv's only `lib/pythonX.Y`. The `.pth`
+/// packages are sorted (Circus joins a set, in no stable order).
+fn virtualenv(
+    dir: &str,
+    py_ver: Option<&str>,
+    copy_env: bool,
+    env: &[(String, String)],
+    daemon_env: &[(String, String)],
+) -> Result<Vec<(String, String)>, String> {
+    if !copy_env {
+        return Err("copy_env must be True to use virtualenv (as circusd requires)".into());
+    }
+    let root = Path::new(dir);
+    let lib = root.join("lib");
+    let versions: Vec<String> = if let Some(ver) = py_ver {
+        vec![ver.to_owned()]
+    } else {
+        let mut found: Vec<String> = std::fs::read_dir(&lib)
+            .map(|dirs| {
+                dirs.filter_map(Result::ok)
+                    .filter_map(|d| d.file_name().into_string().ok())
+                    .filter_map(|n| {
+                        n.strip_prefix("python")
+                            .or(n.strip_prefix("pypy"))
+                            .map(str::to_owned)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        found.sort();
+        found.dedup();
+        found
+    };
+    let tried: Vec<PathBuf> = versions
+        .iter()
+        .flat_map(|ver| {
+            ["python", "pypy"].map(|kind| lib.join(format!("{kind}{ver}")).join("site-packages"))
+        })
+        .collect();
+    let sitedir = match tried.iter().filter(|d| d.is_dir()).collect::<Vec<_>>()[..] {
+        [only] => only.clone(),
+        [] if tried.is_empty() => {
+            return Err(format!(
+                "{} has no lib/pythonX.Y: not a virtualenv",
+                root.display()
+            ));
+        }
+        [] => {
+            let tried: Vec<String> = tried.iter().map(|d| d.display().to_string()).collect();
+            return Err(format!("{} does not exist", tried.join(",")));
+        }
+        _ => {
+            return Err(format!(
+                "{} holds more than one Python: set virtualenv_py_ver",
+                root.display()
+            ));
+        }
+    };
+    // Circus's watcher.env then: circusd's environment (copy_env is
+    // required), updated with the watcher's.
+    let own = |key: &str| {
+        env.iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+    };
+    let get = |key: &str| {
+        own(key).or_else(|| {
+            daemon_env
+                .iter()
+                .rev()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.clone())
+        })
+    };
+    let mut set = Vec::new();
+    let bindir = root.join("bin");
+    if bindir.is_dir() {
+        // The daemon's PATH stays a reference, not today's value.
+        let path = own("PATH").unwrap_or_else(|| "$PATH".into());
+        set.push(("PATH".to_owned(), format!("{}:{path}", bindir.display())));
+    }
+    let mut packages: Vec<String> = std::fs::read_dir(&sitedir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".pth"))
+                .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+                .flat_map(|text| {
+                    text.lines()
+                        .filter(|l| !l.starts_with('#') && !l.starts_with("import"))
+                        .map(|l| sitedir.join(l.trim_end()))
+                        .filter(|p| p.exists())
+                        .map(|p| normalize(&p).display().to_string())
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    packages.sort();
+    packages.dedup();
+    let site = sitedir.display().to_string();
+    // Circus's own branches, quirks included: with the site-packages
+    // already on the path, the .pth packages are dropped.
+    let py_path = get("PYTHONPATH").filter(|p| !p.is_empty());
+    let path = match (packages.is_empty(), &py_path) {
+        (true, _) => None,
+        (false, Some(py_path)) => Some(format!("{}:{py_path}", packages.join(":"))),
+        (false, None) => Some(packages.join(":")),
+    };
+    let parts = match path {
+        Some(path) if !path.split(':').any(|p| p == site) => vec![path, site],
+        _ => py_path.into_iter().chain([site]).collect(),
+    };
+    set.push(("PYTHONPATH".to_owned(), parts.join(":")));
+    Ok(set)
+}
+
+/// `path` with `.` and `..` resolved lexically, as Python's
+/// `os.path.abspath` does.
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 fn dollar_vars(value: &str) -> String {
     let mut out = String::new();
     let mut chars = value.char_indices().peekable();
@@ -798,6 +935,18 @@ fn emit_watcher(
         }
     }
 
+    if let Some(entry) = sec.get("virtualenv") {
+        let py_ver = sec.get("virtualenv_py_ver").map(|e| e.value.trim());
+        match virtualenv(entry.value.trim(), py_ver, copy_env, &child_env, global_env) {
+            Ok(set) => {
+                for (key, value) in set {
+                    child_env.retain(|(k, _)| *k != key);
+                    child_env.push((key, value));
+                }
+            }
+            Err(message) => report.error(sec.file, entry.line, sec.name("virtualenv"), message),
+        }
+    }
     let env_pairs: Vec<(String, String)> = child_env
         .iter()
         .map(|(k, v)| (k.clone(), dollar_vars(v)))
