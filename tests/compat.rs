@@ -216,3 +216,69 @@ fn a_circus_virtualenv_reaches_the_child() {
         stderr(&check)
     );
 }
+
+/// Issue 14: the Debian package's own /etc/supervisor/supervisord.conf,
+/// unchanged, with conf.d fragments as applications ship them (programs
+/// and a group, no [supervisord]): it runs. The daemon sees a private
+/// /etc (an overlay: the host's is untouched), /var/log and /run.
+#[test]
+fn debians_supervisord_conf_with_fragments_runs_unchanged() {
+    crate::support::require_root!();
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/supervisor/debian/supervisord.conf");
+    let builder = Daemon::builder();
+    let dir = builder.path().to_path_buf();
+    for sub in ["etc-upper", "etc-work", "log", "run", "fragments"] {
+        std::fs::create_dir(dir.join(sub)).unwrap();
+    }
+    std::fs::write(
+        dir.join("fragments/web.conf"),
+        format!(
+            "[program:web]\ncommand={} sleep\nnumprocs=2\nprocess_name=%(program_name)s_%(process_num)02d\n\
+             startsecs=0\n",
+            crate::support::testkit()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("fragments/worker.conf"),
+        format!(
+            "[program:worker]\ncommand={} sleep\nstartsecs=0\nstdout_logfile=/var/log/supervisor/worker.log\n\n\
+             [group:jobs]\nprograms=worker\n",
+            crate::support::testkit()
+        ),
+    )
+    .unwrap();
+    let d = dir.display();
+    let setup = format!(
+        "mount -t overlay overlay -o lowerdir=/etc,upperdir={d}/etc-upper,workdir={d}/etc-work /etc\n\
+         mkdir -p /etc/supervisor/conf.d\n\
+         cp {} /etc/supervisor/supervisord.conf\n\
+         cp {d}/fragments/*.conf /etc/supervisor/conf.d/\n\
+         mount --bind {d}/log /var/log\n\
+         if [ -L /var/run ]; then mount --bind {d}/run /run; else mount --bind {d}/run /var/run; fi",
+        fixture.display()
+    );
+    let daemon = builder
+        .mount_namespace(&setup)
+        .socket_at(&dir.join("run/supervisor.sock"))
+        .launch(std::path::PathBuf::from("/etc/supervisor/supervisord.conf"));
+    daemon.wait_all("everything running", |p| p["state"] == "RUNNING");
+    let names: Vec<String> = daemon
+        .status()
+        .iter()
+        .map(|p| {
+            p["alias"]
+                .as_str()
+                .unwrap_or(p["name"].as_str().unwrap())
+                .to_owned()
+        })
+        .collect();
+    // As supervisorctl names them.
+    assert_eq!(names, ["web:web_00", "web:web_01", "jobs:worker"]);
+    // Logs where the file says: childlogdir and the fragment's own path.
+    daemon.wait_file("log/supervisor/worker.log", "ready pid=");
+    // Included, the fragments are part of the main file: no warning.
+    assert!(!daemon.daemon_log().contains("no [supervisord] section"));
+    assert!(!std::path::Path::new("/etc/supervisor/conf.d/web.conf").exists());
+}

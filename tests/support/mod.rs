@@ -103,6 +103,8 @@ pub struct Builder {
     nofile: Option<u64>,
     watchdog_usec: Option<u64>,
     pid1: bool,
+    mount_setup: Option<String>,
+    socket: Option<PathBuf>,
     stdout: Option<Stdio>,
     stderr: Option<Stdio>,
 }
@@ -151,6 +153,20 @@ impl Builder {
     /// is then unshare's, which exits with the daemon's status.
     pub fn pid1(mut self) -> Self {
         self.pid1 = true;
+        self
+    }
+
+    /// Runs the daemon in a private mount namespace (`unshare --mount`),
+    /// after the shell commands `setup` (mounts that give it a private view
+    /// of system paths, leaving the host's untouched). Needs root.
+    pub fn mount_namespace(mut self, setup: &str) -> Self {
+        self.mount_setup = Some(setup.to_owned());
+        self
+    }
+
+    /// Where the daemon's socket is (default: rm.sock in the test directory).
+    pub fn socket_at(mut self, path: &Path) -> Self {
+        self.socket = Some(path.to_path_buf());
         self
     }
 
@@ -214,7 +230,18 @@ impl Builder {
         if let Some(usec) = self.watchdog_usec {
             prelude.push(format!("export WATCHDOG_USEC={usec} WATCHDOG_PID=$$"));
         }
-        let mut command = if self.pid1 {
+        let mut command = if let Some(setup) = &self.mount_setup {
+            assert!(
+                prelude.is_empty(),
+                "a mount namespace takes no other prelude"
+            );
+            let mut unshare = Command::new("unshare");
+            unshare
+                .args(["--mount", "--propagation", "private", "/bin/sh", "-c"])
+                .arg(format!("set -e\n{setup}\nexec \"$0\" \"$@\""))
+                .arg(ringmasterd());
+            unshare
+        } else if self.pid1 {
             assert!(prelude.is_empty(), "pid1 takes no shell prelude");
             let mut unshare = Command::new("unshare");
             unshare
@@ -256,7 +283,10 @@ impl Builder {
         drop(leaked);
         let mut daemon = Daemon {
             child,
-            socket: self.dir.path().join("rm.sock"),
+            socket: self
+                .socket
+                .take()
+                .unwrap_or_else(|| self.dir.path().join("rm.sock")),
             config,
             stderr,
             dir: self.dir,
@@ -281,6 +311,8 @@ impl Daemon {
             nofile: None,
             watchdog_usec: None,
             pid1: false,
+            mount_setup: None,
+            socket: None,
             stdout: None,
             stderr: None,
         }
