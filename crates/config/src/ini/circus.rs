@@ -1281,7 +1281,7 @@ mod tests {
     /// Issue 14: what circusd accepts in silence is read, and said.
     #[test]
     fn warn_fixtures_read_as_circusd_reads_them() {
-        let read = warn_fixtures(&fixtures().join("warn"), 7);
+        let read = warn_fixtures(&fixtures().join("warn"), 8);
         let command = |name: &str| {
             let config = &read.iter().find(|(n, _)| n == name).unwrap().1;
             config.watchers[0].command.argv[0].render(1)

@@ -139,6 +139,43 @@ fn unreachable_toml(path: &Path) -> Result<Converted, ConfigErrors> {
     }]))
 }
 
+/// Keys people write that mean something in the other dialect or in an
+/// older version, with what to write instead (checked before did-you-mean).
+const CONFUSIONS: &[(&str, &str, &str)] = &[
+    ("circusd", "user", "Circus calls it uid"),
+    ("circusd", "group", "Circus calls it gid"),
+    ("circusd", "directory", "Circus calls it working_dir"),
+    ("circusd", "numprocs", "Circus calls it numprocesses"),
+    ("circusd", "command", "Circus calls it cmd"),
+    ("supervisord", "uid", "supervisord calls it user"),
+    (
+        "supervisord",
+        "working_dir",
+        "supervisord calls it directory",
+    ),
+    (
+        "supervisord",
+        "numprocesses",
+        "supervisord calls it numprocs",
+    ),
+    ("supervisord", "cmd", "supervisord calls it command"),
+    (
+        "supervisord",
+        "http_port",
+        "a supervisord 2.x key: [unix_http_server] file, or [inet_http_server] port",
+    ),
+    (
+        "supervisord",
+        "http_username",
+        "a supervisord 2.x key: [unix_http_server] username",
+    ),
+    (
+        "supervisord",
+        "http_password",
+        "a supervisord 2.x key: [unix_http_server] password",
+    ),
+];
+
 /// Errors and warnings collected while translating.
 #[derive(Default)]
 pub(crate) struct Report {
@@ -173,8 +210,15 @@ impl Report {
         known: &[&str],
         original: &str,
     ) {
-        let hint = ringmaster_protocol::did_you_mean(&entry.key, known.iter().copied())
-            .map(|s| format!(" (did you mean '{s}'?)"))
+        // Known confusions first: what a name means elsewhere.
+        let hint = CONFUSIONS
+            .iter()
+            .find(|(program, key, _)| *program == original && *key == entry.key)
+            .map(|(_, _, hint)| format!(" ({hint})"))
+            .or_else(|| {
+                ringmaster_protocol::did_you_mean(&entry.key, known.iter().copied())
+                    .map(|s| format!(" (did you mean '{s}'?)"))
+            })
             .unwrap_or_default();
         self.warn(
             file,

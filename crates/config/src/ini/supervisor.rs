@@ -620,7 +620,16 @@ fn read_supervisord(
             continue;
         }
         if !SUPERVISORD_KEYS.contains(&key) {
-            unknown_key(report, sec, entry, SUPERVISORD_KEYS);
+            if PROGRAM_KEYS.contains(&key) {
+                report.warn(
+                    sec.file,
+                    entry.line,
+                    sec.name(key),
+                    "unknown key (a [program:x] key, not one of [supervisord]): ignored, as supervisord ignores it",
+                );
+            } else {
+                unknown_key(report, sec, entry, SUPERVISORD_KEYS);
+            }
             continue;
         }
         let value = match expand_text(&names, &entry.value) {
@@ -1427,7 +1436,7 @@ mod tests {
     /// Issue 14: what supervisord accepts in silence is read, and said.
     #[test]
     fn warn_fixtures_read_as_supervisord_reads_them() {
-        let read = warn_fixtures(&fixtures().join("warn"), 6);
+        let read = warn_fixtures(&fixtures().join("warn"), 7);
         let command = |name: &str| {
             let config = &read.iter().find(|(n, _)| n == name).unwrap().1;
             config.watchers[0].command.argv[0].render(1)
