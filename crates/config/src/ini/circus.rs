@@ -676,7 +676,6 @@ fn translate(files: &[IniFile], env: &[(String, String)], report: &mut Report, o
                 }
                 emit_watcher(
                     *sec,
-                    main,
                     watcher,
                     &local_env,
                     &global_env,
@@ -724,7 +723,6 @@ fn translate(files: &[IniFile], env: &[(String, String)], report: &mut Report, o
 #[allow(clippy::too_many_arguments)]
 fn emit_watcher(
     sec: Sec<'_>,
-    main: &Path,
     name: &str,
     local_env: &[(String, String)],
     global_env: &[(String, String)],
@@ -866,7 +864,8 @@ fn emit_watcher(
     let working_dir = template(report, "working_dir").map_or_else(
         || {
             (
-                dir_of(main).to_string_lossy().replace("$(", "$$("),
+                // The main file's directory, as a reference (see supervisor.rs).
+                "$(here)".to_owned(),
                 sec.header_origin(),
             )
         },

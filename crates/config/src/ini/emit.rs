@@ -9,6 +9,9 @@ use super::Origin;
 pub(crate) struct Emitter {
     text: String,
     origins: Vec<Option<Origin>>,
+    /// A table header written only once an entry follows it: a table with
+    /// nothing in it (a circus.ini's `[daemon]`) is left out.
+    pending: Option<(String, Option<Origin>)>,
 }
 
 impl Emitter {
@@ -24,14 +27,18 @@ impl Emitter {
         self.push("", None);
     }
 
-    /// A table header: `[watchers.web]` from `["watchers", "web"]`.
+    /// A table header: `[watchers.web]` from `["watchers", "web"]`,
+    /// written when its first entry is.
     pub(crate) fn header(&mut self, path: &[&str], origin: Option<Origin>) {
         let path: Vec<String> = path.iter().map(|p| key(p)).collect();
-        self.push(&format!("[{}]", path.join(".")), origin);
+        self.pending = Some((format!("[{}]", path.join(".")), origin));
     }
 
     /// `key = value`, where `value` is already TOML.
     pub(crate) fn entry(&mut self, name: &str, value: &str, origin: Option<Origin>) {
+        if let Some((header, origin)) = self.pending.take() {
+            self.push(&header, origin);
+        }
         self.push(&format!("{} = {value}", key(name)), origin);
     }
 
@@ -55,6 +62,8 @@ impl Emitter {
     }
 
     fn push(&mut self, line: &str, origin: Option<Origin>) {
+        // Anything but an entry after a header: the table stayed empty.
+        self.pending = None;
         self.text.push_str(line);
         self.text.push('\n');
         self.origins.push(origin);

@@ -331,11 +331,16 @@ pub(crate) mod fixtures {
 
     /// Reads `path`, writes its `--convert` TOML elsewhere, reads that, and
     /// checks both give the same model.
-    pub(crate) fn round_trip(path: &Path, dialect: crate::Dialect) {
-        let name = path.display();
-        let loaded = crate::read(path, None).unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert_eq!(loaded.dialect, dialect, "{name}");
+    pub(crate) fn round_trip(original: &Path, dialect: crate::Dialect) {
+        // The converted file is kept next to its original (its relative
+        // paths and $(here) are that directory's): both are read from a
+        // copy of the original's directory, includes and all.
         let dir = tempfile::tempdir().unwrap();
+        copy_dir(original.parent().unwrap(), dir.path());
+        let path = dir.path().join(original.file_name().unwrap());
+        let name = original.display();
+        let loaded = crate::read(&path, None).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(loaded.dialect, dialect, "{name}");
         let toml = dir.path().join("converted.toml");
         std::fs::write(&toml, &loaded.toml).unwrap();
         let again = crate::read(&toml, None)
@@ -346,6 +351,19 @@ pub(crate) mod fixtures {
             "{name}:\n{}",
             loaded.toml
         );
+    }
+
+    fn copy_dir(from: &Path, to: &Path) {
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                std::fs::create_dir(&target).unwrap();
+                copy_dir(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), &target).unwrap();
+            }
+        }
     }
 
     /// Every file in `dir` starts with `; warn: LINE: TEXT` lines and is

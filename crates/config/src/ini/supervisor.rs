@@ -515,7 +515,7 @@ fn translate(
             "program" if name.contains(':') => {
                 let program = &name["program:".len()..];
                 let group = groups.get(program).map_or(program, String::as_str);
-                emit_program(*sec, main, program, group, &daemon, env, host, report, out);
+                emit_program(*sec, program, group, &daemon, env, host, report, out);
             }
             "group" if name.contains(':') => {}
             "inet_http_server" => report.warn(
@@ -805,7 +805,6 @@ fn read_groups(
 #[allow(clippy::too_many_arguments)]
 fn emit_program(
     sec: Sec<'_>,
-    main: &Path,
     program: &str,
     group: &str,
     daemon: &Daemon,
@@ -1067,10 +1066,9 @@ fn emit_program(
                 .as_ref()
                 .map(|(d, o)| (d.replace("$(", "$$("), o.clone()))
         })
-        .unwrap_or_else(|| {
-            let main_dir = dir_of(main).to_string_lossy().replace("$(", "$$(");
-            (main_dir, sec.header_origin())
-        });
+        // The main file's directory, kept as a reference so that the
+        // converted file means it wherever the two are kept together.
+        .unwrap_or_else(|| ("$(here)".to_owned(), sec.header_origin()));
     let stdout = sink(report, sec, &names, "stdout", &template);
     let stderr = if redirect_stderr {
         if sec.get("stderr_logfile").is_some_and(|e| {
