@@ -600,8 +600,8 @@ fn translate(files: &[IniFile], env: &[(String, String)], report: &mut Report, o
                 }
             };
             match key {
-                "umask" => match u32::from_str_radix(value.trim(), 8) {
-                    Ok(mode) if mode <= 0o777 => {
+                "umask" => match super::values::octal(&value) {
+                    Some(mode) if mode <= 0o777 => {
                         umask = Some((format!("{mode:03o}"), sec.origin(key)));
                     }
                     _ => report.error(
@@ -789,19 +789,11 @@ fn emit_watcher(
         let Some(entry) = sec.get(key) else {
             return default;
         };
-        match entry.value.trim().to_ascii_lowercase().as_str() {
-            "1" | "yes" | "true" | "on" | "y" => true,
-            "0" | "no" | "false" | "off" | "n" => false,
-            other => {
-                report.error(
-                    sec.file,
-                    entry.line,
-                    sec.name(key),
-                    format!("'{other}' is not a boolean (true/false, yes/no, on/off, 1/0)"),
-                );
-                default
-            }
-        }
+        super::values::boolean(&entry.value).unwrap_or_else(|| {
+            let message = super::values::not_a_boolean(&entry.value);
+            report.error(sec.file, entry.line, sec.name(key), message);
+            default
+        })
     };
     let copy_env = boolean(report, "copy_env", false);
     // The child's environment: [env] (or the daemon's and [env] with

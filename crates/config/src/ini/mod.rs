@@ -15,6 +15,7 @@ pub(crate) mod circus;
 mod emit;
 mod files;
 pub(crate) mod supervisor;
+mod values;
 
 use std::path::{Path, PathBuf};
 

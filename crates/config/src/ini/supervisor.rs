@@ -18,7 +18,7 @@ use ringmaster_protocol::{did_you_mean, signals};
 
 use super::emit::{self, Emitter};
 use super::files::{IniFile, expand_include};
-use super::{Converted, Origin, Report, at, dir_of};
+use super::{Converted, Origin, Report, at, dir_of, values};
 use crate::error::{ConfigError, ConfigErrors};
 use crate::template::WidFormat;
 
@@ -179,6 +179,7 @@ impl<'a> Sec<'a> {
 }
 
 /// What `%(name)s` can stand for while a value is read.
+#[derive(Clone)]
 struct Names<'a> {
     here: String,
     host: &'a str,
@@ -603,11 +604,7 @@ fn read_supervisord(
     for entry in &sec.section.entries {
         let key = entry.key.as_str();
         // nodaemon=true asks for what ringmasterd always does.
-        let foreground = key == "nodaemon"
-            && matches!(
-                entry.value.trim().to_ascii_lowercase().as_str(),
-                "true" | "yes" | "on" | "1"
-            );
+        let foreground = key == "nodaemon" && values::boolean(&entry.value) == Some(true);
         if let Some((_, why)) = SUPERVISORD_IGNORED.iter().find(|(k, _)| *k == key) {
             if !foreground {
                 report.warn(
@@ -652,7 +649,7 @@ fn read_supervisord(
                 ),
             },
             "user" => daemon.user = Some((value, origin)),
-            "umask" => match octal(&value) {
+            "umask" => match values::octal(&value) {
                 Some(mode) => daemon.umask = Some((format!("{mode:03o}"), origin)),
                 None => report.error(sec.file, entry.line, sec.name(key), format!("'{value}' is not an octal umask")),
             },
@@ -695,7 +692,7 @@ fn emit_daemon(
             };
             match key {
                 "file" => out.entry("socket", &emit::string(&value), origin),
-                "chmod" => match octal(&value) {
+                "chmod" => match values::octal(&value) {
                     Some(mode) => {
                         out.entry("socket_mode", &emit::string(&format!("{mode:04o}")), origin);
                     }
@@ -878,29 +875,28 @@ fn emit_program(
         let Some(value) = text(report, key) else {
             return default;
         };
-        match value.trim().to_ascii_lowercase().as_str() {
-            "yes" | "true" | "on" | "1" => true,
-            "no" | "false" | "off" | "0" => false,
-            _ => {
-                report.error(
-                    sec.file,
-                    sec.line(key),
-                    sec.name(key),
-                    format!("'{value}' is not a boolean (true/false, yes/no, on/off, 1/0)"),
-                );
-                default
-            }
-        }
+        values::boolean(&value).unwrap_or_else(|| {
+            report.error(
+                sec.file,
+                sec.line(key),
+                sec.name(key),
+                values::not_a_boolean(&value),
+            );
+            default
+        })
     };
 
     let priority = int(report, "priority", 999);
     let autostart = boolean(report, "autostart", true);
     let autorestart = text(report, "autorestart").unwrap_or_else(|| "unexpected".into());
-    let restart = match autorestart.trim().to_ascii_lowercase().as_str() {
-        "yes" | "true" | "on" | "1" => "always",
-        "no" | "false" | "off" | "0" => "never",
-        "unexpected" => "on-failure",
-        other => {
+    let restart = match (
+        values::boolean(&autorestart),
+        autorestart.trim().to_ascii_lowercase().as_str(),
+    ) {
+        (Some(true), _) => "always",
+        (Some(false), _) => "never",
+        (None, "unexpected") => "on-failure",
+        (None, other) => {
             report.error(
                 sec.file,
                 sec.line("autorestart"),
@@ -968,7 +964,7 @@ fn emit_program(
     let umask = text(report, "umask");
     let umask = match umask {
         Some(value) => {
-            let mode = octal(&value);
+            let mode = values::octal(&value);
             if mode.is_none() {
                 report.error(
                     sec.file,
@@ -1044,7 +1040,7 @@ fn emit_program(
     let command = {
         let literal_env = Names {
             env_refs: false,
-            ..clone_names(&names)
+            ..names.clone()
         };
         template(report, &literal_env, "command")
     };
@@ -1233,20 +1229,6 @@ fn emit_program(
     out.blank();
 }
 
-fn clone_names<'a>(names: &Names<'a>) -> Names<'a> {
-    Names {
-        here: names.here.clone(),
-        host: names.host,
-        env: names.env,
-        defined_env: names.defined_env.clone(),
-        program: names.program,
-        group: names.group,
-        numprocs: names.numprocs,
-        process_num_start: names.process_num_start,
-        env_refs: names.env_refs,
-    }
-}
-
 /// A program's `environment=`: expanded, then split into pairs the way
 /// supervisord splits it (after expansion), with `%(process_num)` carried
 /// through the split as a word and turned into `$(wid...)` afterwards.
@@ -1256,7 +1238,7 @@ fn environment(names: &Names<'_>, value: &str) -> Result<Vec<(String, String)>, 
     let mut slots: Vec<String> = Vec::new();
     let literal_env = Names {
         env_refs: false,
-        ..clone_names(names)
+        ..names.clone()
     };
     for piece in pieces {
         match piece {
@@ -1386,12 +1368,6 @@ fn size_text(bytes: u64) -> String {
     } else {
         format!("{bytes}B")
     }
-}
-
-fn octal(value: &str) -> Option<u32> {
-    let digits = value.trim();
-    let digits = digits.strip_prefix("0o").unwrap_or(digits);
-    u32::from_str_radix(digits, 8).ok().filter(|&m| m <= 0o7777)
 }
 
 fn log_level(value: &str) -> Option<&'static str> {
