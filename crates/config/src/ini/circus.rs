@@ -13,12 +13,12 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use ringmaster_ini::{Dialect, Entry, Section};
+use ringmaster_ini::{Dialect, Entry};
 use ringmaster_protocol::{did_you_mean, signals};
 
 use super::emit::{self, Emitter};
 use super::files::{IniFile, expand_include};
-use super::{Converted, Origin, Report, at, dir_of};
+use super::{Converted, Origin, Report, Sec, at, dir_of};
 use crate::error::{ConfigError, ConfigErrors};
 
 const CIRCUS_KEYS: &[&str] = &["umask", "loglevel", "include", "include_dir"];
@@ -156,40 +156,6 @@ const SECTION_KINDS: &[&str] = &[
     "socket:NAME",
     "plugin:NAME",
 ];
-
-/// A section and the file it came from.
-#[derive(Clone, Copy)]
-struct Sec<'a> {
-    file: &'a Path,
-    section: &'a Section,
-}
-
-impl<'a> Sec<'a> {
-    fn get(&self, key: &str) -> Option<&'a Entry> {
-        self.section.get(key)
-    }
-
-    fn name(&self, key: &str) -> String {
-        format!("{}.{key}", self.section.name)
-    }
-
-    fn origin(&self, key: &str) -> Origin {
-        Origin {
-            location: at(
-                self.file,
-                self.get(key).map_or(self.section.line, |e| e.line),
-            ),
-            key: self.name(key),
-        }
-    }
-
-    fn header_origin(&self) -> Origin {
-        Origin {
-            location: at(self.file, self.section.line),
-            key: format!("[{}]", self.section.name),
-        }
-    }
-}
 
 /// Reads `path` and its includes and translates them.
 pub(crate) fn convert(path: &Path) -> Result<Converted, ConfigErrors> {
@@ -544,7 +510,11 @@ fn translate(files: &[IniFile], env: &[(String, String)], report: &mut Report, o
     let main = files[0].path.as_path();
     let sections: Vec<Sec<'_>> = super::unique_sections(files, false, report)
         .into_iter()
-        .map(|(file, section)| Sec { file, section })
+        .map(|(file, section)| Sec {
+            file,
+            section,
+            defaults: None,
+        })
         .collect();
 
     out.comment(&format!(

@@ -177,6 +177,53 @@ const CONFUSIONS: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// A section with the file it came from, as both dialects read it.
+#[derive(Clone, Copy)]
+pub(crate) struct Sec<'a> {
+    /// The file.
+    pub file: &'a Path,
+    /// The section.
+    pub section: &'a ringmaster_ini::Section,
+    /// `[DEFAULT]`, whose keys every section inherits (supervisord).
+    pub defaults: Option<&'a ringmaster_ini::Section>,
+}
+
+impl<'a> Sec<'a> {
+    /// The entry for `key`, or `[DEFAULT]`'s.
+    pub(crate) fn get(&self, key: &str) -> Option<&'a ringmaster_ini::Entry> {
+        self.section
+            .get(key)
+            .or_else(|| self.defaults.and_then(|d| d.get(key)))
+    }
+
+    /// `section.key`, as messages name it.
+    pub(crate) fn name(&self, key: &str) -> String {
+        format!("{}.{key}", self.section.name)
+    }
+
+    /// Where `key` was set (the header when it was not).
+    pub(crate) fn origin(&self, key: &str) -> Origin {
+        let line = self.get(key).map_or(self.section.line, |e| e.line);
+        Origin {
+            location: at(self.file, line),
+            key: self.name(key),
+        }
+    }
+
+    /// The section's header line.
+    pub(crate) fn header_origin(&self) -> Origin {
+        Origin {
+            location: at(self.file, self.section.line),
+            key: format!("[{}]", self.section.name),
+        }
+    }
+
+    /// The line of `key` (the header's when it was not set).
+    pub(crate) fn line(&self, key: &str) -> usize {
+        self.get(key).map_or(self.section.line, |e| e.line)
+    }
+}
+
 /// Errors and warnings collected while translating.
 #[derive(Default)]
 pub(crate) struct Report {

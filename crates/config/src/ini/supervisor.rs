@@ -13,12 +13,12 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use ringmaster_ini::percent::{self, Directive, Piece, Value};
-use ringmaster_ini::{Dialect, Entry, Section};
+use ringmaster_ini::{Dialect, Entry};
 use ringmaster_protocol::{did_you_mean, signals};
 
 use super::emit::{self, Emitter};
 use super::files::{IniFile, expand_include};
-use super::{Converted, Origin, Report, at, dir_of, values};
+use super::{Converted, Origin, Report, Sec, at, dir_of, values};
 use crate::error::{ConfigError, ConfigErrors};
 use crate::template::WidFormat;
 
@@ -137,46 +137,6 @@ const SECTION_KINDS: &[&str] = &[
     "rpcinterface:NAME",
     "ctlplugin:NAME",
 ];
-
-/// A section with the file it came from.
-#[derive(Clone, Copy)]
-struct Sec<'a> {
-    file: &'a Path,
-    section: &'a Section,
-    /// `[DEFAULT]`, whose keys every section inherits.
-    defaults: Option<&'a Section>,
-}
-
-impl<'a> Sec<'a> {
-    fn get(&self, key: &str) -> Option<&'a Entry> {
-        self.section
-            .get(key)
-            .or_else(|| self.defaults.and_then(|d| d.get(key)))
-    }
-
-    fn name(&self, key: &str) -> String {
-        format!("{}.{key}", self.section.name)
-    }
-
-    fn origin(&self, key: &str) -> Origin {
-        let line = self.get(key).map_or(self.section.line, |e| e.line);
-        Origin {
-            location: at(self.file, line),
-            key: self.name(key),
-        }
-    }
-
-    fn header_origin(&self) -> Origin {
-        Origin {
-            location: at(self.file, self.section.line),
-            key: format!("[{}]", self.section.name),
-        }
-    }
-
-    fn line(&self, key: &str) -> usize {
-        self.get(key).map_or(self.section.line, |e| e.line)
-    }
-}
 
 /// What `%(name)s` can stand for while a value is read.
 #[derive(Clone)]
