@@ -507,7 +507,6 @@ fn dollar_vars(value: &str) -> String {
 }
 
 fn translate(files: &[IniFile], env: &[(String, String)], report: &mut Report, out: &mut Emitter) {
-    let main = files[0].path.as_path();
     let sections: Vec<Sec<'_>> = super::unique_sections(files, false, report)
         .into_iter()
         .map(|(file, section)| Sec {
@@ -517,12 +516,7 @@ fn translate(files: &[IniFile], env: &[(String, String)], report: &mut Report, o
         })
         .collect();
 
-    out.comment(&format!(
-        "Translated by `ringmasterd --convert` from {}.\n\
-         Relative paths are relative to this file's directory: keep it next to the original.",
-        main.display()
-    ));
-    out.blank();
+    super::emit_preamble(out, files);
 
     // [env]: expanded against the daemon's environment, as circusd does.
     let mut local_env: Vec<(String, String)> = Vec::new();

@@ -116,6 +116,26 @@ impl Converted {
     }
 }
 
+/// The comment that opens a translation: where it comes from, that it is
+/// one file holding the included ones too (their includes are not kept),
+/// and where to keep it.
+pub(crate) fn emit_preamble(out: &mut emit::Emitter, files: &[files::IniFile]) {
+    let main = files[0].path.display();
+    out.comment(&format!(
+        "Translated by `ringmasterd --convert` from {main}."
+    ));
+    if files.len() > 1 {
+        out.comment("One merged file: it also holds what the original includes, translated here:");
+        for file in &files[1..] {
+            out.comment(&format!("  {}", file.path.display()));
+        }
+    }
+    out.comment(
+        "Relative paths are relative to this file's directory: keep it next to the original.",
+    );
+    out.blank();
+}
+
 /// Reads `path` in `dialect`: the model, the warnings and the TOML text
 /// (`logs_dir` as for [`crate::toml_reader::load`]).
 pub(crate) fn read(

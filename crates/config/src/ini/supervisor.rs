@@ -453,12 +453,7 @@ fn translate(
         defaults,
     });
 
-    out.comment(&format!(
-        "Translated by `ringmasterd --convert` from {}.\n\
-         Relative paths are relative to this file's directory: keep it next to the original.",
-        main.display()
-    ));
-    out.blank();
+    super::emit_preamble(out, files);
 
     let daemon = read_supervisord(supervisord, env, host, report);
     let server = sections
