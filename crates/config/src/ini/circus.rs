@@ -507,14 +507,8 @@ fn dollar_vars(value: &str) -> String {
 }
 
 fn translate(files: &[IniFile], env: &[(String, String)], report: &mut Report, out: &mut Emitter) {
-    let sections: Vec<Sec<'_>> = super::unique_sections(files, false, report)
-        .into_iter()
-        .map(|(file, section)| Sec {
-            file,
-            section,
-            defaults: None,
-        })
-        .collect();
+    let merged = super::merged_sections(files, false, super::Later::Loses, report);
+    let sections: Vec<Sec<'_>> = merged.iter().map(|m| m.sec(None)).collect();
 
     super::emit_preamble(out, files);
 
@@ -524,7 +518,12 @@ fn translate(files: &[IniFile], env: &[(String, String)], report: &mut Report, o
         for entry in &sec.section.entries {
             match expand_circus(&entry.value, env, None) {
                 Ok(value) => local_env.push((entry.key.clone(), value)),
-                Err(message) => report.error(sec.file, entry.line, sec.name(&entry.key), message),
+                Err(message) => report.error(
+                    sec.file_of(&entry.key),
+                    entry.line,
+                    sec.name(&entry.key),
+                    message,
+                ),
             }
         }
     }
@@ -545,7 +544,7 @@ fn translate(files: &[IniFile], env: &[(String, String)], report: &mut Report, o
             let key = entry.key.as_str();
             if let Some((_, why)) = CIRCUS_IGNORED.iter().find(|(k, _)| *k == key) {
                 report.warn(
-                    sec.file,
+                    sec.file_of(&entry.key),
                     entry.line,
                     sec.name(key),
                     format!("ignored: {why}"),
@@ -559,7 +558,7 @@ fn translate(files: &[IniFile], env: &[(String, String)], report: &mut Report, o
             let value = match expand_circus(&entry.value, &global_env, None) {
                 Ok(value) => value,
                 Err(message) => {
-                    report.error(sec.file, entry.line, sec.name(key), message);
+                    report.error(sec.file_of(&entry.key), entry.line, sec.name(key), message);
                     continue;
                 }
             };
@@ -569,7 +568,7 @@ fn translate(files: &[IniFile], env: &[(String, String)], report: &mut Report, o
                         umask = Some((format!("{mode:03o}"), sec.origin(key)));
                     }
                     _ => report.error(
-                        sec.file,
+                        sec.file_of(&entry.key),
                         entry.line,
                         sec.name(key),
                         format!("'{value}' is not an octal umask"),
@@ -586,7 +585,7 @@ fn translate(files: &[IniFile], env: &[(String, String)], report: &mut Report, o
                         out.entry("log_level", &emit::string("warn"), Some(sec.origin(key)));
                     }
                     other => report.error(
-                        sec.file,
+                        sec.file_of(&entry.key),
                         entry.line,
                         sec.name(key),
                         format!("bad loglevel '{other}' (critical, error, warning, info or debug)"),
@@ -719,20 +718,25 @@ fn emit_watcher(
             ));
         } else if key.starts_with("hooks.") {
             report.warn(
-                sec.file,
+                sec.file_of(&entry.key),
                 entry.line,
                 sec.name(key),
                 "ignored: hooks are not supported yet by this version",
             );
         } else if let Some((_, why)) = WATCHER_IGNORED.iter().find(|(k, _)| *k == key) {
             report.warn(
-                sec.file,
+                sec.file_of(&entry.key),
                 entry.line,
                 sec.name(key),
                 format!("ignored: {why}"),
             );
         } else if let Some((_, why)) = WATCHER_UNSUPPORTED.iter().find(|(k, _)| *k == key) {
-            report.error(sec.file, entry.line, sec.name(key), why.to_string());
+            report.error(
+                sec.file_of(&entry.key),
+                entry.line,
+                sec.name(key),
+                why.to_string(),
+            );
         } else if !WATCHER_KEYS.contains(&key) {
             let known: Vec<&str> = WATCHER_KEYS
                 .iter()
@@ -755,7 +759,7 @@ fn emit_watcher(
         };
         super::values::boolean(&entry.value).unwrap_or_else(|| {
             let message = super::values::not_a_boolean(&entry.value);
-            report.error(sec.file, entry.line, sec.name(key), message);
+            report.error(sec.file_of(&entry.key), entry.line, sec.name(key), message);
             default
         })
     };
@@ -786,7 +790,7 @@ fn emit_watcher(
         match expand_circus(&entry.value, &lookup, Some("$(wid)")) {
             Ok(value) => Some(value),
             Err(message) => {
-                report.error(sec.file, entry.line, sec.name(key), message);
+                report.error(sec.file_of(&entry.key), entry.line, sec.name(key), message);
                 None
             }
         }
@@ -811,7 +815,7 @@ fn emit_watcher(
     let numprocesses = int(report, "numprocesses").unwrap_or(1);
     if singleton && numprocesses > 1 {
         report.error(
-            sec.file,
+            sec.file_of("numprocesses"),
             sec.get("numprocesses").map_or(sec.section.line, |e| e.line),
             sec.name("numprocesses"),
             format!("cannot have {numprocesses} processes with a singleton watcher"),
@@ -839,7 +843,7 @@ fn emit_watcher(
                 name
             } else {
                 report.error(
-                    sec.file,
+                    sec.file_of(&entry.key),
                     entry.line,
                     sec.name("stop_signal"),
                     format!("'{}' is not a signal name or number", entry.value),
@@ -855,7 +859,7 @@ fn emit_watcher(
     let autostart = boolean(report, "autostart", true);
     if boolean(report, "use_sockets", false) {
         report.error(
-            sec.file,
+            sec.file_of("use_sockets"),
             sec.get("use_sockets").map_or(0, |e| e.line),
             sec.name("use_sockets"),
             "sockets are not supported yet by this version of ringmaster",
@@ -899,7 +903,12 @@ fn emit_watcher(
                     child_env.push((key, value));
                 }
             }
-            Err(message) => report.error(sec.file, entry.line, sec.name("virtualenv"), message),
+            Err(message) => report.error(
+                sec.file_of(&entry.key),
+                entry.line,
+                sec.name("virtualenv"),
+                message,
+            ),
         }
     }
     let env_pairs: Vec<(String, String)> = child_env
@@ -1063,14 +1072,14 @@ fn parsed<T: std::str::FromStr>(
     let value = match expand_circus(&entry.value, lookup, None) {
         Ok(value) => value,
         Err(message) => {
-            report.error(sec.file, entry.line, sec.name(key), message);
+            report.error(sec.file_of(&entry.key), entry.line, sec.name(key), message);
             return None;
         }
     };
     let number = value.trim().parse::<T>().ok();
     if number.is_none() {
         report.error(
-            sec.file,
+            sec.file_of(&entry.key),
             entry.line,
             sec.name(key),
             format!("'{value}' is not {what}"),
@@ -1088,18 +1097,19 @@ fn stream_sink(
     lookup: &[(String, String)],
     echo: &mut bool,
 ) -> Option<String> {
-    let first_line = options
+    let (first_file, first_line) = options
         .values()
-        .map(|e| e.line)
-        .min()
-        .unwrap_or(sec.section.line);
+        .min_by_key(|e| e.line)
+        .map_or((sec.file, sec.section.line), |e| {
+            (sec.file_of(&e.key), e.line)
+        });
     let class = options.get("class").map(|e| e.value.trim().to_owned());
     let key = |option: &str| format!("{}.{stream}_stream.{option}", sec.section.name);
     match class.as_deref() {
         Some("StdoutStream" | "FancyStdoutStream") => {
             for option in options.keys().filter(|k| *k != "class") {
                 report.warn(
-                    sec.file,
+                    sec.file_of(&options[option].key),
                     options[option].line,
                     key(option),
                     "ignored: echoed lines are prefixed with the process name",
@@ -1112,7 +1122,7 @@ fn stream_sink(
         Some("TimedRotatingFileStream") => {
             // The file is still written, whole; only the rotation differs.
             report.warn(
-                sec.file,
+                first_file,
                 first_line,
                 key("class"),
                 "rotation by time is not supported: written as a FileStream (rotate by size with max_bytes, or with logrotate)",
@@ -1122,7 +1132,7 @@ fn stream_sink(
             // A Python class (`mypkg.JournalStream`) cannot run here; the
             // process must still run, and nothing it writes be lost.
             report.warn(
-                sec.file,
+                first_file,
                 first_line,
                 key("class"),
                 format!(
@@ -1136,7 +1146,7 @@ fn stream_sink(
     match options.get("filename") {
         // Circus writes to a temporary file of its own choosing.
         None => report.warn(
-            sec.file,
+            first_file,
             first_line,
             key("filename"),
             format!("a file stream without filename: the {stream} goes to its default log file"),
@@ -1144,7 +1154,12 @@ fn stream_sink(
         Some(entry) => match expand_circus(&entry.value, lookup, Some("$(wid)")) {
             Ok(file) => items.push(format!("file = {}", emit::string(&file))),
             Err(message) => {
-                report.error(sec.file, entry.line, key("filename"), message);
+                report.error(
+                    sec.file_of(&entry.key),
+                    entry.line,
+                    key("filename"),
+                    message,
+                );
                 return None;
             }
         },
@@ -1155,7 +1170,7 @@ fn stream_sink(
             Some(n)
         } else {
             report.error(
-                sec.file,
+                sec.file_of(&entry.key),
                 entry.line,
                 key(option),
                 format!("'{}' is not a non-negative integer", entry.value),
@@ -1175,7 +1190,7 @@ fn stream_sink(
     }
     if let Some(entry) = options.get("time_format") {
         report.warn(
-            sec.file,
+            sec.file_of(&entry.key),
             entry.line,
             key("time_format"),
             "each line is stamped in RFC 3339 UTC, not this format",
@@ -1189,7 +1204,7 @@ fn stream_sink(
         ) {
             // FileStream takes **kwargs and ignores what it does not know.
             report.warn(
-                sec.file,
+                sec.file_of(&entry.key),
                 entry.line,
                 key(option),
                 "unknown stream option (class, filename, max_bytes, backup_count, time_format): ignored, as circusd ignores it",
@@ -1213,7 +1228,13 @@ fn fnmatch(pattern: &str, name: &str) -> bool {
 }
 
 fn unknown_key(report: &mut Report, sec: Sec<'_>, entry: &Entry, known: &[&str]) {
-    report.unknown_key(sec.file, &sec.section.name, entry, known, "circusd");
+    report.unknown_key(
+        sec.file_of(&entry.key),
+        &sec.section.name,
+        entry,
+        known,
+        "circusd",
+    );
 }
 
 #[cfg(test)]
@@ -1236,7 +1257,7 @@ mod tests {
     /// Issue 14: what circusd accepts in silence is read, and said.
     #[test]
     fn warn_fixtures_read_as_circusd_reads_them() {
-        let read = warn_fixtures(&fixtures().join("warn"), 8);
+        let read = warn_fixtures(&fixtures().join("warn"), 9);
         let command = |name: &str| {
             let config = &read.iter().find(|(n, _)| n == name).unwrap().1;
             config.watchers[0].command.argv[0].render(1)
@@ -1257,6 +1278,16 @@ mod tests {
             assert!(stdout_file(name).ends_with("/x-1.out.log"), "{name}");
         }
         assert_eq!(stdout_file("timed.ini"), "/tmp/x.log");
+        // Given again in an included file: merged, the first value kept,
+        // a key only the later definition has added.
+        let config = &read
+            .iter()
+            .find(|(n, _)| n == "include-again.ini")
+            .unwrap()
+            .1;
+        assert_eq!(config.watchers.len(), 1);
+        assert_eq!(config.watchers[0].command.argv[0].render(1), "first");
+        assert_eq!(config.watchers[0].numprocesses, 2);
     }
 
     #[test]

@@ -200,12 +200,16 @@ const CONFUSIONS: &[(&str, &str, &str)] = &[
 /// A section with the file it came from, as both dialects read it.
 #[derive(Clone, Copy)]
 pub(crate) struct Sec<'a> {
-    /// The file.
+    /// The file of its header (its first definition).
     pub file: &'a Path,
-    /// The section.
+    /// The section (several definitions merged, for one given again in
+    /// another file).
     pub section: &'a ringmaster_ini::Section,
     /// `[DEFAULT]`, whose keys every section inherits (supervisord).
     pub defaults: Option<&'a ringmaster_ini::Section>,
+    /// For a merged section, the file each key that came from a later
+    /// definition is in (the others are in `file`).
+    pub key_files: &'a [(String, &'a Path)],
 }
 
 impl<'a> Sec<'a> {
@@ -214,6 +218,15 @@ impl<'a> Sec<'a> {
         self.section
             .get(key)
             .or_else(|| self.defaults.and_then(|d| d.get(key)))
+    }
+
+    /// The file `key` was set in (its section's, unless it came from a
+    /// definition in another file).
+    pub(crate) fn file_of(&self, key: &str) -> &'a Path {
+        self.key_files
+            .iter()
+            .find(|(k, _)| k == key)
+            .map_or(self.file, |(_, file)| file)
     }
 
     /// `section.key`, as messages name it.
@@ -225,7 +238,7 @@ impl<'a> Sec<'a> {
     pub(crate) fn origin(&self, key: &str) -> Origin {
         let line = self.get(key).map_or(self.section.line, |e| e.line);
         Origin {
-            location: at(self.file, line),
+            location: at(self.file_of(key), line),
             key: self.name(key),
         }
     }
@@ -312,18 +325,53 @@ impl Report {
     }
 }
 
-/// Every section of `files` with its file, in reading order; a section
-/// defined again (in the same or another file) is reported and left out.
-/// `[DEFAULT]` is left out when `skip_default` (the caller reads it apart).
-pub(crate) fn unique_sections<'a>(
+/// A section as the original's parser has it once every file is read.
+pub(crate) struct Merged<'a> {
+    /// The file of its first definition.
+    pub file: &'a Path,
+    /// The section, merged when it was given again in another file.
+    pub section: std::borrow::Cow<'a, ringmaster_ini::Section>,
+    /// For each key set by a later definition, its file.
+    pub key_files: Vec<(String, &'a Path)>,
+}
+
+impl<'a> Merged<'a> {
+    /// The section to translate.
+    pub(crate) fn sec(&'a self, defaults: Option<&'a ringmaster_ini::Section>) -> Sec<'a> {
+        Sec {
+            file: self.file,
+            section: &self.section,
+            defaults,
+            key_files: &self.key_files,
+        }
+    }
+}
+
+/// How a key given again in a later file counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Later {
+    /// supervisord (RawConfigParser, strict=False): the later value, with
+    /// `%(here)s` already its own file's directory, as supervisord's
+    /// `expand_here` does after reading each file.
+    Wins,
+    /// Circus (StrictConfigParser): the first value.
+    Loses,
+}
+
+/// Every section of `files` in reading order, each once: a section given
+/// again in another file is merged into its first definition, as the
+/// original's parser (which reads every file into one) does, with a
+/// warning naming both. What each file's parser found odd (a key or
+/// section given twice in it) is said too. `[DEFAULT]` is left out when
+/// `skip_default` (the caller reads it apart).
+pub(crate) fn merged_sections<'a>(
     files: &'a [files::IniFile],
     skip_default: bool,
+    later: Later,
     report: &mut Report,
-) -> Vec<(&'a Path, &'a ringmaster_ini::Section)> {
-    let mut sections: Vec<(&Path, &ringmaster_ini::Section)> = Vec::new();
+) -> Vec<Merged<'a>> {
+    let mut merged: Vec<Merged<'a>> = Vec::new();
     for file in files {
-        // What the parser found odd but the original accepts (a key or
-        // section given twice in one file): said, not refused.
         for said in &file.doc.warnings {
             report.warn(
                 &file.path,
@@ -336,25 +384,53 @@ pub(crate) fn unique_sections<'a>(
             if skip_default && section.name == "DEFAULT" {
                 continue;
             }
-            if let Some((first_file, first)) = sections.iter().find(|(_, s)| s.name == section.name)
-            {
-                report.error(
-                    &file.path,
-                    section.line,
-                    format!("[{}]", section.name),
-                    format!(
-                        "section [{}] is already defined at {}:{}",
-                        section.name,
-                        first_file.display(),
-                        first.line
-                    ),
-                );
+            let Some(first) = merged.iter_mut().find(|m| m.section.name == section.name) else {
+                merged.push(Merged {
+                    file: &file.path,
+                    section: std::borrow::Cow::Borrowed(section),
+                    key_files: Vec::new(),
+                });
                 continue;
-            }
-            sections.push((&file.path, section));
+            };
+            report.warn(
+                &file.path,
+                section.line,
+                format!("[{}]", section.name),
+                format!(
+                    "section [{}] is given again (first at {}:{}): merged into it",
+                    section.name,
+                    first.file.display(),
+                    first.section.line
+                ),
+            );
+            merge_into(first, section, &file.path, later);
         }
     }
-    sections
+    merged
+}
+
+/// Adds `section`'s entries (from `file`) to `into`, as `later` says.
+fn merge_into<'a>(
+    into: &mut Merged<'a>,
+    section: &ringmaster_ini::Section,
+    file: &'a Path,
+    later: Later,
+) {
+    let here = dir_of(file).to_string_lossy().into_owned();
+    for entry in &section.entries {
+        let mut entry = entry.clone();
+        if later == Later::Wins {
+            entry.value = entry.value.replace("%(here)s", &here);
+        }
+        let entries = &mut into.section.to_mut().entries;
+        match entries.iter_mut().find(|e| e.key == entry.key) {
+            Some(_) if later == Later::Loses => continue,
+            Some(existing) => *existing = entry.clone(),
+            None => entries.push(entry.clone()),
+        }
+        into.key_files.retain(|(k, _)| *k != entry.key);
+        into.key_files.push((entry.key, file));
+    }
 }
 
 /// A location in an INI file.
@@ -442,14 +518,26 @@ pub(crate) mod fixtures {
         let mut paths: Vec<_> = std::fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().path())
+            // Subdirectories hold files the fixtures include.
+            .filter(|p| p.is_file())
             .collect();
         paths.sort();
         for path in paths {
             let text = std::fs::read_to_string(&path).unwrap();
+            // `LINE: text` is about the fixture itself, `FILE:LINE: text`
+            // about a file it includes; @DIR@ is the fixtures' directory.
+            let here = dir.display().to_string();
             let mut want: Vec<String> = text
                 .lines()
                 .map_while(|l| l.strip_prefix("; warn: "))
-                .map(|w| format!("{}:{w}", path.display()))
+                .map(|w| w.replace("@DIR@", &here))
+                .map(|w| {
+                    if w.starts_with(|c: char| c.is_ascii_digit()) {
+                        format!("{}:{w}", path.display())
+                    } else {
+                        format!("{here}/{w}")
+                    }
+                })
                 .collect();
             assert!(!want.is_empty(), "{}: no '; warn:' line", path.display());
             let loaded =

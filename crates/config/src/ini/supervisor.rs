@@ -422,14 +422,8 @@ fn translate(
     let main = files[0].path.as_path();
     // Every section with its file; a name defined in two files is an error.
     let defaults = files.iter().find_map(|f| f.doc.section("DEFAULT"));
-    let sections: Vec<Sec<'_>> = super::unique_sections(files, true, report)
-        .into_iter()
-        .map(|(file, section)| Sec {
-            file,
-            section,
-            defaults,
-        })
-        .collect();
+    let merged = super::merged_sections(files, true, super::Later::Wins, report);
+    let sections: Vec<Sec<'_>> = merged.iter().map(|m| m.sec(defaults)).collect();
 
     // A file of programs alone is a conf.d fragment (what applications
     // ship for /etc/supervisor/conf.d/): read with supervisord's defaults.
@@ -451,6 +445,7 @@ fn translate(
         file: main,
         section: &empty,
         defaults,
+        key_files: &[],
     });
 
     super::emit_preamble(out, files);
@@ -563,7 +558,7 @@ fn read_supervisord(
         if let Some((_, why)) = SUPERVISORD_IGNORED.iter().find(|(k, _)| *k == key) {
             if !foreground {
                 report.warn(
-                    sec.file,
+                    sec.file_of(&entry.key),
                     entry.line,
                     sec.name(key),
                     format!("ignored: {why}"),
@@ -574,7 +569,7 @@ fn read_supervisord(
         if !SUPERVISORD_KEYS.contains(&key) {
             if PROGRAM_KEYS.contains(&key) {
                 report.warn(
-                    sec.file,
+                    sec.file_of(&entry.key),
                     entry.line,
                     sec.name(key),
                     "unknown key (a [program:x] key, not one of [supervisord]): ignored, as supervisord ignores it",
@@ -587,7 +582,7 @@ fn read_supervisord(
         let value = match expand_text(&names, &entry.value) {
             Ok(value) => value,
             Err(message) => {
-                report.error(sec.file, entry.line, sec.name(key), message);
+                report.error(sec.file_of(&entry.key), entry.line, sec.name(key), message);
                 continue;
             }
         };
@@ -597,7 +592,7 @@ fn read_supervisord(
             "loglevel" => match log_level(&value) {
                 Some(level) => daemon.log_level = Some((level.into(), origin)),
                 None => report.error(
-                    sec.file,
+                    sec.file_of(&entry.key),
                     entry.line,
                     sec.name(key),
                     format!("bad loglevel '{value}' (critical, error, warn, info, debug, trace or blather)"),
@@ -606,12 +601,12 @@ fn read_supervisord(
             "user" => daemon.user = Some((value, origin)),
             "umask" => match values::octal(&value) {
                 Some(mode) => daemon.umask = Some((format!("{mode:03o}"), origin)),
-                None => report.error(sec.file, entry.line, sec.name(key), format!("'{value}' is not an octal umask")),
+                None => report.error(sec.file_of(&entry.key), entry.line, sec.name(key), format!("'{value}' is not an octal umask")),
             },
             "directory" => daemon.directory = Some((value, origin)),
             "environment" => match ringmaster_ini::supervisor_env(&value) {
                 Ok(pairs) => daemon.environment = pairs,
-                Err(message) => report.error(sec.file, entry.line, sec.name(key), message),
+                Err(message) => report.error(sec.file_of(&entry.key), entry.line, sec.name(key), message),
             },
             _ => {}
         }
@@ -724,7 +719,7 @@ fn read_groups(
                             members.push(program.to_owned());
                         } else {
                             report.error(
-                                sec.file,
+                                sec.file_of(&entry.key),
                                 entry.line,
                                 sec.name("programs"),
                                 format!("[group:{group}] names unknown program '{program}'"),
@@ -733,7 +728,7 @@ fn read_groups(
                     }
                 }
                 "priority" => report.warn(
-                    sec.file,
+                    sec.file_of(&entry.key),
                     entry.line,
                     sec.name("priority"),
                     "ignored: ringmaster orders processes by each program's own priority",
@@ -779,7 +774,7 @@ fn emit_program(
         let key = entry.key.as_str();
         if let Some((_, why)) = PROGRAM_IGNORED.iter().find(|(k, _)| *k == key) {
             report.warn(
-                sec.file,
+                sec.file_of(&entry.key),
                 entry.line,
                 sec.name(key),
                 format!("ignored: {why}"),
@@ -805,7 +800,7 @@ fn emit_program(
         match expand_text(&base, &entry.value) {
             Ok(value) => Some(value),
             Err(message) => {
-                report.error(sec.file, entry.line, sec.name(key), message);
+                report.error(sec.file_of(&entry.key), entry.line, sec.name(key), message);
                 None
             }
         }
@@ -818,7 +813,7 @@ fn emit_program(
             n
         } else {
             report.error(
-                sec.file,
+                sec.file_of(key),
                 sec.line(key),
                 sec.name(key),
                 format!("'{value}' is not an integer"),
@@ -832,7 +827,7 @@ fn emit_program(
         };
         values::boolean(&value).unwrap_or_else(|| {
             report.error(
-                sec.file,
+                sec.file_of(key),
                 sec.line(key),
                 sec.name(key),
                 values::not_a_boolean(&value),
@@ -853,7 +848,7 @@ fn emit_program(
         (None, "unexpected") => "on-failure",
         (None, other) => {
             report.error(
-                sec.file,
+                sec.file_of("autorestart"),
                 sec.line("autorestart"),
                 sec.name("autorestart"),
                 format!("'{other}' is not one of true, false, unexpected"),
@@ -870,7 +865,7 @@ fn emit_program(
         .filter(|name| name.parse::<i32>().is_err());
     let signal = signal.unwrap_or_else(|| {
         report.error(
-            sec.file,
+            sec.file_of("stopsignal"),
             sec.line("stopsignal"),
             sec.name("stopsignal"),
             format!("'{stopsignal}' is not a signal name or number"),
@@ -882,7 +877,7 @@ fn emit_program(
     let killasgroup = boolean(report, "killasgroup", stopasgroup);
     if stopasgroup && !killasgroup {
         report.error(
-            sec.file,
+            sec.file_of("killasgroup"),
             sec.line("killasgroup"),
             sec.name("killasgroup"),
             "stopasgroup=true needs killasgroup=true (as in supervisord)",
@@ -898,7 +893,7 @@ fn emit_program(
         match code.parse::<i64>() {
             Ok(n) if (0..=255).contains(&n) => codes.push(n),
             _ => report.error(
-                sec.file,
+                sec.file_of("exitcodes"),
                 sec.line("exitcodes"),
                 sec.name("exitcodes"),
                 format!("'{code}' is not an exit code (0-255)"),
@@ -910,7 +905,7 @@ fn emit_program(
     let numprocs_start = int(report, "numprocs_start", 0);
     if numprocs < 1 {
         report.error(
-            sec.file,
+            sec.file_of("numprocs"),
             sec.line("numprocs"),
             sec.name("numprocs"),
             "numprocs must be at least 1",
@@ -922,7 +917,7 @@ fn emit_program(
             let mode = values::octal(&value);
             if mode.is_none() {
                 report.error(
-                    sec.file,
+                    sec.file_of("umask"),
                     sec.line("umask"),
                     sec.name("umask"),
                     format!("'{value}' is not an octal umask"),
@@ -938,7 +933,7 @@ fn emit_program(
     for stream in ["stdout", "stderr"] {
         let key = format!("{stream}_syslog");
         if boolean(report, &key, false) {
-            report.error(sec.file, sec.line(&key), sec.name(&key), "syslog output is not supported yet; log to a file, or use echo = true with journald");
+            report.error(sec.file_of(&key), sec.line(&key), sec.name(&key), "syslog output is not supported yet; log to a file, or use echo = true with journald");
         }
     }
 
@@ -954,7 +949,7 @@ fn emit_program(
         match expand_template(names, &entry.value) {
             Ok(value) => Some(value),
             Err(message) => {
-                report.error(sec.file, entry.line, sec.name(key), message);
+                report.error(sec.file_of(&entry.key), entry.line, sec.name(key), message);
                 None
             }
         }
@@ -963,7 +958,12 @@ fn emit_program(
     if let Some(entry) = sec.get("environment") {
         match environment(&names, &entry.value) {
             Ok(pairs) => program_env = pairs,
-            Err(message) => report.error(sec.file, entry.line, sec.name("environment"), message),
+            Err(message) => report.error(
+                sec.file_of(&entry.key),
+                entry.line,
+                sec.name("environment"),
+                message,
+            ),
         }
     }
     for (k, v) in &program_env {
@@ -984,7 +984,7 @@ fn emit_program(
             "numprocs"
         };
         report.error(
-            sec.file,
+            sec.file_of(key),
             sec.line(key),
             sec.name(key),
             "%(process_num) must be present within process_name when numprocs > 1",
@@ -1029,7 +1029,7 @@ fn emit_program(
             )
         }) {
             report.warn(
-                sec.file,
+                sec.file_of("stderr_logfile"),
                 sec.line("stderr_logfile"),
                 sec.name("stderr_logfile"),
                 "ignored: redirect_stderr=true sends stderr to stdout's log",
@@ -1141,7 +1141,7 @@ fn emit_program(
     if let Some((group_wide, origin)) = stop_group {
         if killasgroup && !stopasgroup {
             report.warn(
-                sec.file,
+                sec.file_of("killasgroup"),
                 sec.line("killasgroup"),
                 sec.name("killasgroup"),
                 "ringmaster sends the stop signal to the whole group too, not only the kill",
@@ -1242,7 +1242,7 @@ fn sink(
             "auto" => None,
             "none" | "off" => return Some(emit::string("null")),
             "syslog" => {
-                report.error(sec.file, entry.line, sec.name(&file_key), "syslog output is not supported yet; log to a file, or use echo = true with journald");
+                report.error(sec.file_of(&entry.key), entry.line, sec.name(&file_key), "syslog output is not supported yet; log to a file, or use echo = true with journald");
                 return None;
             }
             _ => Some(template(report, names, &file_key)?),
@@ -1253,7 +1253,12 @@ fn sink(
         Some(entry) => match expand_text(names, &entry.value).and_then(|v| byte_size(&v)) {
             Ok(n) => n,
             Err(message) => {
-                report.error(sec.file, entry.line, sec.name(&max_key), message);
+                report.error(
+                    sec.file_of(&entry.key),
+                    entry.line,
+                    sec.name(&max_key),
+                    message,
+                );
                 return None;
             }
         },
@@ -1266,7 +1271,7 @@ fn sink(
                 .and_then(|v| v.trim().parse::<u32>().ok());
             let Some(n) = parsed else {
                 report.error(
-                    sec.file,
+                    sec.file_of(&entry.key),
                     entry.line,
                     sec.name(&backups_key),
                     format!("'{}' is not a number of backups", entry.value),
@@ -1337,7 +1342,13 @@ fn log_level(value: &str) -> Option<&'static str> {
 }
 
 fn unknown_key(report: &mut Report, sec: Sec<'_>, entry: &Entry, known: &[&str]) {
-    report.unknown_key(sec.file, &sec.section.name, entry, known, "supervisord");
+    report.unknown_key(
+        sec.file_of(&entry.key),
+        &sec.section.name,
+        entry,
+        known,
+        "supervisord",
+    );
 }
 
 #[cfg(test)]
@@ -1365,7 +1376,7 @@ mod tests {
     /// Issue 14: what supervisord accepts in silence is read, and said.
     #[test]
     fn warn_fixtures_read_as_supervisord_reads_them() {
-        let read = warn_fixtures(&fixtures().join("warn"), 7);
+        let read = warn_fixtures(&fixtures().join("warn"), 8);
         let command = |name: &str| {
             let config = &read.iter().find(|(n, _)| n == name).unwrap().1;
             config.watchers[0].command.argv[0].render(1)
@@ -1374,6 +1385,21 @@ mod tests {
         assert_eq!(command("duplicate-key.conf"), "false");
         assert_eq!(command("duplicate-section.conf"), "false");
         assert_eq!(command("no-supervisord.conf"), "true");
+        // Given again in an included file: merged, the later value with its
+        // own file's %(here)s, the first file's other keys kept.
+        let config = &read
+            .iter()
+            .find(|(n, _)| n == "include-again.conf")
+            .unwrap()
+            .1;
+        let web = config.watchers.iter().find(|w| w.name == "web").unwrap();
+        let included = fixtures().join("warn/included");
+        assert_eq!(
+            web.command.argv[0].render(1),
+            format!("{}/run-later", included.display())
+        );
+        assert_eq!(web.start_secs, std::time::Duration::ZERO);
+        assert!(config.watchers.iter().any(|w| w.name == "other"));
     }
 
     #[test]
@@ -1393,9 +1419,6 @@ mod tests {
             eprintln!("skipped: no supervisor package (run `python3 bench/run.py --setup`)");
             return;
         };
-        // Documented difference (docs/migration.md): a section defined
-        // again in an included file.
-        let refused = [("include.conf", "section [supervisord] is already defined")];
         let mut read = 0;
         let mut paths: Vec<PathBuf> = std::fs::read_dir(&fixtures)
             .unwrap()
@@ -1407,16 +1430,27 @@ mod tests {
         for path in paths {
             let name = path.file_name().unwrap().to_string_lossy().into_owned();
             let result = crate::read(&path, Some(crate::Dialect::Supervisord));
-            if let Some((_, why)) = refused.iter().find(|(n, _)| *n == name) {
-                let errors = result.map(|_| ()).unwrap_err().to_string();
-                assert!(errors.contains(why), "{name}: {errors}");
-                continue;
-            }
             result.unwrap_or_else(|e| panic!("{name}: {e}"));
             round_trip(&path, crate::Dialect::Supervisord);
             read += 1;
         }
-        assert!(read >= 20, "only {read} fixtures read");
+        assert!(read >= 26, "only {read} fixtures read");
+        // include.conf: [supervisord] again in the included file, merged,
+        // its %(here)s the included file's directory (supervisord's
+        // expand_here after each file).
+        let loaded = crate::read(&fixtures.join("include.conf"), None).unwrap();
+        assert_eq!(
+            loaded.config.daemon.logs_dir,
+            fixtures.join("example"),
+            "{}",
+            loaded.toml
+        );
+        let merged = loaded
+            .warnings
+            .iter()
+            .find(|w| w.message.contains("merged"))
+            .unwrap();
+        assert_eq!(merged.location.file, fixtures.join("example/included.conf"));
         // issue-986: %% in a command is a literal %.
         let loaded = crate::read(&fixtures.join("issue-986.conf"), None).unwrap();
         let argv: Vec<String> = loaded.config.watchers[0]
