@@ -282,3 +282,48 @@ fn debians_supervisord_conf_with_fragments_runs_unchanged() {
     assert!(!daemon.daemon_log().contains("no [supervisord] section"));
     assert!(!std::path::Path::new("/etc/supervisor/conf.d/web.conf").exists());
 }
+
+/// Issue 14: `--convert` wrote `%(ENV_X)s` in `environment=` as the
+/// converting shell's value. It stays a reference, `$(env.X)`, so the
+/// converted file run elsewhere means that machine's variable.
+#[test]
+fn converted_environment_keeps_its_references() {
+    let builder = Daemon::builder();
+    let dir = builder.path().to_path_buf();
+    let conf = dir.join("app.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "[supervisord]\n[program:app]\ncommand={} print-env\nstartsecs=0\n\
+             environment=GREETING=\"hello-%(ENV_RM_TEST_WHO)s\"\n",
+            crate::support::testkit()
+        ),
+    )
+    .unwrap();
+    let converted = std::process::Command::new(ringmasterd())
+        .arg("--convert")
+        .arg(&conf)
+        .env("RM_TEST_WHO", "alpha")
+        .output()
+        .unwrap();
+    assert!(converted.status.success(), "{converted:?}");
+    let toml = String::from_utf8(converted.stdout).unwrap();
+    assert!(
+        toml.contains("GREETING = \"hello-$(env.RM_TEST_WHO)\""),
+        "{toml}"
+    );
+    let config = dir.join("ringmaster.toml");
+    let socket = dir.join("rm.sock");
+    std::fs::write(
+        &config,
+        format!(
+            "{toml}\n[daemon]\nsocket = \"{}\"\nlogs_dir = \"{}/logs\"\n",
+            socket.display(),
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let daemon = builder.env("RM_TEST_WHO", "beta").launch(config);
+    let env = daemon.wait_file("logs/app-1.out.log", "\nend\n");
+    assert!(env.contains("GREETING=hello-beta\n"), "{env}");
+}

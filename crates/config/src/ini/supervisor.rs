@@ -1203,6 +1203,14 @@ fn environment(names: &Names<'_>, value: &str) -> Result<Vec<(String, String)>, 
                 let _ = write!(text, "RingmasterProcessNum{}X", slots.len());
                 slots.push(directive(names, &d)?);
             }
+            Piece::Directive(d) if env_reference(names, &d).is_some() => {
+                // Kept a reference (the converted file then means the
+                // daemon's variable, not today's value): a word through
+                // the split, as the value would be, for it has nothing
+                // the split looks at.
+                let _ = write!(text, "RingmasterEnvRef{}X", slots.len());
+                slots.push(env_reference(names, &d).unwrap_or_default());
+            }
             Piece::Directive(d) => {
                 let value = plain_value(&literal_env, &d.name)?;
                 text.push_str(&percent::format(&d, &value).map_err(|e| e.to_string())?);
@@ -1216,10 +1224,23 @@ fn environment(names: &Names<'_>, value: &str) -> Result<Vec<(String, String)>, 
             let mut v = v.replace("$(", "$$(");
             for (i, slot) in slots.iter().enumerate() {
                 v = v.replace(&format!("RingmasterProcessNum{i}X"), slot);
+                v = v.replace(&format!("RingmasterEnvRef{i}X"), slot);
             }
             (k, v)
         })
         .collect())
+}
+
+/// `$(env.X)` for a plain `%(ENV_X)s` in `environment=` whose value today
+/// would not change how supervisord splits the line (no quote, comma,
+/// equals sign, backslash or space in it), when nothing in the file
+/// defines X; `None` when the value must be written in.
+fn env_reference(names: &Names<'_>, d: &Directive) -> Option<String> {
+    let var = d.name.strip_prefix("ENV_")?;
+    let value = names.env.get(var)?;
+    let plain = d.conversion == 's' && d.width == 0 && d.precision.is_none();
+    let splits = value.contains(['"', '\'', ',', '=', '\\']) || value.contains(char::is_whitespace);
+    (plain && !splits && !names.defined_env.contains_key(var)).then(|| format!("$(env.{var})"))
 }
 
 type TemplateFn<'f> = dyn Fn(&mut Report, &Names<'_>, &str) -> Option<String> + 'f;
