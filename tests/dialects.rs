@@ -222,9 +222,20 @@ fn fixtures_check_and_convert() {
         "circus/full.ini",
         "circus/minimal.ini",
     ];
+    // The converted file is kept next to its original (its relative paths
+    // and $(here) are that directory's): both are read from a copy.
     let dir = tempfile::tempdir().unwrap();
+    for sub in ["supervisor", "circus"] {
+        let copied = std::process::Command::new("cp")
+            .arg("-r")
+            .arg(root.join(sub))
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(copied.success());
+    }
     for fixture in fixtures {
-        let path = root.join(fixture);
+        let path = dir.path().join(fixture);
         let run = |args: &[&std::ffi::OsStr]| {
             std::process::Command::new(crate::support::ringmasterd())
                 .args(args)
@@ -237,9 +248,7 @@ fn fixtures_check_and_convert() {
         assert!(stdout(&check).contains(": OK"), "{fixture}");
         let convert = run(&["--convert".as_ref(), path.as_os_str()]);
         assert!(convert.status.success(), "{fixture}: {}", stderr(&convert));
-        let toml = dir
-            .path()
-            .join(format!("{}.toml", fixture.replace('/', "-")));
+        let toml = path.with_extension("converted.toml");
         std::fs::write(&toml, &convert.stdout).unwrap();
         let again = run(&["--check".as_ref(), toml.as_os_str()]);
         assert!(

@@ -155,6 +155,10 @@ struct Names<'a> {
     /// Whether `%(ENV_X)s` may stay a `$(env.X)` reference (not where the
     /// expanded text is split afterwards: command, environment).
     env_refs: bool,
+    /// Whether `here` is the main file's directory, which the converted
+    /// file is kept in: then `%(here)s` may stay a `$(here)` reference
+    /// (where references may: `env_refs`).
+    here_is_main: bool,
 }
 
 impl<'a> Names<'a> {
@@ -167,6 +171,7 @@ impl<'a> Names<'a> {
         env_refs: bool,
     ) -> Self {
         Self {
+            here_is_main: false,
             here,
             host,
             env,
@@ -260,6 +265,13 @@ fn directive(names: &Names<'_>, d: &Directive) -> Result<String, String> {
             width: d.width,
         };
         return Ok(format.to_string());
+    }
+    let plain = d.conversion == 's' && d.width == 0 && d.precision.is_none();
+    // Where the text is split after expansion (command), only a directory
+    // that cannot change the split is kept a reference.
+    let splits = names.here.contains(['"', '\'', '\\']) || names.here.contains(char::is_whitespace);
+    if d.name == "here" && names.here_is_main && plain && (names.env_refs || !splits) {
+        return Ok("$(here)".into());
     }
     // $(env.X) keeps the reference when the daemon's environment supplies X.
     if let Some(var) = d.name.strip_prefix("ENV_")
@@ -450,12 +462,12 @@ fn translate(
 
     super::emit_preamble(out, files);
 
-    let daemon = read_supervisord(supervisord, env, host, report);
+    let daemon = read_supervisord(supervisord, main, env, host, report);
     let server = sections
         .iter()
         .find(|s| s.section.name == "unix_http_server")
         .copied();
-    emit_daemon(&daemon, supervisord, server, env, report, out);
+    emit_daemon(&daemon, supervisord, server, main, env, report, out);
 
     let (groups, group_list) = read_groups(&sections, report);
     for sec in &sections {
@@ -466,7 +478,7 @@ fn translate(
             "program" if name.contains(':') => {
                 let program = &name["program:".len()..];
                 let group = groups.get(program).map_or(program, String::as_str);
-                emit_program(*sec, program, group, &daemon, env, host, report, out);
+                emit_program(*sec, main, program, group, &daemon, env, host, report, out);
             }
             "group" if name.contains(':') => {}
             "inet_http_server" => report.warn(
@@ -540,6 +552,7 @@ struct Daemon {
 
 fn read_supervisord(
     sec: Sec<'_>,
+    main: &Path,
     env: &BTreeMap<String, String>,
     host: &str,
     report: &mut Report,
@@ -550,6 +563,12 @@ fn read_supervisord(
         env,
         true,
     );
+    // childlogdir keeps `$(here)` (a path, not split); the other keys are
+    // read as text.
+    let path_names = Names {
+        here_is_main: dir_of(sec.file) == dir_of(main),
+        ..names.clone()
+    };
     let mut daemon = Daemon::default();
     for entry in &sec.section.entries {
         let key = entry.key.as_str();
@@ -588,7 +607,10 @@ fn read_supervisord(
         };
         let origin = sec.origin(key);
         match key {
-            "childlogdir" => daemon.logs_dir = Some((value, origin)),
+            "childlogdir" => {
+                let dir = expand_template(&path_names, &entry.value).unwrap_or(value);
+                daemon.logs_dir = Some((dir, origin));
+            }
             "loglevel" => match log_level(&value) {
                 Some(level) => daemon.log_level = Some((level.into(), origin)),
                 None => report.error(
@@ -618,6 +640,7 @@ fn emit_daemon(
     daemon: &Daemon,
     supervisord: Sec<'_>,
     server: Option<Sec<'_>>,
+    main: &Path,
     env: &BTreeMap<String, String>,
     report: &mut Report,
     out: &mut Emitter,
@@ -630,6 +653,12 @@ fn emit_daemon(
             env,
             false,
         );
+        // The socket's path keeps `$(here)` and `$(env.X)` references.
+        let path_names = Names {
+            env_refs: true,
+            here_is_main: dir_of(server.file) == dir_of(main),
+            ..names.clone()
+        };
         for entry in &server.section.entries {
             let key = entry.key.as_str();
             let origin = Some(server.origin(key));
@@ -641,7 +670,10 @@ fn emit_daemon(
                 }
             };
             match key {
-                "file" => out.entry("socket", &emit::string(&value), origin),
+                "file" => {
+                    let path = expand_template(&path_names, &entry.value).unwrap_or(value);
+                    out.entry("socket", &emit::string(&path), origin);
+                }
                 "chmod" => match values::octal(&value) {
                     Some(mode) => {
                         out.entry("socket_mode", &emit::string(&format!("{mode:04o}")), origin);
@@ -752,6 +784,7 @@ fn read_groups(
 #[allow(clippy::too_many_arguments)]
 fn emit_program(
     sec: Sec<'_>,
+    main: &Path,
     program: &str,
     group: &str,
     daemon: &Daemon,
@@ -785,6 +818,7 @@ fn emit_program(
     }
     let base = Names {
         here: dir_of(sec.file).to_string_lossy().into_owned(),
+        here_is_main: dir_of(sec.file) == dir_of(main),
         host,
         env,
         defined_env: daemon.environment.iter().cloned().collect(),
@@ -1421,6 +1455,38 @@ mod tests {
         );
         assert_eq!(web.start_secs, std::time::Duration::ZERO);
         assert!(config.watchers.iter().any(|w| w.name == "other"));
+    }
+
+    /// Issue 14: %(here)s stays `$(here)` in --convert's output, so the
+    /// converted file kept next to the original means the same wherever
+    /// the two are moved; in a command only when the directory cannot
+    /// change how the command splits.
+    #[test]
+    fn here_stays_a_reference_in_the_converted_file() {
+        for (dir_name, command) in [("plain", "$(here)/run.sh"), ("with space", "{dir}/run.sh")] {
+            let root = tempfile::tempdir().unwrap();
+            let dir = root.path().join(dir_name);
+            std::fs::create_dir(&dir).unwrap();
+            let path = dir.join("app.conf");
+            std::fs::write(
+                &path,
+                "[supervisord]\nchildlogdir=%(here)s/logs\n[unix_http_server]\nfile=%(here)s/s.sock\n\
+                 [program:x]\ncommand=%(here)s/run.sh\nstdout_logfile=%(here)s/x.log\n",
+            )
+            .unwrap();
+            let toml = crate::read(&path, None).unwrap().toml;
+            for want in [
+                "socket = \"$(here)/s.sock\"".to_owned(),
+                "logs_dir = \"$(here)/logs\"".to_owned(),
+                "file = \"$(here)/x.log\"".to_owned(),
+                format!(
+                    "cmd = \"{}\"",
+                    command.replace("{dir}", &dir.display().to_string())
+                ),
+            ] {
+                assert!(toml.contains(&want), "{dir_name}: no {want} in\n{toml}");
+            }
+        }
     }
 
     #[test]
