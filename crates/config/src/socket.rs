@@ -73,13 +73,15 @@ fn toml_path(line: &str, here: &Path) -> Option<PathBuf> {
 }
 
 /// `file = ...` of `[unix_http_server]`, with supervisord's `%(here)s` and
-/// `%(ENV_X)s`, and its inline comments (`;` after whitespace) removed.
+/// `%(ENV_X)s`, and its inline comments (`;` or `#` after whitespace)
+/// removed.
 fn supervisor_path(line: &str, here: &Path) -> Option<PathBuf> {
     let (_, value) = line.split_once(['=', ':'])?;
-    let value = match value.find(" ;").or_else(|| value.find("\t;")) {
-        Some(comment) => &value[..comment],
-        None => value,
-    };
+    let comment = value
+        .char_indices()
+        .find(|&(i, c)| matches!(c, ';' | '#') && value[..i].ends_with(char::is_whitespace))
+        .map(|(i, _)| i);
+    let value = &value[..comment.unwrap_or(value.len())];
     let mut text = value.trim().replace("%(here)s", &here.to_string_lossy());
     while let Some(start) = text.find("%(ENV_") {
         let end = text[start..].find(")s")? + start;
@@ -117,7 +119,7 @@ mod tests {
     fn supervisor_socket_with_here_and_comments() {
         let (dir, path) = written(
             "s.conf",
-            "[unix_http_server]\nfile=%(here)s/sv.sock   ; the socket\nchmod=0700\n[program:x]\nbroken line\n",
+            "[unix_http_server]\nfile=%(here)s/sv.sock   # the socket\nchmod=0700\n[program:x]\nbroken line\n",
         );
         assert_eq!(socket_of(&path), dir.path().join("sv.sock"));
     }

@@ -418,18 +418,21 @@ fn merge_into<'a>(
 ) {
     let here = dir_of(file).to_string_lossy().into_owned();
     for entry in &section.entries {
+        let entries = &mut into.section.to_mut().entries;
+        let existing = entries.iter().position(|e| e.key == entry.key);
+        if existing.is_some() && later == Later::Loses {
+            continue;
+        }
         let mut entry = entry.clone();
         if later == Later::Wins {
             entry.value = entry.value.replace("%(here)s", &here);
         }
-        let entries = &mut into.section.to_mut().entries;
-        match entries.iter_mut().find(|e| e.key == entry.key) {
-            Some(_) if later == Later::Loses => continue,
-            Some(existing) => *existing = entry.clone(),
-            None => entries.push(entry.clone()),
-        }
         into.key_files.retain(|(k, _)| *k != entry.key);
-        into.key_files.push((entry.key, file));
+        into.key_files.push((entry.key.clone(), file));
+        match existing {
+            Some(index) => entries[index] = entry,
+            None => entries.push(entry),
+        }
     }
 }
 
