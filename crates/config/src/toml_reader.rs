@@ -915,74 +915,15 @@ fn read_watcher(
         }
     }
     let k = |key: &str| format!("{prefix}{key}");
-    let daemon_env = |var: &str| std::env::var(var).ok();
-
+    let watcher = WatcherKeys {
+        src,
+        keys: &keys,
+        prefix: &prefix,
+    };
     // env_file and env come first: other values may refer to them through
     // $(env.VAR).
-    let base_ctx = Context {
-        name,
-        here: &src.here,
-        env: &daemon_env,
-    };
-    let mut file_env: Vec<(String, String)> = Vec::new();
-    if let Some(value) = keys.get("env_file")
-        && let Some(text) = reader.string(src, &k("env_file"), value)
-        && let Some(template) = reader.expand(src, &k("env_file"), value, text, &base_ctx)
-    {
-        let path = absolutize(Path::new(&template.render(0)), &src.here);
-        match env_file::read(&path) {
-            Ok(pairs) => file_env = pairs,
-            Err(err) => reader.invalid(src, value.span().start, &k("env_file"), err.to_string()),
-        }
-    }
-    let file_lookup = |var: &str| {
-        file_env
-            .iter()
-            .rev()
-            .find(|(key, _)| key == var)
-            .map(|(_, v)| v.clone())
-            .or_else(|| std::env::var(var).ok())
-    };
-    let env_ctx = Context {
-        name,
-        here: &src.here,
-        env: &file_lookup,
-    };
-    let mut env: Vec<(String, Template)> = file_env
-        .iter()
-        .map(|(key, value)| (key.clone(), Template::literal(value.clone())))
-        .collect();
-    if let Some(value) = keys.get("env")
-        && let Some(table) = reader.table(src, &k("env"), value)
-    {
-        for (var, item) in table {
-            let var = var.get_ref().as_ref();
-            let key = format!("{prefix}env.{var}");
-            if var.is_empty() || var.contains('=') || var.contains('\0') {
-                reader.invalid(
-                    src,
-                    item.span().start,
-                    &key,
-                    "invalid environment variable name",
-                );
-                continue;
-            }
-            let text = match item.get_ref() {
-                DeValue::String(s) => s.to_string(),
-                DeValue::Integer(i) => i.to_string(),
-                DeValue::Float(f) => f.to_string(),
-                DeValue::Boolean(b) => b.to_string(),
-                other => {
-                    reader.type_error(src, &key, item, "a string", other);
-                    continue;
-                }
-            };
-            if let Some(template) = reader.expand(src, &key, item, &text, &env_ctx) {
-                env.retain(|(existing, _)| existing != var);
-                env.push((var.to_owned(), template));
-            }
-        }
-    }
+    let (file_env, env) = read_environment(reader, &watcher, name);
+    let file_lookup = |var: &str| lookup_file_env(&file_env, var);
     let full_lookup = |var: &str| {
         env.iter()
             .rev()
@@ -1079,142 +1020,35 @@ fn read_watcher(
         None => Some(Template::literal(src.here.clone())),
     };
 
-    let user = keys
-        .get("user")
-        .and_then(|v| reader.string(src, &k("user"), v))
-        .map(str::to_owned);
-    let group = keys
-        .get("group")
-        .and_then(|v| reader.string(src, &k("group"), v))
-        .map(str::to_owned);
-    for (key, value) in [("user", &user), ("group", &group)] {
-        if value.as_deref() == Some("") {
-            reader.invalid(src, keys[key].span().start, &k(key), "must not be empty");
-        }
-    }
-    let umask = keys
-        .get("umask")
-        .and_then(|v| reader.octal(src, &k("umask"), v, 0o777));
-    let copy_env = keys
-        .get("copy_env")
-        .and_then(|v| reader.boolean(src, &k("copy_env"), v))
-        .unwrap_or(true);
-    let autostart = keys
-        .get("autostart")
-        .and_then(|v| reader.boolean(src, &k("autostart"), v))
-        .unwrap_or(true);
-    let restart = keys
-        .get("restart")
-        .and_then(|v| {
-            reader.choice(
-                src,
-                &k("restart"),
-                v,
-                &[
-                    ("always", Restart::Always),
-                    ("on-failure", Restart::OnFailure),
-                    ("never", Restart::Never),
-                ],
-            )
-        })
-        .unwrap_or(Restart::Always);
-    let exit_codes = match keys.get("exit_codes") {
-        Some(value) => read_exit_codes(reader, src, &k("exit_codes"), value),
-        None => vec![0],
-    };
-    let start_secs = keys
-        .get("start_secs")
-        .and_then(|v| reader.duration(src, &k("start_secs"), v))
-        .unwrap_or(defaults::START_SECS);
-    let start_retries = match keys.get("start_retries") {
-        Some(value) => match value.get_ref() {
-            DeValue::String(s) if s.as_ref() == "infinite" => StartRetries::Infinite,
-            DeValue::Integer(_) => reader
-                .integer_in(src, &k("start_retries"), value, 0, i64::from(u32::MAX))
-                .map_or(StartRetries::Limited(defaults::START_RETRIES), |n| {
-                    StartRetries::Limited(n as u32)
-                }),
-            _ => {
-                reader.invalid(
-                    src,
-                    value.span().start,
-                    &k("start_retries"),
-                    "expected a number of retries or \"infinite\"",
-                );
-                StartRetries::Limited(defaults::START_RETRIES)
-            }
-        },
-        None => StartRetries::Limited(defaults::START_RETRIES),
-    };
-    let backoff_max = keys
-        .get("backoff_max")
-        .and_then(|v| reader.duration(src, &k("backoff_max"), v))
-        .unwrap_or(defaults::BACKOFF_MAX);
-    let stop_signal = match keys.get("stop_signal") {
-        Some(value) => read_signal(reader, src, &k("stop_signal"), value).unwrap_or(libc_sigterm()),
-        None => libc_sigterm(),
-    };
-    let stop_timeout = keys
-        .get("stop_timeout")
-        .and_then(|v| reader.duration(src, &k("stop_timeout"), v))
-        .unwrap_or(defaults::STOP_TIMEOUT);
-    let stop_group = keys
-        .get("stop_group")
-        .and_then(|v| reader.boolean(src, &k("stop_group"), v))
-        .unwrap_or(true);
-    let stop_orphans = keys
-        .get("stop_orphans")
-        .and_then(|v| reader.boolean(src, &k("stop_orphans"), v))
-        .unwrap_or(true);
-    let priority = keys
-        .get("priority")
-        .and_then(|v| {
-            reader.integer_in(
-                src,
-                &k("priority"),
-                v,
-                i64::from(i32::MIN),
-                i64::from(i32::MAX),
-            )
-        })
-        .map_or(defaults::PRIORITY, |p| p as i32);
-    let rlimits = match keys.get("rlimits") {
-        Some(value) => read_rlimits(reader, src, &k("rlimits"), value),
-        None => Vec::new(),
-    };
-    let default_path = |stream: &str| {
-        Template::literal(format!("{}/{name}-", daemon.logs_dir.display()))
-            .join(Template::wid())
-            .join(Template::literal(format!(".{stream}.log")))
-    };
-    let (out_path, err_path) = (default_path("out"), default_path("err"));
-    let stdout = match keys.get("stdout") {
-        Some(value) => read_sink(reader, src, &k("stdout"), value, &ctx, &out_path, false)
-            .and_then(|s| match s {
-                StderrSink::Sink(sink) => Some(sink),
-                StderrSink::Stdout => None,
-            }),
-        None => Some(OutputSink::File(FileSink::plain(out_path.clone()))),
-    };
-    let stderr = match keys.get("stderr") {
-        Some(value) => read_sink(reader, src, &k("stderr"), value, &ctx, &err_path, true),
-        None => Some(StderrSink::Sink(OutputSink::File(FileSink::plain(
-            err_path.clone(),
-        )))),
-    };
-
-    let echo = keys
-        .get("echo")
-        .and_then(|v| reader.boolean(src, &k("echo"), v))
-        .unwrap_or(false);
-    let essential = keys
-        .get("essential")
-        .and_then(|v| reader.boolean(src, &k("essential"), v))
-        .unwrap_or(false);
+    let identity = read_identity(reader, &watcher);
+    let policy = read_policy(reader, &watcher);
+    let streams = read_streams(reader, &watcher, name, daemon, &ctx);
 
     if reader.errors.len() > errors_before {
         return None;
     }
+    let Identity {
+        user,
+        group,
+        umask,
+        copy_env,
+        rlimits,
+    } = identity;
+    let Policy {
+        autostart,
+        restart,
+        exit_codes,
+        start_secs,
+        start_retries,
+        backoff_max,
+        stop_signal,
+        stop_timeout,
+        stop_group,
+        stop_orphans,
+        priority,
+        essential,
+    } = policy;
+    let (stdout, stderr, echo) = streams;
     Some(WatcherConfig {
         name: name.to_owned(),
         command: Command { argv: argv?, shell },
@@ -1244,6 +1078,290 @@ fn read_watcher(
         essential,
         locations,
     })
+}
+
+/// A watcher's table, for the readers of its parts.
+struct WatcherKeys<'w, 's, 'v> {
+    src: &'w Source<'s>,
+    keys: &'w BTreeMap<&'w str, &'w Spanned<DeValue<'v>>>,
+    /// `watchers.NAME.`
+    prefix: &'w str,
+}
+
+impl<'v> WatcherKeys<'_, '_, 'v> {
+    fn get(&self, key: &str) -> Option<&Spanned<DeValue<'v>>> {
+        self.keys.get(key).copied()
+    }
+
+    /// The full key, `watchers.NAME.KEY`.
+    fn key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    fn boolean(&self, reader: &mut Reader, key: &str, default: bool) -> bool {
+        self.get(key)
+            .and_then(|v| reader.boolean(self.src, &self.key(key), v))
+            .unwrap_or(default)
+    }
+
+    fn duration(&self, reader: &mut Reader, key: &str, default: Duration) -> Duration {
+        self.get(key)
+            .and_then(|v| reader.duration(self.src, &self.key(key), v))
+            .unwrap_or(default)
+    }
+
+    fn string(&self, reader: &mut Reader, key: &str) -> Option<String> {
+        let value = self.get(key)?;
+        let text = reader.string(self.src, &self.key(key), value)?;
+        if text.is_empty() {
+            reader.invalid(
+                self.src,
+                value.span().start,
+                &self.key(key),
+                "must not be empty",
+            );
+        }
+        Some(text.to_owned())
+    }
+}
+
+/// A watcher's environment, in order; a variable given again replaces the
+/// earlier one.
+type Environment = Vec<(String, Template)>;
+
+/// `$(env.VAR)` for `env` values: the watcher's `env_file`, then the
+/// daemon's environment.
+fn lookup_file_env(file_env: &[(String, String)], var: &str) -> Option<String> {
+    file_env
+        .iter()
+        .rev()
+        .find(|(key, _)| key == var)
+        .map(|(_, v)| v.clone())
+        .or_else(|| std::env::var(var).ok())
+}
+
+/// The watcher's `env_file` (its pairs) and its whole environment: the
+/// file's pairs, then `env` (whose values may use `$(env.VAR)` from the
+/// file or the daemon's environment).
+fn read_environment(
+    reader: &mut Reader,
+    w: &WatcherKeys<'_, '_, '_>,
+    name: &str,
+) -> (Vec<(String, String)>, Environment) {
+    let src = w.src;
+    let daemon_env = |var: &str| std::env::var(var).ok();
+    let base_ctx = Context {
+        name,
+        here: &src.here,
+        env: &daemon_env,
+    };
+    let mut file_env: Vec<(String, String)> = Vec::new();
+    if let Some(value) = w.get("env_file")
+        && let Some(text) = reader.string(src, &w.key("env_file"), value)
+        && let Some(template) = reader.expand(src, &w.key("env_file"), value, text, &base_ctx)
+    {
+        let path = absolutize(Path::new(&template.render(0)), &src.here);
+        match env_file::read(&path) {
+            Ok(pairs) => file_env = pairs,
+            Err(err) => {
+                reader.invalid(src, value.span().start, &w.key("env_file"), err.to_string());
+            }
+        }
+    }
+    let file_lookup = |var: &str| lookup_file_env(&file_env, var);
+    let env_ctx = Context {
+        name,
+        here: &src.here,
+        env: &file_lookup,
+    };
+    let mut env: Vec<(String, Template)> = file_env
+        .iter()
+        .map(|(key, value)| (key.clone(), Template::literal(value.clone())))
+        .collect();
+    if let Some(value) = w.get("env")
+        && let Some(table) = reader.table(src, &w.key("env"), value)
+    {
+        for (var, item) in table {
+            let var = var.get_ref().as_ref();
+            let key = w.key(&format!("env.{var}"));
+            if var.is_empty() || var.contains('=') || var.contains('\0') {
+                reader.invalid(
+                    src,
+                    item.span().start,
+                    &key,
+                    "invalid environment variable name",
+                );
+                continue;
+            }
+            let text = match item.get_ref() {
+                DeValue::String(s) => s.to_string(),
+                DeValue::Integer(i) => i.to_string(),
+                DeValue::Float(f) => f.to_string(),
+                DeValue::Boolean(b) => b.to_string(),
+                other => {
+                    reader.type_error(src, &key, item, "a string", other);
+                    continue;
+                }
+            };
+            if let Some(template) = reader.expand(src, &key, item, &text, &env_ctx) {
+                env.retain(|(existing, _)| existing != var);
+                env.push((var.to_owned(), template));
+            }
+        }
+    }
+    (file_env, env)
+}
+
+/// Who the processes run as, and with what.
+struct Identity {
+    user: Option<String>,
+    group: Option<String>,
+    umask: Option<u32>,
+    copy_env: bool,
+    rlimits: Vec<(Rlimit, RlimitValue)>,
+}
+
+fn read_identity(reader: &mut Reader, w: &WatcherKeys<'_, '_, '_>) -> Identity {
+    Identity {
+        user: w.string(reader, "user"),
+        group: w.string(reader, "group"),
+        umask: w
+            .get("umask")
+            .and_then(|v| reader.octal(w.src, &w.key("umask"), v, 0o777)),
+        copy_env: w.boolean(reader, "copy_env", true),
+        rlimits: match w.get("rlimits") {
+            Some(value) => read_rlimits(reader, w.src, &w.key("rlimits"), value),
+            None => Vec::new(),
+        },
+    }
+}
+
+/// When processes start, restart, stop, and in which order.
+struct Policy {
+    autostart: bool,
+    restart: Restart,
+    exit_codes: Vec<i32>,
+    start_secs: Duration,
+    start_retries: StartRetries,
+    backoff_max: Duration,
+    stop_signal: i32,
+    stop_timeout: Duration,
+    stop_group: bool,
+    stop_orphans: bool,
+    priority: i32,
+    essential: bool,
+}
+
+fn read_policy(reader: &mut Reader, w: &WatcherKeys<'_, '_, '_>) -> Policy {
+    let (src, k) = (w.src, |key: &str| w.key(key));
+    let restart = w
+        .get("restart")
+        .and_then(|v| {
+            reader.choice(
+                src,
+                &k("restart"),
+                v,
+                &[
+                    ("always", Restart::Always),
+                    ("on-failure", Restart::OnFailure),
+                    ("never", Restart::Never),
+                ],
+            )
+        })
+        .unwrap_or(Restart::Always);
+    let start_retries = match w.get("start_retries") {
+        Some(value) => match value.get_ref() {
+            DeValue::String(s) if s.as_ref() == "infinite" => StartRetries::Infinite,
+            DeValue::Integer(_) => reader
+                .integer_in(src, &k("start_retries"), value, 0, i64::from(u32::MAX))
+                .map_or(StartRetries::Limited(defaults::START_RETRIES), |n| {
+                    StartRetries::Limited(n as u32)
+                }),
+            _ => {
+                reader.invalid(
+                    src,
+                    value.span().start,
+                    &k("start_retries"),
+                    "expected a number of retries or \"infinite\"",
+                );
+                StartRetries::Limited(defaults::START_RETRIES)
+            }
+        },
+        None => StartRetries::Limited(defaults::START_RETRIES),
+    };
+    let priority = w
+        .get("priority")
+        .and_then(|v| {
+            reader.integer_in(
+                src,
+                &k("priority"),
+                v,
+                i64::from(i32::MIN),
+                i64::from(i32::MAX),
+            )
+        })
+        .map_or(defaults::PRIORITY, |p| p as i32);
+    Policy {
+        autostart: w.boolean(reader, "autostart", true),
+        restart,
+        exit_codes: match w.get("exit_codes") {
+            Some(value) => read_exit_codes(reader, src, &k("exit_codes"), value),
+            None => vec![0],
+        },
+        start_secs: w.duration(reader, "start_secs", defaults::START_SECS),
+        start_retries,
+        backoff_max: w.duration(reader, "backoff_max", defaults::BACKOFF_MAX),
+        stop_signal: match w.get("stop_signal") {
+            Some(value) => {
+                read_signal(reader, src, &k("stop_signal"), value).unwrap_or(libc_sigterm())
+            }
+            None => libc_sigterm(),
+        },
+        stop_timeout: w.duration(reader, "stop_timeout", defaults::STOP_TIMEOUT),
+        stop_group: w.boolean(reader, "stop_group", true),
+        stop_orphans: w.boolean(reader, "stop_orphans", true),
+        priority,
+        essential: w.boolean(reader, "essential", false),
+    }
+}
+
+/// Where stdout and stderr go (`None` for one with errors), and echo.
+fn read_streams(
+    reader: &mut Reader,
+    w: &WatcherKeys<'_, '_, '_>,
+    name: &str,
+    daemon: &DaemonConfig,
+    ctx: &Context<'_>,
+) -> (Option<OutputSink>, Option<StderrSink>, bool) {
+    let default_path = |stream: &str| {
+        Template::literal(format!("{}/{name}-", daemon.logs_dir.display()))
+            .join(Template::wid())
+            .join(Template::literal(format!(".{stream}.log")))
+    };
+    let (out_path, err_path) = (default_path("out"), default_path("err"));
+    let stdout = match w.get("stdout") {
+        Some(value) => read_sink(
+            reader,
+            w.src,
+            &w.key("stdout"),
+            value,
+            ctx,
+            &out_path,
+            false,
+        )
+        .and_then(|s| match s {
+            StderrSink::Sink(sink) => Some(sink),
+            StderrSink::Stdout => None,
+        }),
+        None => Some(OutputSink::File(FileSink::plain(out_path.clone()))),
+    };
+    let stderr = match w.get("stderr") {
+        Some(value) => read_sink(reader, w.src, &w.key("stderr"), value, ctx, &err_path, true),
+        None => Some(StderrSink::Sink(OutputSink::File(FileSink::plain(
+            err_path,
+        )))),
+    };
+    (stdout, stderr, w.boolean(reader, "echo", false))
 }
 
 fn libc_sigterm() -> i32 {
