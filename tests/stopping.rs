@@ -458,7 +458,7 @@ fn a_later_request_takes_a_process_out_of_a_stop_all() {
 [watchers.app]
 cmd = "@TESTKIT@ ignore-term"
 start_secs = "0"
-stop_timeout = "2s"
+stop_timeout = "60s"
 priority = 20
 
 [watchers.redis]
@@ -468,6 +468,7 @@ priority = 10
 "#,
     );
     daemon.wait_all("running", |p| p["state"] == "RUNNING");
+    let app = pid_of(&daemon.process("app:1"));
     let stop_all = std::thread::spawn({
         let socket = daemon.socket.clone();
         move || {
@@ -480,8 +481,12 @@ priority = 10
         }
     });
     daemon.wait_state("app:1", "STOPPING");
+    // The app holds its level as long as the test wants (its stop_timeout
+    // is long): Redis waits its turn while the start arrives.
     let start = daemon.ctl(&["start", "redis"]);
     assert!(start.status.success(), "{start:?}");
+    assert_eq!(daemon.process("app:1")["state"], "STOPPING");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(app), Signal::SIGKILL).unwrap();
     let stop_all = stop_all.join().unwrap();
     assert_eq!(stop_all.status.code(), Some(1), "{stop_all:?}");
     let text = String::from_utf8_lossy(&stop_all.stdout);
