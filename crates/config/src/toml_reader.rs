@@ -937,80 +937,13 @@ fn read_watcher(
         env: &full_lookup,
     };
 
-    let shell = keys
-        .get("shell")
-        .and_then(|v| reader.boolean(src, &k("shell"), v))
-        .unwrap_or(false);
-    let argv = match (keys.get("cmd"), keys.get("args")) {
-        (Some(_), Some(args)) => {
-            reader.invalid(
-                src,
-                args.span().start,
-                &k("args"),
-                "give either cmd or args, not both",
-            );
-            None
-        }
-        (None, None) => {
-            reader.invalid(
-                src,
-                name_key.span().start,
-                &format!("watchers.{name}"),
-                "missing cmd (or args)",
-            );
-            None
-        }
-        (Some(cmd), None) => read_cmd(reader, src, &k("cmd"), cmd, shell, &ctx),
-        (None, Some(args)) => {
-            if shell {
-                reader.invalid(
-                    src,
-                    args.span().start,
-                    &k("args"),
-                    "shell = true needs cmd, a string for /bin/sh -c",
-                );
-                None
-            } else {
-                read_args(reader, src, &k("args"), args, &ctx)
-            }
-        }
-    };
-
+    let shell = watcher.boolean(reader, "shell", false);
+    let argv = read_argv(reader, &watcher, name_key, shell, &ctx);
     let numprocesses = keys
         .get("numprocesses")
         .and_then(|v| reader.integer_in(src, &k("numprocesses"), v, 0, defaults::MAX_PROCESSES))
         .map_or(defaults::NUMPROCESSES, |n| n as u32);
-    let process_name = keys.get("process_name").and_then(|value| {
-        let template = reader
-            .string(src, &k("process_name"), value)
-            .and_then(|text| reader.expand(src, &k("process_name"), value, text, &ctx))?;
-        // Each slot needs its own name, usable on a command line.
-        let mut seen = std::collections::BTreeSet::new();
-        for wid in 1..=numprocesses.max(1) {
-            let rendered = template.render(wid);
-            if rendered.is_empty() || rendered.contains([':', ' ', '/', '*']) {
-                reader.invalid(
-                    src,
-                    value.span().start,
-                    &k("process_name"),
-                    format!("'{rendered}' is not a usable process name (no ':', ' ', '/' or '*')"),
-                );
-                return None;
-            }
-            if !seen.insert(rendered.clone()) {
-                reader.invalid(
-                    src,
-                    value.span().start,
-                    &k("process_name"),
-                    format!(
-                        "every process needs its own name, but two are '{rendered}' (use $(wid))"
-                    ),
-                );
-                return None;
-            }
-        }
-        Some(template)
-    });
+    let process_name = read_process_name(reader, &watcher, numprocesses, &ctx);
 
     let working_dir = match keys.get("working_dir") {
         Some(value) => reader
@@ -1123,6 +1056,93 @@ impl<'v> WatcherKeys<'_, '_, 'v> {
         }
         Some(text.to_owned())
     }
+}
+
+/// The argv: `cmd` (split like a shell, or for `/bin/sh -c` with
+/// `shell`) or `args`, exactly one of them; `None` after an error.
+fn read_argv(
+    reader: &mut Reader,
+    w: &WatcherKeys<'_, '_, '_>,
+    name_key: &Spanned<std::borrow::Cow<'_, str>>,
+    shell: bool,
+    ctx: &Context<'_>,
+) -> Option<Vec<Template>> {
+    let name = name_key.get_ref().as_ref();
+    match (w.get("cmd"), w.get("args")) {
+        (Some(_), Some(args)) => {
+            reader.invalid(
+                w.src,
+                args.span().start,
+                &w.key("args"),
+                "give either cmd or args, not both",
+            );
+            None
+        }
+        (None, None) => {
+            reader.invalid(
+                w.src,
+                name_key.span().start,
+                &format!("watchers.{name}"),
+                "missing cmd (or args)",
+            );
+            None
+        }
+        (Some(cmd), None) => read_cmd(reader, w.src, &w.key("cmd"), cmd, shell, ctx),
+        (None, Some(args)) => {
+            if shell {
+                reader.invalid(
+                    w.src,
+                    args.span().start,
+                    &w.key("args"),
+                    "shell = true needs cmd, a string for /bin/sh -c",
+                );
+                None
+            } else {
+                read_args(reader, w.src, &w.key("args"), args, ctx)
+            }
+        }
+    }
+}
+
+/// `process_name`: a name per slot, each usable on a command line and
+/// different from the others.
+fn read_process_name(
+    reader: &mut Reader,
+    w: &WatcherKeys<'_, '_, '_>,
+    numprocesses: u32,
+    ctx: &Context<'_>,
+) -> Option<Template> {
+    w.get("process_name").and_then(|value| {
+        let template = reader
+            .string(w.src, &w.key("process_name"), value)
+            .and_then(|text| reader.expand(w.src, &w.key("process_name"), value, text, ctx))?;
+        // Each slot needs its own name, usable on a command line.
+        let mut seen = std::collections::BTreeSet::new();
+        for wid in 1..=numprocesses.max(1) {
+            let rendered = template.render(wid);
+            if rendered.is_empty() || rendered.contains([':', ' ', '/', '*']) {
+                reader.invalid(
+                    w.src,
+                    value.span().start,
+                    &w.key("process_name"),
+                    format!("'{rendered}' is not a usable process name (no ':', ' ', '/' or '*')"),
+                );
+                return None;
+            }
+            if !seen.insert(rendered.clone()) {
+                reader.invalid(
+                    w.src,
+                    value.span().start,
+                    &w.key("process_name"),
+                    format!(
+                        "every process needs its own name, but two are '{rendered}' (use $(wid))"
+                    ),
+                );
+                return None;
+            }
+        }
+        Some(template)
+    })
 }
 
 /// A watcher's environment, in order; a variable given again replaces the
