@@ -406,6 +406,7 @@ priority = 10
 "#,
     );
     daemon.wait_all("running", |p| p["state"] == "RUNNING");
+    daemon.wait_file("logs/app-1.out.log", "ignoring TERM");
     let stop = daemon.ctl(&["stop", "all"]);
     assert!(stop.status.success(), "{stop:?}");
     daemon.wait_all("stopped", |p| p["state"] == "STOPPED");
@@ -468,6 +469,8 @@ priority = 10
 "#,
     );
     daemon.wait_all("running", |p| p["state"] == "RUNNING");
+    // RUNNING (start_secs 0) is not "ignoring TERM yet": its line is.
+    daemon.wait_file("logs/app-1.out.log", "ignoring TERM");
     let app = pid_of(&daemon.process("app:1"));
     let stop_all = std::thread::spawn({
         let socket = daemon.socket.clone();
