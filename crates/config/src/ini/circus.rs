@@ -683,19 +683,17 @@ fn translate(files: &[IniFile], env: &[(String, String)], report: &mut Report, o
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn emit_watcher(
-    sec: Sec<'_>,
-    name: &str,
-    local_env: &[(String, String)],
-    global_env: &[(String, String)],
-    section_env: &[(String, String)],
-    umask: Option<&(String, Origin)>,
-    report: &mut Report,
-    out: &mut Emitter,
-) {
-    let errors_before = report.errors.len();
-    let mut streams: BTreeMap<&str, BTreeMap<String, &Entry>> = BTreeMap::new();
+/// What a watcher's keys hold besides plain options: its stream options,
+/// by stream, and its `rlimit_*`.
+struct SortedKeys<'a> {
+    streams: BTreeMap<&'static str, BTreeMap<String, &'a Entry>>,
+    rlimits: Vec<(String, String, Origin)>,
+}
+
+/// Sorts a watcher's keys: stream options and rlimits gathered, ignored
+/// and unsupported keys said, unknown ones warned about.
+fn scan_watcher_keys<'a>(sec: Sec<'a>, report: &mut Report) -> SortedKeys<'a> {
+    let mut streams: BTreeMap<&'static str, BTreeMap<String, &'a Entry>> = BTreeMap::new();
     let mut rlimits: Vec<(String, String, Origin)> = Vec::new();
     for entry in &sec.section.entries {
         let key = entry.key.as_str();
@@ -752,6 +750,25 @@ fn emit_watcher(
             unknown_key(report, sec, entry, &known);
         }
     }
+    SortedKeys { streams, rlimits }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn emit_watcher(
+    sec: Sec<'_>,
+    name: &str,
+    local_env: &[(String, String)],
+    global_env: &[(String, String)],
+    section_env: &[(String, String)],
+    umask: Option<&(String, Origin)>,
+    report: &mut Report,
+    out: &mut Emitter,
+) {
+    let errors_before = report.errors.len();
+    let SortedKeys {
+        mut streams,
+        rlimits,
+    } = scan_watcher_keys(sec, report);
 
     let boolean = |report: &mut Report, key: &str, default: bool| -> bool {
         let Some(entry) = sec.get(key) else {
