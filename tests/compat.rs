@@ -283,8 +283,9 @@ fn debians_supervisord_conf_with_fragments_runs_unchanged() {
     assert!(!std::path::Path::new("/etc/supervisor/conf.d/web.conf").exists());
 }
 
-/// Issue 14: `--convert` wrote `%(ENV_X)s` in `environment=` as the
-/// converting shell's value. It stays a reference, `$(env.X)`, so the
+/// Issue 14: `--convert` wrote `%(ENV_X)s` in `environment=` and commands
+/// as the converting shell's value. It stays a reference, `$(env.X)` (when
+/// the value cannot change how supervisord splits the line), so the
 /// converted file run elsewhere means that machine's variable.
 #[test]
 fn converted_environment_keeps_its_references() {
@@ -295,7 +296,8 @@ fn converted_environment_keeps_its_references() {
         &conf,
         format!(
             "[supervisord]\n[program:app]\ncommand={} print-env\nstartsecs=0\n\
-             environment=GREETING=\"hello-%(ENV_RM_TEST_WHO)s\"\n",
+             environment=GREETING=\"hello-%(ENV_RM_TEST_WHO)s\"\n\
+             [program:argv]\ncommand=/bin/echo arg-%(ENV_RM_TEST_WHO)s\nstartsecs=0\nautorestart=false\n",
             crate::support::testkit()
         ),
     )
@@ -312,6 +314,10 @@ fn converted_environment_keeps_its_references() {
         toml.contains("GREETING = \"hello-$(env.RM_TEST_WHO)\""),
         "{toml}"
     );
+    assert!(
+        toml.contains("cmd = \"/bin/echo arg-$(env.RM_TEST_WHO)\""),
+        "{toml}"
+    );
     let config = dir.join("ringmaster.toml");
     let socket = dir.join("rm.sock");
     std::fs::write(
@@ -326,4 +332,5 @@ fn converted_environment_keeps_its_references() {
     let daemon = builder.env("RM_TEST_WHO", "beta").launch(config);
     let env = daemon.wait_file("logs/app-1.out.log", "\nend\n");
     assert!(env.contains("GREETING=hello-beta\n"), "{env}");
+    daemon.wait_file("logs/argv-1.out.log", "arg-beta\n");
 }

@@ -267,20 +267,18 @@ fn directive(names: &Names<'_>, d: &Directive) -> Result<String, String> {
         return Ok(format.to_string());
     }
     let plain = d.conversion == 's' && d.width == 0 && d.precision.is_none();
-    // Where the text is split after expansion (command), only a directory
-    // that cannot change the split is kept a reference.
-    let splits = names.here.contains(['"', '\'', '\\']) || names.here.contains(char::is_whitespace);
-    if d.name == "here" && names.here_is_main && plain && (names.env_refs || !splits) {
+    // Where the text is split after expansion (command), only a value that
+    // cannot change the split is kept a reference.
+    let may_refer = |value: &str| names.env_refs || !splits_command(value);
+    if d.name == "here" && names.here_is_main && plain && may_refer(&names.here) {
         return Ok("$(here)".into());
     }
     // $(env.X) keeps the reference when the daemon's environment supplies X.
     if let Some(var) = d.name.strip_prefix("ENV_")
-        && names.env_refs
+        && let Some(value) = names.env.get(var)
+        && may_refer(value)
         && !names.defined_env.contains_key(var)
-        && names.env.contains_key(var)
-        && d.conversion == 's'
-        && d.width == 0
-        && d.precision.is_none()
+        && plain
     {
         return Ok(format!("$(env.{var})"));
     }
@@ -1263,6 +1261,12 @@ fn environment(names: &Names<'_>, value: &str) -> Result<Vec<(String, String)>, 
             (k, v)
         })
         .collect())
+}
+
+/// Whether `text`, written into a command, would change how supervisord
+/// splits it (shlex: whitespace, quotes, backslashes).
+fn splits_command(text: &str) -> bool {
+    text.contains(['"', '\'', '\\']) || text.contains(char::is_whitespace)
 }
 
 /// `$(env.X)` for a plain `%(ENV_X)s` in `environment=` whose value today
