@@ -104,13 +104,18 @@ impl Authorizer {
     }
 }
 
+/// The start-up error for a socket at `path` that cannot be set up safely.
+fn socket_error(path: &Path) -> impl Fn(SafeError) -> EngineError + Copy + '_ {
+    move |source| EngineError::Socket {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(source.to_string()),
+    }
+}
+
 /// Checks whether a daemon answers at `path`: `Ok(true)` if one does,
 /// `Ok(false)` if the path is absent or a stale socket.
 pub fn probe_socket(path: &Path) -> Result<bool, EngineError> {
-    let socket_err = |source: SafeError| EngineError::Socket {
-        path: path.to_path_buf(),
-        source: std::io::Error::other(source.to_string()),
-    };
+    let socket_err = socket_error(path);
     let (dir, name) = ringmaster_safefs::split(path).ok_or_else(|| EngineError::NotASocket {
         path: path.to_path_buf(),
     })?;
@@ -124,10 +129,7 @@ pub fn probe_socket(path: &Path) -> Result<bool, EngineError> {
 
 /// [`probe_socket`] for `name` in an opened directory.
 fn probe_in(dir: &Dir, name: &OsStr, path: &Path) -> Result<bool, EngineError> {
-    let socket_err = |source: SafeError| EngineError::Socket {
-        path: path.to_path_buf(),
-        source: std::io::Error::other(source.to_string()),
-    };
+    let socket_err = socket_error(path);
     match dir.stat(name).map_err(socket_err)? {
         None => Ok(false),
         Some(stat) if stat.st_mode & nix::libc::S_IFMT != nix::libc::S_IFSOCK => {
@@ -166,10 +168,7 @@ pub(crate) fn bind(
     daemon: &DaemonConfig,
 ) -> Result<(UnixListener, Authorizer, SocketFile), EngineError> {
     let path = &daemon.socket;
-    let socket_err = |source: SafeError| EngineError::Socket {
-        path: path.clone(),
-        source: std::io::Error::other(source.to_string()),
-    };
+    let socket_err = socket_error(path);
     let group = match &daemon.socket_group {
         None => None,
         Some(name) => Some(
