@@ -43,6 +43,12 @@ impl ProcessState {
     pub fn has_pid(self) -> bool {
         matches!(self, Self::Starting | Self::Running | Self::Stopping)
     }
+
+    /// True when the process neither runs nor tries to (STOPPED, EXITED,
+    /// FATAL): nothing is left to stop.
+    pub fn is_at_rest(self) -> bool {
+        matches!(self, Self::Stopped | Self::Exited | Self::Fatal)
+    }
 }
 
 impl fmt::Display for ProcessState {

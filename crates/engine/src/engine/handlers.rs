@@ -220,12 +220,9 @@ impl Engine {
             return;
         };
         self.release(&ids);
-        let (already, active): (Vec<ProcId>, Vec<ProcId>) = ids.iter().partition(|&&proc| {
-            matches!(
-                self.procs[proc].state,
-                ProcessState::Stopped | ProcessState::Exited | ProcessState::Fatal
-            )
-        });
+        let (already, active): (Vec<ProcId>, Vec<ProcId>) = ids
+            .iter()
+            .partition(|&&proc| self.procs[proc].state.is_at_rest());
         self.stop_in_order(&active, false);
         self.add_job(id, reply, Goal::Stopped, &ids, &already, "not running");
     }

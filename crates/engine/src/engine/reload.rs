@@ -161,9 +161,7 @@ impl Engine {
                 action,
             });
         };
-        let stops = |p: &Process| {
-            p.state.has_pid() || matches!(p.state, ProcessState::Backoff | ProcessState::Stopping)
-        };
+        let stops = |p: &Process| !p.state.is_at_rest();
         for name in &diff.removed {
             if let Some(index) = self.live_watcher(name) {
                 let active = self.config.watchers[index].numprocesses;
@@ -247,10 +245,7 @@ impl Engine {
         for &id in &ids {
             self.procs[id].retired = true;
             self.procs[id].start_after_stop = false;
-            if matches!(
-                self.procs[id].state,
-                ProcessState::Stopped | ProcessState::Exited | ProcessState::Fatal
-            ) {
+            if self.procs[id].state.is_at_rest() {
                 already.push(id);
             } else {
                 self.stop_now(id);
