@@ -523,8 +523,6 @@ start_secs = "0"
             .collect();
         (members.len() == 2).then_some(members)
     });
-    let mut events = crate::support::Connection::open(&daemon.socket);
-    events.send_raw(b"{\"id\":1,\"cmd\":\"events\"}\n");
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(leader), Signal::SIGKILL).unwrap();
     let restarted = daemon.wait_for("a new leader", |p| {
         p["name"] == "shell:1" && p["state"] == "RUNNING" && p["pid"] != leader
@@ -534,35 +532,36 @@ start_secs = "0"
         assert!(!pid_alive(member), "{member} outlived its leader");
     }
     assert!(!group_alive(leader));
-    // The leftovers were stopped before the new process started.
-    let mut seen = Vec::new();
-    while seen.last().map(|(_, to): &(String, String)| to.as_str()) != Some("STARTING") {
-        let line = events.read_reply();
-        let event = &line["event"];
-        if event["process"] == "shell:1" {
-            seen.push((
-                event["from"].as_str().unwrap().to_owned(),
-                event["to"].as_str().unwrap().to_owned(),
-            ));
-            if event["to"] == "STOPPING" {
-                assert!(
-                    event["reason"]
-                        .as_str()
-                        .unwrap()
-                        .contains("stopping what is left of its process group"),
-                    "{event}"
-                );
-            }
-        }
-    }
-    let seen: Vec<(&str, &str)> = seen.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    // The leftovers were stopped before the new process started (read
+    // from the daemon's log, which has every transition in order).
+    let log = wait_logged(&daemon, "the restart logged", |log| {
+        count(log, "STARTING -> RUNNING") == 2
+    });
+    let seen: Vec<&str> = log
+        .iter()
+        .filter(|(p, _)| p == "shell:1")
+        .map(|(_, c)| c.as_str())
+        .collect();
     assert_eq!(
         seen,
         [
-            ("RUNNING", "STOPPING"),
-            ("STOPPING", "EXITED"),
-            ("EXITED", "STARTING")
+            "STOPPED -> STARTING",
+            "STARTING -> RUNNING",
+            "RUNNING -> STOPPING",
+            "STOPPING -> EXITED",
+            "EXITED -> STARTING",
+            "STARTING -> RUNNING"
         ]
+    );
+    let stopping = daemon
+        .daemon_log()
+        .lines()
+        .find(|l| l.contains("RUNNING -> STOPPING process=shell:1"))
+        .map(str::to_owned)
+        .unwrap_or_default();
+    assert!(
+        stopping.contains("leader killed by SIGKILL; stopping what is left of its process group"),
+        "{stopping}"
     );
 }
 
