@@ -190,17 +190,27 @@ pub(crate) fn bind(
         Err(err) if err.is_not_found() => {}
         Err(err) => return Err(socket_err(err)),
     }
-    // Until the chmod below the socket has the umask's mode; connecting
-    // needs write permission, which a 022 umask grants to the owner only.
+    // Bound under a temporary name, given its group and mode, then renamed
+    // into place: nobody can connect before it is set up as configured,
+    // and a daemon started at the same moment on the same path is refused
+    // rather than replaced (the rename does not replace).
+    let mut staging = std::ffi::OsString::from(format!(".{}.", std::process::id()));
+    staging.push(name);
+    let _ = dir.unlink(&staging);
     let listener =
-        UnixListener::bind(dir.fd_path(name).map_err(socket_err)?).map_err(|source| {
+        UnixListener::bind(dir.fd_path(&staging).map_err(socket_err)?).map_err(|source| {
             EngineError::Socket {
                 path: path.clone(),
                 source,
             }
         })?;
-    dir.secure_socket(name, group, daemon.socket_mode)
-        .map_err(socket_err)?;
+    let placed = dir
+        .secure_socket(&staging, group, daemon.socket_mode)
+        .and_then(|()| dir.rename_no_replace(&staging, name));
+    if let Err(err) = placed {
+        let _ = dir.unlink(&staging);
+        return Err(socket_err(err));
+    }
     Ok((
         listener,
         Authorizer {

@@ -388,6 +388,14 @@ impl Dir {
             .map_err(|e| SafeError::io(&self.path.join(from), e))
     }
 
+    /// Gives the entry `from` the name `to` as well, then drops `from`:
+    /// a rename that fails (`EEXIST`) rather than replace what is at `to`.
+    pub fn rename_no_replace(&self, from: &OsStr, to: &OsStr) -> Result<(), SafeError> {
+        nix::unistd::linkat(&self.fd, from, &self.fd, to, AtFlags::empty())
+            .map_err(|e| SafeError::io(&self.path.join(to), e))?;
+        self.unlink(from)
+    }
+
     /// Removes the entry `name` (not a directory).
     pub fn unlink(&self, name: &OsStr) -> Result<(), SafeError> {
         nix::unistd::unlinkat(&self.fd, name, UnlinkatFlags::NoRemoveDir)
