@@ -14,10 +14,11 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use ringmaster_ini::{Dialect, Entry};
-use ringmaster_protocol::{did_you_mean, signals};
+use ringmaster_protocol::did_you_mean;
 
 use super::emit::{self, Emitter};
 use super::files::{IniFile, expand_include};
+use super::section::{KeyTable, Values, Writer};
 use super::{Converted, Origin, Report, Sec, at, dir_of};
 use crate::error::{ConfigError, ConfigErrors};
 
@@ -148,6 +149,26 @@ const WATCHER_UNSUPPORTED: &[(&str, &str)] = &[
     ("stdin_socket", "sockets are not supported yet"),
 ];
 
+/// `[circus]`'s keys.
+const CIRCUS: KeyTable = KeyTable {
+    original: "circusd",
+    known: CIRCUS_KEYS,
+    ignored: CIRCUS_IGNORED,
+    unsupported: &[],
+};
+
+/// `[watcher:x]`'s keys.
+const WATCHER: KeyTable = KeyTable {
+    original: "circusd",
+    known: WATCHER_KEYS,
+    ignored: WATCHER_IGNORED,
+    unsupported: WATCHER_UNSUPPORTED,
+};
+
+/// What a socket gets in this version.
+const SOCKETS_UNSUPPORTED: &str = "sockets are not supported yet by this version of ringmaster";
+
+/// Section kinds circusd knows, for warnings on unknown ones.
 const SECTION_KINDS: &[&str] = &[
     "circus",
     "env",
@@ -164,6 +185,7 @@ pub(crate) fn convert(path: &Path) -> Result<Converted, ConfigErrors> {
     let mut report = Report::default();
     let mut out = Emitter::default();
     translate(&files, &env, &mut report, &mut out);
+    report.sort_warnings(&files);
     out.dropped(&report.warnings);
     if !report.errors.is_empty() {
         return Err(ConfigErrors(report.errors));
@@ -509,178 +531,150 @@ fn dollar_vars(value: &str) -> String {
 fn translate(files: &[IniFile], env: &[(String, String)], report: &mut Report, out: &mut Emitter) {
     let merged = super::merged_sections(files, false, super::Later::Loses, report);
     let sections: Vec<Sec<'_>> = merged.iter().map(|m| m.sec(None)).collect();
+    let named = |name: &str| sections.iter().find(|s| s.section.name == name).copied();
 
     super::emit_preamble(out, files);
-
-    // [env]: expanded against the daemon's environment, as circusd does.
-    let mut local_env: Vec<(String, String)> = Vec::new();
-    if let Some(sec) = sections.iter().find(|s| s.section.name == "env") {
-        for entry in &sec.section.entries {
-            match expand_circus(&entry.value, env, None) {
-                Ok(value) => local_env.push((entry.key.clone(), value)),
-                Err(message) => report.error(
-                    sec.file_of(&entry.key),
-                    entry.line,
-                    sec.name(&entry.key),
-                    message,
-                ),
-            }
-        }
-    }
-    let global_env: Vec<(String, String)> = env
-        .iter()
-        .cloned()
-        .chain(local_env.iter().cloned())
-        .collect();
-
-    let mut umask: Option<(String, Origin)> = None;
-    out.header(&["daemon"], None);
-    if let Some(sec) = sections
-        .iter()
-        .find(|s| s.section.name == "circus")
-        .copied()
-    {
-        for entry in &sec.section.entries {
-            let key = entry.key.as_str();
-            if let Some((_, why)) = CIRCUS_IGNORED.iter().find(|(k, _)| *k == key) {
-                report.warn(
-                    sec.file_of(&entry.key),
-                    entry.line,
-                    sec.name(key),
-                    format!("ignored: {why}"),
-                );
-                continue;
-            }
-            if !CIRCUS_KEYS.contains(&key) {
-                unknown_key(report, sec, entry, CIRCUS_KEYS);
-                continue;
-            }
-            let value = match expand_circus(&entry.value, &global_env, None) {
-                Ok(value) => value,
-                Err(message) => {
-                    report.error(sec.file_of(&entry.key), entry.line, sec.name(key), message);
-                    continue;
-                }
-            };
-            match key {
-                "umask" => match super::values::octal(&value) {
-                    Some(mode) if mode <= 0o777 => {
-                        umask = Some((format!("{mode:03o}"), sec.origin(key)));
-                    }
-                    _ => report.error(
-                        sec.file_of(&entry.key),
-                        entry.line,
-                        sec.name(key),
-                        format!("'{value}' is not an octal umask"),
-                    ),
-                },
-                "loglevel" => match value.trim().to_ascii_lowercase().as_str() {
-                    level @ ("error" | "info" | "debug") => {
-                        out.entry("log_level", &emit::string(level), Some(sec.origin(key)));
-                    }
-                    "critical" => {
-                        out.entry("log_level", &emit::string("error"), Some(sec.origin(key)));
-                    }
-                    "warning" | "warn" => {
-                        out.entry("log_level", &emit::string("warn"), Some(sec.origin(key)));
-                    }
-                    other => report.error(
-                        sec.file_of(&entry.key),
-                        entry.line,
-                        sec.name(key),
-                        format!("bad loglevel '{other}' (critical, error, warning, info or debug)"),
-                    ),
-                },
-                _ => {}
-            }
-        }
-    }
-    out.blank();
-
-    let watcher_names: Vec<&str> = sections
+    let local_env = named("env").map_or_else(Vec::new, |sec| read_env(sec, env, report));
+    let global_env: Vec<(String, String)> = env.iter().chain(&local_env).cloned().collect();
+    let umask = named("circus").and_then(|sec| emit_circus(sec, &global_env, report, out));
+    let ctx = Context {
+        local_env: &local_env,
+        global_env: &global_env,
+        umask: umask.as_ref(),
+    };
+    let watchers: Vec<&str> = sections
         .iter()
         .filter_map(|s| s.section.name.strip_prefix("watcher:"))
         .collect();
     for sec in &sections {
         let name = sec.section.name.as_str();
         let kind = name.split_once(':').map_or(name, |(kind, _)| kind);
+        let header = || format!("[{name}]");
         match kind {
             "circus" | "env" if !name.contains(':') => {}
             "env" => {
-                let patterns = &name["env:".len()..];
-                for pattern in patterns.split(',').map(str::trim) {
-                    if !watcher_names.iter().any(|w| fnmatch(pattern, w)) {
-                        report.warn(
-                            sec.file,
-                            sec.section.line,
-                            format!("[{name}]"),
-                            format!("'{pattern}' matches no watcher"),
-                        );
+                for pattern in name["env:".len()..].split(',').map(str::trim) {
+                    if !watchers.iter().any(|w| fnmatch(pattern, w)) {
+                        let message = format!("'{pattern}' matches no watcher");
+                        report.warn(sec.file, sec.section.line, header(), message);
                     }
                 }
             }
             "watcher" => {
                 let watcher = &name["watcher:".len()..];
-                let mut watcher_env: Vec<(String, String)> = Vec::new();
-                for env_sec in &sections {
-                    let Some(patterns) = env_sec.section.name.strip_prefix("env:") else {
-                        continue;
-                    };
-                    if patterns
-                        .split(',')
-                        .map(str::trim)
-                        .any(|p| fnmatch(p, watcher))
-                    {
-                        for entry in &env_sec.section.entries {
-                            watcher_env.retain(|(k, _)| *k != entry.key);
-                            watcher_env.push((entry.key.clone(), entry.value.clone()));
-                        }
-                    }
-                }
-                emit_watcher(
-                    *sec,
-                    watcher,
-                    &local_env,
-                    &global_env,
-                    &watcher_env,
-                    umask.as_ref(),
-                    report,
-                    out,
-                );
+                let section_env = matching_env(&sections, watcher);
+                emit_watcher(&ctx, *sec, watcher, &section_env, report, out);
             }
-            "socket" if name.contains(':') => report.error(
-                sec.file,
-                sec.section.line,
-                format!("[{name}]"),
-                "sockets are not supported yet by this version of ringmaster",
-            ),
+            "socket" if name.contains(':') => {
+                report.error(sec.file, sec.section.line, header(), SOCKETS_UNSUPPORTED);
+            }
             "plugin" if name.contains(':') => report.warn(
                 sec.file,
                 sec.section.line,
-                format!("[{name}]"),
+                header(),
                 "ignored: Circus plugins are Python classes that ringmaster cannot load",
             ),
-            _ => {
-                let kinds = SECTION_KINDS
-                    .iter()
-                    .map(|k| k.split(':').next().unwrap_or(k));
-                let hint = did_you_mean(kind, kinds)
-                    .and_then(|k| {
-                        SECTION_KINDS
-                            .iter()
-                            .find(|s| s.split(':').next() == Some(k))
-                    })
-                    .map(|s| format!(" (did you mean [{s}]?)"))
-                    .unwrap_or_default();
-                report.warn(
-                    sec.file,
-                    sec.section.line,
-                    format!("[{name}]"),
-                    format!("unknown section{hint}: ignored, as circusd ignores it"),
-                );
+            _ => unknown_section(*sec, kind, report),
+        }
+    }
+}
+
+/// `[env]`: expanded against the daemon's environment, as circusd does.
+fn read_env(sec: Sec<'_>, env: &[(String, String)], report: &mut Report) -> Vec<(String, String)> {
+    let mut local_env = Vec::new();
+    for entry in &sec.section.entries {
+        match expand_circus(&entry.value, env, None) {
+            Ok(value) => local_env.push((entry.key.clone(), value)),
+            Err(message) => report.error(
+                sec.file_of(&entry.key),
+                entry.line,
+                sec.name(&entry.key),
+                message,
+            ),
+        }
+    }
+    local_env
+}
+
+/// `[circus]` as `[daemon]` (left out when empty); returns its umask,
+/// which every watcher gets.
+fn emit_circus(
+    sec: Sec<'_>,
+    global_env: &[(String, String)],
+    report: &mut Report,
+    out: &mut Emitter,
+) -> Option<(String, Origin)> {
+    CIRCUS.check(sec, report, &[], |_| false);
+    let expand = |value: &str| expand_circus(value, global_env, None);
+    let values = Values::new(sec, &expand);
+    out.header(&["daemon"], None);
+    if let Some(text) = values.text(report, "loglevel") {
+        let level = match text.trim().to_ascii_lowercase().as_str() {
+            level @ ("error" | "info" | "debug") => Some(level.to_owned()),
+            "critical" => Some("error".to_owned()),
+            "warning" | "warn" => Some("warn".to_owned()),
+            other => {
+                let message =
+                    format!("bad loglevel '{other}' (critical, error, warning, info or debug)");
+                values.error(report, "loglevel", message);
+                None
+            }
+        };
+        if let Some(level) = level {
+            out.entry(
+                "log_level",
+                &emit::string(&level),
+                Some(sec.origin("loglevel")),
+            );
+        }
+    }
+    out.blank();
+    values
+        .octal(report, "umask", "umask")
+        .map(|mask| (mask, sec.origin("umask")))
+}
+
+/// What the `[env:PATTERN]` sections whose patterns match `watcher` set,
+/// later sections overriding earlier ones.
+fn matching_env(sections: &[Sec<'_>], watcher: &str) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = Vec::new();
+    for sec in sections {
+        let Some(patterns) = sec.section.name.strip_prefix("env:") else {
+            continue;
+        };
+        if patterns
+            .split(',')
+            .map(str::trim)
+            .any(|p| fnmatch(p, watcher))
+        {
+            for entry in &sec.section.entries {
+                env.retain(|(k, _)| *k != entry.key);
+                env.push((entry.key.clone(), entry.value.clone()));
             }
         }
     }
+    env
+}
+
+/// A section circusd does not know: ignored, as it ignores it.
+fn unknown_section(sec: Sec<'_>, kind: &str, report: &mut Report) {
+    let kinds = SECTION_KINDS
+        .iter()
+        .map(|k| k.split(':').next().unwrap_or(k));
+    let hint = did_you_mean(kind, kinds)
+        .and_then(|k| {
+            SECTION_KINDS
+                .iter()
+                .find(|s| s.split(':').next() == Some(k))
+        })
+        .map(|s| format!(" (did you mean [{s}]?)"))
+        .unwrap_or_default();
+    report.warn(
+        sec.file,
+        sec.section.line,
+        format!("[{}]", sec.section.name),
+        format!("unknown section{hint}: ignored, as circusd ignores it"),
+    );
 }
 
 /// What a watcher's keys hold besides plain options: its stream options,
@@ -690,363 +684,270 @@ struct SortedKeys<'a> {
     rlimits: Vec<(String, String, Origin)>,
 }
 
-/// Sorts a watcher's keys: stream options and rlimits gathered, ignored
-/// and unsupported keys said, unknown ones warned about.
+/// The key families of a watcher that are not in [`WATCHER`]'s table.
+fn is_key_family(key: &str) -> bool {
+    key.starts_with("stdout_stream.")
+        || key.starts_with("stderr_stream.")
+        || key.starts_with("rlimit_")
+        || key.starts_with("hooks.")
+}
+
+/// Sorts a watcher's keys: stream options and rlimits gathered, hooks,
+/// ignored and unsupported keys said, unknown ones warned about.
 fn scan_watcher_keys<'a>(sec: Sec<'a>, report: &mut Report) -> SortedKeys<'a> {
+    WATCHER.check(
+        sec,
+        report,
+        &[
+            "stdout_stream.class",
+            "stderr_stream.class",
+            "rlimit_nofile",
+            "hooks.before_start",
+        ],
+        is_key_family,
+    );
     let mut streams: BTreeMap<&'static str, BTreeMap<String, &'a Entry>> = BTreeMap::new();
     let mut rlimits: Vec<(String, String, Origin)> = Vec::new();
     for entry in &sec.section.entries {
         let key = entry.key.as_str();
-        if let Some((stream, option)) = key.split_once('.')
-            && (stream == "stdout_stream" || stream == "stderr_stream")
-        {
-            streams
-                .entry(if stream == "stdout_stream" {
-                    "stdout"
-                } else {
-                    "stderr"
-                })
-                .or_default()
-                .insert(option.to_owned(), entry);
+        if let Some(option) = key.strip_prefix("stdout_stream.") {
+            let stdout = streams.entry("stdout").or_default();
+            stdout.insert(option.to_owned(), entry);
+        } else if let Some(option) = key.strip_prefix("stderr_stream.") {
+            let stderr = streams.entry("stderr").or_default();
+            stderr.insert(option.to_owned(), entry);
         } else if let Some(limit) = key.strip_prefix("rlimit_") {
-            rlimits.push((
-                limit.to_owned(),
-                entry.value.trim().to_owned(),
-                sec.origin(key),
-            ));
+            let value = entry.value.trim().to_owned();
+            rlimits.push((limit.to_owned(), value, sec.origin(key)));
         } else if key.starts_with("hooks.") {
             report.warn(
-                sec.file_of(&entry.key),
+                sec.file_of(key),
                 entry.line,
                 sec.name(key),
                 "ignored: hooks are not supported yet by this version",
             );
-        } else if let Some((_, why)) = WATCHER_IGNORED.iter().find(|(k, _)| *k == key) {
-            report.warn(
-                sec.file_of(&entry.key),
-                entry.line,
-                sec.name(key),
-                format!("ignored: {why}"),
-            );
-        } else if let Some((_, why)) = WATCHER_UNSUPPORTED.iter().find(|(k, _)| *k == key) {
-            report.error(
-                sec.file_of(&entry.key),
-                entry.line,
-                sec.name(key),
-                why.to_string(),
-            );
-        } else if !WATCHER_KEYS.contains(&key) {
-            let known: Vec<&str> = WATCHER_KEYS
-                .iter()
-                .copied()
-                .chain(WATCHER_IGNORED.iter().map(|(k, _)| *k))
-                .chain([
-                    "stdout_stream.class",
-                    "stderr_stream.class",
-                    "rlimit_nofile",
-                    "hooks.before_start",
-                ])
-                .collect();
-            unknown_key(report, sec, entry, &known);
         }
     }
     SortedKeys { streams, rlimits }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What every watcher of one file is read against.
+struct Context<'a> {
+    /// `[env]`, expanded.
+    local_env: &'a [(String, String)],
+    /// circusd's environment updated with `[env]`.
+    global_env: &'a [(String, String)],
+    /// `[circus] umask`.
+    umask: Option<&'a (String, Origin)>,
+}
+
+/// A `[watcher:x]` as read, before it is written out.
+struct Watcher {
+    command: String,
+    shell: bool,
+    numprocesses: i64,
+    working_dir: (String, Origin),
+    uid: Option<String>,
+    gid: Option<String>,
+    policy: Policy,
+    copy_env: bool,
+    env: Vec<(String, String)>,
+    /// By stream: the sink as TOML.
+    sinks: BTreeMap<&'static str, String>,
+    /// Whether a stream goes to circusd's own output.
+    echo: bool,
+}
+
+/// How a watcher is started, stopped and restarted.
+struct Policy {
+    autostart: bool,
+    respawn: bool,
+    max_retry: i64,
+    stop_signal: String,
+    graceful_timeout: f64,
+    stop_children: Option<bool>,
+    priority: i64,
+}
+
+/// `[watcher:x]` as `[watchers.x]`; `section_env` is what the
+/// `[env:PATTERN]` sections matching it set.
 fn emit_watcher(
+    ctx: &Context<'_>,
     sec: Sec<'_>,
     name: &str,
-    local_env: &[(String, String)],
-    global_env: &[(String, String)],
     section_env: &[(String, String)],
-    umask: Option<&(String, Origin)>,
     report: &mut Report,
     out: &mut Emitter,
 ) {
     let errors_before = report.errors.len();
-    let SortedKeys {
-        mut streams,
-        rlimits,
-    } = scan_watcher_keys(sec, report);
+    let keys = scan_watcher_keys(sec, report);
+    let watcher = read_watcher(ctx, sec, keys.streams, section_env, report);
+    if report.errors.len() == errors_before {
+        write_watcher(sec, name, &watcher, ctx.umask, &keys.rlimits, out);
+    }
+}
 
-    let boolean = |report: &mut Report, key: &str, default: bool| -> bool {
-        let Some(entry) = sec.get(key) else {
-            return default;
-        };
-        super::values::boolean(&entry.value).unwrap_or_else(|| {
-            let message = super::values::not_a_boolean(&entry.value);
-            report.error(sec.file_of(&entry.key), entry.line, sec.name(key), message);
-            default
-        })
-    };
-    let copy_env = boolean(report, "copy_env", false);
-    // The child's environment: [env] (or the daemon's and [env] with
-    // copy_env), then [env:PATTERN]; circus expands values later with $VAR.
-    let mut child_env: Vec<(String, String)> = if copy_env {
-        Vec::new()
-    } else {
-        local_env.to_vec()
-    };
-    if copy_env {
-        child_env.extend(local_env.iter().cloned());
-    }
-    for (k, v) in section_env {
-        child_env.retain(|(existing, _)| existing != k);
-        child_env.push((k.clone(), v.clone()));
-    }
-    // $(circus.env.X) in the watcher's options sees the daemon's
-    // environment, [env] and this watcher's environment.
-    let lookup: Vec<(String, String)> = global_env
-        .iter()
-        .cloned()
-        .chain(child_env.iter().cloned())
-        .collect();
-    let template = |report: &mut Report, key: &str| -> Option<String> {
-        let entry = sec.get(key)?;
-        match expand_circus(&entry.value, &lookup, Some("$(wid)")) {
-            Ok(value) => Some(value),
-            Err(message) => {
-                report.error(sec.file_of(&entry.key), entry.line, sec.name(key), message);
-                None
-            }
-        }
-    };
-    let number =
-        |report: &mut Report, key: &str| parsed::<f64>(report, sec, key, &lookup, "a number");
-    let int =
-        |report: &mut Report, key: &str| parsed::<i64>(report, sec, key, &lookup, "an integer");
+/// Reads a watcher's options, expanding `$(circus.env.X)` against the
+/// daemon's environment, `[env]` and the watcher's own, as circusd does.
+fn read_watcher(
+    ctx: &Context<'_>,
+    sec: Sec<'_>,
+    mut streams: BTreeMap<&'static str, BTreeMap<String, &Entry>>,
+    section_env: &[(String, String)],
+    report: &mut Report,
+) -> Watcher {
+    let expand_global = |value: &str| expand_circus(value, ctx.global_env, None);
+    let copy_env = Values::new(sec, &expand_global).boolean(report, "copy_env", false);
+    let mut env = child_environment(ctx, section_env);
+    let lookup: Vec<(String, String)> = ctx.global_env.iter().chain(&env).cloned().collect();
+    let expand_plain = |value: &str| expand_circus(value, &lookup, None);
+    let plain = Values::new(sec, &expand_plain);
+    let expand_template = |value: &str| expand_circus(value, &lookup, Some("$(wid)"));
+    let template = Values::new(sec, &expand_template);
 
-    let cmd = template(report, "cmd");
-    if sec.get("cmd").is_none() {
-        report.error(
-            sec.file,
-            sec.section.line,
-            format!("[{}]", sec.section.name),
-            "a watcher needs cmd",
-        );
+    if !plain.has("cmd") {
+        plain.section_error(report, "a watcher needs cmd");
     }
-    let args = template(report, "args");
-    let shell = boolean(report, "shell", false);
-    let singleton = boolean(report, "singleton", false);
-    let numprocesses = int(report, "numprocesses").unwrap_or(1);
-    if singleton && numprocesses > 1 {
-        report.error(
-            sec.file_of("numprocesses"),
-            sec.get("numprocesses").map_or(sec.section.line, |e| e.line),
-            sec.name("numprocesses"),
-            format!("cannot have {numprocesses} processes with a singleton watcher"),
-        );
+    let command = match (template.text(report, "cmd"), template.text(report, "args")) {
+        (Some(cmd), Some(args)) if !args.trim().is_empty() => format!("{cmd} {args}"),
+        (cmd, _) => cmd.unwrap_or_default(),
+    };
+    let numprocesses = plain.int(report, "numprocesses", 1);
+    if plain.boolean(report, "singleton", false) && numprocesses > 1 {
+        let message = format!("cannot have {numprocesses} processes with a singleton watcher");
+        plain.error(report, "numprocesses", message);
     }
-    let working_dir = template(report, "working_dir").map_or_else(
-        || {
-            (
-                // The main file's directory, as a reference (see supervisor.rs).
-                "$(here)".to_owned(),
-                sec.header_origin(),
-            )
-        },
+    if plain.boolean(report, "use_sockets", false) {
+        plain.error(report, "use_sockets", SOCKETS_UNSUPPORTED);
+    }
+    // The main file's directory, as a reference (see supervisor.rs).
+    let working_dir = template.text(report, "working_dir").map_or_else(
+        || ("$(here)".to_owned(), sec.header_origin()),
         |dir| (dir, sec.origin("working_dir")),
     );
-    let uid = template(report, "uid");
-    let gid = template(report, "gid");
-    let stop_signal = match sec.get("stop_signal") {
-        None => "TERM".to_owned(),
-        Some(entry) => {
-            let name = signals::parse(&entry.value)
-                .map(signals::name)
-                .filter(|n| n.parse::<i32>().is_err());
-            if let Some(name) = name {
-                name
-            } else {
-                report.error(
-                    sec.file_of(&entry.key),
-                    entry.line,
-                    sec.name("stop_signal"),
-                    format!("'{}' is not a signal name or number", entry.value),
-                );
-                "TERM".to_owned()
-            }
-        }
-    };
-    let graceful = number(report, "graceful_timeout").unwrap_or(30.0);
-    let priority = int(report, "priority").unwrap_or(0);
-    let max_retry = int(report, "max_retry").unwrap_or(5);
-    let respawn = boolean(report, "respawn", true);
-    let autostart = boolean(report, "autostart", true);
-    if boolean(report, "use_sockets", false) {
-        report.error(
-            sec.file_of("use_sockets"),
-            sec.get("use_sockets").map_or(0, |e| e.line),
-            sec.name("use_sockets"),
-            "sockets are not supported yet by this version of ringmaster",
-        );
-    }
-    let stop_children = sec
-        .get("stop_children")
-        .map(|_| boolean(report, "stop_children", false));
-    let close_stdout = boolean(report, "close_child_stdout", false);
-    let close_stderr = boolean(report, "close_child_stderr", false);
-
     let mut echo = false;
-    let mut sinks: BTreeMap<&str, String> = BTreeMap::new();
+    let mut sinks = BTreeMap::new();
     for stream in ["stdout", "stderr"] {
-        let closed = if stream == "stdout" {
-            close_stdout
-        } else {
-            close_stderr
-        };
         let options = streams.remove(stream).unwrap_or_default();
-        let sink = if closed {
-            Some(emit::string("null"))
-        } else if options.is_empty() {
-            // No stream: circusd's children write to circusd's own output.
-            echo = true;
-            Some(emit::string("null"))
-        } else {
-            stream_sink(report, sec, stream, &options, &lookup, &mut echo)
-        };
+        let sink = read_stream(plain, stream, &options, &lookup, &mut echo, report);
         if let Some(sink) = sink {
             sinks.insert(stream, sink);
         }
     }
-
     if let Some(entry) = sec.get("virtualenv") {
         let py_ver = sec.get("virtualenv_py_ver").map(|e| e.value.trim());
-        match virtualenv(entry.value.trim(), py_ver, copy_env, &child_env, global_env) {
+        match virtualenv(entry.value.trim(), py_ver, copy_env, &env, ctx.global_env) {
             Ok(set) => {
                 for (key, value) in set {
-                    child_env.retain(|(k, _)| *k != key);
-                    child_env.push((key, value));
+                    env.retain(|(k, _)| *k != key);
+                    env.push((key, value));
                 }
             }
-            Err(message) => report.error(
-                sec.file_of(&entry.key),
-                entry.line,
-                sec.name("virtualenv"),
-                message,
-            ),
+            Err(message) => plain.error(report, "virtualenv", message),
         }
     }
-    let env_pairs: Vec<(String, String)> = child_env
-        .iter()
-        .map(|(k, v)| (k.clone(), dollar_vars(v)))
-        .collect();
+    Watcher {
+        command,
+        shell: plain.boolean(report, "shell", false),
+        numprocesses,
+        working_dir,
+        uid: template.text(report, "uid"),
+        gid: template.text(report, "gid"),
+        policy: read_policy(plain, report),
+        copy_env,
+        env: env
+            .iter()
+            .map(|(k, v)| (k.clone(), dollar_vars(v)))
+            .collect(),
+        sinks,
+        echo,
+    }
+}
 
-    if report.errors.len() > errors_before {
-        return;
+/// What the child's environment adds to the daemon's (with copy_env) or
+/// is (without): `[env]`, then `[env:PATTERN]`; circus expands values
+/// later with `$VAR`.
+fn child_environment(ctx: &Context<'_>, section_env: &[(String, String)]) -> Vec<(String, String)> {
+    let mut env = ctx.local_env.to_vec();
+    for (k, v) in section_env {
+        env.retain(|(existing, _)| existing != k);
+        env.push((k.clone(), v.clone()));
     }
-    let header = sec.header_origin();
-    let defaulted = |key: &str| {
-        if sec.get(key).is_some() {
-            Some(sec.origin(key))
-        } else {
-            Some(header.clone())
-        }
-    };
-    // A setting, marked when it is circusd's default.
-    let setting = |out: &mut Emitter, name: &str, value: &str, key: &str, note: &str| {
-        out.entry(name, value, defaulted(key));
-        if sec.get(key).is_none() {
-            out.note_last(note);
-        }
-    };
-    out.comment(&format!(
-        "[{}] from {}:{}",
-        sec.section.name,
-        sec.file.display(),
-        sec.section.line
-    ));
-    out.header(&["watchers", name], Some(header.clone()));
-    let command = match (&cmd, &args) {
-        (Some(cmd), Some(args)) if !args.trim().is_empty() => format!("{cmd} {args}"),
-        (Some(cmd), _) => cmd.clone(),
-        (None, _) => String::new(),
-    };
-    out.entry("cmd", &emit::string(&command), Some(sec.origin("cmd")));
-    if shell {
-        out.entry("shell", "true", Some(sec.origin("shell")));
+    env
+}
+
+/// Start, stop and restart options, with circusd's defaults.
+fn read_policy(plain: Values<'_>, report: &mut Report) -> Policy {
+    Policy {
+        autostart: plain.boolean(report, "autostart", true),
+        respawn: plain.boolean(report, "respawn", true),
+        max_retry: plain.int(report, "max_retry", 5),
+        stop_signal: plain.signal(report, "stop_signal", "TERM"),
+        graceful_timeout: plain.number(report, "graceful_timeout", 30.0),
+        stop_children: plain
+            .has("stop_children")
+            .then(|| plain.boolean(report, "stop_children", false)),
+        priority: plain.int(report, "priority", 0),
     }
-    if numprocesses != 1 {
-        out.entry(
-            "numprocesses",
-            &numprocesses.to_string(),
-            Some(sec.origin("numprocesses")),
-        );
+}
+
+/// One stream's sink: `close_child_*` closes it, no stream options send
+/// it to circusd's own output, else its `*_stream.*` options say.
+fn read_stream(
+    plain: Values<'_>,
+    stream: &str,
+    options: &BTreeMap<String, &Entry>,
+    lookup: &[(String, String)],
+    echo: &mut bool,
+    report: &mut Report,
+) -> Option<String> {
+    if plain.boolean(report, &format!("close_child_{stream}"), false) {
+        Some(emit::string("null"))
+    } else if options.is_empty() {
+        // No stream: circusd's children write to circusd's own output.
+        *echo = true;
+        Some(emit::string("null"))
+    } else {
+        stream_sink(report, plain.sec, stream, options, lookup, echo)
     }
-    out.entry(
-        "working_dir",
-        &emit::string(&working_dir.0),
-        Some(working_dir.1.clone()),
-    );
-    if let Some(uid) = &uid {
-        out.entry("user", &emit::string(uid), Some(sec.origin("uid")));
+}
+
+/// Writes a watcher read without errors as `[watchers.NAME]`.
+fn write_watcher(
+    sec: Sec<'_>,
+    name: &str,
+    watcher: &Watcher,
+    umask: Option<&(String, Origin)>,
+    rlimits: &[(String, String, Origin)],
+    out: &mut Emitter,
+) {
+    let mut w = Writer::new(sec, out, "circusd's default");
+    w.begin(&["watchers", name]);
+    w.entry("cmd", &emit::string(&watcher.command), "cmd");
+    if watcher.shell {
+        w.entry("shell", "true", "shell");
     }
-    if let Some(gid) = &gid {
-        out.entry("group", &emit::string(gid), Some(sec.origin("gid")));
+    if watcher.numprocesses != 1 {
+        let count = watcher.numprocesses.to_string();
+        w.entry("numprocesses", &count, "numprocesses");
+    }
+    let (dir, origin) = &watcher.working_dir;
+    w.entry_at("working_dir", &emit::string(dir), origin.clone());
+    if let Some(uid) = &watcher.uid {
+        w.entry("user", &emit::string(uid), "uid");
+    }
+    if let Some(gid) = &watcher.gid {
+        w.entry("group", &emit::string(gid), "gid");
     }
     if let Some((mask, origin)) = umask {
-        out.entry("umask", &emit::string(mask), Some(origin.clone()));
+        w.entry_at("umask", &emit::string(mask), origin.clone());
     }
-    out.entry("autostart", &autostart.to_string(), defaulted("autostart"));
-    setting(
-        out,
-        "restart",
-        &emit::string(if respawn { "always" } else { "never" }),
-        "respawn",
-        "circusd's default",
-    );
-    // Circus's flapping window (1 s) and max_retry stand for start_secs
-    // and start_retries.
-    out.entry("start_secs", &emit::string("1s"), Some(header.clone()));
-    out.note_last("circusd's flapping window");
-    let retries = if max_retry < 0 {
-        emit::string("infinite")
-    } else {
-        max_retry.to_string()
-    };
-    setting(
-        out,
-        "start_retries",
-        &retries,
-        "max_retry",
-        "circusd's default",
-    );
-    out.entry(
-        "stop_signal",
-        &emit::string(&stop_signal),
-        defaulted("stop_signal"),
-    );
-    setting(
-        out,
-        "stop_timeout",
-        &emit::string(&duration_text(graceful)),
-        "graceful_timeout",
-        "circusd's default",
-    );
-    if let Some(group) = stop_children {
-        out.entry(
-            "stop_group",
-            &group.to_string(),
-            Some(sec.origin("stop_children")),
-        );
+    write_policy(&mut w, &watcher.policy);
+    w.entry("copy_env", &watcher.copy_env.to_string(), "copy_env");
+    if !watcher.env.is_empty() {
+        w.header_entry("env", &emit::table_of_strings(&watcher.env));
     }
-    setting(
-        out,
-        "priority",
-        &(-priority).to_string(),
-        "priority",
-        "circusd's default, negated",
-    );
-    out.entry("copy_env", &copy_env.to_string(), defaulted("copy_env"));
-    if !env_pairs.is_empty() {
-        out.entry(
-            "env",
-            &emit::table_of_strings(&env_pairs),
-            Some(header.clone()),
-        );
-    }
-    if !rlimits.is_empty() {
+    if let Some((_, _, origin)) = rlimits.first() {
         let items: Vec<String> = rlimits
             .iter()
             .map(|(limit, value, _)| {
@@ -1058,51 +959,50 @@ fn emit_watcher(
                 format!("{} = {value}", emit::key(limit))
             })
             .collect();
-        out.entry(
-            "rlimits",
-            &format!("{{ {} }}", items.join(", ")),
-            Some(rlimits[0].2.clone()),
-        );
+        let table = format!("{{ {} }}", items.join(", "));
+        w.entry_at("rlimits", &table, origin.clone());
     }
-    for (stream, sink) in &sinks {
-        out.entry(
-            stream,
-            sink,
-            Some(sec.origin(&format!("{stream}_stream.class"))),
-        );
+    for (stream, sink) in &watcher.sinks {
+        w.entry(stream, sink, &format!("{stream}_stream.class"));
     }
-    if echo {
-        out.entry("echo", "true", Some(header.clone()));
+    if watcher.echo {
+        w.header_entry("echo", "true");
     }
-    out.blank();
+    w.end();
 }
 
-/// A numeric key, expanded then parsed; either failure is reported.
-fn parsed<T: std::str::FromStr>(
-    report: &mut Report,
-    sec: Sec<'_>,
-    key: &str,
-    lookup: &[(String, String)],
-    what: &str,
-) -> Option<T> {
-    let entry = sec.get(key)?;
-    let value = match expand_circus(&entry.value, lookup, None) {
-        Ok(value) => value,
-        Err(message) => {
-            report.error(sec.file_of(&entry.key), entry.line, sec.name(key), message);
-            return None;
-        }
+/// The policy's options, circusd's defaults marked. Circus's flapping
+/// window (1 s) and max_retry stand for start_secs and start_retries;
+/// Circus starts higher priorities first, so they are negated.
+fn write_policy(w: &mut Writer<'_, '_>, policy: &Policy) {
+    w.entry("autostart", &policy.autostart.to_string(), "autostart");
+    let restart = if policy.respawn { "always" } else { "never" };
+    w.setting("restart", &emit::string(restart), "respawn");
+    w.implied(
+        "start_secs",
+        &emit::string("1s"),
+        "circusd's flapping window",
+    );
+    let retries = if policy.max_retry < 0 {
+        emit::string("infinite")
+    } else {
+        policy.max_retry.to_string()
     };
-    let number = value.trim().parse::<T>().ok();
-    if number.is_none() {
-        report.error(
-            sec.file_of(&entry.key),
-            entry.line,
-            sec.name(key),
-            format!("'{value}' is not {what}"),
-        );
+    w.setting("start_retries", &retries, "max_retry");
+    w.entry(
+        "stop_signal",
+        &emit::string(&policy.stop_signal),
+        "stop_signal",
+    );
+    let timeout = emit::string(&duration_text(policy.graceful_timeout));
+    w.setting("stop_timeout", &timeout, "graceful_timeout");
+    if let Some(group) = policy.stop_children {
+        w.entry("stop_group", &group.to_string(), "stop_children");
     }
-    number
+    w.entry("priority", &(-policy.priority).to_string(), "priority");
+    if !w.has("priority") {
+        w.note("circusd's default, negated");
+    }
 }
 
 /// A `stdout_stream.*` / `stderr_stream.*` group as a ringmaster sink.
@@ -1242,16 +1142,6 @@ fn duration_text(seconds: f64) -> String {
 /// Python's `fnmatch` for `*`, `?` and `[...]` (case-sensitive on Linux).
 fn fnmatch(pattern: &str, name: &str) -> bool {
     glob::Pattern::new(pattern).is_ok_and(|p| p.matches(name))
-}
-
-fn unknown_key(report: &mut Report, sec: Sec<'_>, entry: &Entry, known: &[&str]) {
-    report.unknown_key(
-        sec.file_of(&entry.key),
-        &sec.section.name,
-        entry,
-        known,
-        "circusd",
-    );
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@
 pub(crate) mod circus;
 mod emit;
 mod files;
+mod section;
 pub(crate) mod supervisor;
 mod values;
 
@@ -307,6 +308,14 @@ impl Report {
             format!("{section}.{}", entry.key),
             format!("unknown key{hint}: ignored, as {original} ignores it"),
         );
+    }
+
+    /// Puts the warnings in reading order: by file (as `files` lists them),
+    /// then line, those on one line in the order they were said.
+    pub(crate) fn sort_warnings(&mut self, files: &[files::IniFile]) {
+        let index = |path: &Path| files.iter().position(|f| f.path == path);
+        self.warnings
+            .sort_by_key(|w| (index(&w.location.file), w.location.line));
     }
 
     /// A warning about `key` at `file:line`.

@@ -12,12 +12,13 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use ringmaster_ini::Dialect;
 use ringmaster_ini::percent::{self, Directive, Piece, Value};
-use ringmaster_ini::{Dialect, Entry};
-use ringmaster_protocol::{did_you_mean, signals};
+use ringmaster_protocol::did_you_mean;
 
 use super::emit::{self, Emitter};
 use super::files::{IniFile, expand_include};
+use super::section::{KeyTable, Values, Writer};
 use super::{Converted, Origin, Report, Sec, at, dir_of, values};
 use crate::error::{ConfigError, ConfigErrors};
 use crate::template::WidFormat;
@@ -77,26 +78,17 @@ const PROGRAM_IGNORED: &[(&str, &str)] = &[
     ),
 ];
 
+/// Keys of `[supervisord]` that shape the model.
 const SUPERVISORD_KEYS: &[&str] = &[
-    "logfile",
-    "logfile_maxbytes",
-    "logfile_backups",
     "loglevel",
-    "pidfile",
     "umask",
-    "nodaemon",
-    "silent",
-    "minfds",
-    "minprocs",
-    "nocleanup",
     "childlogdir",
     "user",
     "directory",
-    "strip_ansi",
     "environment",
-    "identifier",
 ];
 
+/// Keys of `[supervisord]` that mean nothing here.
 const SUPERVISORD_IGNORED: &[(&str, &str)] = &[
     (
         "logfile",
@@ -122,6 +114,50 @@ const SUPERVISORD_IGNORED: &[(&str, &str)] = &[
     ("strip_ansi", "log files get the bytes the process wrote"),
     ("identifier", "ringmaster has no XML-RPC interface"),
 ];
+
+/// `[program:x]`'s keys.
+const PROGRAM: KeyTable = KeyTable {
+    original: "supervisord",
+    known: PROGRAM_KEYS,
+    ignored: PROGRAM_IGNORED,
+    unsupported: &[],
+};
+
+/// `[supervisord]`'s keys.
+const SUPERVISORD: KeyTable = KeyTable {
+    original: "supervisord",
+    known: SUPERVISORD_KEYS,
+    ignored: SUPERVISORD_IGNORED,
+    unsupported: &[],
+};
+
+/// `[unix_http_server]`'s keys.
+const UNIX_HTTP_SERVER: KeyTable = KeyTable {
+    original: "supervisord",
+    known: &["file", "chmod", "chown"],
+    ignored: &[
+        (
+            "username",
+            "access is checked by Unix peer credentials, socket mode and group",
+        ),
+        (
+            "password",
+            "access is checked by Unix peer credentials, socket mode and group",
+        ),
+    ],
+    unsupported: &[],
+};
+
+/// `[group:x]`'s keys.
+const GROUP: KeyTable = KeyTable {
+    original: "supervisord",
+    known: &["programs"],
+    ignored: &[(
+        "priority",
+        "ringmaster orders processes by each program's own priority",
+    )],
+    unsupported: &[],
+};
 
 /// Section kinds supervisord knows, for errors on unknown ones.
 const SECTION_KINDS: &[&str] = &[
@@ -298,6 +334,7 @@ pub(crate) fn convert(path: &Path) -> Result<Converted, ConfigErrors> {
     let mut report = Report::default();
     let mut out = Emitter::default();
     translate(&files, &env, &host, &mut report, &mut out);
+    report.sort_warnings(&files);
     out.dropped(&report.warnings);
     if !report.errors.is_empty() {
         report.errors.sort_by_key(location_of);
@@ -468,6 +505,12 @@ fn translate(
     emit_daemon(&daemon, supervisord, server, main, env, report, out);
 
     let (groups, group_list) = read_groups(&sections, report);
+    let ctx = Context {
+        main,
+        daemon: &daemon,
+        env,
+        host,
+    };
     for sec in &sections {
         let name = sec.section.name.as_str();
         let kind = name.split_once(':').map_or(name, |(kind, _)| kind);
@@ -476,7 +519,7 @@ fn translate(
             "program" if name.contains(':') => {
                 let program = &name["program:".len()..];
                 let group = groups.get(program).map_or(program, String::as_str);
-                emit_program(*sec, main, program, group, &daemon, env, host, report, out);
+                emit_program(&ctx, *sec, program, group, report, out);
             }
             "group" if name.contains(':') => {}
             "inet_http_server" => report.warn(
@@ -567,71 +610,64 @@ fn read_supervisord(
         here_is_main: dir_of(sec.file) == dir_of(main),
         ..names.clone()
     };
-    let mut daemon = Daemon::default();
     for entry in &sec.section.entries {
         let key = entry.key.as_str();
-        // nodaemon=true asks for what ringmasterd always does.
-        let foreground = key == "nodaemon" && values::boolean(&entry.value) == Some(true);
-        if let Some((_, why)) = SUPERVISORD_IGNORED.iter().find(|(k, _)| *k == key) {
-            if !foreground {
-                report.warn(
-                    sec.file_of(&entry.key),
-                    entry.line,
-                    sec.name(key),
-                    format!("ignored: {why}"),
-                );
-            }
-            continue;
-        }
-        if !SUPERVISORD_KEYS.contains(&key) {
-            if PROGRAM_KEYS.contains(&key) {
-                report.warn(
-                    sec.file_of(&entry.key),
-                    entry.line,
-                    sec.name(key),
-                    "unknown key (a [program:x] key, not one of [supervisord]): ignored, as supervisord ignores it",
-                );
-            } else {
-                unknown_key(report, sec, entry, SUPERVISORD_KEYS);
-            }
-            continue;
-        }
-        let value = match expand_text(&names, &entry.value) {
-            Ok(value) => value,
-            Err(message) => {
-                report.error(sec.file_of(&entry.key), entry.line, sec.name(key), message);
-                continue;
-            }
-        };
-        let origin = sec.origin(key);
-        match key {
-            "childlogdir" => {
-                let dir = expand_template(&path_names, &entry.value).unwrap_or(value);
-                daemon.logs_dir = Some((dir, origin));
-            }
-            "loglevel" => match log_level(&value) {
-                Some(level) => daemon.log_level = Some((level.into(), origin)),
-                None => report.error(
-                    sec.file_of(&entry.key),
-                    entry.line,
-                    sec.name(key),
-                    format!("bad loglevel '{value}' (critical, error, warn, info, debug, trace or blather)"),
-                ),
-            },
-            "user" => daemon.user = Some((value, origin)),
-            "umask" => match values::octal(&value) {
-                Some(mode) => daemon.umask = Some((format!("{mode:03o}"), origin)),
-                None => report.error(sec.file_of(&entry.key), entry.line, sec.name(key), format!("'{value}' is not an octal umask")),
-            },
-            "directory" => daemon.directory = Some((value, origin)),
-            "environment" => match ringmaster_ini::supervisor_env(&value) {
-                Ok(pairs) => daemon.environment = pairs,
-                Err(message) => report.error(sec.file_of(&entry.key), entry.line, sec.name(key), message),
-            },
-            _ => {}
+        if PROGRAM_KEYS.contains(&key) && !SUPERVISORD_KEYS.contains(&key) {
+            report.warn(
+                sec.file_of(key),
+                entry.line,
+                sec.name(key),
+                "unknown key (a [program:x] key, not one of [supervisord]): ignored, as supervisord ignores it",
+            );
         }
     }
-    daemon
+    // nodaemon=true asks for what ringmasterd always does: not worth a word.
+    let foreground = sec
+        .get("nodaemon")
+        .is_some_and(|e| values::boolean(&e.value) == Some(true));
+    SUPERVISORD.check(sec, report, &[], |key| {
+        (key == "nodaemon" && foreground) || PROGRAM_KEYS.contains(&key)
+    });
+    let expand = |value: &str| expand_text(&names, value);
+    let values = Values::new(sec, &expand);
+    let with_origin = |key: &str, value: String| (value, sec.origin(key));
+    let logs_dir = values.text(report, "childlogdir").map(|text| {
+        let raw = sec.get("childlogdir").map_or("", |e| e.value.as_str());
+        with_origin(
+            "childlogdir",
+            expand_template(&path_names, raw).unwrap_or(text),
+        )
+    });
+    let log_level = values.text(report, "loglevel").and_then(|text| {
+        let level = log_level(&text);
+        if level.is_none() {
+            let message = format!(
+                "bad loglevel '{text}' (critical, error, warn, info, debug, trace or blather)"
+            );
+            values.error(report, "loglevel", message);
+        }
+        level.map(|level| with_origin("loglevel", level.into()))
+    });
+    let environment = values
+        .text(report, "environment")
+        .and_then(|text| {
+            ringmaster_ini::supervisor_env(&text)
+                .map_err(|message| values.error(report, "environment", message))
+                .ok()
+        })
+        .unwrap_or_default();
+    Daemon {
+        logs_dir,
+        log_level,
+        user: values.text(report, "user").map(|u| with_origin("user", u)),
+        umask: values
+            .octal(report, "umask", "umask")
+            .map(|m| with_origin("umask", m)),
+        directory: values
+            .text(report, "directory")
+            .map(|d| with_origin("directory", d)),
+        environment,
+    }
 }
 
 fn emit_daemon(
@@ -657,8 +693,12 @@ fn emit_daemon(
             here_is_main: dir_of(server.file) == dir_of(main),
             ..names.clone()
         };
+        UNIX_HTTP_SERVER.check(server, report, &[], |_| false);
         for entry in &server.section.entries {
             let key = entry.key.as_str();
+            if !UNIX_HTTP_SERVER.known.contains(&key) {
+                continue;
+            }
             let origin = Some(server.origin(key));
             let value = match expand_text(&names, &entry.value) {
                 Ok(value) => value,
@@ -692,18 +732,7 @@ fn emit_daemon(
                         report.warn(server.file, entry.line, server.name(key), format!("the socket stays owned by the daemon's user, not '{user}'; access is by mode and group"));
                     }
                 }
-                "username" | "password" => report.warn(
-                    server.file,
-                    entry.line,
-                    server.name(key),
-                    "ignored: access is checked by Unix peer credentials, socket mode and group",
-                ),
-                _ => unknown_key(
-                    report,
-                    server,
-                    entry,
-                    &["file", "chmod", "chown", "username", "password"],
-                ),
+                _ => {}
             }
         }
     }
@@ -731,489 +760,37 @@ fn read_groups(
         let Some(group) = sec.section.name.strip_prefix("group:") else {
             continue;
         };
+        GROUP.check(*sec, report, &[], |_| false);
         let mut members = Vec::new();
-        for entry in &sec.section.entries {
-            match entry.key.as_str() {
-                "programs" => {
-                    for program in entry
-                        .value
-                        .split(',')
-                        .map(str::trim)
-                        .filter(|p| !p.is_empty())
-                    {
-                        let known = sections
-                            .iter()
-                            .any(|s| s.section.name == format!("program:{program}"));
-                        if known {
-                            groups.insert(program.to_owned(), group.to_owned());
-                            members.push(program.to_owned());
-                        } else {
-                            report.error(
-                                sec.file_of(&entry.key),
-                                entry.line,
-                                sec.name("programs"),
-                                format!("[group:{group}] names unknown program '{program}'"),
-                            );
-                        }
-                    }
-                }
-                "priority" => report.warn(
-                    sec.file_of(&entry.key),
-                    entry.line,
-                    sec.name("priority"),
-                    "ignored: ringmaster orders processes by each program's own priority",
-                ),
-                _ => unknown_key(report, *sec, entry, &["programs", "priority"]),
-            }
-        }
-        if sec.get("programs").is_none() {
+        let Some(entry) = sec.get("programs") else {
             report.error(
                 sec.file,
                 sec.section.line,
                 format!("[{}]", sec.section.name),
                 "a group needs programs = NAME, NAME ...",
             );
+            continue;
+        };
+        let names = entry.value.split(',').map(str::trim);
+        for program in names.filter(|p| !p.is_empty()) {
+            let known = sections
+                .iter()
+                .any(|s| s.section.name == format!("program:{program}"));
+            if known {
+                groups.insert(program.to_owned(), group.to_owned());
+                members.push(program.to_owned());
+            } else {
+                report.error(
+                    sec.file_of("programs"),
+                    entry.line,
+                    sec.name("programs"),
+                    format!("[group:{group}] names unknown program '{program}'"),
+                );
+            }
         }
         list.push((group.to_owned(), members, sec.origin("programs")));
     }
     (groups, list)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn emit_program(
-    sec: Sec<'_>,
-    main: &Path,
-    program: &str,
-    group: &str,
-    daemon: &Daemon,
-    env: &BTreeMap<String, String>,
-    host: &str,
-    report: &mut Report,
-    out: &mut Emitter,
-) {
-    let errors_before = report.errors.len();
-    if program.is_empty() || program.contains([' ', ':', '/']) {
-        report.error(
-            sec.file,
-            sec.section.line,
-            format!("[{}]", sec.section.name),
-            "a program name may not be empty or contain ' ', ':' or '/'",
-        );
-        return;
-    }
-    for entry in &sec.section.entries {
-        let key = entry.key.as_str();
-        if let Some((_, why)) = PROGRAM_IGNORED.iter().find(|(k, _)| *k == key) {
-            report.warn(
-                sec.file_of(&entry.key),
-                entry.line,
-                sec.name(key),
-                format!("ignored: {why}"),
-            );
-        } else if !PROGRAM_KEYS.contains(&key) {
-            unknown_key(report, sec, entry, PROGRAM_KEYS);
-        }
-    }
-    let base = Names {
-        here: dir_of(sec.file).to_string_lossy().into_owned(),
-        here_is_main: dir_of(sec.file) == dir_of(main),
-        host,
-        env,
-        defined_env: daemon.environment.iter().cloned().collect(),
-        program: Some(program),
-        group: Some(group),
-        numprocs: None,
-        process_num_start: None,
-        env_refs: true,
-    };
-    // Keys read before supervisord's per-process loop: no process_num.
-    let text = |report: &mut Report, key: &str| -> Option<String> {
-        let entry = sec.get(key)?;
-        match expand_text(&base, &entry.value) {
-            Ok(value) => Some(value),
-            Err(message) => {
-                report.error(sec.file_of(&entry.key), entry.line, sec.name(key), message);
-                None
-            }
-        }
-    };
-    let int = |report: &mut Report, key: &str, default: i64| -> i64 {
-        let Some(value) = text(report, key) else {
-            return default;
-        };
-        if let Ok(n) = value.trim().parse::<i64>() {
-            n
-        } else {
-            report.error(
-                sec.file_of(key),
-                sec.line(key),
-                sec.name(key),
-                format!("'{value}' is not an integer"),
-            );
-            default
-        }
-    };
-    let boolean = |report: &mut Report, key: &str, default: bool| -> bool {
-        let Some(value) = text(report, key) else {
-            return default;
-        };
-        values::boolean(&value).unwrap_or_else(|| {
-            report.error(
-                sec.file_of(key),
-                sec.line(key),
-                sec.name(key),
-                values::not_a_boolean(&value),
-            );
-            default
-        })
-    };
-
-    let priority = int(report, "priority", 999);
-    let autostart = boolean(report, "autostart", true);
-    let autorestart = text(report, "autorestart").unwrap_or_else(|| "unexpected".into());
-    let restart = match (
-        values::boolean(&autorestart),
-        autorestart.trim().to_ascii_lowercase().as_str(),
-    ) {
-        (Some(true), _) => "always",
-        (Some(false), _) => "never",
-        (None, "unexpected") => "on-failure",
-        (None, other) => {
-            report.error(
-                sec.file_of("autorestart"),
-                sec.line("autorestart"),
-                sec.name("autorestart"),
-                format!("'{other}' is not one of true, false, unexpected"),
-            );
-            "on-failure"
-        }
-    };
-    let startsecs = int(report, "startsecs", 1);
-    let startretries = int(report, "startretries", 3);
-    let stopsignal = text(report, "stopsignal").unwrap_or_else(|| "TERM".into());
-    // A number must be one with a name (supervisord checks it is a signal).
-    let signal = signals::parse(&stopsignal)
-        .map(signals::name)
-        .filter(|name| name.parse::<i32>().is_err());
-    let signal = signal.unwrap_or_else(|| {
-        report.error(
-            sec.file_of("stopsignal"),
-            sec.line("stopsignal"),
-            sec.name("stopsignal"),
-            format!("'{stopsignal}' is not a signal name or number"),
-        );
-        "SIGTERM".into()
-    });
-    let stopwaitsecs = int(report, "stopwaitsecs", 10);
-    let stopasgroup = boolean(report, "stopasgroup", false);
-    let killasgroup = boolean(report, "killasgroup", stopasgroup);
-    if stopasgroup && !killasgroup {
-        report.error(
-            sec.file_of("killasgroup"),
-            sec.line("killasgroup"),
-            sec.name("killasgroup"),
-            "stopasgroup=true needs killasgroup=true (as in supervisord)",
-        );
-    }
-    let exitcodes = text(report, "exitcodes").unwrap_or_else(|| "0".into());
-    let mut codes = Vec::new();
-    for code in exitcodes
-        .split(',')
-        .map(str::trim)
-        .filter(|c| !c.is_empty())
-    {
-        match code.parse::<i64>() {
-            Ok(n) if (0..=255).contains(&n) => codes.push(n),
-            _ => report.error(
-                sec.file_of("exitcodes"),
-                sec.line("exitcodes"),
-                sec.name("exitcodes"),
-                format!("'{code}' is not an exit code (0-255)"),
-            ),
-        }
-    }
-    let redirect_stderr = boolean(report, "redirect_stderr", false);
-    let numprocs = int(report, "numprocs", 1);
-    let numprocs_start = int(report, "numprocs_start", 0);
-    if numprocs < 1 {
-        report.error(
-            sec.file_of("numprocs"),
-            sec.line("numprocs"),
-            sec.name("numprocs"),
-            "numprocs must be at least 1",
-        );
-    }
-    let umask = text(report, "umask");
-    let umask = match umask {
-        Some(value) => {
-            let mode = values::octal(&value);
-            if mode.is_none() {
-                report.error(
-                    sec.file_of("umask"),
-                    sec.line("umask"),
-                    sec.name("umask"),
-                    format!("'{value}' is not an octal umask"),
-                );
-            }
-            mode.map(|mode| (format!("{mode:03o}"), sec.origin("umask")))
-        }
-        None => daemon.umask.clone(),
-    };
-    let user = text(report, "user")
-        .map(|u| (u, sec.origin("user")))
-        .or_else(|| daemon.user.clone());
-    for stream in ["stdout", "stderr"] {
-        let key = format!("{stream}_syslog");
-        if boolean(report, &key, false) {
-            report.error(sec.file_of(&key), sec.line(&key), sec.name(&key), "syslog output is not supported yet; log to a file, or use echo = true with journald");
-        }
-    }
-
-    // The per-process names: process_num, numprocs, and ENV_ of the
-    // program's own environment.
-    let mut names = Names {
-        numprocs: Some(numprocs),
-        process_num_start: Some(numprocs_start),
-        ..base
-    };
-    let template = |report: &mut Report, names: &Names<'_>, key: &str| -> Option<String> {
-        let entry = sec.get(key)?;
-        match expand_template(names, &entry.value) {
-            Ok(value) => Some(value),
-            Err(message) => {
-                report.error(sec.file_of(&entry.key), entry.line, sec.name(key), message);
-                None
-            }
-        }
-    };
-    let mut program_env: Vec<(String, String)> = Vec::new();
-    if let Some(entry) = sec.get("environment") {
-        match environment(&names, &entry.value) {
-            Ok(pairs) => program_env = pairs,
-            Err(message) => report.error(
-                sec.file_of(&entry.key),
-                entry.line,
-                sec.name("environment"),
-                message,
-            ),
-        }
-    }
-    for (k, v) in &program_env {
-        names.defined_env.insert(k.clone(), v.clone());
-    }
-    let process_name = match sec.get("process_name") {
-        Some(_) => template(report, &names, "process_name"),
-        None => Some(program.to_owned()),
-    };
-    if numprocs > 1
-        && !sec
-            .get("process_name")
-            .is_some_and(|e| e.value.contains("%(process_num)"))
-    {
-        let key = if sec.get("process_name").is_some() {
-            "process_name"
-        } else {
-            "numprocs"
-        };
-        report.error(
-            sec.file_of(key),
-            sec.line(key),
-            sec.name(key),
-            "%(process_num) must be present within process_name when numprocs > 1",
-        );
-    }
-    // supervisord splits the command after expanding it: environment
-    // values are written in, so that they split the same way.
-    let command = {
-        let literal_env = Names {
-            env_refs: false,
-            ..names.clone()
-        };
-        template(report, &literal_env, "command")
-    };
-    if sec.get("command").is_none() {
-        report.error(
-            sec.file,
-            sec.section.line,
-            format!("[{}]", sec.section.name),
-            "program section does not specify a command",
-        );
-    }
-    // Without a directory, the file's own directory written out, so that
-    // the translation means the same wherever it is saved.
-    let directory = template(report, &names, "directory")
-        .map(|d| (d, sec.origin("directory")))
-        .or_else(|| {
-            daemon
-                .directory
-                .as_ref()
-                .map(|(d, o)| (d.replace("$(", "$$("), o.clone()))
-        })
-        // The main file's directory, kept as a reference so that the
-        // converted file means it wherever the two are kept together.
-        .unwrap_or_else(|| ("$(here)".to_owned(), sec.header_origin()));
-    let stdout = sink(report, sec, &names, "stdout", &template);
-    let stderr = if redirect_stderr {
-        if sec.get("stderr_logfile").is_some_and(|e| {
-            !matches!(
-                e.value.to_ascii_lowercase().as_str(),
-                "auto" | "none" | "off"
-            )
-        }) {
-            report.warn(
-                sec.file_of("stderr_logfile"),
-                sec.line("stderr_logfile"),
-                sec.name("stderr_logfile"),
-                "ignored: redirect_stderr=true sends stderr to stdout's log",
-            );
-        }
-        Some(emit::string("stdout"))
-    } else {
-        sink(report, sec, &names, "stderr", &template)
-    };
-    if report.errors.len() > errors_before {
-        return;
-    }
-
-    let header = sec.header_origin();
-    let defaulted = |key: &str| {
-        if sec.get(key).is_some() {
-            Some(sec.origin(key))
-        } else {
-            Some(header.clone())
-        }
-    };
-    // A setting, marked when it is supervisord's default.
-    let setting = |out: &mut Emitter, name: &str, value: &str, key: &str| {
-        out.entry(name, value, defaulted(key));
-        if sec.get(key).is_none() {
-            out.note_last("supervisord's default");
-        }
-    };
-    out.comment(&format!(
-        "[{}] from {}:{}",
-        sec.section.name,
-        sec.file.display(),
-        sec.section.line
-    ));
-    out.header(&["watchers", program], Some(header.clone()));
-    if let Some(command) = &command {
-        out.entry("cmd", &emit::string(command), Some(sec.origin("command")));
-    }
-    if let Some(process_name) = &process_name {
-        setting(
-            out,
-            "process_name",
-            &emit::string(process_name),
-            "process_name",
-        );
-    }
-    if numprocs != 1 {
-        out.entry(
-            "numprocesses",
-            &numprocs.to_string(),
-            Some(sec.origin("numprocs")),
-        );
-    }
-    let (dir, origin) = &directory;
-    out.entry("working_dir", &emit::string(dir), Some(origin.clone()));
-    if let Some((user, origin)) = &user {
-        out.entry("user", &emit::string(user), Some(origin.clone()));
-    }
-    if let Some((mask, origin)) = &umask {
-        out.entry("umask", &emit::string(mask), Some(origin.clone()));
-    }
-    setting(out, "autostart", &autostart.to_string(), "autostart");
-    setting(out, "restart", &emit::string(restart), "autorestart");
-    let codes: Vec<String> = codes.iter().map(ToString::to_string).collect();
-    setting(
-        out,
-        "exit_codes",
-        &format!("[{}]", codes.join(", ")),
-        "exitcodes",
-    );
-    setting(
-        out,
-        "start_secs",
-        &emit::string(&format!("{startsecs}s")),
-        "startsecs",
-    );
-    setting(
-        out,
-        "start_retries",
-        &startretries.to_string(),
-        "startretries",
-    );
-    setting(
-        out,
-        "stop_signal",
-        &emit::string(signal.trim_start_matches("SIG")),
-        "stopsignal",
-    );
-    setting(
-        out,
-        "stop_timeout",
-        &emit::string(&format!("{stopwaitsecs}s")),
-        "stopwaitsecs",
-    );
-    // supervisord signals only the leader unless told; ringmaster's default
-    // is the whole group, kept when the file says nothing.
-    let stop_group = if sec.get("stopasgroup").is_some() || sec.get("killasgroup").is_some() {
-        Some((
-            stopasgroup || killasgroup,
-            defaulted(if sec.get("killasgroup").is_some() {
-                "killasgroup"
-            } else {
-                "stopasgroup"
-            }),
-        ))
-    } else {
-        None
-    };
-    if let Some((group_wide, origin)) = stop_group {
-        if killasgroup && !stopasgroup {
-            report.warn(
-                sec.file_of("killasgroup"),
-                sec.line("killasgroup"),
-                sec.name("killasgroup"),
-                "ringmaster sends the stop signal to the whole group too, not only the kill",
-            );
-        }
-        out.entry("stop_group", &group_wide.to_string(), origin);
-    }
-    setting(out, "priority", &priority.to_string(), "priority");
-    // supervisord children inherit its environment.
-    out.entry("copy_env", "true", Some(header.clone()));
-    let mut env_pairs: Vec<(String, String)> = Vec::new();
-    for (k, v) in daemon.environment.iter().chain(&program_env) {
-        env_pairs.retain(|(existing, _)| existing != k);
-        env_pairs.push((k.clone(), v.clone()));
-    }
-    env_pairs.push(("SUPERVISOR_ENABLED".into(), "1".into()));
-    if let Some(process_name) = &process_name {
-        env_pairs.push(("SUPERVISOR_PROCESS_NAME".into(), process_name.clone()));
-    }
-    env_pairs.push(("SUPERVISOR_GROUP_NAME".into(), group.replace("$(", "$$(")));
-    out.entry(
-        "env",
-        &emit::table_of_strings(&env_pairs),
-        defaulted("environment"),
-    );
-    if let Some(stdout) = stdout {
-        out.entry("stdout", &stdout, defaulted("stdout_logfile"));
-    }
-    if let Some(stderr) = stderr {
-        out.entry(
-            "stderr",
-            &stderr,
-            defaulted(if redirect_stderr {
-                "redirect_stderr"
-            } else {
-                "stderr_logfile"
-            }),
-        );
-    }
-    out.blank();
 }
 
 /// A program's `environment=`: expanded, then split into pairs the way
@@ -1281,64 +858,436 @@ fn env_reference(names: &Names<'_>, d: &Directive) -> Option<String> {
     (plain && !splits && !names.defined_env.contains_key(var)).then(|| format!("$(env.{var})"))
 }
 
-type TemplateFn<'f> = dyn Fn(&mut Report, &Names<'_>, &str) -> Option<String> + 'f;
+/// What every program of one file is read against.
+struct Context<'a> {
+    /// The main file, whose directory the translation is kept in.
+    main: &'a Path,
+    /// `[supervisord]`, whose user, umask, directory and environment
+    /// programs inherit.
+    daemon: &'a Daemon,
+    /// The daemon's environment, for `%(ENV_X)s`.
+    env: &'a BTreeMap<String, String>,
+    /// `%(host_node_name)s`.
+    host: &'a str,
+}
+
+/// A `[program:x]` as read, before it is written out.
+struct Program {
+    command: Option<String>,
+    process_name: Option<String>,
+    numprocs: i64,
+    directory: (String, Origin),
+    user: Option<(String, Origin)>,
+    umask: Option<(String, Origin)>,
+    policy: Policy,
+    /// `[supervisord] environment` then the program's own.
+    env: Vec<(String, String)>,
+    stdout: Option<String>,
+    stderr: Option<String>,
+    redirect_stderr: bool,
+}
+
+/// How a program is started, stopped and restarted.
+struct Policy {
+    priority: i64,
+    autostart: bool,
+    restart: &'static str,
+    exit_codes: Vec<i64>,
+    start_secs: i64,
+    start_retries: i64,
+    stop_signal: String,
+    stop_timeout: i64,
+    /// `stop_group`, when the file says (stopasgroup or killasgroup).
+    stop_group: Option<bool>,
+}
+
+/// `[program:x]` as `[watchers.x]`.
+fn emit_program(
+    ctx: &Context<'_>,
+    sec: Sec<'_>,
+    program: &str,
+    group: &str,
+    report: &mut Report,
+    out: &mut Emitter,
+) {
+    if program.is_empty() || program.contains([' ', ':', '/']) {
+        report.error(
+            sec.file,
+            sec.section.line,
+            format!("[{}]", sec.section.name),
+            "a program name may not be empty or contain ' ', ':' or '/'",
+        );
+        return;
+    }
+    PROGRAM.check(sec, report, &[], |_| false);
+    let errors_before = report.errors.len();
+    let read = read_program(ctx, sec, program, group, report);
+    if report.errors.len() == errors_before {
+        write_program(sec, program, group, &read, out);
+    }
+}
+
+/// Reads a program's keys in supervisord's order: those read before its
+/// per-process loop (no `%(process_num)`), then the per-process ones.
+fn read_program(
+    ctx: &Context<'_>,
+    sec: Sec<'_>,
+    program: &str,
+    group: &str,
+    report: &mut Report,
+) -> Program {
+    let base = Names {
+        here: dir_of(sec.file).to_string_lossy().into_owned(),
+        here_is_main: dir_of(sec.file) == dir_of(ctx.main),
+        host: ctx.host,
+        env: ctx.env,
+        defined_env: ctx.daemon.environment.iter().cloned().collect(),
+        program: Some(program),
+        group: Some(group),
+        numprocs: None,
+        process_num_start: None,
+        env_refs: true,
+    };
+    let expand_base = |value: &str| expand_text(&base, value);
+    let plain = Values::new(sec, &expand_base);
+    let policy = read_policy(plain, report);
+    let redirect_stderr = plain.boolean(report, "redirect_stderr", false);
+    let numprocs = plain.int(report, "numprocs", 1);
+    if numprocs < 1 {
+        plain.error(report, "numprocs", "numprocs must be at least 1");
+    }
+    let umask = match plain.octal(report, "umask", "umask") {
+        Some(mask) => Some((mask, sec.origin("umask"))),
+        None => ctx.daemon.umask.clone(),
+    };
+    let user = plain
+        .text(report, "user")
+        .map(|u| (u, sec.origin("user")))
+        .or_else(|| ctx.daemon.user.clone());
+    for stream in ["stdout", "stderr"] {
+        let key = format!("{stream}_syslog");
+        if plain.boolean(report, &key, false) {
+            plain.error(report, &key, SYSLOG_UNSUPPORTED);
+        }
+    }
+
+    // The per-process names: process_num, numprocs, and ENV_ of the
+    // program's own environment.
+    let mut names = Names {
+        numprocs: Some(numprocs),
+        process_num_start: Some(plain.int(report, "numprocs_start", 0)),
+        ..base.clone()
+    };
+    let own_env = program_environment(plain, &names, report);
+    names.defined_env.extend(own_env.iter().cloned());
+    let expand_names = |value: &str| expand_template(&names, value);
+    let each = Values::new(sec, &expand_names);
+    let process_name = read_process_name(each, program, numprocs, report);
+    let command = read_command(sec, &names, report);
+    let directory = read_directory(each, ctx.daemon, report);
+    let expand_each_text = |value: &str| expand_text(&names, value);
+    let each_text = Values::new(sec, &expand_each_text);
+    let stdout = sink(each, each_text, "stdout", report);
+    let stderr = if redirect_stderr {
+        let given = sec.get("stderr_logfile").is_some_and(|e| {
+            !matches!(
+                e.value.to_ascii_lowercase().as_str(),
+                "auto" | "none" | "off"
+            )
+        });
+        if given {
+            each.warn(
+                report,
+                "stderr_logfile",
+                "ignored: redirect_stderr=true sends stderr to stdout's log",
+            );
+        }
+        Some(emit::string("stdout"))
+    } else {
+        sink(each, each_text, "stderr", report)
+    };
+    let mut env: Vec<(String, String)> = Vec::new();
+    for (k, v) in ctx.daemon.environment.iter().chain(&own_env) {
+        env.retain(|(existing, _)| existing != k);
+        env.push((k.clone(), v.clone()));
+    }
+    Program {
+        command,
+        process_name,
+        numprocs,
+        directory,
+        user,
+        umask,
+        policy,
+        env,
+        stdout,
+        stderr,
+        redirect_stderr,
+    }
+}
+
+/// Start, stop and restart settings, with supervisord's defaults.
+fn read_policy(values: Values<'_>, report: &mut Report) -> Policy {
+    let restart = match values.text(report, "autorestart") {
+        None => "on-failure",
+        Some(text) => match (
+            values::boolean(&text),
+            text.trim().to_ascii_lowercase().as_str(),
+        ) {
+            (Some(true), _) => "always",
+            (Some(false), _) => "never",
+            (None, "unexpected") => "on-failure",
+            (None, other) => {
+                let message = format!("'{other}' is not one of true, false, unexpected");
+                values.error(report, "autorestart", message);
+                "on-failure"
+            }
+        },
+    };
+    let stopasgroup = values.boolean(report, "stopasgroup", false);
+    let killasgroup = values.boolean(report, "killasgroup", stopasgroup);
+    if stopasgroup && !killasgroup {
+        values.error(
+            report,
+            "killasgroup",
+            "stopasgroup=true needs killasgroup=true (as in supervisord)",
+        );
+    }
+    // supervisord signals only the leader unless told; ringmaster's
+    // default is the whole group, kept when the file says nothing.
+    let said = values.has("stopasgroup") || values.has("killasgroup");
+    if killasgroup && !stopasgroup {
+        values.warn(
+            report,
+            "killasgroup",
+            "ringmaster sends the stop signal to the whole group too, not only the kill",
+        );
+    }
+    Policy {
+        priority: values.int(report, "priority", 999),
+        autostart: values.boolean(report, "autostart", true),
+        restart,
+        exit_codes: read_exit_codes(values, report),
+        start_secs: values.int(report, "startsecs", 1),
+        start_retries: values.int(report, "startretries", 3),
+        stop_signal: values.signal(report, "stopsignal", "TERM"),
+        stop_timeout: values.int(report, "stopwaitsecs", 10),
+        stop_group: said.then_some(stopasgroup || killasgroup),
+    }
+}
+
+/// `exitcodes`: a comma-separated list of codes from 0 to 255.
+fn read_exit_codes(values: Values<'_>, report: &mut Report) -> Vec<i64> {
+    let text = values
+        .text(report, "exitcodes")
+        .unwrap_or_else(|| "0".into());
+    let mut codes = Vec::new();
+    for code in text.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+        match code.parse::<i64>() {
+            Ok(n) if (0..=255).contains(&n) => codes.push(n),
+            _ => values.error(
+                report,
+                "exitcodes",
+                format!("'{code}' is not an exit code (0-255)"),
+            ),
+        }
+    }
+    codes
+}
+
+/// The program's own `environment=` pairs.
+fn program_environment(
+    values: Values<'_>,
+    names: &Names<'_>,
+    report: &mut Report,
+) -> Vec<(String, String)> {
+    let Some(entry) = values.sec.get("environment") else {
+        return Vec::new();
+    };
+    environment(names, &entry.value).unwrap_or_else(|message| {
+        values.error(report, "environment", message);
+        Vec::new()
+    })
+}
+
+/// `process_name`, which must tell the processes apart when there are
+/// several.
+fn read_process_name(
+    each: Values<'_>,
+    program: &str,
+    numprocs: i64,
+    report: &mut Report,
+) -> Option<String> {
+    let given = each.sec.get("process_name");
+    if numprocs > 1 && !given.is_some_and(|e| e.value.contains("%(process_num)")) {
+        let key = if given.is_some() {
+            "process_name"
+        } else {
+            "numprocs"
+        };
+        each.error(
+            report,
+            key,
+            "%(process_num) must be present within process_name when numprocs > 1",
+        );
+    }
+    match given {
+        Some(_) => each.text(report, "process_name"),
+        None => Some(program.to_owned()),
+    }
+}
+
+/// `command`, required. supervisord splits the command after expanding
+/// it: environment values are written in, so that they split the same way.
+fn read_command(sec: Sec<'_>, names: &Names<'_>, report: &mut Report) -> Option<String> {
+    let literal_env = Names {
+        env_refs: false,
+        ..names.clone()
+    };
+    let expand = |value: &str| expand_template(&literal_env, value);
+    let values = Values::new(sec, &expand);
+    if !values.has("command") {
+        values.section_error(report, "program section does not specify a command");
+    }
+    values.text(report, "command")
+}
+
+/// `directory`, or `[supervisord] directory`, or else the main file's
+/// directory, kept as the `$(here)` reference so that the converted file
+/// means it wherever the two are kept together.
+fn read_directory(each: Values<'_>, daemon: &Daemon, report: &mut Report) -> (String, Origin) {
+    let sec = each.sec;
+    each.text(report, "directory")
+        .map(|d| (d, sec.origin("directory")))
+        .or_else(|| {
+            daemon
+                .directory
+                .as_ref()
+                .map(|(d, o)| (d.replace("$(", "$$("), o.clone()))
+        })
+        .unwrap_or_else(|| ("$(here)".to_owned(), sec.header_origin()))
+}
+
+/// Writes a program read without errors as `[watchers.NAME]`.
+fn write_program(sec: Sec<'_>, name: &str, group: &str, program: &Program, out: &mut Emitter) {
+    let mut w = Writer::new(sec, out, "supervisord's default");
+    w.begin(&["watchers", name]);
+    if let Some(command) = &program.command {
+        w.entry("cmd", &emit::string(command), "command");
+    }
+    if let Some(process_name) = &program.process_name {
+        w.setting("process_name", &emit::string(process_name), "process_name");
+    }
+    if program.numprocs != 1 {
+        w.entry("numprocesses", &program.numprocs.to_string(), "numprocs");
+    }
+    let (dir, origin) = &program.directory;
+    w.entry_at("working_dir", &emit::string(dir), origin.clone());
+    if let Some((user, origin)) = &program.user {
+        w.entry_at("user", &emit::string(user), origin.clone());
+    }
+    if let Some((mask, origin)) = &program.umask {
+        w.entry_at("umask", &emit::string(mask), origin.clone());
+    }
+    write_policy(&mut w, &program.policy);
+    // supervisord children inherit its environment.
+    w.header_entry("copy_env", "true");
+    let mut env = program.env.clone();
+    env.push(("SUPERVISOR_ENABLED".into(), "1".into()));
+    if let Some(process_name) = &program.process_name {
+        env.push(("SUPERVISOR_PROCESS_NAME".into(), process_name.clone()));
+    }
+    env.push(("SUPERVISOR_GROUP_NAME".into(), group.replace("$(", "$$(")));
+    w.entry("env", &emit::table_of_strings(&env), "environment");
+    if let Some(stdout) = &program.stdout {
+        w.entry("stdout", stdout, "stdout_logfile");
+    }
+    if let Some(stderr) = &program.stderr {
+        let key = if program.redirect_stderr {
+            "redirect_stderr"
+        } else {
+            "stderr_logfile"
+        };
+        w.entry("stderr", stderr, key);
+    }
+    w.end();
+}
+
+/// The policy's settings, supervisord's defaults marked.
+fn write_policy(w: &mut Writer<'_, '_>, policy: &Policy) {
+    w.setting("autostart", &policy.autostart.to_string(), "autostart");
+    w.setting("restart", &emit::string(policy.restart), "autorestart");
+    let codes: Vec<String> = policy.exit_codes.iter().map(ToString::to_string).collect();
+    w.setting(
+        "exit_codes",
+        &format!("[{}]", codes.join(", ")),
+        "exitcodes",
+    );
+    let secs = emit::string(&format!("{}s", policy.start_secs));
+    w.setting("start_secs", &secs, "startsecs");
+    let retries = policy.start_retries.to_string();
+    w.setting("start_retries", &retries, "startretries");
+    w.setting(
+        "stop_signal",
+        &emit::string(&policy.stop_signal),
+        "stopsignal",
+    );
+    let timeout = emit::string(&format!("{}s", policy.stop_timeout));
+    w.setting("stop_timeout", &timeout, "stopwaitsecs");
+    if let Some(group_wide) = policy.stop_group {
+        let key = if w.has("killasgroup") {
+            "killasgroup"
+        } else {
+            "stopasgroup"
+        };
+        w.entry("stop_group", &group_wide.to_string(), key);
+    }
+    w.setting("priority", &policy.priority.to_string(), "priority");
+}
+
+/// What supervisord's syslog output gets here.
+const SYSLOG_UNSUPPORTED: &str =
+    "syslog output is not supported yet; log to a file, or use echo = true with journald";
 
 /// A stream's sink as TOML: `"null"`, or a table with the file (absent for
-/// AUTO: ringmaster's default name under logs_dir) and rotation.
+/// AUTO: ringmaster's default name under logs_dir) and rotation. `each`
+/// expands the file name as a template, `each_text` the sizes as text.
 fn sink(
-    report: &mut Report,
-    sec: Sec<'_>,
-    names: &Names<'_>,
+    each: Values<'_>,
+    each_text: Values<'_>,
     stream: &str,
-    template: &TemplateFn<'_>,
+    report: &mut Report,
 ) -> Option<String> {
     let file_key = format!("{stream}_logfile");
-    let max_key = format!("{stream}_logfile_maxbytes");
-    let backups_key = format!("{stream}_logfile_backups");
-    let file = match sec.get(&file_key) {
+    let file = match each.sec.get(&file_key) {
         None => None,
         Some(entry) => match entry.value.trim().to_ascii_lowercase().as_str() {
             "auto" => None,
             "none" | "off" => return Some(emit::string("null")),
             "syslog" => {
-                report.error(sec.file_of(&entry.key), entry.line, sec.name(&file_key), "syslog output is not supported yet; log to a file, or use echo = true with journald");
+                each.error(report, &file_key, SYSLOG_UNSUPPORTED);
                 return None;
             }
-            _ => Some(template(report, names, &file_key)?),
+            _ => Some(each.text(report, &file_key)?),
         },
     };
-    let max_bytes = match sec.get(&max_key) {
+    let max_key = format!("{stream}_logfile_maxbytes");
+    let max_bytes = match each_text.text(report, &max_key) {
+        None if each.has(&max_key) => return None,
         None => 50 << 20,
-        Some(entry) => match expand_text(names, &entry.value).and_then(|v| byte_size(&v)) {
+        Some(text) => match byte_size(&text) {
             Ok(n) => n,
             Err(message) => {
-                report.error(
-                    sec.file_of(&entry.key),
-                    entry.line,
-                    sec.name(&max_key),
-                    message,
-                );
+                each.error(report, &max_key, message);
                 return None;
             }
         },
     };
-    let backups = match sec.get(&backups_key) {
-        None => 10,
-        Some(entry) => {
-            let parsed = expand_text(names, &entry.value)
-                .ok()
-                .and_then(|v| v.trim().parse::<u32>().ok());
-            let Some(n) = parsed else {
-                report.error(
-                    sec.file_of(&entry.key),
-                    entry.line,
-                    sec.name(&backups_key),
-                    format!("'{}' is not a number of backups", entry.value),
-                );
-                return None;
-            };
-            n
-        }
+    let backups_key = format!("{stream}_logfile_backups");
+    let backups = if each.has(&backups_key) {
+        each_text.parsed::<u32>(report, &backups_key, "a number of backups")?
+    } else {
+        10
     };
     let mut items = Vec::new();
     if let Some(file) = file {
@@ -1398,16 +1347,6 @@ fn log_level(value: &str) -> Option<&'static str> {
         "trace" | "blather" => "trace",
         _ => return None,
     })
-}
-
-fn unknown_key(report: &mut Report, sec: Sec<'_>, entry: &Entry, known: &[&str]) {
-    report.unknown_key(
-        sec.file_of(&entry.key),
-        &sec.section.name,
-        entry,
-        known,
-        "supervisord",
-    );
 }
 
 #[cfg(test)]
