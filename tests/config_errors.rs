@@ -45,7 +45,7 @@ fn assert_error(text: &str, extra: &[(&str, &str)], location: &str, needles: &[&
 }
 
 #[test]
-fn bad_configurations_name_file_line_and_key() {
+fn bad_watcher_values_name_file_line_and_key() {
     let w = "[watchers.web]\ncmd = \"sleep 1\"\n";
     assert_error(
         &format!("{w}restrat = \"always\"\n"),
@@ -125,6 +125,11 @@ fn bad_configurations_name_file_line_and_key() {
         "CONFIG:1:11: watchers.web:1",
         &["watcher names use"],
     );
+}
+
+#[test]
+fn bad_tables_and_sinks_name_file_line_and_key() {
+    let w = "[watchers.web]\ncmd = \"sleep 1\"\n";
     assert_error(
         "[deamon]\n",
         &[],
@@ -179,6 +184,11 @@ fn bad_configurations_name_file_line_and_key() {
         "CONFIG:3:23: watchers.web.rlimits.nofiles",
         &["did you mean 'nofile'"],
     );
+}
+
+#[test]
+fn host_problems_name_file_line_and_key() {
+    let w = "[watchers.web]\ncmd = \"sleep 1\"\n";
     // Only --check can know: users and groups that do not exist.
     assert_error(
         &format!("{w}user = \"no-such-user-rm\"\n"),
@@ -192,6 +202,11 @@ fn bad_configurations_name_file_line_and_key() {
         "CONFIG:3:1: watchers.web.group",
         &["no such group"],
     );
+}
+
+#[test]
+fn include_errors_name_the_included_file() {
+    let w = "[watchers.web]\ncmd = \"sleep 1\"\n";
     // Includes: a duplicate watcher, and [daemon] in an included file.
     assert_error(
         &format!("[daemon]\ninclude = [\"conf.d/*.toml\"]\n{w}"),

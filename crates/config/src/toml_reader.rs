@@ -740,39 +740,18 @@ fn read_daemon(
                     .iter()
                     .map(|n| (*n, n.parse().unwrap_or(LogLevel::Info)))
                     .collect();
-                if let Some(level) = reader.choice(src, k, value, &levels) {
-                    log_level = level;
-                }
+                log_level = reader.choice(src, k, value, &levels).unwrap_or(log_level);
             }
             "log_format" => {
-                if let Some(format) = reader.choice(
-                    src,
-                    k,
-                    value,
-                    &[("text", LogFormat::Text), ("json", LogFormat::Json)],
-                ) {
-                    log_format = format;
-                }
+                let formats = [("text", LogFormat::Text), ("json", LogFormat::Json)];
+                log_format = reader.choice(src, k, value, &formats).unwrap_or(log_format);
             }
             "shutdown_timeout" => {
                 if let Some(d) = reader.duration(src, k, value) {
                     shutdown_timeout = d;
                 }
             }
-            "include" => {
-                let patterns: Vec<&Spanned<DeValue<'_>>> = match value.get_ref() {
-                    DeValue::Array(items) => items.iter().collect(),
-                    _ => vec![value],
-                };
-                for item in patterns {
-                    if let Some(path) = read_path(reader, src, k, item, &ctx) {
-                        includes.push(IncludePattern {
-                            pattern: path.to_string_lossy().into_owned(),
-                            location: src.location(item.span().start),
-                        });
-                    }
-                }
-            }
+            "include" => includes = read_includes(reader, src, value, &ctx),
             other => reader.unknown_key(
                 src,
                 key.span().start,
@@ -806,6 +785,29 @@ fn read_daemon(
         shutdown_timeout,
     };
     (daemon, includes)
+}
+
+/// `daemon.include`: one glob or a list of them.
+fn read_includes(
+    reader: &mut Reader,
+    src: &Source<'_>,
+    value: &Spanned<DeValue<'_>>,
+    ctx: &Context<'_>,
+) -> Vec<IncludePattern> {
+    let patterns: Vec<&Spanned<DeValue<'_>>> = match value.get_ref() {
+        DeValue::Array(items) => items.iter().collect(),
+        _ => vec![value],
+    };
+    patterns
+        .into_iter()
+        .filter_map(|item| {
+            let path = read_path(reader, src, "daemon.include", item, ctx)?;
+            Some(IncludePattern {
+                pattern: path.to_string_lossy().into_owned(),
+                location: src.location(item.span().start),
+            })
+        })
+        .collect()
 }
 
 /// Default `logs_dir`: `/var/log/ringmaster` for root, else
@@ -895,25 +897,7 @@ fn read_watcher(
     }
     let table = reader.table(src, &format!("watchers.{name}"), value)?;
 
-    let mut keys: BTreeMap<&str, &Spanned<DeValue<'_>>> = BTreeMap::new();
-    let mut locations = BTreeMap::new();
-    locations.insert(String::new(), src.location(name_key.span().start));
-    for (key, value) in table {
-        let key_name = key.get_ref().as_ref();
-        if WATCHER_KEYS.contains(&key_name) {
-            keys.insert(key_name, value);
-            locations.insert(key_name.to_owned(), src.location(key.span().start));
-        } else {
-            reader.unknown_key(
-                src,
-                key.span().start,
-                &prefix,
-                key_name,
-                WATCHER_KEYS,
-                WATCHER_KEYS_LATER,
-            );
-        }
-    }
+    let (keys, locations) = sort_watcher_keys(reader, src, table, name_key, &prefix);
     let k = |key: &str| format!("{prefix}{key}");
     let watcher = WatcherKeys {
         src,
@@ -946,10 +930,7 @@ fn read_watcher(
     let process_name = read_process_name(reader, &watcher, numprocesses, &ctx);
 
     let working_dir = match keys.get("working_dir") {
-        Some(value) => reader
-            .string(src, &k("working_dir"), value)
-            .and_then(|text| reader.expand(src, &k("working_dir"), value, text, &ctx))
-            .map(|t| absolutize_template(t, &src.here)),
+        Some(value) => read_path_template(reader, src, &k("working_dir"), value, &ctx),
         None => Some(Template::literal(src.here.clone())),
     };
 
@@ -989,6 +970,131 @@ fn read_watcher(
         essential: policy.essential,
         locations,
     })
+}
+
+/// A watcher's known keys by name, and where each (and the table) was
+/// written; unknown keys are reported.
+fn sort_watcher_keys<'t, 'v>(
+    reader: &mut Reader,
+    src: &Source<'_>,
+    table: &'t toml::de::DeTable<'v>,
+    name_key: &Spanned<std::borrow::Cow<'_, str>>,
+    prefix: &str,
+) -> (
+    BTreeMap<&'t str, &'t Spanned<DeValue<'v>>>,
+    BTreeMap<String, Location>,
+) {
+    let mut keys = BTreeMap::new();
+    let mut locations = BTreeMap::new();
+    locations.insert(String::new(), src.location(name_key.span().start));
+    for (key, value) in table {
+        let key_name = key.get_ref().as_ref();
+        if WATCHER_KEYS.contains(&key_name) {
+            keys.insert(key_name, value);
+            locations.insert(key_name.to_owned(), src.location(key.span().start));
+        } else {
+            reader.unknown_key(
+                src,
+                key.span().start,
+                prefix,
+                key_name,
+                WATCHER_KEYS,
+                WATCHER_KEYS_LATER,
+            );
+        }
+    }
+    (keys, locations)
+}
+
+/// A path that may hold placeholders (`working_dir`, a sink's `file`),
+/// expanded, relative to the file's directory.
+fn read_path_template(
+    reader: &mut Reader,
+    src: &Source<'_>,
+    key: &str,
+    value: &Spanned<DeValue<'_>>,
+    ctx: &Context<'_>,
+) -> Option<Template> {
+    let text = reader.string(src, key, value)?;
+    let template = reader.expand(src, key, value, text, ctx)?;
+    Some(absolutize_template(template, &src.here))
+}
+
+/// A sink's table: `{ file = ..., max_size = ..., backups = ...,
+/// timestamps = ... }`, the default file when `file` is left out.
+fn read_file_sink(
+    reader: &mut Reader,
+    src: &Source<'_>,
+    key: &str,
+    table: &toml::de::DeTable<'_>,
+    ctx: &Context<'_>,
+    default_path: &Template,
+) -> Option<OutputSink> {
+    let mut path = Some(default_path.clone());
+    let mut max_size = None;
+    let mut backups = None;
+    let mut timestamps = false;
+    for (sub, item) in table {
+        let sub_name = sub.get_ref().as_ref();
+        let sub_key = format!("{key}.{sub_name}");
+        match sub_name {
+            "file" => path = read_path_template(reader, src, &sub_key, item, ctx),
+            "max_size" => max_size = read_max_size(reader, src, &sub_key, item),
+            "backups" => {
+                backups = reader
+                    .integer_in(src, &sub_key, item, 0, 1000)
+                    .map(|n| (n as u32, item.span().start));
+            }
+            "timestamps" => {
+                timestamps = reader.boolean(src, &sub_key, item).unwrap_or(false);
+            }
+            _ => reader.unknown_key(
+                src,
+                sub.span().start,
+                &format!("{key}."),
+                sub_name,
+                SINK_KEYS,
+                &[],
+            ),
+        }
+    }
+    if let (Some((_, at)), None) = (backups, max_size) {
+        reader.invalid(
+            src,
+            at,
+            &format!("{key}.backups"),
+            "backups needs max_size (rotation by size)",
+        );
+    }
+    path.map(|path| {
+        OutputSink::File(FileSink {
+            path,
+            max_size,
+            backups: backups.map_or(DEFAULT_BACKUPS, |(n, _)| n),
+            timestamps,
+        })
+    })
+}
+
+/// A sink's `max_size`: a size like "50MB", or a number of bytes.
+fn read_max_size(
+    reader: &mut Reader,
+    src: &Source<'_>,
+    key: &str,
+    item: &Spanned<DeValue<'_>>,
+) -> Option<u64> {
+    match item.get_ref() {
+        DeValue::String(text) => parse_size(text)
+            .map_err(|message| reader.invalid(src, item.span().start, key, message))
+            .ok(),
+        DeValue::Integer(_) => reader
+            .integer_in(src, key, item, 1, i64::MAX)
+            .map(|n| n as u64),
+        other => {
+            reader.type_error(src, key, item, "a size like \"50MB\"", other);
+            None
+        }
+    }
 }
 
 /// A watcher's table, for the readers of its parts.
@@ -1555,77 +1661,7 @@ fn read_sink(
             }
         },
         DeValue::Table(table) => {
-            // Without `file`, the default name (rotation for the default file).
-            let mut path = Some(default_path.clone());
-            let mut max_size = None;
-            let mut backups = None;
-            let mut timestamps = false;
-            for (sub, item) in table {
-                let sub_name = sub.get_ref().as_ref();
-                let sub_key = format!("{key}.{sub_name}");
-                match sub_name {
-                    "file" => {
-                        path = reader
-                            .string(src, &sub_key, item)
-                            .and_then(|text| reader.expand(src, &sub_key, item, text, ctx))
-                            .map(|t| absolutize_template(t, &src.here));
-                    }
-                    "max_size" => {
-                        max_size = match item.get_ref() {
-                            DeValue::String(text) => parse_size(text)
-                                .map_err(|message| {
-                                    reader.invalid(src, item.span().start, &sub_key, message);
-                                })
-                                .ok(),
-                            DeValue::Integer(_) => reader
-                                .integer_in(src, &sub_key, item, 1, i64::MAX)
-                                .map(|n| n as u64),
-                            other => {
-                                reader.type_error(
-                                    src,
-                                    &sub_key,
-                                    item,
-                                    "a size like \"50MB\"",
-                                    other,
-                                );
-                                None
-                            }
-                        };
-                    }
-                    "backups" => {
-                        backups = reader
-                            .integer_in(src, &sub_key, item, 0, 1000)
-                            .map(|n| (n as u32, item.span().start));
-                    }
-                    "timestamps" => {
-                        timestamps = reader.boolean(src, &sub_key, item).unwrap_or(false);
-                    }
-                    _ => reader.unknown_key(
-                        src,
-                        sub.span().start,
-                        &format!("{key}."),
-                        sub_name,
-                        SINK_KEYS,
-                        &[],
-                    ),
-                }
-            }
-            if let (Some((_, at)), None) = (backups, max_size) {
-                reader.invalid(
-                    src,
-                    at,
-                    &format!("{key}.backups"),
-                    "backups needs max_size (rotation by size)",
-                );
-            }
-            path.map(|path| {
-                StderrSink::Sink(OutputSink::File(FileSink {
-                    path,
-                    max_size,
-                    backups: backups.map_or(DEFAULT_BACKUPS, |(n, _)| n),
-                    timestamps,
-                }))
-            })
+            read_file_sink(reader, src, key, table, ctx, default_path).map(StderrSink::Sink)
         }
         other => {
             reader.type_error(src, key, value, "a string or a table", other);

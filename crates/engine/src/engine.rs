@@ -243,17 +243,7 @@ impl Engine {
                 Some(()) = signals.terminate.recv() => self.begin_shutdown(Trigger::Signal("SIGTERM")),
                 Some(()) = signals.interrupt.recv() => self.begin_shutdown(Trigger::Signal("SIGINT")),
                 Some(()) = signals.quit.recv() => self.begin_shutdown(Trigger::Quit),
-                Some(()) = signals.hangup.recv() => match self.reload(true) {
-                    Ok(diff) => tracing::info!(
-                        added = diff.added.len(),
-                        removed = diff.removed.len(),
-                        changed = diff.changed.len(),
-                        scaled = diff.scaled.len(),
-                        unchanged = diff.unchanged.len(),
-                        "SIGHUP: configuration reloaded"
-                    ),
-                    Err(errors) => tracing::error!("SIGHUP: configuration not reloaded, nothing changed:\n{errors}"),
-                },
+                Some(()) = signals.hangup.recv() => self.on_hangup(),
                 Some(()) = signals.user2.recv() => {
                     let files = self.reopen_logs();
                     tracing::info!(files, "SIGUSR2: reopening log files");
@@ -265,16 +255,9 @@ impl Engine {
                 Some(notice) = self.log_notices.recv() => self.on_log_notice(notice),
                 () = tick(&mut watchdog) => self.notify.watchdog(),
                 () = sleep_until(deadline) => {
-                    if self.shutdown.as_ref().is_some_and(|s| s.sweep.is_some()) {
-                        // The sweep's own deadline: handled at the top.
-                        continue;
-                    }
-                    if kill_grace.is_some() {
-                        tracing::error!("processes survived SIGKILL; exiting anyway");
+                    if !self.on_shutdown_deadline(&mut kill_grace) {
                         break;
                     }
-                    self.kill_everything();
-                    kill_grace = Some(Instant::now() + KILL_GRACE);
                 }
                 Some(input) = requests.recv() => match input {
                     Input::Request(incoming) => self.handle(incoming),
@@ -291,7 +274,51 @@ impl Engine {
             }
         }
 
-        // Answer shutdown requesters, then let connections flush and close.
+        self.answer_final_waiters();
+        token.cancel();
+        let _ = server.await;
+        self.drain_logs().await;
+        socket.remove();
+        tracing::info!("ringmasterd stopped");
+        Ok(self.exit_code)
+    }
+
+    /// SIGHUP: reloads the configuration, or says why not.
+    fn on_hangup(&mut self) {
+        match self.reload(true) {
+            Ok(diff) => tracing::info!(
+                added = diff.added.len(),
+                removed = diff.removed.len(),
+                changed = diff.changed.len(),
+                scaled = diff.scaled.len(),
+                unchanged = diff.unchanged.len(),
+                "SIGHUP: configuration reloaded"
+            ),
+            Err(errors) => {
+                tracing::error!("SIGHUP: configuration not reloaded, nothing changed:\n{errors}");
+            }
+        }
+    }
+
+    /// A shutdown deadline passed: SIGKILL for what is left, then a grace
+    /// period for it to die. Returns false when even that passed (the
+    /// daemon exits anyway).
+    fn on_shutdown_deadline(&mut self, kill_grace: &mut Option<Instant>) -> bool {
+        if self.shutdown.as_ref().is_some_and(|s| s.sweep.is_some()) {
+            // The sweep's own deadline: handled at the top of the loop.
+            return true;
+        }
+        if kill_grace.is_some() {
+            tracing::error!("processes survived SIGKILL; exiting anyway");
+            return false;
+        }
+        self.kill_everything();
+        *kill_grace = Some(Instant::now() + KILL_GRACE);
+        true
+    }
+
+    /// Answers those who asked for the shutdown, and fails the jobs left.
+    fn answer_final_waiters(&mut self) {
         let stopped = self.shutdown.as_ref().map_or(0, |s| s.stopped);
         if let Some(shutdown) = self.shutdown.take() {
             for (id, reply) in shutdown.waiters {
@@ -306,8 +333,10 @@ impl Engine {
                 "the daemon shut down",
             ));
         }
-        token.cancel();
-        let _ = server.await;
+    }
+
+    /// Lets the log pumps write what they hold, for a while.
+    async fn drain_logs(&mut self) {
         let drains = async {
             while let Some(done) = self.drains.join_next().await {
                 log_drain(done);
@@ -316,9 +345,6 @@ impl Engine {
         if tokio::time::timeout(DRAIN_TIMEOUT, drains).await.is_err() {
             tracing::warn!("some log pumps did not finish draining in time");
         }
-        socket.remove();
-        tracing::info!("ringmasterd stopped");
-        Ok(self.exit_code)
     }
 
     fn next_shutdown_deadline(&self, kill_grace: Option<Instant>) -> Option<Instant> {

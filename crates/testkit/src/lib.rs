@@ -28,40 +28,8 @@ use std::time::Duration;
 pub fn run(args: &[String]) -> i32 {
     let mode = args.first().map_or("sleep", String::as_str);
     let arg = |i: usize| args.get(i).map(String::as_str);
-    if mode == "stamp" {
-        // First thing after exec: when did this process start running?
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        if let Some(file) = arg(1)
-            && let Ok(mut out) = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(file)
-        {
-            // One write(2), so a reader never sees half a line.
-            let line = format!("{} {now}\n", std::process::id());
-            let _ = out.write_all(line.as_bytes());
-        }
-        sleep_forever();
-    }
-    if mode == "lines" {
-        write_lines(number(arg(1), 1000));
-        return 0;
-    }
-    if mode == "nap" {
-        std::thread::sleep(Duration::from_millis(number(arg(1), 10)));
-        return 0;
-    }
-    if mode == "term-ignorer" {
-        ignore_term();
-        sleep_forever();
-    }
-    if mode == "escapee" {
-        let _ = nix::unistd::setsid();
-        println!("escapee pid={}", std::process::id());
-        std::thread::sleep(Duration::from_secs(60));
-        return 0;
+    if let Some(code) = run_silent(mode, arg(1)) {
+        return code;
     }
     // Handlers go in before "ready", so a test that saw "ready" may signal.
     let terminated = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -79,55 +47,14 @@ pub fn run(args: &[String]) -> i32 {
             }
             number(arg(1), 0) as i32
         }
-        "term-log" => {
-            let Some(file) = arg(1) else {
-                eprintln!("term-log needs a file");
-                return 2;
-            };
-            while !terminated.load(std::sync::atomic::Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            let name = std::env::var("RINGMASTER_PROCESS").unwrap_or_default();
-            let mut log = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(file)
-                .ok();
-            if let Some(log) = log.as_mut() {
-                // One write(2): several processes append to the same file.
-                let _ = log.write_all(format!("{name}\n").as_bytes());
-            }
-            0
-        }
-        "fail-once" => {
-            let Some(marker) = arg(1) else {
-                eprintln!("fail-once needs a marker path");
-                return 2;
-            };
-            if std::path::Path::new(marker).exists() {
-                sleep_forever()
-            }
-            let _ = std::fs::write(marker, b"failed once\n");
-            1
-        }
+        "term-log" => term_log(arg(1), &terminated),
+        "fail-once" => fail_once(arg(1)),
         "print-creds" => {
             print_creds();
             sleep_forever()
         }
         "print-env" => {
-            let mut vars: Vec<(String, String)> = std::env::vars_os()
-                .map(|(k, v)| {
-                    (
-                        k.to_string_lossy().into_owned(),
-                        v.to_string_lossy().into_owned(),
-                    )
-                })
-                .collect();
-            vars.sort();
-            for (k, v) in vars {
-                println!("env {k}={v}");
-            }
-            println!("end");
+            print_env();
             sleep_forever()
         }
         "ignore-term" => {
@@ -144,8 +71,7 @@ pub fn run(args: &[String]) -> i32 {
             sleep_forever()
         }
         "orphan-storm" => {
-            let count = number(arg(1), 100);
-            let nap = number(arg(2), 50);
+            let (count, nap) = (number(arg(1), 100), number(arg(2), 50));
             let mut parent = Command::new(self_exe());
             parent.args(["storm-parent", &count.to_string(), &nap.to_string()]);
             let _ = parent.status();
@@ -153,20 +79,11 @@ pub fn run(args: &[String]) -> i32 {
             sleep_forever()
         }
         "storm-parent" => {
-            let count = number(arg(1), 100);
-            for _ in 0..count {
-                let _ = Command::new(self_exe())
-                    .args(["nap", &number(arg(2), 50).to_string()])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn();
-            }
-            // Exit without waiting: the naps become orphans.
+            storm_parent(number(arg(1), 100), number(arg(2), 50));
             0
         }
         "spew" => {
-            let total = number(arg(1), 1024);
-            spew(total);
+            spew(number(arg(1), 1024));
             if arg(2) == Some("hang") {
                 sleep_forever()
             }
@@ -176,6 +93,115 @@ pub fn run(args: &[String]) -> i32 {
             eprintln!("unknown mode '{other}'");
             2
         }
+    }
+}
+
+/// The modes that print no `ready` line; `None` for the others.
+fn run_silent(mode: &str, arg: Option<&str>) -> Option<i32> {
+    match mode {
+        "stamp" => {
+            stamp(arg);
+            sleep_forever()
+        }
+        "lines" => {
+            write_lines(number(arg, 1000));
+            Some(0)
+        }
+        "nap" => {
+            std::thread::sleep(Duration::from_millis(number(arg, 10)));
+            Some(0)
+        }
+        "term-ignorer" => {
+            ignore_term();
+            sleep_forever()
+        }
+        "escapee" => {
+            let _ = nix::unistd::setsid();
+            println!("escapee pid={}", std::process::id());
+            std::thread::sleep(Duration::from_secs(60));
+            Some(0)
+        }
+        _ => None,
+    }
+}
+
+/// Appends "PID NANOS" to `file`, the time taken first thing after exec.
+fn stamp(file: Option<&str>) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    if let Some(file) = file
+        && let Ok(mut out) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(file)
+    {
+        // One write(2), so a reader never sees half a line.
+        let line = format!("{} {now}\n", std::process::id());
+        let _ = out.write_all(line.as_bytes());
+    }
+}
+
+/// Waits for SIGTERM, then appends RINGMASTER_PROCESS to `file`.
+fn term_log(file: Option<&str>, terminated: &std::sync::atomic::AtomicBool) -> i32 {
+    let Some(file) = file else {
+        eprintln!("term-log needs a file");
+        return 2;
+    };
+    while !terminated.load(std::sync::atomic::Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let name = std::env::var("RINGMASTER_PROCESS").unwrap_or_default();
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(file);
+    if let Ok(mut log) = log {
+        // One write(2): several processes append to the same file.
+        let _ = log.write_all(format!("{name}\n").as_bytes());
+    }
+    0
+}
+
+/// Exits 1 the first time (leaving `marker`), sleeps ever after.
+fn fail_once(marker: Option<&str>) -> i32 {
+    let Some(marker) = marker else {
+        eprintln!("fail-once needs a marker path");
+        return 2;
+    };
+    if std::path::Path::new(marker).exists() {
+        sleep_forever()
+    }
+    let _ = std::fs::write(marker, b"failed once\n");
+    1
+}
+
+/// The environment, sorted, as `env K=V` lines, then `end`.
+fn print_env() {
+    let mut vars: Vec<(String, String)> = std::env::vars_os()
+        .map(|(k, v)| {
+            (
+                k.to_string_lossy().into_owned(),
+                v.to_string_lossy().into_owned(),
+            )
+        })
+        .collect();
+    vars.sort();
+    for (k, v) in vars {
+        println!("env {k}={v}");
+    }
+    println!("end");
+}
+
+/// Starts `count` silent `nap MS` children and returns without waiting:
+/// they become orphans.
+fn storm_parent(count: u64, nap: u64) {
+    for _ in 0..count {
+        let _ = Command::new(self_exe())
+            .args(["nap", &nap.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
     }
 }
 

@@ -378,6 +378,45 @@ fn virtualenv(
         return Err("copy_env must be True to use virtualenv (as circusd requires)".into());
     }
     let root = Path::new(dir);
+    let sitedir = site_packages(root, py_ver)?;
+    // Circus's watcher.env then: circusd's environment (copy_env is
+    // required), updated with the watcher's.
+    let last = |vars: &[(String, String)], key: &str| {
+        vars.iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+    };
+    let mut set = Vec::new();
+    let bindir = root.join("bin");
+    if bindir.is_dir() {
+        // The daemon's PATH stays a reference, not today's value.
+        let path = last(env, "PATH").unwrap_or_else(|| "$PATH".into());
+        set.push(("PATH".to_owned(), format!("{}:{path}", bindir.display())));
+    }
+    let packages = pth_packages(&sitedir);
+    let site = sitedir.display().to_string();
+    // Circus's own branches, quirks included: with the site-packages
+    // already on the path, the .pth packages are dropped.
+    let py_path = last(env, "PYTHONPATH")
+        .or_else(|| last(daemon_env, "PYTHONPATH"))
+        .filter(|p| !p.is_empty());
+    let path = match (packages.is_empty(), &py_path) {
+        (true, _) => None,
+        (false, Some(py_path)) => Some(format!("{}:{py_path}", packages.join(":"))),
+        (false, None) => Some(packages.join(":")),
+    };
+    let parts = match path {
+        Some(path) if !path.split(':').any(|p| p == site) => vec![path, site],
+        _ => py_path.into_iter().chain([site]).collect(),
+    };
+    set.push(("PYTHONPATH".to_owned(), parts.join(":")));
+    Ok(set)
+}
+
+/// The venv's one `lib/{python,pypy}X.Y/site-packages`: of `py_ver`, or
+/// of the only version there is.
+fn site_packages(root: &Path, py_ver: Option<&str>) -> Result<PathBuf, String> {
     let lib = root.join("lib");
     let versions: Vec<String> = if let Some(ver) = py_ver {
         vec![ver.to_owned()]
@@ -404,50 +443,26 @@ fn virtualenv(
             ["python", "pypy"].map(|kind| lib.join(format!("{kind}{ver}")).join("site-packages"))
         })
         .collect();
-    let sitedir = match tried.iter().filter(|d| d.is_dir()).collect::<Vec<_>>()[..] {
-        [only] => only.clone(),
-        [] if tried.is_empty() => {
-            return Err(format!(
-                "{} has no lib/pythonX.Y: not a virtualenv",
-                root.display()
-            ));
-        }
+    match tried.iter().filter(|d| d.is_dir()).collect::<Vec<_>>()[..] {
+        [only] => Ok(only.clone()),
+        [] if tried.is_empty() => Err(format!(
+            "{} has no lib/pythonX.Y: not a virtualenv",
+            root.display()
+        )),
         [] => {
             let tried: Vec<String> = tried.iter().map(|d| d.display().to_string()).collect();
-            return Err(format!("{} does not exist", tried.join(",")));
+            Err(format!("{} does not exist", tried.join(",")))
         }
-        _ => {
-            return Err(format!(
-                "{} holds more than one Python: set virtualenv_py_ver",
-                root.display()
-            ));
-        }
-    };
-    // Circus's watcher.env then: circusd's environment (copy_env is
-    // required), updated with the watcher's.
-    let own = |key: &str| {
-        env.iter()
-            .rev()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.clone())
-    };
-    let get = |key: &str| {
-        own(key).or_else(|| {
-            daemon_env
-                .iter()
-                .rev()
-                .find(|(k, _)| k == key)
-                .map(|(_, v)| v.clone())
-        })
-    };
-    let mut set = Vec::new();
-    let bindir = root.join("bin");
-    if bindir.is_dir() {
-        // The daemon's PATH stays a reference, not today's value.
-        let path = own("PATH").unwrap_or_else(|| "$PATH".into());
-        set.push(("PATH".to_owned(), format!("{}:{path}", bindir.display())));
+        _ => Err(format!(
+            "{} holds more than one Python: set virtualenv_py_ver",
+            root.display()
+        )),
     }
-    let mut packages: Vec<String> = std::fs::read_dir(&sitedir)
+}
+
+/// The packages the `.pth` files of `sitedir` name that exist, sorted.
+fn pth_packages(sitedir: &Path) -> Vec<String> {
+    let mut packages: Vec<String> = std::fs::read_dir(sitedir)
         .map(|entries| {
             entries
                 .filter_map(Result::ok)
@@ -466,21 +481,7 @@ fn virtualenv(
         .unwrap_or_default();
     packages.sort();
     packages.dedup();
-    let site = sitedir.display().to_string();
-    // Circus's own branches, quirks included: with the site-packages
-    // already on the path, the .pth packages are dropped.
-    let py_path = get("PYTHONPATH").filter(|p| !p.is_empty());
-    let path = match (packages.is_empty(), &py_path) {
-        (true, _) => None,
-        (false, Some(py_path)) => Some(format!("{}:{py_path}", packages.join(":"))),
-        (false, None) => Some(packages.join(":")),
-    };
-    let parts = match path {
-        Some(path) if !path.split(':').any(|p| p == site) => vec![path, site],
-        _ => py_path.into_iter().chain([site]).collect(),
-    };
-    set.push(("PYTHONPATH".to_owned(), parts.join(":")));
-    Ok(set)
+    packages
 }
 
 /// `path` with `.` and `..` resolved lexically, as Python's
@@ -1014,89 +1015,34 @@ fn stream_sink(
     lookup: &[(String, String)],
     echo: &mut bool,
 ) -> Option<String> {
-    let (first_file, first_line) = options
-        .values()
-        .min_by_key(|e| e.line)
-        .map_or((sec.file, sec.section.line), |e| {
-            (sec.file_of(&e.key), e.line)
-        });
-    let class = options.get("class").map(|e| e.value.trim().to_owned());
-    let key = |option: &str| format!("{}.{stream}_stream.{option}", sec.section.name);
-    match class.as_deref() {
-        Some("StdoutStream" | "FancyStdoutStream") => {
-            for option in options.keys().filter(|k| *k != "class") {
-                report.warn(
-                    sec.file_of(&options[option].key),
-                    options[option].line,
-                    key(option),
-                    "ignored: echoed lines are prefixed with the process name",
-                );
-            }
-            *echo = true;
-            return Some(emit::string("null"));
-        }
-        None | Some("FileStream" | "WatchedFileStream") => {}
-        Some("TimedRotatingFileStream") => {
-            // The file is still written, whole; only the rotation differs.
-            report.warn(
-                first_file,
-                first_line,
-                key("class"),
-                "rotation by time is not supported: written as a FileStream (rotate by size with max_bytes, or with logrotate)",
-            );
-        }
-        Some(other) => {
-            // A Python class (`mypkg.JournalStream`) cannot run here; the
-            // process must still run, and nothing it writes be lost.
-            report.warn(
-                first_file,
-                first_line,
-                key("class"),
-                format!(
-                    "stream class '{other}' is a Python class and cannot run here: the {stream} goes to its default log file instead, and the stream's other options are ignored"
-                ),
-            );
-            return Some("{}".into());
-        }
+    let stream = Stream {
+        sec,
+        name: stream,
+        options,
+    };
+    if let Some(sink) = stream_class(&stream, echo, report) {
+        return Some(sink);
     }
     let mut items = Vec::new();
     match options.get("filename") {
         // Circus writes to a temporary file of its own choosing.
-        None => report.warn(
-            first_file,
-            first_line,
-            key("filename"),
-            format!("a file stream without filename: the {stream} goes to its default log file"),
-        ),
+        None => {
+            let message = format!(
+                "a file stream without filename: the {} goes to its default log file",
+                stream.name
+            );
+            stream.warn_first(report, "filename", message);
+        }
         Some(entry) => match expand_circus(&entry.value, lookup, Some("$(wid)")) {
             Ok(file) => items.push(format!("file = {}", emit::string(&file))),
             Err(message) => {
-                report.error(
-                    sec.file_of(&entry.key),
-                    entry.line,
-                    key("filename"),
-                    message,
-                );
+                stream.error(report, entry, "filename", message);
                 return None;
             }
         },
     }
-    let integer = |report: &mut Report, option: &str| -> Option<u64> {
-        let entry = options.get(option)?;
-        if let Ok(n) = entry.value.trim().parse::<u64>() {
-            Some(n)
-        } else {
-            report.error(
-                sec.file_of(&entry.key),
-                entry.line,
-                key(option),
-                format!("'{}' is not a non-negative integer", entry.value),
-            );
-            None
-        }
-    };
-    let max_bytes = integer(report, "max_bytes").unwrap_or(0);
-    let backups = integer(report, "backup_count").unwrap_or(0);
+    let max_bytes = stream.count(report, "max_bytes").unwrap_or(0);
+    let backups = stream.count(report, "backup_count").unwrap_or(0);
     // Python's RotatingFileHandler rolls over only with both set.
     if max_bytes > 0 && backups > 0 {
         items.push(format!(
@@ -1106,12 +1052,8 @@ fn stream_sink(
         items.push(format!("backups = {backups}"));
     }
     if let Some(entry) = options.get("time_format") {
-        report.warn(
-            sec.file_of(&entry.key),
-            entry.line,
-            key("time_format"),
-            "each line is stamped in RFC 3339 UTC, not this format",
-        );
+        let message = "each line is stamped in RFC 3339 UTC, not this format";
+        stream.warn(report, entry, "time_format", message);
         items.push("timestamps = true".into());
     }
     for (option, entry) in options {
@@ -1120,15 +1062,90 @@ fn stream_sink(
             "class" | "filename" | "max_bytes" | "backup_count" | "time_format"
         ) {
             // FileStream takes **kwargs and ignores what it does not know.
-            report.warn(
-                sec.file_of(&entry.key),
-                entry.line,
-                key(option),
-                "unknown stream option (class, filename, max_bytes, backup_count, time_format): ignored, as circusd ignores it",
-            );
+            stream.warn(report, entry, option, "unknown stream option (class, filename, max_bytes, backup_count, time_format): ignored, as circusd ignores it");
         }
     }
     Some(format!("{{ {} }}", items.join(", ")))
+}
+
+/// One stream's `*_stream.*` options.
+struct Stream<'a> {
+    sec: Sec<'a>,
+    /// `stdout` or `stderr`.
+    name: &'a str,
+    options: &'a BTreeMap<String, &'a Entry>,
+}
+
+impl Stream<'_> {
+    /// `watcher:x.stdout_stream.OPTION`, as messages name it.
+    fn key(&self, option: &str) -> String {
+        format!("{}.{}_stream.{option}", self.sec.section.name, self.name)
+    }
+
+    /// A warning about `option`, set at `entry`.
+    fn warn(&self, report: &mut Report, entry: &Entry, option: &str, message: &str) {
+        let file = self.sec.file_of(&entry.key);
+        report.warn(file, entry.line, self.key(option), message);
+    }
+
+    /// A warning about `option`, unset, at the stream's first option.
+    fn warn_first(&self, report: &mut Report, option: &str, message: String) {
+        let first = self.options.values().min_by_key(|e| e.line);
+        let (file, line) = first.map_or((self.sec.file, self.sec.section.line), |e| {
+            (self.sec.file_of(&e.key), e.line)
+        });
+        report.warn(file, line, self.key(option), message);
+    }
+
+    /// An error about `option`, set at `entry`.
+    fn error(&self, report: &mut Report, entry: &Entry, option: &str, message: String) {
+        let file = self.sec.file_of(&entry.key);
+        report.error(file, entry.line, self.key(option), message);
+    }
+
+    /// A non-negative integer option (not expanded: Circus passes stream
+    /// options as they are).
+    fn count(&self, report: &mut Report, option: &str) -> Option<u64> {
+        let entry = self.options.get(option)?;
+        let n = entry.value.trim().parse::<u64>().ok();
+        if n.is_none() {
+            let message = format!("'{}' is not a non-negative integer", entry.value);
+            self.error(report, entry, option, message);
+        }
+        n
+    }
+}
+
+/// The sink a stream class implies, when it is not a file stream: echo
+/// for circusd's own output, the default file for a Python class (which
+/// cannot run here; the process must still run, and nothing it writes be
+/// lost). `None` for a file stream, read from its options.
+fn stream_class(stream: &Stream<'_>, echo: &mut bool, report: &mut Report) -> Option<String> {
+    let class = stream.options.get("class").map(|e| e.value.trim());
+    match class {
+        Some("StdoutStream" | "FancyStdoutStream") => {
+            for (option, entry) in stream.options.iter().filter(|(k, _)| *k != "class") {
+                let message = "ignored: echoed lines are prefixed with the process name";
+                stream.warn(report, entry, option, message);
+            }
+            *echo = true;
+            Some(emit::string("null"))
+        }
+        None | Some("FileStream" | "WatchedFileStream") => None,
+        Some("TimedRotatingFileStream") => {
+            // The file is still written, whole; only the rotation differs.
+            stream.warn_first(report, "class", "rotation by time is not supported: written as a FileStream (rotate by size with max_bytes, or with logrotate)".into());
+            None
+        }
+        Some(other) => {
+            let message = format!(
+                "stream class '{other}' is a Python class and cannot run here: the {} goes to its default log file instead, and the stream's other options are ignored",
+                stream.name
+            );
+            stream.warn_first(report, "class", message);
+            Some("{}".into())
+        }
+    }
 }
 
 fn duration_text(seconds: f64) -> String {

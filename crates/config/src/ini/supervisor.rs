@@ -513,61 +513,14 @@ fn translate(
     };
     for sec in &sections {
         let name = sec.section.name.as_str();
-        let kind = name.split_once(':').map_or(name, |(kind, _)| kind);
-        match kind {
-            "supervisord" | "unix_http_server" | "include" => {}
-            "program" if name.contains(':') => {
-                let program = &name["program:".len()..];
+        match name.split_once(':') {
+            Some(("program", program)) => {
                 let group = groups.get(program).map_or(program, String::as_str);
                 emit_program(&ctx, *sec, program, group, report, out);
             }
-            "group" if name.contains(':') => {}
-            "inet_http_server" => report.warn(
-                sec.file,
-                sec.section.line,
-                format!("[{name}]"),
-                "ignored: ringmaster listens on no network address for control; use the Unix socket",
-            ),
-            "supervisorctl" => report.warn(
-                sec.file,
-                sec.section.line,
-                format!("[{name}]"),
-                "ignored: ringmasterctl finds the socket from [unix_http_server] file or -s",
-            ),
-            "rpcinterface" | "ctlplugin" if name.contains(':') => report.warn(
-                sec.file,
-                sec.section.line,
-                format!("[{name}]"),
-                "ignored: ringmaster has no XML-RPC interface or ctl plugins",
-            ),
-            "eventlistener" if name.contains(':') => report.warn(
-                sec.file,
-                sec.section.line,
-                format!("[{name}]"),
-                "ignored: event listeners are not supported; `ringmasterctl events` streams every state change",
-            ),
-            "fcgi-program" if name.contains(':') => report.error(
-                sec.file,
-                sec.section.line,
-                format!("[{name}]"),
-                "fcgi-program is not supported yet by this version of ringmaster",
-            ),
-            _ => {
-                // Compare kinds: `programm` against `program`.
-                let kinds = SECTION_KINDS
-                    .iter()
-                    .map(|k| k.split_once(':').map_or(*k, |(kind, _)| kind));
-                let hint = did_you_mean(kind, kinds)
-                    .and_then(|k| SECTION_KINDS.iter().find(|s| s.split(':').next() == Some(k)))
-                    .map(|s| format!(" (did you mean [{s}]?)"))
-                    .unwrap_or_default();
-                report.warn(
-                    sec.file,
-                    sec.section.line,
-                    format!("[{name}]"),
-                    format!("unknown section{hint}: ignored, as supervisord ignores it"),
-                );
-            }
+            Some(("group", _)) => {}
+            None if matches!(name, "supervisord" | "unix_http_server" | "include") => {}
+            _ => other_section(*sec, report),
         }
     }
     if !group_list.is_empty() {
@@ -578,6 +531,63 @@ fn translate(
         }
         out.blank();
     }
+}
+
+/// A section that is not translated: what supervisord uses it for and
+/// why it means nothing here (a warning), what is not supported yet (an
+/// error), or a section supervisord does not know either (a warning).
+fn other_section(sec: Sec<'_>, report: &mut Report) {
+    let name = sec.section.name.as_str();
+    let kind = name.split_once(':').map_or(name, |(kind, _)| kind);
+    let named = name.contains(':');
+    let ignored = match kind {
+        "inet_http_server" => {
+            "ringmaster listens on no network address for control; use the Unix socket"
+        }
+        "supervisorctl" => "ringmasterctl finds the socket from [unix_http_server] file or -s",
+        "rpcinterface" | "ctlplugin" if named => {
+            "ringmaster has no XML-RPC interface or ctl plugins"
+        }
+        "eventlistener" if named => {
+            "event listeners are not supported; `ringmasterctl events` streams every state change"
+        }
+        "fcgi-program" if named => {
+            report.error(
+                sec.file,
+                sec.section.line,
+                format!("[{name}]"),
+                "fcgi-program is not supported yet by this version of ringmaster",
+            );
+            return;
+        }
+        _ => {
+            // Compare kinds: `programm` against `program`.
+            let kinds = SECTION_KINDS
+                .iter()
+                .map(|k| k.split_once(':').map_or(*k, |(kind, _)| kind));
+            let hint = did_you_mean(kind, kinds)
+                .and_then(|k| {
+                    SECTION_KINDS
+                        .iter()
+                        .find(|s| s.split(':').next() == Some(k))
+                })
+                .map(|s| format!(" (did you mean [{s}]?)"))
+                .unwrap_or_default();
+            report.warn(
+                sec.file,
+                sec.section.line,
+                format!("[{name}]"),
+                format!("unknown section{hint}: ignored, as supervisord ignores it"),
+            );
+            return;
+        }
+    };
+    report.warn(
+        sec.file,
+        sec.section.line,
+        format!("[{name}]"),
+        format!("ignored: {ignored}"),
+    );
 }
 
 /// `[supervisord]`, as far as it shapes the model.
@@ -987,25 +997,7 @@ fn read_program(
     let directory = read_directory(each, ctx.daemon, report);
     let expand_each_text = |value: &str| expand_text(&names, value);
     let each_text = Values::new(sec, &expand_each_text);
-    let stdout = sink(each, each_text, "stdout", report);
-    let stderr = if redirect_stderr {
-        let given = sec.get("stderr_logfile").is_some_and(|e| {
-            !matches!(
-                e.value.to_ascii_lowercase().as_str(),
-                "auto" | "none" | "off"
-            )
-        });
-        if given {
-            each.warn(
-                report,
-                "stderr_logfile",
-                "ignored: redirect_stderr=true sends stderr to stdout's log",
-            );
-        }
-        Some(emit::string("stdout"))
-    } else {
-        sink(each, each_text, "stderr", report)
-    };
+    let (stdout, stderr) = read_streams(each, each_text, redirect_stderr, report);
     let mut env: Vec<(String, String)> = Vec::new();
     for (k, v) in ctx.daemon.environment.iter().chain(&own_env) {
         env.retain(|(existing, _)| existing != k);
@@ -1024,6 +1016,34 @@ fn read_program(
         stderr,
         redirect_stderr,
     }
+}
+
+/// The stdout and stderr sinks (see [`sink`]); with `redirect_stderr`,
+/// stderr goes to stdout's.
+fn read_streams(
+    each: Values<'_>,
+    each_text: Values<'_>,
+    redirect_stderr: bool,
+    report: &mut Report,
+) -> (Option<String>, Option<String>) {
+    let stdout = sink(each, each_text, "stdout", report);
+    if !redirect_stderr {
+        return (stdout, sink(each, each_text, "stderr", report));
+    }
+    let given = each.sec.get("stderr_logfile").is_some_and(|e| {
+        !matches!(
+            e.value.to_ascii_lowercase().as_str(),
+            "auto" | "none" | "off"
+        )
+    });
+    if given {
+        each.warn(
+            report,
+            "stderr_logfile",
+            "ignored: redirect_stderr=true sends stderr to stdout's log",
+        );
+    }
+    (stdout, Some(emit::string("stdout")))
 }
 
 /// Start, stop and restart settings, with supervisord's defaults.
