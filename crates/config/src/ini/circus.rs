@@ -18,7 +18,7 @@ use ringmaster_protocol::did_you_mean;
 
 use super::emit::{self, Emitter};
 use super::files::{IniFile, expand_include};
-use super::section::{KeyTable, Values, Writer};
+use super::section::{Expand, KeyTable, Values, Writer};
 use super::{Converted, Origin, Report, Sec, at, dir_of};
 use crate::error::{ConfigError, ConfigErrors};
 
@@ -267,14 +267,19 @@ fn invalid(file: &Path, line: usize, key: &str, message: impl Into<String>) -> C
     }
 }
 
+/// Whether `$(circus.env.X)` may stay a `$(env.X)` reference, given X's
+/// name and today's value.
+type KeepRef<'k> = dyn Fn(&str, &str) -> bool + 'k;
+
 /// Replaces `$(circus.NAME)` and `((circus.NAME))` (any case): `env.X`
-/// from `env` (last definition wins, names compared in lower case), and,
-/// when `wid` is given, `wid` as `$(wid)`. A literal `$(` in what remains is
-/// escaped for the TOML template when `wid` is given.
+/// from `env` (last definition wins, names compared in lower case). With
+/// `template` (a TOML template is being written), `wid` becomes `$(wid)`,
+/// a literal `$(` is escaped, and `env.X` stays a `$(env.X)` reference
+/// where the given function allows.
 fn expand_circus(
     text: &str,
     env: &[(String, String)],
-    wid: Option<&str>,
+    template: Option<&KeepRef<'_>>,
 ) -> Result<String, String> {
     let mut out = String::new();
     let mut rest = text;
@@ -293,28 +298,27 @@ fn expand_circus(
             .unwrap_or(after.len());
         if !after[name_len..].starts_with(close) || name_len == 0 {
             // Not a well-formed reference: Circus leaves it as it is.
-            push_literal(&mut out, &rest[..start + open], wid.is_some());
+            push_literal(&mut out, &rest[..start + open], template.is_some());
             rest = after;
             continue;
         }
-        push_literal(&mut out, &rest[..start], wid.is_some());
+        push_literal(&mut out, &rest[..start], template.is_some());
         let name = after[..name_len].to_lowercase();
         let value = if let Some(var) = name.strip_prefix("env.") {
-            let found = env
-                .iter()
-                .rev()
-                .find(|(k, _)| k.to_lowercase() == var)
-                .map(|(_, v)| v.clone());
+            let found = env.iter().rev().find(|(k, _)| k.to_lowercase() == var);
             match found {
-                Some(value) => {
-                    push_literal(&mut out, &value, wid.is_some());
+                Some((key, value)) if template.is_some_and(|keep| keep(key, value)) => {
+                    Some(format!("$(env.{key})"))
+                }
+                Some((_, value)) => {
+                    push_literal(&mut out, value, template.is_some());
                     None
                 }
                 None => return Err(format!("$(circus.env.{var}): no such environment variable")),
             }
         } else if name == "wid" {
-            match wid {
-                Some(placeholder) => Some(placeholder.to_owned()),
+            match template {
+                Some(_) => Some("$(wid)".to_owned()),
                 None => {
                     return Err(
                         "$(circus.wid) is only known in a watcher's cmd, args and paths".into(),
@@ -335,7 +339,7 @@ fn expand_circus(
         }
         rest = &after[name_len + close.len()..];
     }
-    push_literal(&mut out, rest, wid.is_some());
+    push_literal(&mut out, rest, template.is_some());
     Ok(out)
 }
 
@@ -345,6 +349,21 @@ fn push_literal(out: &mut String, text: &str, template: bool) {
     } else {
         out.push_str(text);
     }
+}
+
+/// Whether `name` can be written as `$(env.NAME)`.
+fn valid_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Whether `text`, written into a command, would change how it is split
+/// (shlex: whitespace, quotes, backslashes).
+fn splits_command(text: &str) -> bool {
+    text.contains(['"', '\'', '\\']) || text.contains(char::is_whitespace)
 }
 
 /// Case-insensitive find of an ASCII needle.
@@ -606,7 +625,7 @@ fn emit_circus(
     out: &mut Emitter,
 ) -> Option<(String, Origin)> {
     CIRCUS.check(sec, report, &[], |_| false);
-    let expand = |value: &str| expand_circus(value, global_env, None);
+    let expand = |value: &str, _: &Path| expand_circus(value, global_env, None);
     let values = Values::new(sec, &expand);
     out.header(&["daemon"], None);
     if let Some(text) = values.text(report, "loglevel") {
@@ -797,19 +816,39 @@ fn read_watcher(
     section_env: &[(String, String)],
     report: &mut Report,
 ) -> Watcher {
-    let expand_global = |value: &str| expand_circus(value, ctx.global_env, None);
+    let expand_global = |value: &str, _: &Path| expand_circus(value, ctx.global_env, None);
     let copy_env = Values::new(sec, &expand_global).boolean(report, "copy_env", false);
     let mut env = child_environment(ctx, section_env);
     let lookup: Vec<(String, String)> = ctx.global_env.iter().chain(&env).cloned().collect();
-    let expand_plain = |value: &str| expand_circus(value, &lookup, None);
+    let expand_plain = |value: &str, _: &Path| expand_circus(value, &lookup, None);
     let plain = Values::new(sec, &expand_plain);
-    let expand_template = |value: &str| expand_circus(value, &lookup, Some("$(wid)"));
-    let template = Values::new(sec, &expand_template);
+    // $(circus.env.X) of the daemon's environment stays a reference (the
+    // converted file then follows the daemon's environment, as the
+    // original does); what the file sets, or the venv, is written in.
+    let mut set_here: Vec<String> = env.iter().map(|(k, _)| k.to_lowercase()).collect();
+    if sec.get("virtualenv").is_some() {
+        set_here.extend(["path".to_owned(), "pythonpath".to_owned()]);
+    }
+    let daemons = |key: &str| valid_env_name(key) && !set_here.contains(&key.to_lowercase());
+    // Circus splits cmd and args after expanding them: a value that would
+    // split differently is written in.
+    let keep_unsplit = |key: &str, value: &str| daemons(key) && !splits_command(value);
+    let keep_in_path = |key: &str, _: &str| daemons(key);
+    let expand_command = |value: &str, _: &Path| expand_circus(value, &lookup, Some(&keep_unsplit));
+    let command_values = Values::new(sec, &expand_command);
+    let expand_path = |value: &str, _: &Path| expand_circus(value, &lookup, Some(&keep_in_path));
+    let path_values = Values::new(sec, &expand_path);
+    let never = |_: &str, _: &str| false;
+    let expand_name = |value: &str, _: &Path| expand_circus(value, &lookup, Some(&never));
+    let name_values = Values::new(sec, &expand_name);
 
     if !plain.has("cmd") {
         plain.section_error(report, "a watcher needs cmd");
     }
-    let command = match (template.text(report, "cmd"), template.text(report, "args")) {
+    let command = match (
+        command_values.text(report, "cmd"),
+        command_values.text(report, "args"),
+    ) {
         (Some(cmd), Some(args)) if !args.trim().is_empty() => format!("{cmd} {args}"),
         (cmd, _) => cmd.unwrap_or_default(),
     };
@@ -822,7 +861,7 @@ fn read_watcher(
         plain.error(report, "use_sockets", SOCKETS_UNSUPPORTED);
     }
     // The main file's directory, as a reference (see supervisor.rs).
-    let working_dir = template.text(report, "working_dir").map_or_else(
+    let working_dir = path_values.text(report, "working_dir").map_or_else(
         || ("$(here)".to_owned(), sec.header_origin()),
         |dir| (dir, sec.origin("working_dir")),
     );
@@ -830,7 +869,7 @@ fn read_watcher(
     let mut sinks = BTreeMap::new();
     for stream in ["stdout", "stderr"] {
         let options = streams.remove(stream).unwrap_or_default();
-        let sink = read_stream(plain, stream, &options, &lookup, &mut echo, report);
+        let sink = read_stream(plain, stream, &options, &expand_path, &mut echo, report);
         if let Some(sink) = sink {
             sinks.insert(stream, sink);
         }
@@ -852,8 +891,8 @@ fn read_watcher(
         shell: plain.boolean(report, "shell", false),
         numprocesses,
         working_dir,
-        uid: template.text(report, "uid"),
-        gid: template.text(report, "gid"),
+        uid: name_values.text(report, "uid"),
+        gid: name_values.text(report, "gid"),
         policy: read_policy(plain, report),
         copy_env,
         env: env
@@ -898,7 +937,7 @@ fn read_stream(
     plain: Values<'_>,
     stream: &str,
     options: &BTreeMap<String, &Entry>,
-    lookup: &[(String, String)],
+    expand_path: &Expand<'_>,
     echo: &mut bool,
     report: &mut Report,
 ) -> Option<String> {
@@ -909,7 +948,7 @@ fn read_stream(
         *echo = true;
         Some(emit::string("null"))
     } else {
-        stream_sink(report, plain.sec, stream, options, lookup, echo)
+        stream_sink(report, plain.sec, stream, options, expand_path, echo)
     }
 }
 
@@ -1012,7 +1051,7 @@ fn stream_sink(
     sec: Sec<'_>,
     stream: &str,
     options: &BTreeMap<String, &Entry>,
-    lookup: &[(String, String)],
+    expand_path: &Expand<'_>,
     echo: &mut bool,
 ) -> Option<String> {
     let stream = Stream {
@@ -1033,7 +1072,7 @@ fn stream_sink(
             );
             stream.warn_first(report, "filename", message);
         }
-        Some(entry) => match expand_circus(&entry.value, lookup, Some("$(wid)")) {
+        Some(entry) => match expand_path(&entry.value, sec.file_of(&entry.key)) {
             Ok(file) => items.push(format!("file = {}", emit::string(&file))),
             Err(message) => {
                 stream.error(report, entry, "filename", message);

@@ -359,9 +359,9 @@ impl<'a> Merged<'a> {
 /// How a key given again in a later file counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Later {
-    /// supervisord (RawConfigParser, strict=False): the later value, with
-    /// `%(here)s` already its own file's directory, as supervisord's
-    /// `expand_here` does after reading each file.
+    /// supervisord (RawConfigParser, strict=False): the later value, its
+    /// `%(here)s` its own file's directory (`Sec::file_of`), as
+    /// supervisord's `expand_here` makes it after reading each file.
     Wins,
     /// Circus (StrictConfigParser): the first value.
     Loses,
@@ -425,17 +425,15 @@ fn merge_into<'a>(
     file: &'a Path,
     later: Later,
 ) {
-    let here = dir_of(file).to_string_lossy().into_owned();
     for entry in &section.entries {
         let entries = &mut into.section.to_mut().entries;
         let existing = entries.iter().position(|e| e.key == entry.key);
         if existing.is_some() && later == Later::Loses {
             continue;
         }
-        let mut entry = entry.clone();
-        if later == Later::Wins {
-            entry.value = entry.value.replace("%(here)s", &here);
-        }
+        // The key's file is kept: its `%(here)s` is that file's directory,
+        // as supervisord's `expand_here` makes it after reading each file.
+        let entry = entry.clone();
         into.key_files.retain(|(k, _)| *k != entry.key);
         into.key_files.push((entry.key.clone(), file));
         match existing {
@@ -485,28 +483,85 @@ pub(crate) mod fixtures {
         config
     }
 
-    /// Reads `path`, writes its `--convert` TOML elsewhere, reads that, and
-    /// checks both give the same model.
+    /// Reads `path` and writes its `--convert` TOML next to it; then moves
+    /// both to another directory and reads each there, from a third
+    /// working directory, in an environment where every variable has
+    /// another value: both must give the same model. So the converted file
+    /// keeps what the original leaves to the daemon's environment and to
+    /// its own place (`%(ENV_X)s`, `%(here)s`, relative paths) as
+    /// references, instead of what they were when it was converted.
     pub(crate) fn round_trip(original: &Path, dialect: crate::Dialect) {
-        // The converted file is kept next to its original (its relative
-        // paths and $(here) are that directory's): both are read from a
-        // copy of the original's directory, includes and all.
-        let dir = tempfile::tempdir().unwrap();
-        copy_dir(original.parent().unwrap(), dir.path());
-        let path = dir.path().join(original.file_name().unwrap());
+        let converted_in = tempfile::tempdir().unwrap();
+        copy_dir(original.parent().unwrap(), converted_in.path());
+        let file_name = original.file_name().unwrap();
         let name = original.display();
+        let path = converted_in.path().join(file_name);
         let loaded = crate::read(&path, None).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(loaded.dialect, dialect, "{name}");
-        let toml = dir.path().join("converted.toml");
-        std::fs::write(&toml, &loaded.toml).unwrap();
-        let again = crate::read(&toml, None)
-            .unwrap_or_else(|e| panic!("{name} as TOML: {e}\n{}", loaded.toml));
+        std::fs::write(converted_in.path().join("converted.toml"), &loaded.toml).unwrap();
+
+        let moved_to = tempfile::tempdir().unwrap();
+        copy_dir(converted_in.path(), moved_to.path());
+        let working_dir = tempfile::tempdir().unwrap();
+        let model = |file: &Path| model_elsewhere(&moved_to.path().join(file), working_dir.path());
         assert_eq!(
-            without_locations(again.config),
-            without_locations(loaded.config),
-            "{name}:\n{}",
+            model(Path::new("converted.toml")),
+            model(Path::new(file_name)),
+            "{name}, converted:\n{}",
             loaded.toml
         );
+    }
+
+    /// The model of `path` (without locations) as read by a copy of this
+    /// test binary (see [`model_of_file`]) started in `working_dir`, with
+    /// every environment variable given another value.
+    fn model_elsewhere(path: &Path, working_dir: &Path) -> String {
+        let other_env = std::env::vars().map(|(k, v)| {
+            let v = if k.starts_with("RUST") || k.starts_with("CARGO") {
+                v
+            } else {
+                format!("{v}-elsewhere")
+            };
+            (k, v)
+        });
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "ini::fixtures::model_of_file", "--nocapture"])
+            .env_clear()
+            .envs(other_env)
+            .env(MODEL_OF, path)
+            .current_dir(working_dir)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let model = stdout
+            .split_once("MODEL<<")
+            .and_then(|(_, rest)| rest.split_once(">>MODEL"))
+            .map(|(model, _)| model.to_owned());
+        model.unwrap_or_else(|| {
+            panic!(
+                "{} read elsewhere:\n{stdout}\n{}",
+                path.display(),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+    }
+
+    /// The variable naming the file [`model_of_file`] reads.
+    const MODEL_OF: &str = "RINGMASTER_TEST_MODEL_OF";
+
+    /// Not a test of its own: the other half of [`model_elsewhere`], which
+    /// runs this test binary again with only this test, in another
+    /// directory and environment, so that no test changes this process's
+    /// environment under the others. Without `RINGMASTER_TEST_MODEL_OF`
+    /// there is nothing to do.
+    #[test]
+    fn model_of_file() {
+        let Some(path) = std::env::var_os(MODEL_OF) else {
+            return;
+        };
+        let path = Path::new(&path);
+        let loaded = crate::read(path, None).unwrap_or_else(|e| panic!("{e}"));
+        println!("MODEL<<{:#?}>>MODEL", without_locations(loaded.config));
     }
 
     fn copy_dir(from: &Path, to: &Path) {
@@ -524,7 +579,8 @@ pub(crate) mod fixtures {
 
     /// Every file in `dir` starts with `; warn: LINE: TEXT` lines and is
     /// read, with exactly those warnings (what the original accepts in
-    /// silence is said here, not refused); returns the configurations.
+    /// silence is said here, not refused), and round-trips (see
+    /// [`round_trip`]); returns the configurations.
     pub(crate) fn warn_fixtures(dir: &Path, at_least: usize) -> Vec<(String, crate::Config)> {
         let mut read = Vec::new();
         let mut paths: Vec<_> = std::fs::read_dir(dir)
@@ -558,6 +614,7 @@ pub(crate) mod fixtures {
             want.sort();
             got.sort();
             assert_eq!(got, want, "{}", path.display());
+            round_trip(&path, loaded.dialect);
             let name = path.file_name().unwrap().to_string_lossy().into_owned();
             read.push((name, loaded.config));
         }

@@ -4,6 +4,7 @@
 //! error style naming file:line:section.key), and every setting is written
 //! through one [`Writer`] that marks the original's defaults.
 
+use std::path::Path;
 use std::str::FromStr;
 
 use ringmaster_protocol::signals;
@@ -62,8 +63,9 @@ impl KeyTable {
     }
 }
 
-/// A value expander: the dialect's `%(...)s` or `$(circus...)`.
-pub(crate) type Expand<'e> = dyn Fn(&str) -> Result<String, String> + 'e;
+/// A value expander: the dialect's `%(...)s` or `$(circus...)`, for a
+/// value written in the given file (`%(here)s` is that file's directory).
+pub(crate) type Expand<'e> = dyn Fn(&str, &Path) -> Result<String, String> + 'e;
 
 /// The values of one section, expanded by one expander.
 #[derive(Clone, Copy)]
@@ -111,7 +113,7 @@ impl<'a> Values<'a> {
     /// (reported).
     pub(crate) fn text(&self, report: &mut Report, key: &str) -> Option<String> {
         let entry = self.sec.get(key)?;
-        match (self.expand)(&entry.value) {
+        match (self.expand)(&entry.value, self.sec.file_of(key)) {
             Ok(value) => Some(value),
             Err(message) => {
                 self.error(report, key, message);

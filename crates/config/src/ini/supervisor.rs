@@ -191,24 +191,28 @@ struct Names<'a> {
     /// Whether `%(ENV_X)s` may stay a `$(env.X)` reference (not where the
     /// expanded text is split afterwards: command, environment).
     env_refs: bool,
-    /// Whether `here` is the main file's directory, which the converted
-    /// file is kept in: then `%(here)s` may stay a `$(here)` reference
-    /// (where references may: `env_refs`).
-    here_is_main: bool,
+    /// `here` as a reference to the main file's directory, which the
+    /// converted file is kept in (see [`here_reference`]), used where
+    /// references may be (`env_refs`).
+    here_ref: Option<String>,
+    /// The main file's directory.
+    main_dir: PathBuf,
 }
 
 impl<'a> Names<'a> {
-    /// The names known outside `[program:x]`: `here`, `host_node_name`,
-    /// `ENV_X`.
+    /// The names known outside `[program:x]` in `file` (read with the main
+    /// file `main`): `here`, `host_node_name`, `ENV_X`.
     fn outside_programs(
-        here: String,
+        file: &Path,
+        main: &Path,
         host: &'a str,
         env: &'a BTreeMap<String, String>,
         env_refs: bool,
     ) -> Self {
         Self {
-            here_is_main: false,
-            here,
+            here: dir_of(file).to_string_lossy().into_owned(),
+            here_ref: here_reference(&dir_of(file), &dir_of(main)),
+            main_dir: dir_of(main),
             host,
             env,
             defined_env: BTreeMap::new(),
@@ -218,6 +222,37 @@ impl<'a> Names<'a> {
             process_num_start: None,
             env_refs,
         }
+    }
+
+    /// The names for a value written in `file`: `here` is its directory
+    /// (a key of a section given again in an included file).
+    fn for_file(&self, file: &Path) -> std::borrow::Cow<'_, Names<'a>> {
+        let dir = dir_of(file);
+        if dir.to_string_lossy() == self.here {
+            return std::borrow::Cow::Borrowed(self);
+        }
+        std::borrow::Cow::Owned(Names {
+            here: dir.to_string_lossy().into_owned(),
+            here_ref: here_reference(&dir, &self.main_dir),
+            ..self.clone()
+        })
+    }
+}
+
+/// `%(here)s` of a file in `dir` as a reference to `main_dir`, the main
+/// file's directory, which the converted file is kept in: `$(here)`, or
+/// `$(here)/conf.d` for a file included from below it; `None` for a file
+/// elsewhere (its directory is then written in).
+fn here_reference(dir: &Path, main_dir: &Path) -> Option<String> {
+    let below = dir.strip_prefix(main_dir).ok()?;
+    let plain = below
+        .components()
+        .all(|c| matches!(c, std::path::Component::Normal(_)));
+    let below = below.to_str()?;
+    match below {
+        "" => Some("$(here)".to_owned()),
+        _ if plain => Some(format!("$(here)/{}", below.replace("$(", "$$("))),
+        _ => None,
     }
 }
 
@@ -306,8 +341,12 @@ fn directive(names: &Names<'_>, d: &Directive) -> Result<String, String> {
     // Where the text is split after expansion (command), only a value that
     // cannot change the split is kept a reference.
     let may_refer = |value: &str| names.env_refs || !splits_command(value);
-    if d.name == "here" && names.here_is_main && plain && may_refer(&names.here) {
-        return Ok("$(here)".into());
+    if d.name == "here"
+        && let Some(reference) = &names.here_ref
+        && plain
+        && may_refer(&names.here)
+    {
+        return Ok(reference.clone());
     }
     // $(env.X) keeps the reference when the daemon's environment supplies X.
     if let Some(var) = d.name.strip_prefix("ENV_")
@@ -403,7 +442,7 @@ fn read_with_includes(
         return;
     };
     let here = dir_of(path);
-    let names = Names::outside_programs(here.to_string_lossy().into_owned(), "", env, true);
+    let names = Names::outside_programs(path, path, "", env, true);
     let patterns = match expand_text(&names, &entry.value) {
         Ok(text) => text,
         Err(message) => {
@@ -608,18 +647,7 @@ fn read_supervisord(
     host: &str,
     report: &mut Report,
 ) -> Daemon {
-    let names = Names::outside_programs(
-        dir_of(sec.file).to_string_lossy().into_owned(),
-        host,
-        env,
-        true,
-    );
-    // childlogdir keeps `$(here)` (a path, not split); the other keys are
-    // read as text.
-    let path_names = Names {
-        here_is_main: dir_of(sec.file) == dir_of(main),
-        ..names.clone()
-    };
+    let names = Names::outside_programs(sec.file, main, host, env, true);
     for entry in &sec.section.entries {
         let key = entry.key.as_str();
         if PROGRAM_KEYS.contains(&key) && !SUPERVISORD_KEYS.contains(&key) {
@@ -638,15 +666,15 @@ fn read_supervisord(
     SUPERVISORD.check(sec, report, &[], |key| {
         (key == "nodaemon" && foreground) || PROGRAM_KEYS.contains(&key)
     });
-    let expand = |value: &str| expand_text(&names, value);
+    let expand = |value: &str, file: &Path| expand_text(&names.for_file(file), value);
     let values = Values::new(sec, &expand);
     let with_origin = |key: &str, value: String| (value, sec.origin(key));
+    // childlogdir keeps `$(here)` (a path, not split); the other keys are
+    // read as text.
     let logs_dir = values.text(report, "childlogdir").map(|text| {
         let raw = sec.get("childlogdir").map_or("", |e| e.value.as_str());
-        with_origin(
-            "childlogdir",
-            expand_template(&path_names, raw).unwrap_or(text),
-        )
+        let names = names.for_file(sec.file_of("childlogdir"));
+        with_origin("childlogdir", expand_template(&names, raw).unwrap_or(text))
     });
     let log_level = values.text(report, "loglevel").and_then(|text| {
         let level = log_level(&text);
@@ -691,17 +719,11 @@ fn emit_daemon(
 ) {
     out.header(&["daemon"], Some(supervisord.header_origin()));
     if let Some(server) = server {
-        let names = Names::outside_programs(
-            dir_of(server.file).to_string_lossy().into_owned(),
-            "",
-            env,
-            false,
-        );
+        let text_names = Names::outside_programs(server.file, main, "", env, false);
         // The socket's path keeps `$(here)` and `$(env.X)` references.
         let path_names = Names {
             env_refs: true,
-            here_is_main: dir_of(server.file) == dir_of(main),
-            ..names.clone()
+            ..text_names.clone()
         };
         UNIX_HTTP_SERVER.check(server, report, &[], |_| false);
         for entry in &server.section.entries {
@@ -710,6 +732,7 @@ fn emit_daemon(
                 continue;
             }
             let origin = Some(server.origin(key));
+            let names = text_names.for_file(server.file_of(key));
             let value = match expand_text(&names, &entry.value) {
                 Ok(value) => value,
                 Err(message) => {
@@ -719,7 +742,8 @@ fn emit_daemon(
             };
             match key {
                 "file" => {
-                    let path = expand_template(&path_names, &entry.value).unwrap_or(value);
+                    let names = path_names.for_file(server.file_of(key));
+                    let path = expand_template(&names, &entry.value).unwrap_or(value);
                     out.entry("socket", &emit::string(&path), origin);
                 }
                 "chmod" => match values::octal(&value) {
@@ -947,18 +971,12 @@ fn read_program(
     report: &mut Report,
 ) -> Program {
     let base = Names {
-        here: dir_of(sec.file).to_string_lossy().into_owned(),
-        here_is_main: dir_of(sec.file) == dir_of(ctx.main),
-        host: ctx.host,
-        env: ctx.env,
         defined_env: ctx.daemon.environment.iter().cloned().collect(),
         program: Some(program),
         group: Some(group),
-        numprocs: None,
-        process_num_start: None,
-        env_refs: true,
+        ..Names::outside_programs(sec.file, ctx.main, ctx.host, ctx.env, true)
     };
-    let expand_base = |value: &str| expand_text(&base, value);
+    let expand_base = |value: &str, file: &Path| expand_text(&base.for_file(file), value);
     let plain = Values::new(sec, &expand_base);
     let policy = read_policy(plain, report);
     let redirect_stderr = plain.boolean(report, "redirect_stderr", false);
@@ -990,12 +1008,12 @@ fn read_program(
     };
     let own_env = program_environment(plain, &names, report);
     names.defined_env.extend(own_env.iter().cloned());
-    let expand_names = |value: &str| expand_template(&names, value);
+    let expand_names = |value: &str, file: &Path| expand_template(&names.for_file(file), value);
     let each = Values::new(sec, &expand_names);
     let process_name = read_process_name(each, program, numprocs, report);
     let command = read_command(sec, &names, report);
     let directory = read_directory(each, ctx.daemon, report);
-    let expand_each_text = |value: &str| expand_text(&names, value);
+    let expand_each_text = |value: &str, file: &Path| expand_text(&names.for_file(file), value);
     let each_text = Values::new(sec, &expand_each_text);
     let (stdout, stderr) = read_streams(each, each_text, redirect_stderr, report);
     let mut env: Vec<(String, String)> = Vec::new();
@@ -1124,7 +1142,8 @@ fn program_environment(
     let Some(entry) = values.sec.get("environment") else {
         return Vec::new();
     };
-    environment(names, &entry.value).unwrap_or_else(|message| {
+    let names = names.for_file(values.sec.file_of("environment"));
+    environment(&names, &entry.value).unwrap_or_else(|message| {
         values.error(report, "environment", message);
         Vec::new()
     })
@@ -1164,7 +1183,7 @@ fn read_command(sec: Sec<'_>, names: &Names<'_>, report: &mut Report) -> Option<
         env_refs: false,
         ..names.clone()
     };
-    let expand = |value: &str| expand_template(&literal_env, value);
+    let expand = |value: &str, file: &Path| expand_template(&literal_env.for_file(file), value);
     let values = Values::new(sec, &expand);
     if !values.has("command") {
         values.section_error(report, "program section does not specify a command");
