@@ -624,11 +624,29 @@ mod differential {
         }
     }
 
+    /// Whole lines, a few names among them, so that keys and sections
+    /// are often given twice.
+    const LINES: &[&str] = &[
+        "[s]",
+        "[t]",
+        "[DEFAULT]",
+        "a = v",
+        "a = x y",
+        "a: v ; c",
+        "B=1",
+        "k = %(a)s",
+        "  more",
+    ];
+
     fn document(rng: &mut Rng) -> String {
         let mut text = String::from(if rng.next(4) == 0 { "" } else { "[s]\n" });
         for _ in 0..rng.next(12) {
-            for _ in 0..rng.next(6) {
-                text.push_str(PIECES[rng.next(PIECES.len())]);
+            if rng.next(2) == 0 {
+                text.push_str(LINES[rng.next(LINES.len())]);
+            } else {
+                for _ in 0..rng.next(6) {
+                    text.push_str(PIECES[rng.next(PIECES.len())]);
+                }
             }
             text.push('\n');
         }
@@ -637,8 +655,13 @@ mod differential {
 
     type Sections = Vec<(String, Vec<(String, String)>)>;
 
-    fn ours(text: &str, dialect: Dialect) -> Result<Sections, Vec<SyntaxError>> {
+    /// Our sections, and whether a key or section was given twice.
+    fn ours(text: &str, dialect: Dialect) -> Result<(Sections, bool), Vec<SyntaxError>> {
         let doc = parse(text, dialect)?;
+        let duplicates = doc
+            .warnings
+            .iter()
+            .any(|w| w.message.contains("given again"));
         let mut sections: Sections = doc
             .sections
             .into_iter()
@@ -655,7 +678,7 @@ mod differential {
                 sections.insert(0, default);
             }
         }
-        Ok(sections)
+        Ok((sections, duplicates))
     }
 
     fn compare(dialect: Dialect, name: &str, seed: u64) {
@@ -701,6 +724,7 @@ mod differential {
         let answers: Vec<&str> = stdout.lines().collect();
         assert_eq!(answers.len(), count);
         let mut compared = 0;
+        let mut duplicates = 0;
         for (text, answer) in texts.iter().zip(answers) {
             let parsed: serde_json::Value = serde_json::from_str(answer).unwrap();
             let theirs: Result<Sections, ()> = match parsed.get("ok") {
@@ -708,9 +732,10 @@ mod differential {
                 None => Err(()),
             };
             match (ours(text, dialect), theirs) {
-                (Ok(a), Ok(b)) => {
+                (Ok((a, twice)), Ok(b)) => {
                     assert_eq!(a, b, "{dialect:?} disagrees on:\n{text}");
                     compared += 1;
+                    duplicates += usize::from(twice);
                 }
                 (Err(errors), Ok(_)) => {
                     // Empty keys (Circus takes them) are errors here on
@@ -727,6 +752,12 @@ mod differential {
             }
         }
         assert!(compared > count / 2, "only {compared} of {count} compared");
+        // Keys and sections given twice are among them, often.
+        assert!(
+            duplicates > count / 20,
+            "only {duplicates} of {count} with a duplicate"
+        );
+        eprintln!("{dialect:?}: {compared} of {count} compared, {duplicates} with duplicates");
     }
 
     #[test]
