@@ -457,21 +457,7 @@ pub(crate) fn load_text(
         read_include(&mut reader, &pattern, &base, &mut watchers);
     }
 
-    let mut seen: HashMap<String, Location> = HashMap::new();
-    for (watcher, location) in &watchers {
-        if let Some(first) = seen.get(&watcher.name) {
-            reader.errors.push(ConfigError::Invalid {
-                location: location.clone(),
-                key: format!("watchers.{}", watcher.name),
-                message: format!(
-                    "duplicate watcher '{}' (first defined at {first})",
-                    watcher.name
-                ),
-            });
-        } else {
-            seen.insert(watcher.name.clone(), location.clone());
-        }
-    }
+    check_duplicate_watchers(&mut reader, &watchers);
 
     let groups = groups_value
         .map(|value| read_groups(&mut reader, &src, value, &watchers))
@@ -493,6 +479,26 @@ pub(crate) fn load_text(
         Ok(config)
     } else {
         Err(ConfigErrors(reader.errors))
+    }
+}
+
+/// A watcher defined twice (in the file and an included one) is an error
+/// naming both places.
+fn check_duplicate_watchers(reader: &mut Reader, watchers: &[(WatcherConfig, Location)]) {
+    let mut seen: HashMap<&str, &Location> = HashMap::new();
+    for (watcher, location) in watchers {
+        if let Some(first) = seen.get(watcher.name.as_str()) {
+            reader.errors.push(ConfigError::Invalid {
+                location: location.clone(),
+                key: format!("watchers.{}", watcher.name),
+                message: format!(
+                    "duplicate watcher '{}' (first defined at {first})",
+                    watcher.name
+                ),
+            });
+        } else {
+            seen.insert(&watcher.name, location);
+        }
     }
 }
 
@@ -941,6 +947,7 @@ fn read_watcher(
     if reader.errors.len() > errors_before {
         return None;
     }
+    // The rest of this function is the literal, one field a line.
     Some(WatcherConfig {
         name: name.to_owned(),
         command: Command { argv: argv?, shell },

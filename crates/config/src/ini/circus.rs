@@ -874,18 +874,7 @@ fn read_watcher(
             sinks.insert(stream, sink);
         }
     }
-    if let Some(entry) = sec.get("virtualenv") {
-        let py_ver = sec.get("virtualenv_py_ver").map(|e| e.value.trim());
-        match virtualenv(entry.value.trim(), py_ver, copy_env, &env, ctx.global_env) {
-            Ok(set) => {
-                for (key, value) in set {
-                    env.retain(|(k, _)| *k != key);
-                    env.push((key, value));
-                }
-            }
-            Err(message) => plain.error(report, "virtualenv", message),
-        }
-    }
+    apply_virtualenv(plain, copy_env, &mut env, ctx.global_env, report);
     Watcher {
         command,
         shell: plain.boolean(report, "shell", false),
@@ -901,6 +890,29 @@ fn read_watcher(
             .collect(),
         sinks,
         echo,
+    }
+}
+
+/// `virtualenv`: sets what [`virtualenv`] says in `env`.
+fn apply_virtualenv(
+    plain: Values<'_>,
+    copy_env: bool,
+    env: &mut Vec<(String, String)>,
+    global_env: &[(String, String)],
+    report: &mut Report,
+) {
+    let Some(entry) = plain.sec.get("virtualenv") else {
+        return;
+    };
+    let py_ver = plain.sec.get("virtualenv_py_ver").map(|e| e.value.trim());
+    match virtualenv(entry.value.trim(), py_ver, copy_env, env, global_env) {
+        Ok(set) => {
+            for (key, value) in set {
+                env.retain(|(k, _)| *k != key);
+                env.push((key, value));
+            }
+        }
+        Err(message) => plain.error(report, "virtualenv", message),
     }
 }
 

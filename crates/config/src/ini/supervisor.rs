@@ -411,6 +411,13 @@ fn read_all(main: &Path, env: &BTreeMap<String, String>) -> Result<Vec<IniFile>,
     }
 }
 
+/// `path` with links resolved, or as it is when that fails.
+fn canonical(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// Reads `path` and, depth first, what its `[include]` names (`stack`:
+/// the files being read, to catch loops).
 fn read_with_includes(
     path: &Path,
     env: &BTreeMap<String, String>,
@@ -443,51 +450,38 @@ fn read_with_includes(
     };
     let here = dir_of(path);
     let names = Names::outside_programs(path, path, "", env, true);
+    let include_error = |message: String| ConfigError::Invalid {
+        location: at(path, entry.line),
+        key: "include.files".into(),
+        message,
+    };
     let patterns = match expand_text(&names, &entry.value) {
         Ok(text) => text,
-        Err(message) => {
-            errors.push(ConfigError::Invalid {
-                location: at(path, entry.line),
-                key: "include.files".into(),
-                message,
-            });
-            return;
-        }
+        Err(message) => return errors.push(include_error(message)),
     };
     for pattern in patterns.split_whitespace() {
         let found = match expand_include(pattern, &here) {
             Ok(found) => found,
             Err(message) => {
-                errors.push(ConfigError::Invalid {
-                    location: at(path, entry.line),
-                    key: "include.files".into(),
-                    message,
-                });
+                errors.push(include_error(message));
                 continue;
             }
         };
         for included in found {
-            let canonical = std::fs::canonicalize(&included).unwrap_or(included.clone());
-            if stack
-                .iter()
-                .any(|p| std::fs::canonicalize(p).unwrap_or(p.clone()) == canonical)
-            {
+            let same = |p: &Path| canonical(p) == canonical(&included);
+            if stack.iter().any(|p| same(p)) {
                 let chain: Vec<String> = stack
                     .iter()
                     .chain(std::iter::once(&included))
                     .map(|p| p.display().to_string())
                     .collect();
-                errors.push(ConfigError::Invalid {
-                    location: at(path, entry.line),
-                    key: "include.files".into(),
-                    message: format!("include loop: {}", chain.join(" -> ")),
-                });
+                errors.push(include_error(format!(
+                    "include loop: {}",
+                    chain.join(" -> ")
+                )));
                 continue;
             }
-            if files
-                .iter()
-                .any(|f| std::fs::canonicalize(&f.path).unwrap_or(f.path.clone()) == canonical)
-            {
+            if files.iter().any(|f| same(&f.path)) {
                 // Included twice (two patterns, two files): read once.
                 continue;
             }
