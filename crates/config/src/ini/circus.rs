@@ -14,7 +14,6 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use ringmaster_ini::{Dialect, Entry};
-use ringmaster_protocol::did_you_mean;
 
 use super::emit::{self, Emitter};
 use super::files::{IniFile, expand_include};
@@ -594,7 +593,7 @@ fn translate(files: &[IniFile], env: &[(String, String)], report: &mut Report, o
                 header(),
                 "ignored: Circus plugins are Python classes that ringmaster cannot load",
             ),
-            _ => unknown_section(*sec, kind, report),
+            _ => report.unknown_section(*sec, kind, SECTION_KINDS, "circusd"),
         }
     }
 }
@@ -674,27 +673,6 @@ fn matching_env(sections: &[Sec<'_>], watcher: &str) -> Vec<(String, String)> {
         }
     }
     env
-}
-
-/// A section circusd does not know: ignored, as it ignores it.
-fn unknown_section(sec: Sec<'_>, kind: &str, report: &mut Report) {
-    let kinds = SECTION_KINDS
-        .iter()
-        .map(|k| k.split(':').next().unwrap_or(k));
-    let hint = did_you_mean(kind, kinds)
-        .and_then(|k| {
-            SECTION_KINDS
-                .iter()
-                .find(|s| s.split(':').next() == Some(k))
-        })
-        .map(|s| format!(" (did you mean [{s}]?)"))
-        .unwrap_or_default();
-    report.warn(
-        sec.file,
-        sec.section.line,
-        format!("[{}]", sec.section.name),
-        format!("unknown section{hint}: ignored, as circusd ignores it"),
-    );
 }
 
 /// What a watcher's keys hold besides plain options: its stream options,

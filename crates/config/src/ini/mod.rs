@@ -318,6 +318,30 @@ impl Report {
             .sort_by_key(|w| (index(&w.location.file), w.location.line));
     }
 
+    /// A section of an unknown `kind` (`programm` of `[programm:x]`), with
+    /// the nearest of `kinds` (`program:NAME`): ignored, as `original`
+    /// ignores it, and said.
+    pub(crate) fn unknown_section(
+        &mut self,
+        sec: Sec<'_>,
+        kind: &str,
+        kinds: &[&str],
+        original: &str,
+    ) {
+        let kind_of = |k: &str| k.split_once(':').map_or(k, |(kind, _)| kind).to_owned();
+        let names: Vec<String> = kinds.iter().map(|k| kind_of(k)).collect();
+        let hint = ringmaster_protocol::did_you_mean(kind, names.iter().map(String::as_str))
+            .and_then(|k| kinds.iter().find(|s| kind_of(s) == k))
+            .map(|s| format!(" (did you mean [{s}]?)"))
+            .unwrap_or_default();
+        self.warn(
+            sec.file,
+            sec.section.line,
+            format!("[{}]", sec.section.name),
+            format!("unknown section{hint}: ignored, as {original} ignores it"),
+        );
+    }
+
     /// A warning about `key` at `file:line`.
     pub(crate) fn warn(
         &mut self,

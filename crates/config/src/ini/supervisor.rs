@@ -14,7 +14,6 @@ use std::path::{Path, PathBuf};
 
 use ringmaster_ini::Dialect;
 use ringmaster_ini::percent::{self, Directive, Piece, Value};
-use ringmaster_protocol::did_you_mean;
 
 use super::emit::{self, Emitter};
 use super::files::{IniFile, expand_include};
@@ -594,24 +593,7 @@ fn other_section(sec: Sec<'_>, report: &mut Report) {
             return;
         }
         _ => {
-            // Compare kinds: `programm` against `program`.
-            let kinds = SECTION_KINDS
-                .iter()
-                .map(|k| k.split_once(':').map_or(*k, |(kind, _)| kind));
-            let hint = did_you_mean(kind, kinds)
-                .and_then(|k| {
-                    SECTION_KINDS
-                        .iter()
-                        .find(|s| s.split(':').next() == Some(k))
-                })
-                .map(|s| format!(" (did you mean [{s}]?)"))
-                .unwrap_or_default();
-            report.warn(
-                sec.file,
-                sec.section.line,
-                format!("[{name}]"),
-                format!("unknown section{hint}: ignored, as supervisord ignores it"),
-            );
+            report.unknown_section(sec, kind, SECTION_KINDS, "supervisord");
             return;
         }
     };
