@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use nix::unistd::Pid;
-use ringmaster_config::{Config, Restart, StartRetries, WatcherConfig};
+use ringmaster_config::{Config, WatcherConfig};
 use ringmaster_logs::{LogHub, LogNotice, PumpReport, Stream};
 use ringmaster_protocol::{
     ErrorKind, Event, ProcessName, ProcessState, Reply, ShutdownResult, signals,
@@ -28,14 +28,12 @@ use crate::EngineError;
 use crate::control::{self, Authorizer, Input, SocketFile};
 use crate::jobs::Job;
 use crate::launch;
+use crate::lifecycle::{self, Context, Effect, Phase, Settings};
 use crate::notify::Notifier;
-use crate::process::{ProcId, Process, StopProgress, describe_exit};
+use crate::process::{ProcId, Process};
 use crate::sequence::Sequence;
 use crate::system::System;
 
-/// While a stopped leader's group lingers, how often it is re-checked (only
-/// for the rare member whose parent is not us; orphans we reap wake us).
-const GROUP_RECHECK: Duration = Duration::from_millis(20);
 /// After SIGKILL at the shutdown deadline, how long to wait for reaps.
 const KILL_GRACE: Duration = Duration::from_secs(5);
 /// How long pumps may take to drain at exit.
@@ -43,8 +41,6 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Events buffered per `events` client before it is told it skipped some
 /// (the channel allocates every slot up front; each holds an Arc).
 const EVENT_BUFFER: usize = 1024;
-/// First delay after a quick failure; doubles up to backoff_max.
-const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 
 /// How long processes the daemon adopted get between SIGTERM and SIGKILL
 /// once every watcher is down.
@@ -382,28 +378,74 @@ impl Engine {
         // Stable: equal priorities keep configuration order.
         order.sort_by_key(|&id| self.watcher(id).priority);
         for id in order {
-            self.spawn(id);
+            self.drive(id, lifecycle::Input::Start);
         }
     }
 
-    // ----- state changes --------------------------------------------------
+    // ----- the lifecycle ----------------------------------------------------
 
-    fn set_state(&mut self, id: ProcId, state: ProcessState) {
-        let process = &mut self.procs[id];
-        let from = process.state;
-        process.state = state;
-        tracing::info!(
-            process = %process.name,
-            pid = process.pid.map(Pid::as_raw),
-            reason = process.reason.as_deref(),
-            "{from} -> {state}"
-        );
-        let reason = self.procs[id].reason.clone();
-        self.emit_event(id, from, state, reason);
+    /// Feeds `input` to slot `id`'s lifecycle and carries out what it
+    /// says, feeding back what only the engine learns (a spawn's pid or
+    /// its failure); then brings waiting requests, systemd and the
+    /// shutdown's progress up to date.
+    pub(super) fn drive(&mut self, id: ProcId, input: lifecycle::Input) {
+        let mut next = Some(input);
+        let mut gave_up = false;
+        while let Some(input) = next.take() {
+            let process = &mut self.procs[id];
+            let ctx = Context {
+                settings: Settings::of(&self.config.watchers[process.watcher]),
+                now: Instant::now(),
+                shutting_down: self.shutdown.is_some(),
+                retired: process.retired,
+            };
+            for effect in lifecycle::step(&mut process.life, input, &ctx) {
+                match effect {
+                    Effect::Spawn => next = Some(self.spawn(id)),
+                    Effect::Signal { target, signal } => {
+                        let _ = ringmaster_spawn::send_signal(target, signal);
+                    }
+                    Effect::Schedule(after) => self.schedule(id, after),
+                    Effect::CancelTimer => self.cancel_timer(id),
+                    Effect::Transition { from, to } => self.on_transition(id, from, to),
+                    Effect::StopDone => {
+                        if let Some(shutdown) = self.shutdown.as_mut() {
+                            shutdown.stopped += 1;
+                        }
+                    }
+                    Effect::GaveUp => gave_up = true,
+                    Effect::Warn(message) => {
+                        tracing::warn!(process = %self.procs[id].name, "{message}");
+                    }
+                    Effect::Anomaly(message) => {
+                        tracing::error!(process = %self.procs[id].name, "{message}");
+                    }
+                }
+            }
+        }
         self.update_jobs(id);
         self.update_notify();
-        self.check_essential(id, state);
         self.announce_stopped(id);
+        if gave_up {
+            self.check_essential(id);
+        }
+    }
+
+    /// A state change: the log line and the event.
+    fn on_transition(&mut self, id: ProcId, from: ProcessState, to: ProcessState) {
+        debug_assert!(
+            lifecycle::TRANSITIONS.contains(&(from, to)),
+            "{from} -> {to} is not in lifecycle::TRANSITIONS"
+        );
+        let process = &self.procs[id];
+        tracing::info!(
+            process = %process.name,
+            pid = process.pid().map(Pid::as_raw),
+            reason = process.life.reason.as_deref(),
+            "{from} -> {to}"
+        );
+        let reason = process.life.reason.clone();
+        self.emit_event(id, from, to, reason);
     }
 
     /// During a shutdown, one line per watcher once all its processes are
@@ -421,10 +463,7 @@ impl Engine {
             .iter()
             .filter(|p| p.watcher == watcher && !p.retired)
             .collect();
-        if processes
-            .iter()
-            .any(|p| p.state.has_pid() || p.stopping.is_some())
-        {
+        if processes.iter().any(|p| p.life.phase.is_alive()) {
             return;
         }
         let count = processes.len();
@@ -435,24 +474,14 @@ impl Engine {
         tracing::info!(watcher = %name, "{name}: stopped ({count} processes)");
     }
 
-    /// An essential process that gives up (FATAL, or EXITED with no restart
+    /// An essential process that gave up (FATAL, or EXITED with no restart
     /// coming) takes the daemon down with its exit code (the container
     /// restarts, as orchestrators expect).
-    fn check_essential(&mut self, id: ProcId, state: ProcessState) {
+    fn check_essential(&mut self, id: ProcId) {
         if self.shutdown.is_some() || !self.watcher(id).essential || self.procs[id].retired {
             return;
         }
-        let gave_up = match state {
-            ProcessState::Fatal => true,
-            ProcessState::Exited => self.procs[id]
-                .last_exit
-                .is_some_and(|exit| !self.should_restart(id, exit)),
-            _ => false,
-        };
-        if !gave_up {
-            return;
-        }
-        let code = match self.procs[id].last_exit {
+        let code = match self.procs[id].life.last_exit {
             Some(Exit::Code(code)) => code,
             Some(Exit::Signal { signal, .. }) => 128 + signal,
             // Never ran (a spawn error): a failure all the same.
@@ -463,7 +492,8 @@ impl Engine {
         tracing::warn!(
             process = %self.procs[id].name,
             code,
-            "essential process ended ({state}): shutting everything down"
+            "essential process ended ({}): shutting everything down",
+            self.procs[id].state()
         );
         self.begin_shutdown(Trigger::Essential);
     }
@@ -477,9 +507,10 @@ impl Engine {
         }
         let mut counts: Vec<(ProcessState, usize)> = Vec::new();
         for process in self.procs.iter().filter(|p| !p.retired) {
-            match counts.iter_mut().find(|(s, _)| *s == process.state) {
+            let state = process.state();
+            match counts.iter_mut().find(|(s, _)| *s == state) {
                 Some((_, n)) => *n += 1,
-                None => counts.push((process.state, 1)),
+                None => counts.push((state, 1)),
             }
         }
         counts.sort_by_key(|(s, _)| *s as u8);
@@ -497,7 +528,7 @@ impl Engine {
                 .filter(|&id| !self.procs[id].retired && self.watcher(id).autostart)
                 .all(|id| {
                     !matches!(
-                        self.procs[id].state,
+                        self.procs[id].state(),
                         ProcessState::Starting | ProcessState::Backoff | ProcessState::Stopping
                     )
                 });
@@ -516,19 +547,21 @@ impl Engine {
             return;
         }
         let process = &self.procs[id];
+        let pid = process.pid();
         let ended = from != to
             && matches!(
                 from,
                 ProcessState::Starting | ProcessState::Running | ProcessState::Stopping
             )
-            && process.pid.is_none();
+            && pid.is_none();
         let _ = self.events.send(Arc::new(Event {
             time: ringmaster_logs::rfc3339(std::time::SystemTime::now()),
             process: process.name.clone(),
             from,
             to,
-            pid: process.pid.or(process.last_pid).map(Pid::as_raw),
+            pid: pid.or(process.last_pid).map(Pid::as_raw),
             exit: process
+                .life
                 .last_exit
                 .filter(|_| ended)
                 .map(crate::process::exit_info),
@@ -554,7 +587,7 @@ impl Engine {
                 notice.label, notice.lost
             )
         };
-        let state = process.state;
+        let state = process.state();
         self.emit_event(notice.owner, state, state, Some(reason));
     }
 
@@ -582,12 +615,11 @@ impl Engine {
         }
     }
 
-    /// Forks the process of slot `id`; on failure it counts as a quick
-    /// failure (BACKOFF, then FATAL), never a crash.
-    fn spawn(&mut self, id: ProcId) {
+    /// Forks the process of slot `id`: what came of it, for its lifecycle
+    /// (a failure counts as a quick failure, never a crash).
+    fn spawn(&mut self, id: ProcId) -> lifecycle::Input {
         self.cancel_timer(id);
         let watcher = self.watcher(id);
-        let start_secs = watcher.start_secs;
         let prepared = launch::prepare(
             watcher,
             &self.procs[id].name,
@@ -596,7 +628,7 @@ impl Engine {
         );
         let prepared = match prepared {
             Ok(prepared) => prepared,
-            Err(reason) => return self.spawn_failed(id, &reason),
+            Err(reason) => return self.spawn_failed(id, reason),
         };
         let spawned = ringmaster_spawn::spawn(&prepared.launch, &prepared.stdio);
         // Our copies of the child's ends must close now, or the pumps
@@ -604,7 +636,7 @@ impl Engine {
         drop(prepared.stdio);
         let spawned = match spawned {
             Ok(spawned) => spawned,
-            Err(err) => return self.spawn_failed(id, &err.to_string()),
+            Err(err) => return self.spawn_failed(id, err.to_string()),
         };
         let pumps = prepared
             .captures
@@ -622,74 +654,23 @@ impl Engine {
             })
             .collect();
         let process = &mut self.procs[id];
-        process.pid = Some(spawned.pid);
         process.last_pid = Some(spawned.pid);
-        process.spawned_at = Some(Instant::now());
         process.spawned_wall = Some(std::time::SystemTime::now());
-        process.reason = None;
         process.pumps = pumps;
         // The new run's writers report their own problems, if any.
         process.log_errors.clear();
         self.by_pid.insert(spawned.pid, id);
-        self.set_state(id, ProcessState::Starting);
-        if start_secs.is_zero() {
-            self.became_running(id);
-        } else {
-            self.schedule(id, start_secs);
-        }
+        lifecycle::Input::Spawned { pid: spawned.pid }
     }
 
-    fn spawn_failed(&mut self, id: ProcId, reason: &str) {
+    fn spawn_failed(&self, id: ProcId, reason: String) -> lifecycle::Input {
         tracing::warn!(process = %self.procs[id].name, "spawn failed: {reason}");
-        self.quick_failure(id, format!("spawn error: {reason}"));
+        lifecycle::Input::SpawnFailed { reason }
     }
 
-    fn became_running(&mut self, id: ProcId) {
-        let process = &mut self.procs[id];
-        process.quick_failures = 0;
-        self.set_state(id, ProcessState::Running);
-    }
-
-    /// A process that failed to start or exited before start_secs.
-    fn quick_failure(&mut self, id: ProcId, reason: String) {
-        if self.shutdown.is_some() {
-            self.procs[id].reason = Some(reason);
-            self.set_state(id, ProcessState::Stopped);
-            return;
-        }
-        let watcher = self.watcher(id);
-        let (retries, backoff_max) = (watcher.start_retries, watcher.backoff_max);
-        let process = &mut self.procs[id];
-        process.quick_failures += 1;
-        let failures = process.quick_failures;
-        let exhausted = match retries {
-            StartRetries::Limited(limit) => failures > limit,
-            StartRetries::Infinite => false,
-        };
-        if exhausted {
-            process.reason = Some(format!("{reason}; gave up after {failures} attempts"));
-            self.set_state(id, ProcessState::Fatal);
-        } else {
-            let delay = backoff_delay(failures, backoff_max);
-            process.reason = Some(format!("{reason}; retrying in {}", humanize(delay)));
-            self.schedule(id, delay);
-            self.set_state(id, ProcessState::Backoff);
-        }
-    }
-
-    fn should_restart(&self, id: ProcId, exit: Exit) -> bool {
-        if self.procs[id].retired {
-            return false;
-        }
-        let watcher = self.watcher(id);
-        match watcher.restart {
-            Restart::Always => true,
-            Restart::Never => false,
-            Restart::OnFailure => match exit {
-                Exit::Code(code) => !watcher.exit_codes.contains(&code),
-                Exit::Signal { .. } => true,
-            },
-        }
+    /// Whether the process group `pgid` still has members.
+    fn group_alive(pgid: Option<Pid>) -> bool {
+        pgid.is_some_and(ringmaster_spawn::group_alive)
     }
 
     // ----- reaping --------------------------------------------------------
@@ -728,8 +709,6 @@ impl Engine {
 
     fn on_exit(&mut self, id: ProcId, exit: Exit) {
         let process = &mut self.procs[id];
-        process.pid = None;
-        process.last_exit = Some(exit);
         for mut pump in process.pumps.drain(..) {
             pump.finish();
             let name = process.name.clone();
@@ -737,141 +716,17 @@ impl Engine {
             self.drains
                 .spawn(async move { (name, pump.wait().await, lost.load(Ordering::Relaxed)) });
         }
-        match process.state {
-            ProcessState::Stopping => {
-                if let Some(stop) = process.stopping.as_mut() {
-                    stop.leader_reaped = true;
-                }
-                self.check_stop_complete(id);
-            }
-            state @ (ProcessState::Starting | ProcessState::Running) => {
-                if !self.stop_orphans(id, exit, state) {
-                    self.leader_gone(id, exit, state);
-                }
-            }
-            other => {
-                tracing::error!(process = %self.procs[id].name, "reaped a process in state {other}");
-            }
-        }
-    }
-
-    /// The leader of a process that was STARTING or RUNNING (`was`) is
-    /// gone, with nothing left of its group: a quick failure, or an exit
-    /// that may be restarted.
-    fn leader_gone(&mut self, id: ProcId, exit: Exit, was: ProcessState) {
-        if was == ProcessState::Starting {
-            self.quick_failure(id, format!("exited too quickly ({})", describe_exit(exit)));
-            return;
-        }
-        self.cancel_timer(id);
-        self.procs[id].reason = Some(describe_exit(exit));
-        self.set_state(id, ProcessState::Exited);
-        if self.shutdown.is_none() && self.should_restart(id, exit) {
-            self.procs[id].restarts += 1;
-            self.spawn(id);
-        }
-    }
-
-    /// The leader exited on its own but its process group lives on (the
-    /// workers of a killed gunicorn master, a shell's background jobs):
-    /// unless the watcher opts out, what is left is stopped like a stop
-    /// (stop_signal, SIGKILL after stop_timeout) before the exit is dealt
-    /// with, so a restarted process never finds its port still held.
-    /// Returns false when there is nothing to stop.
-    fn stop_orphans(&mut self, id: ProcId, exit: Exit, was: ProcessState) -> bool {
-        let watcher = self.watcher(id);
-        let (enabled, signal, timeout) = (
-            watcher.stop_orphans,
-            watcher.stop_signal,
-            watcher.stop_timeout,
-        );
-        let Some(pgid) = self.procs[id].last_pid else {
-            return false;
-        };
-        if !enabled || !ringmaster_spawn::group_alive(pgid) {
-            return false;
-        }
-        let _ = ringmaster_spawn::send_signal(-pgid.as_raw(), signal);
-        if signal != libc_sigkill() {
-            let _ = ringmaster_spawn::send_signal(-pgid.as_raw(), libc_sigcont());
-        }
-        self.cancel_timer(id);
-        self.procs[id].stopping = Some(StopProgress {
-            kill_at: Instant::now() + timeout,
-            killed: signal == libc_sigkill(),
-            leader_reaped: true,
-            group: true,
-            pgid,
-            leader_exit: Some((exit, was)),
-        });
-        self.procs[id].reason = Some(format!(
-            "leader {}; stopping what is left of its process group",
-            describe_exit(exit)
-        ));
-        self.set_state(id, ProcessState::Stopping);
-        self.check_stop_complete(id);
-        true
-    }
-
-    /// STOPPING ends when the leader is reaped and, with stop_group, the
-    /// whole process group is gone.
-    fn check_stop_complete(&mut self, id: ProcId) {
-        let Some(stop) = self.procs[id].stopping else {
-            return;
-        };
-        if !stop.leader_reaped {
-            return;
-        }
-        if stop.group && ringmaster_spawn::group_alive(stop.pgid) {
-            // Members whose parent is us wake us through SIGCHLD; others
-            // are re-checked on a short timer until SIGKILL is due.
-            let until_kill = stop.kill_at.saturating_duration_since(Instant::now());
-            let next = if stop.killed || until_kill.is_zero() {
-                GROUP_RECHECK
-            } else {
-                until_kill.min(GROUP_RECHECK)
-            };
-            self.schedule(id, next);
-            return;
-        }
-        self.finish_stop(id);
+        let group_alive = Self::group_alive(process.last_pid);
+        self.drive(id, lifecycle::Input::Exited { exit, group_alive });
     }
 
     fn recheck_lingering_groups(&mut self) {
-        let lingering: Vec<ProcId> = (0..self.procs.len())
-            .filter(|&id| self.procs[id].stopping.is_some_and(|s| s.leader_reaped))
+        let lingering: Vec<(ProcId, Pid)> = (0..self.procs.len())
+            .filter_map(|id| Some((id, self.procs[id].life.phase.lingering_group()?)))
             .collect();
-        for id in lingering {
-            self.check_stop_complete(id);
-        }
-    }
-
-    fn finish_stop(&mut self, id: ProcId) {
-        self.cancel_timer(id);
-        let process = &mut self.procs[id];
-        let leader_exit = process.stopping.take().and_then(|s| s.leader_exit);
-        if let Some((exit, was)) = leader_exit
-            && !process.start_after_stop
-        {
-            // The leftovers of a leader that exited on its own are gone:
-            // now its exit counts (a restart, BACKOFF, EXITED...).
-            return self.leader_gone(id, exit, was);
-        }
-        process.reason = process
-            .last_exit
-            .map(|exit| format!("stopped ({})", describe_exit(exit)));
-        if let Some(shutdown) = self.shutdown.as_mut() {
-            shutdown.stopped += 1;
-        }
-        self.set_state(id, ProcessState::Stopped);
-        if self.procs[id].start_after_stop {
-            self.procs[id].start_after_stop = false;
-            if self.shutdown.is_none() {
-                self.procs[id].quick_failures = 0;
-                self.spawn(id);
-            } else {
-                self.update_jobs(id);
-            }
+        for (id, pgid) in lingering {
+            let group_alive = Self::group_alive(Some(pgid));
+            self.drive(id, lifecycle::Input::GroupCheck { group_alive });
         }
     }
 
@@ -879,78 +734,12 @@ impl Engine {
 
     fn on_timer(&mut self, id: ProcId) {
         self.procs[id].timer = None;
-        match self.procs[id].state {
-            ProcessState::Starting => self.became_running(id),
-            ProcessState::Backoff => self.spawn(id),
-            ProcessState::Stopping => {
-                let Some(mut stop) = self.procs[id].stopping else {
-                    return;
-                };
-                if !stop.killed && Instant::now() >= stop.kill_at {
-                    let target = if stop.group {
-                        -stop.pgid.as_raw()
-                    } else {
-                        stop.pgid.as_raw()
-                    };
-                    tracing::warn!(
-                        process = %self.procs[id].name,
-                        "did not stop within stop_timeout; sending SIGKILL"
-                    );
-                    let _ = ringmaster_spawn::send_signal(target, libc_sigkill());
-                    stop.killed = true;
-                    self.procs[id].stopping = Some(stop);
-                }
-                self.check_stop_complete(id);
-                // With the leader still alive and SIGKILL not yet due, re-arm
-                // the kill deadline.
-                if !stop.leader_reaped && !stop.killed && self.procs[id].timer.is_none() {
-                    let left = stop.kill_at.saturating_duration_since(Instant::now());
-                    self.schedule(id, left);
-                }
-            }
-            _ => {}
-        }
-    }
-
-    // ----- stopping -------------------------------------------------------
-
-    /// Sends the stop signal and arms the SIGKILL deadline.
-    fn begin_stop(&mut self, id: ProcId) {
-        match self.procs[id].state {
-            ProcessState::Starting | ProcessState::Running => {}
-            ProcessState::Backoff => {
-                self.cancel_timer(id);
-                self.set_state(id, ProcessState::Stopped);
-                return;
-            }
-            _ => return,
-        }
-        let Some(pid) = self.procs[id].pid else {
-            return;
+        let group = match self.procs[id].life.phase {
+            Phase::Stopping(stop) => Some(stop.pgid),
+            _ => None,
         };
-        let watcher = self.watcher(id);
-        let (group, stop_signal, stop_timeout) = (
-            watcher.stop_group,
-            watcher.stop_signal,
-            watcher.stop_timeout,
-        );
-        let target = if group { -pid.as_raw() } else { pid.as_raw() };
-        let _ = ringmaster_spawn::send_signal(target, stop_signal);
-        // A stopped (SIGSTOP) process would not act on the signal until
-        // continued.
-        if stop_signal != libc_sigkill() {
-            let _ = ringmaster_spawn::send_signal(target, libc_sigcont());
-        }
-        self.procs[id].stopping = Some(StopProgress {
-            kill_at: Instant::now() + stop_timeout,
-            killed: stop_signal == libc_sigkill(),
-            leader_reaped: false,
-            group,
-            pgid: pid,
-            leader_exit: None,
-        });
-        self.schedule(id, stop_timeout);
-        self.set_state(id, ProcessState::Stopping);
+        let group_alive = Self::group_alive(group);
+        self.drive(id, lifecycle::Input::Timer { group_alive });
     }
 
     // ----- shutdown -------------------------------------------------------
@@ -981,17 +770,11 @@ impl Engine {
             announced: std::collections::HashSet::new(),
         });
         self.sequences.clear();
+        // Each slot drops a pending start or retry; requests still waiting
+        // for a process to run learn it will not.
         for id in 0..self.procs.len() {
-            self.procs[id].start_after_stop = false;
             self.procs[id].held = false;
-            if self.procs[id].state == ProcessState::Backoff {
-                self.cancel_timer(id);
-                self.set_state(id, ProcessState::Stopped);
-            }
-        }
-        // Requests still waiting for a process to run will not see it.
-        for id in 0..self.procs.len() {
-            self.update_jobs(id);
+            self.drive(id, lifecycle::Input::Shutdown);
         }
     }
 
@@ -1000,26 +783,24 @@ impl Engine {
         let Some(shutdown) = self.shutdown.as_ref() else {
             return;
         };
-        let fast = shutdown.fast;
-        let alive: Vec<ProcId> = (0..self.procs.len())
-            .filter(|&id| self.procs[id].state.has_pid() || self.procs[id].stopping.is_some())
+        let alive: Vec<(ProcId, i32)> = (0..self.procs.len())
+            .filter(|&id| self.procs[id].life.phase.is_alive())
+            .map(|id| (id, self.watcher(id).priority))
             .collect();
-        let Some(top) = alive.iter().map(|&id| self.watcher(id).priority).max() else {
-            return;
-        };
-        for id in alive {
-            if fast || self.watcher(id).priority == top {
-                self.begin_stop(id);
+        for id in lifecycle::shutdown_wave(&alive, shutdown.fast) {
+            // A stop already under way keeps what follows it (a leader's
+            // exit still counts).
+            if matches!(
+                self.procs[id].life.phase,
+                Phase::Starting { .. } | Phase::Running { .. }
+            ) {
+                self.drive(id, lifecycle::Input::Stop);
             }
         }
     }
 
     fn shutdown_complete(&self) -> bool {
-        self.shutdown.is_some()
-            && self
-                .procs
-                .iter()
-                .all(|p| !p.state.has_pid() && p.stopping.is_none())
+        self.shutdown.is_some() && self.procs.iter().all(|p| !p.life.phase.is_alive())
     }
 
     /// Once every watcher is down: the processes the daemon adopted that
@@ -1061,7 +842,7 @@ impl Engine {
             return true;
         }
         let signal = if sweep.killed {
-            libc_sigkill()
+            lifecycle::sigkill()
         } else {
             libc_sigterm()
         };
@@ -1080,14 +861,8 @@ impl Engine {
         if let Some(shutdown) = self.shutdown.as_mut() {
             shutdown.killed_all = true;
         }
-        for process in &mut self.procs {
-            let pgid = process.stopping.map(|s| s.pgid).or(process.pid);
-            if let Some(pgid) = pgid {
-                let _ = ringmaster_spawn::send_signal(-pgid.as_raw(), libc_sigkill());
-                if let Some(stop) = process.stopping.as_mut() {
-                    stop.killed = true;
-                }
-            }
+        for id in 0..self.procs.len() {
+            self.drive(id, lifecycle::Input::Kill);
         }
     }
 }
@@ -1113,45 +888,6 @@ fn log_drain(done: Result<(ProcessName, PumpReport, u64), tokio::task::JoinError
     }
 }
 
-/// 100 ms, 200 ms, 400 ms ... capped at `max`.
-fn backoff_delay(failures: u32, max: Duration) -> Duration {
-    let exponent = failures.saturating_sub(1).min(20);
-    FIRST_BACKOFF.saturating_mul(1 << exponent).min(max)
-}
-
-fn humanize(d: Duration) -> String {
-    if d.as_millis() < 1000 {
-        format!("{}ms", d.as_millis())
-    } else {
-        format!("{:.1}s", d.as_secs_f64())
-    }
-}
-
-fn libc_sigkill() -> i32 {
-    signals::parse("KILL").unwrap_or(9)
-}
-
 fn libc_sigterm() -> i32 {
     signals::parse("TERM").unwrap_or(15)
-}
-
-fn libc_sigcont() -> i32 {
-    signals::parse("CONT").unwrap_or(18)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_from_100ms_up_to_the_cap() {
-        let cap = Duration::from_secs(1);
-        let delays: Vec<u128> = (1..=6).map(|n| backoff_delay(n, cap).as_millis()).collect();
-        assert_eq!(delays, [100, 200, 400, 800, 1000, 1000]);
-        assert_eq!(
-            backoff_delay(u32::MAX, Duration::from_secs(30)),
-            Duration::from_secs(30)
-        );
-        assert_eq!(backoff_delay(1, Duration::ZERO), Duration::ZERO);
-    }
 }

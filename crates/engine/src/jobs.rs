@@ -62,30 +62,30 @@ pub(crate) fn evaluate(
         Some(ActionOutcome {
             name: process.name.clone(),
             ok,
-            state: process.state,
-            pid: process.pid.map(nix::unistd::Pid::as_raw),
+            state: process.state(),
+            pid: process.pid().map(nix::unistd::Pid::as_raw),
             message,
         })
     };
     match goal {
-        Goal::Running => {
-            if process.start_after_stop {
-                return None;
+        // A restart is undecided while its stop goes on (STOPPING).
+        Goal::Running => match process.state() {
+            S::Running => outcome(true, "running".into()),
+            S::Fatal => outcome(
+                false,
+                process
+                    .life
+                    .reason
+                    .clone()
+                    .unwrap_or_else(|| "gave up".into()),
+            ),
+            S::Stopped | S::Exited if shutting_down => {
+                outcome(false, "the daemon is shutting down".into())
             }
-            match process.state {
-                S::Running => outcome(true, "running".into()),
-                S::Fatal => outcome(
-                    false,
-                    process.reason.clone().unwrap_or_else(|| "gave up".into()),
-                ),
-                S::Stopped | S::Exited if shutting_down => {
-                    outcome(false, "the daemon is shutting down".into())
-                }
-                S::Stopped | S::Exited => outcome(false, "stopped before it was running".into()),
-                S::Starting | S::Backoff | S::Stopping => None,
-            }
-        }
-        Goal::Stopped => match process.state {
+            S::Stopped | S::Exited => outcome(false, "stopped before it was running".into()),
+            S::Starting | S::Backoff | S::Stopping => None,
+        },
+        Goal::Stopped => match process.state() {
             S::Stopped | S::Exited | S::Fatal => outcome(true, "stopped".into()),
             S::Starting | S::Running => outcome(false, "started again by another request".into()),
             S::Stopping | S::Backoff => None,
@@ -99,11 +99,29 @@ mod tests {
 
     use super::*;
 
-    fn process(state: ProcessState, start_after_stop: bool) -> Process {
+    fn process(state: ProcessState, restarting: bool) -> Process {
+        use crate::lifecycle::{Phase, Stop, Then};
+        let pid = nix::unistd::Pid::from_raw(1000);
+        let since = std::time::Instant::now();
         let mut p = Process::new(ProcessName::new("web", 1), 0);
-        p.state = state;
-        p.start_after_stop = start_after_stop;
-        p.reason = Some("why".into());
+        p.life.phase = match state {
+            ProcessState::Stopped => Phase::Stopped,
+            ProcessState::Starting => Phase::Starting { pid, since },
+            ProcessState::Running => Phase::Running { pid, since },
+            ProcessState::Backoff => Phase::Backoff { until: since },
+            ProcessState::Stopping => Phase::Stopping(Stop {
+                leader: Some(pid),
+                since,
+                pgid: pid,
+                group: true,
+                kill_at: since,
+                killed: false,
+                then: if restarting { Then::Start } else { Then::Rest },
+            }),
+            ProcessState::Exited => Phase::Exited,
+            ProcessState::Fatal => Phase::Fatal,
+        };
+        p.life.reason = Some("why".into());
         p
     }
 
@@ -119,10 +137,9 @@ mod tests {
         assert_eq!(decided(Goal::Running, S::Stopped, false), Some(false));
         assert_eq!(decided(Goal::Running, S::Backoff, false), None);
         assert_eq!(decided(Goal::Running, S::Starting, false), None);
-        // A restart is undecided while the old process is still RUNNING or
-        // has just stopped.
-        assert_eq!(decided(Goal::Running, S::Running, true), None);
-        assert_eq!(decided(Goal::Running, S::Stopped, true), None);
+        // A restart is undecided while the old process is stopping.
+        assert_eq!(decided(Goal::Running, S::Stopping, true), None);
+        assert_eq!(decided(Goal::Running, S::Stopping, false), None);
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod control;
 mod engine;
 mod jobs;
 mod launch;
+mod lifecycle;
 mod notify;
 mod process;
 mod sequence;

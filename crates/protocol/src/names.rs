@@ -19,7 +19,8 @@ pub enum ProcessState {
     Backoff,
     /// Asked to stop; waiting for the process group to be gone.
     Stopping,
-    /// Exited on its own from RUNNING and was not restarted.
+    /// Exited on its own from RUNNING; when a restart is due it follows at
+    /// once (EXITED -> STARTING), else the process stays here.
     Exited,
     /// Gave up after `start_retries` quick failures.
     Fatal,

@@ -206,7 +206,7 @@ impl Engine {
         // Lowest priority first, as the daemon starts them.
         order.sort_by_key(|&proc| self.watcher(proc).priority);
         for proc in order {
-            if self.procs[proc].state == ProcessState::Running {
+            if self.procs[proc].state() == ProcessState::Running {
                 already.push(proc);
             } else {
                 self.start_slot(proc);
@@ -222,7 +222,7 @@ impl Engine {
         self.release(&ids);
         let (already, active): (Vec<ProcId>, Vec<ProcId>) = ids
             .iter()
-            .partition(|&&proc| self.procs[proc].state.is_at_rest());
+            .partition(|&&proc| self.procs[proc].state().is_at_rest());
         self.stop_in_order(&active, false);
         self.add_job(id, reply, Goal::Stopped, &ids, &already, "not running");
     }
@@ -345,8 +345,8 @@ impl Engine {
                     Some(ActionOutcome {
                         name: process.name.clone(),
                         ok: true,
-                        state: process.state,
-                        pid: process.pid.map(Pid::as_raw),
+                        state: process.state(),
+                        pid: process.pid().map(Pid::as_raw),
                         message: already_message.to_owned(),
                     })
                 } else {
@@ -376,7 +376,7 @@ impl Engine {
             .iter()
             .map(|&proc| {
                 let process = &self.procs[proc];
-                let (ok, message) = match process.pid {
+                let (ok, message) = match process.pid() {
                     None => (false, "not running".to_owned()),
                     Some(pid) => match ringmaster_spawn::send_signal(pid.as_raw(), number) {
                         Ok(()) => (true, format!("sent SIG{}", signals::name(number))),
@@ -386,8 +386,8 @@ impl Engine {
                 ActionOutcome {
                     name: process.name.clone(),
                     ok,
-                    state: process.state,
-                    pid: process.pid.map(Pid::as_raw),
+                    state: process.state(),
+                    pid: process.pid().map(Pid::as_raw),
                     message,
                 }
             })
@@ -414,7 +414,7 @@ impl Engine {
                     .iter()
                     .map(|&i| PidEntry {
                         name: self.procs[i].name.clone(),
-                        pid: self.procs[i].pid.map(Pid::as_raw),
+                        pid: self.procs[i].pid().map(Pid::as_raw),
                     })
                     .collect(),
             },

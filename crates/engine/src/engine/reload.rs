@@ -15,6 +15,7 @@ use ringmaster_protocol::{
 };
 
 use super::Engine;
+use crate::lifecycle;
 use crate::process::{ProcId, Process};
 
 /// A watcher as far as spawning its processes goes.
@@ -161,14 +162,14 @@ impl Engine {
                 action,
             });
         };
-        let stops = |p: &Process| !p.state.is_at_rest();
+        let stops = |p: &Process| !p.state().is_at_rest();
         for name in &diff.removed {
             if let Some(index) = self.live_watcher(name) {
                 let active = self.config.watchers[index].numprocesses;
                 for id in self.slots(index, 1..=active) {
                     let process = &self.procs[id];
                     if stops(process) {
-                        push(&process.name, process.state, ReloadStep::Stop);
+                        push(&process.name, process.state(), ReloadStep::Stop);
                     }
                 }
             }
@@ -190,7 +191,7 @@ impl Engine {
                 };
                 if let Some(step) = step {
                     let name = ProcessName::new(&watcher.name, wid);
-                    let from = live.map_or(ProcessState::Stopped, |p| p.state);
+                    let from = live.map_or(ProcessState::Stopped, Process::state);
                     push(&name, from, step);
                 }
             }
@@ -244,11 +245,10 @@ impl Engine {
         let mut already = Vec::new();
         for &id in &ids {
             self.procs[id].retired = true;
-            self.procs[id].start_after_stop = false;
-            if self.procs[id].state.is_at_rest() {
+            if self.procs[id].state().is_at_rest() {
                 already.push(id);
             } else {
-                self.stop_now(id);
+                self.drive(id, lifecycle::Input::Stop);
             }
         }
         (ids, already)
@@ -257,33 +257,13 @@ impl Engine {
     /// Restarts a slot: stopped then started again when it has a process,
     /// started at once when it has none (a BACKOFF retry is cut short).
     pub(super) fn restart_slot(&mut self, id: ProcId) {
-        match self.procs[id].state {
-            ProcessState::Starting | ProcessState::Running => {
-                self.procs[id].start_after_stop = true;
-                self.begin_stop(id);
-            }
-            ProcessState::Stopping => self.procs[id].start_after_stop = true,
-            ProcessState::Stopped
-            | ProcessState::Exited
-            | ProcessState::Fatal
-            | ProcessState::Backoff => self.start_slot(id),
-        }
+        self.drive(id, lifecycle::Input::Restart);
     }
 
     /// Starts a slot by hand (its quick-failure count starts over), or
     /// once its current stop completes.
     pub(super) fn start_slot(&mut self, id: ProcId) {
-        match self.procs[id].state {
-            ProcessState::Stopping => self.procs[id].start_after_stop = true,
-            ProcessState::Starting | ProcessState::Running => {}
-            ProcessState::Stopped
-            | ProcessState::Exited
-            | ProcessState::Fatal
-            | ProcessState::Backoff => {
-                self.procs[id].quick_failures = 0;
-                self.spawn(id);
-            }
-        }
+        self.drive(id, lifecycle::Input::Start);
     }
 }
 
@@ -292,9 +272,9 @@ impl Engine {
 /// (FATAL) or ended (EXITED) is started again if the watcher autostarts,
 /// as `supervisorctl update` does; one stopped by hand stays stopped.
 fn changed_slot_step(process: &Process, autostart: bool) -> ReloadStep {
-    match process.state {
+    match process.state() {
         ProcessState::Starting | ProcessState::Running => ReloadStep::Restart,
-        ProcessState::Stopping if process.start_after_stop => ReloadStep::Restart,
+        ProcessState::Stopping if process.life.phase.start_pending() => ReloadStep::Restart,
         ProcessState::Backoff => ReloadStep::Start,
         ProcessState::Fatal | ProcessState::Exited if autostart => ReloadStep::Start,
         ProcessState::Stopping

@@ -1,8 +1,7 @@
 //! Carrying out multi-level stops and restarts (see [`crate::sequence`]).
 
-use ringmaster_protocol::ProcessState;
-
 use super::Engine;
+use crate::lifecycle;
 use crate::process::ProcId;
 use crate::sequence::Sequence;
 
@@ -30,23 +29,10 @@ impl Engine {
         self.advance_sequences();
     }
 
-    /// Stops one process now (a stop that is already under way stays one).
+    /// Stops one process now (a stop that is already under way stays one,
+    /// and wins over what would have followed it).
     pub(super) fn stop_now(&mut self, id: ProcId) {
-        match self.procs[id].state {
-            ProcessState::Starting | ProcessState::Running | ProcessState::Backoff => {
-                self.begin_stop(id);
-            }
-            ProcessState::Stopping => {
-                // A stop asked for now wins over what would have followed
-                // (a restart, or the exit of a leader whose group is going).
-                let process = &mut self.procs[id];
-                process.start_after_stop = false;
-                if let Some(stop) = process.stopping.as_mut() {
-                    stop.leader_exit = None;
-                }
-            }
-            ProcessState::Stopped | ProcessState::Exited | ProcessState::Fatal => {}
-        }
+        self.drive(id, lifecycle::Input::Stop);
     }
 
     /// Takes `ids` out of every sequence: a newer request decides for
@@ -104,10 +90,9 @@ impl Engine {
                 }
                 continue;
             }
-            let down = level.iter().all(|&id| {
-                let process = &self.procs[id];
-                !process.state.has_pid() && process.stopping.is_none()
-            });
+            let down = level
+                .iter()
+                .all(|&id| !self.procs[id].life.phase.is_alive());
             if !down {
                 return false;
             }
