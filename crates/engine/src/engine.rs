@@ -31,6 +31,7 @@ use crate::launch;
 use crate::lifecycle::{self, Context, Effect, Phase, Settings};
 use crate::notify::Notifier;
 use crate::process::{ProcId, Process};
+use crate::table::{Table, WatcherId};
 use crate::sequence::Sequence;
 use crate::system::System;
 
@@ -57,7 +58,7 @@ struct Shutdown {
     waiters: Vec<(Value, oneshot::Sender<Reply>)>,
     stopped: usize,
     /// Watchers whose "stopped" line has been logged.
-    announced: std::collections::HashSet<usize>,
+    announced: std::collections::HashSet<WatcherId>,
 }
 
 /// Ending the processes the daemon adopted (orphans of its children, or
@@ -133,7 +134,8 @@ async fn tick(interval: &mut Option<tokio::time::Interval>) {
 pub(crate) struct Engine {
     config: Config,
     system: System,
-    procs: Vec<Process>,
+    /// Every watcher and process slot.
+    procs: Table,
     by_pid: HashMap<Pid, ProcId>,
     timers: DelayQueue<ProcId>,
     jobs: Vec<Job>,
@@ -144,9 +146,6 @@ pub(crate) struct Engine {
     shutdown: Option<Shutdown>,
     events: broadcast::Sender<Arc<Event>>,
     log_notices: mpsc::UnboundedReceiver<LogNotice>,
-    /// Watchers a reload removed (their slots are retired); indices into
-    /// `config.watchers`, which only grows.
-    removed: std::collections::HashSet<usize>,
     /// systemd's notify protocol (a no-op without NOTIFY_SOCKET).
     notify: Notifier,
     /// Whether the autostart processes have been launched (readiness is
@@ -155,22 +154,17 @@ pub(crate) struct Engine {
     /// The exit code an essential process ended with: the daemon's own.
     exit_code: i32,
     /// Stops and restarts of several priority levels, in progress.
-    sequences: Vec<Sequence>,
+    sequences: Vec<Sequence<ProcId>>,
 }
 
 impl Engine {
     pub fn new(config: Config, system: System) -> Result<Self, EngineError> {
-        let mut procs = Vec::with_capacity(config.process_count());
-        for (index, watcher) in config.watchers.iter().enumerate() {
+        for watcher in &config.watchers {
             if watcher.user.is_none() && nix::unistd::geteuid().is_root() {
                 tracing::warn!(watcher = %watcher.name, "no user set: processes will run as root");
             }
-            for wid in 1..=watcher.numprocesses {
-                let mut process = Process::new(ProcessName::new(&watcher.name, wid), index);
-                process.alias = config.alias(watcher, wid);
-                procs.push(process);
-            }
         }
+        let procs = Table::new(&config);
         let (notices, log_notices) = mpsc::unbounded_channel();
         Ok(Self {
             config,
@@ -184,7 +178,6 @@ impl Engine {
             shutdown: None,
             events: broadcast::Sender::new(EVENT_BUFFER),
             log_notices,
-            removed: std::collections::HashSet::new(),
             notify: Notifier::from_env(),
             started: false,
             exit_code: 0,
@@ -193,7 +186,7 @@ impl Engine {
     }
 
     fn watcher(&self, id: ProcId) -> &WatcherConfig {
-        &self.config.watchers[self.procs[id].watcher]
+        self.procs.settings_of(id)
     }
 
     /// Runs until a shutdown completes; returns the exit code.
@@ -372,7 +365,10 @@ impl Engine {
     // ----- start-up -------------------------------------------------------
 
     fn autostart(&mut self) {
-        let mut order: Vec<ProcId> = (0..self.procs.len())
+        let mut order: Vec<ProcId> = self
+            .procs
+            .all_live()
+            .into_iter()
             .filter(|&id| self.watcher(id).autostart)
             .collect();
         // Stable: equal priorities keep configuration order.
@@ -392,9 +388,9 @@ impl Engine {
         let mut next = Some(input);
         let mut gave_up = false;
         while let Some(input) = next.take() {
-            let process = &mut self.procs[id];
+            let (process, settings) = self.procs.slot_and_settings(id);
             let ctx = Context {
-                settings: Settings::of(&self.config.watchers[process.watcher]),
+                settings: Settings::of(settings),
                 now: Instant::now(),
                 shutting_down: self.shutdown.is_some(),
                 retired: process.retired,
@@ -458,16 +454,17 @@ impl Engine {
         if shutdown.announced.contains(&watcher) {
             return;
         }
-        let processes: Vec<&Process> = self
-            .procs
+        let slots = &self.procs.watcher(watcher).slots;
+        let processes: Vec<&Process> = slots
             .iter()
-            .filter(|p| p.watcher == watcher && !p.retired)
+            .map(|&slot| &self.procs[slot])
+            .filter(|p| !p.retired)
             .collect();
         if processes.iter().any(|p| p.life.phase.is_alive()) {
             return;
         }
         let count = processes.len();
-        let name = self.config.watchers[watcher].name.clone();
+        let name = self.procs.watcher(watcher).config.name.clone();
         if let Some(shutdown) = self.shutdown.as_mut() {
             shutdown.announced.insert(watcher);
         }
@@ -524,7 +521,9 @@ impl Engine {
                 .join(", ")
         };
         if !self.notify.is_ready() {
-            let settled = (0..self.procs.len())
+            let settled = self
+                .procs
+                .ids()
                 .filter(|&id| !self.procs[id].retired && self.watcher(id).autostart)
                 .all(|id| {
                     !matches!(
@@ -571,7 +570,8 @@ impl Engine {
 
     /// A log file started failing or recovered: shown in status and events.
     fn on_log_notice(&mut self, notice: LogNotice) {
-        let Some(process) = self.procs.get_mut(notice.owner) else {
+        let owner = ProcId::from_index(notice.owner);
+        let Some(process) = self.procs.get_mut(owner) else {
             return;
         };
         process
@@ -588,7 +588,7 @@ impl Engine {
             )
         };
         let state = process.state();
-        self.emit_event(notice.owner, state, state, Some(reason));
+        self.emit_event(owner, state, state, Some(reason));
     }
 
     fn update_jobs(&mut self, id: ProcId) {
@@ -643,7 +643,7 @@ impl Engine {
             .into_iter()
             .map(|c| {
                 let stream = Stream {
-                    owner: id,
+                    owner: id.index(),
                     label: c.label,
                     sink: c.sink,
                     tap: self.procs[id].taps[c.stream].clone(),
@@ -721,7 +721,9 @@ impl Engine {
     }
 
     fn recheck_lingering_groups(&mut self) {
-        let lingering: Vec<(ProcId, Pid)> = (0..self.procs.len())
+        let lingering: Vec<(ProcId, Pid)> = self
+            .procs
+            .ids()
             .filter_map(|id| Some((id, self.procs[id].life.phase.lingering_group()?)))
             .collect();
         for (id, pgid) in lingering {
@@ -772,7 +774,7 @@ impl Engine {
         self.sequences.clear();
         // Each slot drops a pending start or retry; requests still waiting
         // for a process to run learn it will not.
-        for id in 0..self.procs.len() {
+        for id in self.procs.ids() {
             self.procs[id].held = false;
             self.drive(id, lifecycle::Input::Shutdown);
         }
@@ -783,7 +785,9 @@ impl Engine {
         let Some(shutdown) = self.shutdown.as_ref() else {
             return;
         };
-        let alive: Vec<(ProcId, i32)> = (0..self.procs.len())
+        let alive: Vec<(ProcId, i32)> = self
+            .procs
+            .ids()
             .filter(|&id| self.procs[id].life.phase.is_alive())
             .map(|id| (id, self.watcher(id).priority))
             .collect();
@@ -861,7 +865,7 @@ impl Engine {
         if let Some(shutdown) = self.shutdown.as_mut() {
             shutdown.killed_all = true;
         }
-        for id in 0..self.procs.len() {
+        for id in self.procs.ids() {
             self.drive(id, lifecycle::Input::Kill);
         }
     }

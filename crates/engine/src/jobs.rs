@@ -103,7 +103,7 @@ mod tests {
         use crate::lifecycle::{Phase, Stop, Then};
         let pid = nix::unistd::Pid::from_raw(1000);
         let since = std::time::Instant::now();
-        let mut p = Process::new(ProcessName::new("web", 1), 0);
+        let mut p = Process::new(ProcessName::new("web", 1), crate::table::WatcherId::default());
         p.life.phase = match state {
             ProcessState::Stopped => Phase::Stopped,
             ProcessState::Starting => Phase::Starting { pid, since },

@@ -21,6 +21,7 @@ mod process;
 mod sequence;
 mod stats;
 mod system;
+mod table;
 
 use std::path::PathBuf;
 

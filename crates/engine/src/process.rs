@@ -10,18 +10,19 @@ use ringmaster_logs::{Pump, Tap};
 use ringmaster_protocol::{ExitInfo, ProcessInfo, ProcessName, ProcessState, signals};
 
 use crate::lifecycle::{Life, describe_exit};
+use crate::table::WatcherId;
 use ringmaster_spawn::Exit;
 use tokio_util::time::delay_queue;
 
-/// Index of a process in the engine's table.
-pub(crate) type ProcId = usize;
+/// A process slot's id in the engine's table.
+pub(crate) type ProcId = crate::table::SlotId;
 
 /// One process slot (`web:2`); survives restarts.
 #[derive(Debug)]
 pub(crate) struct Process {
     pub name: ProcessName,
-    /// Index of its watcher in the configuration.
-    pub watcher: usize,
+    /// Its watcher.
+    pub watcher: WatcherId,
     /// Where it is in its lifecycle (see [`crate::lifecycle`]).
     pub life: Life,
     /// The pid of the most recent spawn, kept after it ends (for events).
@@ -50,7 +51,7 @@ pub(crate) struct Process {
 }
 
 impl Process {
-    pub fn new(name: ProcessName, watcher: usize) -> Self {
+    pub fn new(name: ProcessName, watcher: WatcherId) -> Self {
         Self {
             alias: None,
             held: false,

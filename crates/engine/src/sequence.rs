@@ -8,29 +8,27 @@
 
 use std::collections::VecDeque;
 
-use crate::process::ProcId;
-
-/// One multi-level stop or restart in progress.
+/// One multi-level stop or restart in progress, of processes `T`.
 #[derive(Debug)]
-pub(crate) struct Sequence {
+pub(crate) struct Sequence<T> {
     /// Levels still to stop, highest priority first; the first is being
     /// stopped once `begun`.
-    pub stops: VecDeque<Vec<ProcId>>,
+    pub stops: VecDeque<Vec<T>>,
     /// Whether the first level of `stops` has been told to stop.
     pub begun: bool,
     /// Started, in this order (lowest priority first), once every level is
     /// down; empty for a plain stop.
-    pub starts: Vec<ProcId>,
+    pub starts: Vec<T>,
 }
 
-impl Sequence {
+impl<T: Copy + PartialEq> Sequence<T> {
     /// Groups `ids` into levels by `priority`, highest first; `then_start`
     /// makes it a restart.
-    pub fn new(ids: &[ProcId], priority: impl Fn(ProcId) -> i32, then_start: bool) -> Self {
+    pub fn new(ids: &[T], priority: impl Fn(T) -> i32, then_start: bool) -> Self {
         let mut sorted = ids.to_vec();
         // Stable: within a level, the request's order.
         sorted.sort_by_key(|&id| std::cmp::Reverse(priority(id)));
-        let mut stops: VecDeque<Vec<ProcId>> = VecDeque::new();
+        let mut stops: VecDeque<Vec<T>> = VecDeque::new();
         let mut last = None;
         for id in sorted {
             if last == Some(priority(id)) {
@@ -61,7 +59,7 @@ impl Sequence {
     }
 
     /// Takes `id` out of the sequence; true if it was in it.
-    pub fn release(&mut self, id: ProcId) -> bool {
+    pub fn release(&mut self, id: T) -> bool {
         let mut found = false;
         for level in &mut self.stops {
             let before = level.len();
@@ -90,7 +88,7 @@ mod tests {
 
     #[test]
     fn levels_go_highest_priority_first_and_starts_lowest_first() {
-        let priority = |id: ProcId| [10, 20, 10, 30][id];
+        let priority = |id: usize| [10, 20, 10, 30][id];
         let seq = Sequence::new(&[0, 1, 2, 3], priority, true);
         assert_eq!(Vec::from(seq.stops.clone()), [vec![3], vec![1], vec![0, 2]]);
         assert_eq!(seq.starts, [0, 2, 1, 3]);
@@ -102,7 +100,7 @@ mod tests {
 
     #[test]
     fn release_takes_a_process_out() {
-        let priority = |id: ProcId| [10, 20][id];
+        let priority = |id: usize| [10, 20][id];
         let mut seq = Sequence::new(&[0, 1], priority, true);
         assert!(seq.release(0));
         assert!(!seq.release(0));

@@ -86,45 +86,49 @@ impl Engine {
     /// supervisord-style name (`site:web_00`), or every process of a watcher
     /// or group (`web:*`, `site:*`). No names means all when `empty_is_all`.
     fn resolve(&self, names: &[String], empty_is_all: bool) -> Result<Vec<ProcId>, Refusal> {
-        let live = |i: &ProcId| !self.procs[*i].retired;
-        // Configuration order: a slot added by incr sorts with its watcher.
-        let order = |ids: &mut Vec<ProcId>| {
-            ids.sort_by_key(|&i| (self.procs[i].watcher, self.procs[i].name.wid));
-        };
         if (names.is_empty() && empty_is_all) || names.iter().any(|n| n == "all") {
-            let mut ids: Vec<ProcId> = (0..self.procs.len()).filter(live).collect();
-            order(&mut ids);
-            return Ok(ids);
+            return Ok(self.procs.all_live());
         }
         let mut ids = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for name in names {
-            let set = name.strip_suffix(":*").unwrap_or(name);
-            let in_set = |i: usize| {
-                let watcher = &self.procs[i].name.watcher;
-                *watcher == set || self.config.group_of(watcher).is_some_and(|g| g.name == set)
-            };
-            let mut matched: Vec<ProcId> = (0..self.procs.len())
-                .filter(live)
-                .filter(|&i| {
-                    let process = &self.procs[i];
-                    process.name.to_string() == *name
-                        || process.alias.as_deref() == Some(name.as_str())
-                        || (!name.contains(':') || name.ends_with(":*")) && in_set(i)
-                })
-                .collect();
-            order(&mut matched);
-            let known_set = self.live_watcher(set).is_some()
-                || self.config.groups.iter().any(|g| g.name == set);
-            if matched.is_empty() && !known_set {
-                return Err((ErrorKind::NotFound, self.not_found(name)));
-            }
-            for id in matched {
-                if !ids.contains(&id) {
-                    ids.push(id);
-                }
-            }
+            let matched = self
+                .named(name)
+                .ok_or_else(|| (ErrorKind::NotFound, self.not_found(name)))?;
+            ids.extend(matched.into_iter().filter(|&id| seen.insert(id)));
         }
         Ok(ids)
+    }
+
+    /// What `name` stands for, in configuration then wid order; `None`
+    /// when nothing is called that (a watcher with no process left is
+    /// something: an empty list).
+    fn named(&self, name: &str) -> Option<Vec<ProcId>> {
+        let set = name.strip_suffix(":*");
+        let mut found: Vec<ProcId> = Vec::new();
+        if set.is_none() {
+            found.extend(self.procs.slot_named(name));
+        }
+        let set = set.unwrap_or(name);
+        let mut known = !found.is_empty();
+        if !name.contains(':') || name.ends_with(":*") {
+            let watchers = self.procs.live_watcher(set).into_iter().chain(
+                self.config
+                    .groups
+                    .iter()
+                    .filter(|g| g.name == set)
+                    .inspect(|_| known = true)
+                    .flat_map(|g| &g.watchers)
+                    .filter_map(|w| self.procs.live_watcher(w)),
+            );
+            for watcher in watchers.collect::<Vec<_>>() {
+                known = true;
+                found.extend_from_slice(self.procs.live_slots(watcher));
+            }
+        }
+        found.sort_by_key(|&i| (self.procs[i].watcher, self.procs[i].name.wid));
+        found.dedup();
+        known.then_some(found)
     }
 
     fn not_found(&self, name: &str) -> String {
@@ -144,11 +148,10 @@ impl Engine {
                 } else {
                     "watcher or group"
                 },
-                self.config
-                    .watchers
-                    .iter()
-                    .filter(|w| self.live_watcher(&w.name).is_some())
-                    .map(|w| w.name.clone())
+                self.procs
+                    .watcher_ids()
+                    .filter(|&w| !self.procs.watcher(w).removed)
+                    .map(|w| self.procs.watcher(w).config.name.clone())
                     .chain(self.config.groups.iter().map(|g| g.name.clone()))
                     .collect(),
             )
@@ -242,7 +245,7 @@ impl Engine {
         let refuse = |reply: oneshot::Sender<Reply>, kind, message: String| {
             let _ = reply.send(Reply::failure(id.clone(), kind, message));
         };
-        let Some(w) = self.live_watcher(&args.name) else {
+        let Some(w) = self.procs.live_watcher(&args.name) else {
             return refuse(reply, ErrorKind::NotFound, self.not_found(&args.name));
         };
         if self.shutdown.is_some() {
@@ -252,7 +255,7 @@ impl Engine {
                 "the daemon is shutting down".into(),
             );
         }
-        let watcher = &self.config.watchers[w];
+        let watcher = &self.procs.watcher(w).config;
         if watcher.process_name.as_ref().is_some_and(|t| !t.uses_wid()) {
             return refuse(
                 reply,
@@ -264,8 +267,10 @@ impl Engine {
             );
         }
         let count = args.count.unwrap_or(1);
-        let Some(total) = watcher
-            .numprocesses
+        let Some(total) = self
+            .procs
+            .watcher(w)
+            .live
             .checked_add(count)
             .filter(|&t| t <= MAX_PROCESSES)
         else {
@@ -285,7 +290,7 @@ impl Engine {
     /// `decr`: the watcher's highest slots retired and stopped; waits like
     /// `stop`.
     fn handle_decr(&mut self, id: Value, args: &ScaleArgs, reply: oneshot::Sender<Reply>) {
-        let Some(w) = self.live_watcher(&args.name) else {
+        let Some(w) = self.procs.live_watcher(&args.name) else {
             let _ = reply.send(Reply::failure(
                 id,
                 ErrorKind::NotFound,
@@ -293,8 +298,10 @@ impl Engine {
             ));
             return;
         };
-        let remaining = self.config.watchers[w]
-            .numprocesses
+        let remaining = self
+            .procs
+            .watcher(w)
+            .live
             .saturating_sub(args.count.unwrap_or(1));
         let (ids, already) = self.shrink(w, remaining);
         self.add_job(id, reply, Goal::Stopped, &ids, &already, "not running");

@@ -17,6 +17,7 @@ use ringmaster_protocol::{
 use super::Engine;
 use crate::lifecycle;
 use crate::process::{ProcId, Process};
+use crate::table::WatcherId;
 
 /// A watcher as far as spawning its processes goes.
 fn spawn_relevant(watcher: &WatcherConfig) -> WatcherConfig {
@@ -29,42 +30,42 @@ fn spawn_relevant(watcher: &WatcherConfig) -> WatcherConfig {
 impl Engine {
     /// Reads the configuration again; with `apply`, makes it the running
     /// one. A configuration error changes nothing and is returned.
-    pub(super) fn reload(&mut self, apply: bool) -> Result<ReloadResult, String> {
+    pub(super) fn reload(&mut self, apply: bool) -> Result<ReloadResult, ReloadError> {
         if apply && self.shutdown.is_some() {
-            return Err("the daemon is shutting down".into());
+            return Err(ReloadError::ShuttingDown);
         }
         // [daemon] settings apply only at start-up, so the watchers are
         // read against the running ones (logs_dir places default logs).
         let new =
             ringmaster_config::reread(&self.config.path, self.config.dialect, &self.config.daemon)
-                .map_err(|errors| errors.to_string())?;
+                .map_err(ReloadError::Config)?;
         let mut result = ReloadResult {
             applied: apply,
             not_applied: daemon_changes(&self.config, &new),
             ..ReloadResult::default()
         };
-        for (index, old) in self.config.watchers.iter().enumerate() {
-            if !self.removed.contains(&index) && !new.watchers.iter().any(|w| w.name == old.name) {
-                result.removed.push(old.name.clone());
+        for id in self.procs.watcher_ids() {
+            let old = self.procs.watcher(id);
+            if !old.removed && !new.watchers.iter().any(|w| w.name == old.config.name) {
+                result.removed.push(old.config.name.clone());
             }
         }
         for watcher in &new.watchers {
-            match self.live_watcher(&watcher.name) {
-                None => result.added.push(watcher.name.clone()),
-                Some(index) => {
-                    let old = &self.config.watchers[index];
-                    if spawn_relevant(old) != spawn_relevant(watcher) {
-                        result.changed.push(watcher.name.clone());
-                    } else if old.numprocesses != watcher.numprocesses {
-                        result.scaled.push(Scaled {
-                            name: watcher.name.clone(),
-                            from: old.numprocesses,
-                            to: watcher.numprocesses,
-                        });
-                    } else {
-                        result.unchanged.push(watcher.name.clone());
-                    }
-                }
+            let Some(id) = self.procs.live_watcher(&watcher.name) else {
+                result.added.push(watcher.name.clone());
+                continue;
+            };
+            let old = self.procs.watcher(id);
+            if spawn_relevant(&old.config) != spawn_relevant(watcher) {
+                result.changed.push(watcher.name.clone());
+            } else if old.live != watcher.numprocesses {
+                result.scaled.push(Scaled {
+                    name: watcher.name.clone(),
+                    from: old.live,
+                    to: watcher.numprocesses,
+                });
+            } else {
+                result.unchanged.push(watcher.name.clone());
             }
         }
         result.processes = self.plan(&new, &result);
@@ -76,78 +77,74 @@ impl Engine {
         Ok(result)
     }
 
-    /// The index of the watcher called `name`, unless it was removed.
-    pub(super) fn live_watcher(&self, name: &str) -> Option<usize> {
-        (0..self.config.watchers.len())
-            .find(|&i| self.config.watchers[i].name == name && !self.removed.contains(&i))
-    }
-
+    /// Makes `new` the running configuration: removed watchers' slots
+    /// retired, changed ones restarted, counts grown or shrunk.
     fn apply(&mut self, new: Config, diff: &ReloadResult) {
         for name in &diff.removed {
-            if let Some(index) = self.live_watcher(name) {
-                self.shrink(index, 0);
-                self.removed.insert(index);
+            if let Some(id) = self.procs.live_watcher(name) {
+                self.shrink(id, 0);
+                self.procs.watcher_mut(id).removed = true;
                 tracing::info!(watcher = %name, "reload: removed");
             }
         }
         let changed: BTreeSet<&str> = diff.changed.iter().map(String::as_str).collect();
         let mut to_start: Vec<ProcId> = Vec::new();
-        for watcher in new.watchers {
-            let name = watcher.name.clone();
+        for watcher in &new.watchers {
             let wanted = watcher.numprocesses;
-            // A watcher added again under an old name takes its old slots.
-            let existing = self.config.watchers.iter().position(|w| w.name == name);
-            let mut watcher = watcher;
-            let index = if let Some(index) = existing {
-                let was_removed = self.removed.remove(&index);
-                // numprocesses moves with grow/shrink below.
-                watcher.numprocesses = self.config.watchers[index].numprocesses;
-                self.config.watchers[index] = watcher;
-                if was_removed {
-                    tracing::info!(watcher = %name, "reload: added");
-                }
-                index
-            } else {
-                watcher.numprocesses = 0;
-                self.config.watchers.push(watcher);
-                tracing::info!(watcher = %name, "reload: added");
-                self.config.watchers.len() - 1
-            };
-            if changed.contains(name.as_str()) {
-                tracing::info!(watcher = %name, "reload: changed, applying to its processes");
-                let active = self.config.watchers[index].numprocesses.min(wanted);
-                let autostart = self.config.watchers[index].autostart;
-                let slots = self.slots(index, 1..=active);
-                self.release(&slots);
-                for id in slots {
-                    match changed_slot_step(&self.procs[id], autostart) {
-                        ReloadStep::Restart => self.restart_slot(id),
-                        ReloadStep::Start => self.start_slot(id),
-                        ReloadStep::Stop | ReloadStep::Leave => {}
-                    }
-                }
+            let id = self.take_in(watcher);
+            if changed.contains(watcher.name.as_str()) {
+                tracing::info!(watcher = %watcher.name, "reload: changed, applying to its processes");
+                self.apply_change(id, wanted);
             }
-            let current = self.config.watchers[index].numprocesses;
-            if wanted > current {
-                let added = self.grow(index, wanted);
-                if self.config.watchers[index].autostart {
+            let live = self.procs.watcher(id).live;
+            if wanted > live {
+                let added = self.grow(id, wanted);
+                if watcher.autostart {
                     to_start.extend(added);
                 }
-            } else if wanted < current {
-                self.shrink(index, wanted);
+            } else if wanted < live {
+                self.shrink(id, wanted);
             }
         }
-        self.config.groups = new.groups;
-        for id in 0..self.procs.len() {
-            let process = &self.procs[id];
-            let alias = self
-                .config
-                .alias(&self.config.watchers[process.watcher], process.name.wid);
-            self.procs[id].alias = alias;
-        }
+        self.config = new;
+        self.procs.realias(&self.config);
         to_start.sort_by_key(|&id| self.watcher(id).priority);
         for id in to_start {
             self.start_slot(id);
+        }
+    }
+
+    /// The table's watcher for `watcher` with its new settings: the same
+    /// one when the name is known (a watcher added again under an old name
+    /// takes its old slots), else a new one with no process yet.
+    fn take_in(&mut self, watcher: &WatcherConfig) -> WatcherId {
+        let mut settings = watcher.clone();
+        settings.locations.clear();
+        let Some(id) = self.procs.watcher_named(&watcher.name) else {
+            tracing::info!(watcher = %watcher.name, "reload: added");
+            return self.procs.add_watcher(settings);
+        };
+        let entry = self.procs.watcher_mut(id);
+        if std::mem::take(&mut entry.removed) {
+            tracing::info!(watcher = %watcher.name, "reload: added");
+        }
+        entry.config = settings;
+        id
+    }
+
+    /// A changed watcher's processes, as [`changed_slot_step`] says.
+    fn apply_change(&mut self, id: WatcherId, wanted: u32) {
+        let watcher = self.procs.watcher(id);
+        let autostart = watcher.config.autostart;
+        let active = watcher.live.min(wanted) as usize;
+        let slots = self.procs.live_slots(id)[..active].to_vec();
+        self.release(&slots);
+        for slot in slots {
+            match changed_slot_step(&self.procs[slot], autostart) {
+                ReloadStep::Restart => self.restart_slot(slot),
+                ReloadStep::Start => self.start_slot(slot),
+                ReloadStep::Stop | ReloadStep::Leave => {}
+            }
         }
     }
 
@@ -164,10 +161,9 @@ impl Engine {
         };
         let stops = |p: &Process| !p.state().is_at_rest();
         for name in &diff.removed {
-            if let Some(index) = self.live_watcher(name) {
-                let active = self.config.watchers[index].numprocesses;
-                for id in self.slots(index, 1..=active) {
-                    let process = &self.procs[id];
+            if let Some(id) = self.procs.live_watcher(name) {
+                for &slot in self.procs.live_slots(id) {
+                    let process = &self.procs[slot];
                     if stops(process) {
                         push(&process.name, process.state(), ReloadStep::Stop);
                     }
@@ -175,15 +171,14 @@ impl Engine {
             }
         }
         for watcher in &new.watchers {
-            let existing = self.live_watcher(&watcher.name);
-            let current = existing.map_or(0, |i| self.config.watchers[i].numprocesses);
+            let live: &[ProcId] = self
+                .procs
+                .live_watcher(&watcher.name)
+                .map_or(&[], |id| self.procs.live_slots(id));
             let changed = diff.changed.contains(&watcher.name);
-            for wid in 1..=current.max(watcher.numprocesses) {
-                let live = existing
-                    .filter(|_| wid <= current)
-                    .and_then(|i| self.slots(i, wid..=wid).first().copied())
-                    .map(|id| &self.procs[id]);
-                let step = match live {
+            for wid in 1..=(live.len() as u32).max(watcher.numprocesses) {
+                let process = live.get(wid as usize - 1).map(|&slot| &self.procs[slot]);
+                let step = match process {
                     Some(p) if wid > watcher.numprocesses => stops(p).then_some(ReloadStep::Stop),
                     Some(p) if changed => Some(changed_slot_step(p, watcher.autostart)),
                     Some(_) => None,
@@ -191,7 +186,7 @@ impl Engine {
                 };
                 if let Some(step) = step {
                     let name = ProcessName::new(&watcher.name, wid);
-                    let from = live.map_or(ProcessState::Stopped, Process::state);
+                    let from = process.map_or(ProcessState::Stopped, Process::state);
                     push(&name, from, step);
                 }
             }
@@ -199,56 +194,22 @@ impl Engine {
         actions
     }
 
-    /// The watcher's slots with these wids, in wid order.
-    fn slots(&self, watcher: usize, wids: std::ops::RangeInclusive<u32>) -> Vec<ProcId> {
-        let mut ids: Vec<ProcId> = (0..self.procs.len())
-            .filter(|&i| self.procs[i].watcher == watcher && wids.contains(&self.procs[i].name.wid))
-            .collect();
-        ids.sort_by_key(|&i| self.procs[i].name.wid);
-        ids
+    /// Raises watcher `id` to `total` processes (see [`crate::table::Table::grow`]).
+    pub(super) fn grow(&mut self, id: WatcherId, total: u32) -> Vec<ProcId> {
+        self.procs.grow(id, total, &self.config)
     }
 
-    /// Raises the watcher to `total` processes: retired slots revived
-    /// first (the lowest free wids), then new ones. Returns them, not
-    /// started.
-    pub(super) fn grow(&mut self, watcher: usize, total: u32) -> Vec<ProcId> {
-        let active = self.config.watchers[watcher].numprocesses;
-        self.config.watchers[watcher].numprocesses = total;
-        let mut ids = Vec::new();
-        for wid in active + 1..=total {
-            let existing = (0..self.procs.len())
-                .find(|&i| self.procs[i].watcher == watcher && self.procs[i].name.wid == wid);
-            let id = existing.unwrap_or_else(|| {
-                let config = &self.config.watchers[watcher];
-                let mut process = Process::new(ProcessName::new(&config.name, wid), watcher);
-                process.alias = self.config.alias(config, wid);
-                self.procs.push(process);
-                self.procs.len() - 1
-            });
-            self.procs[id].retired = false;
-            ids.push(id);
-        }
-        ids
-    }
-
-    /// Lowers the watcher to `total` processes: the highest wids retired
+    /// Lowers watcher `id` to `total` processes: the highest wids retired
     /// and stopped. Returns them, with those already not running.
-    pub(super) fn shrink(&mut self, watcher: usize, total: u32) -> (Vec<ProcId>, Vec<ProcId>) {
-        let active = self.config.watchers[watcher].numprocesses;
-        self.config.watchers[watcher].numprocesses = total;
-        let ids: Vec<ProcId> = self
-            .slots(watcher, total + 1..=active.max(total + 1))
-            .into_iter()
-            .filter(|&i| !self.procs[i].retired)
-            .collect();
+    pub(super) fn shrink(&mut self, id: WatcherId, total: u32) -> (Vec<ProcId>, Vec<ProcId>) {
+        let ids = self.procs.shrink(id, total);
         self.release(&ids);
         let mut already = Vec::new();
-        for &id in &ids {
-            self.procs[id].retired = true;
-            if self.procs[id].state().is_at_rest() {
-                already.push(id);
+        for &slot in &ids {
+            if self.procs[slot].state().is_at_rest() {
+                already.push(slot);
             } else {
-                self.drive(id, lifecycle::Input::Stop);
+                self.drive(slot, lifecycle::Input::Stop);
             }
         }
         (ids, already)
@@ -265,6 +226,17 @@ impl Engine {
     pub(super) fn start_slot(&mut self, id: ProcId) {
         self.drive(id, lifecycle::Input::Start);
     }
+}
+
+/// Why a reload did not happen.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ReloadError {
+    /// The daemon is shutting down.
+    #[error("the daemon is shutting down")]
+    ShuttingDown,
+    /// The file has errors.
+    #[error("{0}")]
+    Config(ringmaster_config::ConfigErrors),
 }
 
 /// What a reload does to a process of a changed watcher: whatever runs or
