@@ -30,6 +30,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::EngineError;
+use crate::refusal::Refusal;
 
 /// Most connections served at once (or half the daemon's open-file limit,
 /// if that is lower): a client past it is answered `busy` and closed.
@@ -55,7 +56,7 @@ pub(crate) enum Input {
     Taps {
         name: String,
         stderr: bool,
-        reply: oneshot::Sender<Result<Vec<TapTarget>, (Kind, String)>>,
+        reply: oneshot::Sender<Result<Vec<TapTarget>, Refusal>>,
     },
 }
 
@@ -527,7 +528,7 @@ async fn serve_requests<R: AsyncBufRead + Unpin>(
                         return Ended::Done;
                     }
                     Ok(Request::Tail(args)) => match taps(engine, &args).await {
-                        Err((kind, message)) => Reply::failure(id, kind, message),
+                        Err(refusal) => refusal.reply(id),
                         Ok(targets) if args.follow => {
                             stream_tail(id, targets, args.lines, reader, &replies, token).await;
                             return Ended::Done;
@@ -619,17 +620,9 @@ async fn send_streamed<R: AsyncBufRead + Unpin>(
     }
 }
 
-async fn taps(
-    engine: &mpsc::Sender<Input>,
-    args: &TailArgs,
-) -> Result<Vec<TapTarget>, (Kind, String)> {
+async fn taps(engine: &mpsc::Sender<Input>, args: &TailArgs) -> Result<Vec<TapTarget>, Refusal> {
     let (reply, answer) = oneshot::channel();
-    let gone = || {
-        (
-            Kind::ShuttingDown,
-            "the daemon stopped before answering".to_owned(),
-        )
-    };
+    let gone = || Refusal::Gone;
     let input = Input::Taps {
         name: args.name.clone(),
         stderr: args.stream.as_deref() == Some("stderr"),

@@ -12,9 +12,7 @@ use std::time::{Duration, Instant};
 use nix::unistd::Pid;
 use ringmaster_config::{Config, WatcherConfig};
 use ringmaster_logs::{LogHub, LogNotice, PumpReport, Stream};
-use ringmaster_protocol::{
-    ErrorKind, Event, ProcessName, ProcessState, Reply, ShutdownResult, signals,
-};
+use ringmaster_protocol::{Event, ProcessName, ProcessState, Reply, ShutdownResult, signals};
 use ringmaster_spawn::Exit;
 use serde_json::Value;
 use tokio::net::UnixListener;
@@ -31,9 +29,10 @@ use crate::launch;
 use crate::lifecycle::{self, Context, Effect, Phase, Settings};
 use crate::notify::Notifier;
 use crate::process::{ProcId, Process};
-use crate::table::{Table, WatcherId};
+use crate::refusal::Refusal;
 use crate::sequence::Sequence;
 use crate::system::System;
+use crate::table::{Table, WatcherId};
 
 /// After SIGKILL at the shutdown deadline, how long to wait for reaps.
 const KILL_GRACE: Duration = Duration::from_secs(5);
@@ -283,9 +282,10 @@ impl Engine {
                 unchanged = diff.unchanged.len(),
                 "SIGHUP: configuration reloaded"
             ),
-            Err(errors) => {
+            Err(Refusal::BadConfig { errors, .. }) => {
                 tracing::error!("SIGHUP: configuration not reloaded, nothing changed:\n{errors}");
             }
+            Err(other) => tracing::error!("SIGHUP: configuration not reloaded: {other}"),
         }
     }
 
@@ -315,12 +315,7 @@ impl Engine {
             }
         }
         for job in std::mem::take(&mut self.jobs) {
-            let id = job.id.clone();
-            let _ = job.reply.send(Reply::failure(
-                id,
-                ErrorKind::ShuttingDown,
-                "the daemon shut down",
-            ));
+            let _ = job.reply.send(Refusal::Gone.reply(job.id.clone()));
         }
     }
 
@@ -628,7 +623,7 @@ impl Engine {
         );
         let prepared = match prepared {
             Ok(prepared) => prepared,
-            Err(reason) => return self.spawn_failed(id, reason),
+            Err(reason) => return self.spawn_failed(id, reason.to_string()),
         };
         let spawned = ringmaster_spawn::spawn(&prepared.launch, &prepared.stdio);
         // Our copies of the child's ends must close now, or the pumps

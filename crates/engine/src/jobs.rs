@@ -103,7 +103,10 @@ mod tests {
         use crate::lifecycle::{Phase, Stop, Then};
         let pid = nix::unistd::Pid::from_raw(1000);
         let since = std::time::Instant::now();
-        let mut p = Process::new(ProcessName::new("web", 1), crate::table::WatcherId::default());
+        let mut p = Process::new(
+            ProcessName::new("web", 1),
+            crate::table::WatcherId::default(),
+        );
         p.life.phase = match state {
             ProcessState::Stopped => Phase::Stopped,
             ProcessState::Starting => Phase::Starting { pid, since },

@@ -10,7 +10,7 @@ use nix::sys::resource::Resource;
 use ringmaster_config::{OutputSink, Rlimit, RlimitValue, StderrSink, WatcherConfig};
 use ringmaster_logs::{Echo, SinkSpec};
 use ringmaster_protocol::{ProcessName, SOCKET_ENV};
-use ringmaster_spawn::{Launch, LaunchRequest, Stdio, resolve_user};
+use ringmaster_spawn::{Launch, LaunchRequest, PrepareError, Stdio, resolve_user};
 
 use crate::system::System;
 
@@ -28,6 +28,23 @@ pub(crate) struct Capture {
     pub echo: Option<Echo>,
 }
 
+/// Why a process could not be prepared: a quick failure of its slot.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum LaunchError {
+    /// Its user, group, program or working directory.
+    #[error(transparent)]
+    Prepare(#[from] PrepareError),
+    /// /dev/null for its stdin or a "null" stream.
+    #[error("cannot open /dev/null: {0}")]
+    Null(std::io::Error),
+    /// stderr merged into stdout.
+    #[error("cannot duplicate stdout: {0}")]
+    Duplicate(std::io::Error),
+    /// An output pipe.
+    #[error("cannot create a pipe: {0}")]
+    Pipe(nix::Error),
+}
+
 /// Everything needed to fork one process.
 pub(crate) struct Prepared {
     pub launch: Launch,
@@ -41,9 +58,9 @@ pub(crate) fn prepare(
     name: &ProcessName,
     system: &System,
     socket: &Path,
-) -> Result<Prepared, String> {
+) -> Result<Prepared, LaunchError> {
     let wid = name.wid;
-    let user = resolve_user(w.user.as_deref(), w.group.as_deref()).map_err(|e| e.to_string())?;
+    let user = resolve_user(w.user.as_deref(), w.group.as_deref())?;
 
     let mut env: Vec<(OsString, OsString)> = Vec::new();
     if w.copy_env {
@@ -83,17 +100,14 @@ pub(crate) fn prepare(
         credentials: user.credentials,
         umask: w.umask,
         rlimits,
-    })
-    .map_err(|e| e.to_string())?;
+    })?;
 
-    let stdin = OwnedFd::from(open_null().map_err(|e| format!("cannot open /dev/null: {e}"))?);
+    let stdin = OwnedFd::from(open_null().map_err(LaunchError::Null)?);
     let mut captures = Vec::new();
     let echo = w.echo.then_some(system.colour);
     let stdout = output(&w.stdout, name, "stdout", echo, &mut captures)?;
     let stderr = match &w.stderr {
-        StderrSink::Stdout => stdout
-            .try_clone()
-            .map_err(|e| format!("cannot duplicate stdout: {e}"))?,
+        StderrSink::Stdout => stdout.try_clone().map_err(LaunchError::Duplicate)?,
         StderrSink::Sink(sink) => output(sink, name, "stderr", echo, &mut captures)?,
     };
     Ok(Prepared {
@@ -116,12 +130,10 @@ fn output(
     stream: &str,
     echo: Option<bool>,
     captures: &mut Vec<Capture>,
-) -> Result<OwnedFd, String> {
+) -> Result<OwnedFd, LaunchError> {
     let file = match sink {
         OutputSink::Null if echo.is_none() => {
-            return Ok(OwnedFd::from(
-                open_null().map_err(|e| format!("cannot open /dev/null: {e}"))?,
-            ));
+            return Ok(OwnedFd::from(open_null().map_err(LaunchError::Null)?));
         }
         OutputSink::Null => None,
         // Opened by the log pump, off this thread: a dead disk must not
@@ -133,8 +145,7 @@ fn output(
             timestamps: file.timestamps,
         }),
     };
-    let (read, write) =
-        nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("cannot create a pipe: {e}"))?;
+    let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(LaunchError::Pipe)?;
     // A larger pipe lets the log pump move more per write; if the system
     // refuses (per-user pipe limits), the default 64 KiB still works.
     let _ = nix::fcntl::fcntl(&read, nix::fcntl::FcntlArg::F_SETPIPE_SZ(PIPE_BYTES));

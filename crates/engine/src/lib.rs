@@ -18,6 +18,7 @@ mod launch;
 mod lifecycle;
 mod notify;
 mod process;
+mod refusal;
 mod sequence;
 mod stats;
 mod system;

@@ -205,7 +205,8 @@ impl Table {
 
     /// Gives every slot the alias the groups of `config` give it.
     pub(crate) fn realias(&mut self, config: &Config) {
-        self.by_name.retain(|name, slot| *name == self.slots[slot.0].name.to_string());
+        self.by_name
+            .retain(|name, slot| *name == self.slots[slot.0].name.to_string());
         for slot in &mut self.slots {
             let watcher = &self.watchers[slot.watcher.0];
             slot.alias = config.alias(&watcher.config, slot.name.wid);
@@ -272,7 +273,11 @@ mod tests {
         let web = table.live_watcher("web").unwrap();
         let retired = table.shrink(web, 1);
         assert_eq!(retired.len(), 2);
-        assert_eq!(table.slot_named("web:2"), None, "a retired slot has no name");
+        assert_eq!(
+            table.slot_named("web:2"),
+            None,
+            "a retired slot has no name"
+        );
         assert_eq!(table.live_slots(web).len(), 1);
         let grown = table.grow(web, 4, &config);
         assert_eq!(grown[..2], retired[..], "the old slots come back first");

@@ -4,8 +4,8 @@
 
 use nix::unistd::Pid;
 use ringmaster_protocol::{
-    ActionOutcome, ActionResult, ErrorKind, PROTOCOL_VERSION, PidEntry, PidResult, ProcessState,
-    ReopenResult, Reply, Request, ScaleArgs, StatusResult, VersionResult, did_you_mean, signals,
+    ActionOutcome, ActionResult, PROTOCOL_VERSION, PidEntry, PidResult, ProcessState, ReopenResult,
+    Reply, Request, ScaleArgs, StatusResult, VersionResult, did_you_mean, signals,
 };
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -14,14 +14,12 @@ use super::Engine;
 use crate::control::{Incoming, TapTarget};
 use crate::jobs::{Goal, Job, evaluate};
 use crate::process::ProcId;
+use crate::refusal::Refusal;
 use ringmaster_config::StderrSink;
 
 /// Most processes one watcher may have (as `numprocesses` in the
 /// configuration).
 const MAX_PROCESSES: u32 = 100_000;
-
-/// A refusal: the error kind and message of the reply.
-type Refusal = (ErrorKind, String);
 
 impl Engine {
     /// Dispatches one request; the reply is sent now or when its job ends.
@@ -47,10 +45,7 @@ impl Engine {
             Request::Shutdown => return self.handle_shutdown(id, reply),
             // Streams (from a broadcast the engine feeds) and stats (read
             // from /proc) are served by the connection; they never reach here.
-            Request::Events | Request::Tail(_) | Request::Stats(_) => Err((
-                ErrorKind::Internal,
-                "served by the connection, not the engine".to_owned(),
-            )),
+            Request::Events | Request::Tail(_) | Request::Stats(_) => Err(Refusal::NotTheEngines),
             Request::Version => Ok(Reply::success(
                 id.clone(),
                 &VersionResult {
@@ -59,8 +54,7 @@ impl Engine {
                 },
             )),
         };
-        let _ =
-            reply.send(answer.unwrap_or_else(|(kind, message)| Reply::failure(id, kind, message)));
+        let _ = reply.send(answer.unwrap_or_else(|refusal| refusal.reply(id)));
     }
 
     /// The tail buffers of `name` (a watcher or a process). A merged stderr
@@ -94,7 +88,7 @@ impl Engine {
         for name in names {
             let matched = self
                 .named(name)
-                .ok_or_else(|| (ErrorKind::NotFound, self.not_found(name)))?;
+                .ok_or_else(|| Refusal::NotFound(self.not_found(name)))?;
             ids.extend(matched.into_iter().filter(|&id| seen.insert(id)));
         }
         Ok(ids)
@@ -183,17 +177,14 @@ impl Engine {
         starts: bool,
     ) -> Option<(Vec<ProcId>, oneshot::Sender<Reply>)> {
         let resolved = if starts && self.shutdown.is_some() {
-            Err((
-                ErrorKind::ShuttingDown,
-                "the daemon is shutting down".to_owned(),
-            ))
+            Err(Refusal::ShuttingDown)
         } else {
             self.resolve(names, false)
         };
         match resolved {
             Ok(ids) => Some((ids, reply)),
-            Err((kind, message)) => {
-                let _ = reply.send(Reply::failure(id.clone(), kind, message));
+            Err(refusal) => {
+                let _ = reply.send(refusal.reply(id.clone()));
                 None
             }
         }
@@ -242,60 +233,55 @@ impl Engine {
     /// `incr`: the watcher's next slots (retired ones revived first, so
     /// the lowest free wids), started; waits like `start`.
     fn handle_incr(&mut self, id: Value, args: &ScaleArgs, reply: oneshot::Sender<Reply>) {
-        let refuse = |reply: oneshot::Sender<Reply>, kind, message: String| {
-            let _ = reply.send(Reply::failure(id.clone(), kind, message));
-        };
-        let Some(w) = self.procs.live_watcher(&args.name) else {
-            return refuse(reply, ErrorKind::NotFound, self.not_found(&args.name));
-        };
+        match self.grow_for_incr(args) {
+            Ok(ids) => {
+                for &proc in &ids {
+                    self.start_slot(proc);
+                }
+                self.add_job(id, reply, Goal::Running, &ids, &[], "");
+            }
+            Err(refusal) => {
+                let _ = reply.send(refusal.reply(id));
+            }
+        }
+    }
+
+    /// The slots `incr` adds to its watcher, not started yet.
+    fn grow_for_incr(&mut self, args: &ScaleArgs) -> Result<Vec<ProcId>, Refusal> {
+        let w = self
+            .procs
+            .live_watcher(&args.name)
+            .ok_or_else(|| Refusal::NotFound(self.not_found(&args.name)))?;
         if self.shutdown.is_some() {
-            return refuse(
-                reply,
-                ErrorKind::ShuttingDown,
-                "the daemon is shutting down".into(),
-            );
+            return Err(Refusal::ShuttingDown);
         }
         let watcher = &self.procs.watcher(w).config;
         if watcher.process_name.as_ref().is_some_and(|t| !t.uses_wid()) {
-            return refuse(
-                reply,
-                ErrorKind::BadArgs,
-                format!(
-                    "{}: process_name does not use $(wid), so a second process would have the same name",
-                    watcher.name
-                ),
-            );
+            return Err(Refusal::BadArgs(format!(
+                "{}: process_name does not use $(wid), so a second process would have the same name",
+                watcher.name
+            )));
         }
         let count = args.count.unwrap_or(1);
-        let Some(total) = self
+        let total = self
             .procs
             .watcher(w)
             .live
             .checked_add(count)
             .filter(|&t| t <= MAX_PROCESSES)
-        else {
-            return refuse(
-                reply,
-                ErrorKind::BadArgs,
-                format!("incr: at most {MAX_PROCESSES} processes per watcher"),
-            );
-        };
-        let ids = self.grow(w, total);
-        for &proc in &ids {
-            self.start_slot(proc);
-        }
-        self.add_job(id, reply, Goal::Running, &ids, &[], "");
+            .ok_or_else(|| {
+                Refusal::BadArgs(format!(
+                    "incr: at most {MAX_PROCESSES} processes per watcher"
+                ))
+            })?;
+        Ok(self.grow(w, total))
     }
 
     /// `decr`: the watcher's highest slots retired and stopped; waits like
     /// `stop`.
     fn handle_decr(&mut self, id: Value, args: &ScaleArgs, reply: oneshot::Sender<Reply>) {
         let Some(w) = self.procs.live_watcher(&args.name) else {
-            let _ = reply.send(Reply::failure(
-                id,
-                ErrorKind::NotFound,
-                self.not_found(&args.name),
-            ));
+            let _ = reply.send(Refusal::NotFound(self.not_found(&args.name)).reply(id));
             return;
         };
         let remaining = self
@@ -309,27 +295,8 @@ impl Engine {
 
     /// `reread` and `reload`: the difference, applied or not.
     fn handle_reload(&mut self, id: &Value, apply: bool) -> Result<Reply, Refusal> {
-        if apply && self.shutdown.is_some() {
-            return Err((
-                ErrorKind::ShuttingDown,
-                "the daemon is shutting down".to_owned(),
-            ));
-        }
-        self.reload(apply)
-            .map(|result| Reply::success(id.clone(), &result))
-            .map_err(|errors| {
-                (
-                    ErrorKind::BadConfig,
-                    format!(
-                        "the configuration was not {}: {errors}",
-                        if apply {
-                            "reloaded, nothing changed"
-                        } else {
-                            "read"
-                        }
-                    ),
-                )
-            })
+        let result = self.reload(apply)?;
+        Ok(Reply::success(id.clone(), &result))
     }
 
     /// Registers a waiting request, deciding at once what can be decided.
@@ -377,7 +344,7 @@ impl Engine {
 
     fn handle_signal(&self, id: &Value, signal: &str, names: &[String]) -> Result<Reply, Refusal> {
         let number = signals::parse(signal)
-            .ok_or_else(|| (ErrorKind::BadArgs, format!("unknown signal '{signal}'")))?;
+            .ok_or_else(|| Refusal::BadArgs(format!("unknown signal '{signal}'")))?;
         let ids = self.resolve(names, false)?;
         let processes = ids
             .iter()

@@ -17,6 +17,7 @@ use ringmaster_protocol::{
 use super::Engine;
 use crate::lifecycle;
 use crate::process::{ProcId, Process};
+use crate::refusal::Refusal;
 use crate::table::WatcherId;
 
 /// A watcher as far as spawning its processes goes.
@@ -30,15 +31,20 @@ fn spawn_relevant(watcher: &WatcherConfig) -> WatcherConfig {
 impl Engine {
     /// Reads the configuration again; with `apply`, makes it the running
     /// one. A configuration error changes nothing and is returned.
-    pub(super) fn reload(&mut self, apply: bool) -> Result<ReloadResult, ReloadError> {
+    pub(super) fn reload(&mut self, apply: bool) -> Result<ReloadResult, Refusal> {
         if apply && self.shutdown.is_some() {
-            return Err(ReloadError::ShuttingDown);
+            return Err(Refusal::ShuttingDown);
         }
+        let what = if apply {
+            "reloaded, nothing changed"
+        } else {
+            "read"
+        };
         // [daemon] settings apply only at start-up, so the watchers are
         // read against the running ones (logs_dir places default logs).
         let new =
             ringmaster_config::reread(&self.config.path, self.config.dialect, &self.config.daemon)
-                .map_err(ReloadError::Config)?;
+                .map_err(|errors| Refusal::BadConfig { what, errors })?;
         let mut result = ReloadResult {
             applied: apply,
             not_applied: daemon_changes(&self.config, &new),
@@ -226,17 +232,6 @@ impl Engine {
     pub(super) fn start_slot(&mut self, id: ProcId) {
         self.drive(id, lifecycle::Input::Start);
     }
-}
-
-/// Why a reload did not happen.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum ReloadError {
-    /// The daemon is shutting down.
-    #[error("the daemon is shutting down")]
-    ShuttingDown,
-    /// The file has errors.
-    #[error("{0}")]
-    Config(ringmaster_config::ConfigErrors),
 }
 
 /// What a reload does to a process of a changed watcher: whatever runs or
