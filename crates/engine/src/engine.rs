@@ -7,7 +7,7 @@ mod sequences;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::unistd::Pid;
 use ringmaster_config::{Config, WatcherConfig};
@@ -16,10 +16,10 @@ use ringmaster_protocol::{Event, ProcessName, ProcessState, Reply, ShutdownResul
 use ringmaster_spawn::Exit;
 use serde_json::Value;
 use tokio::net::UnixListener;
-use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tokio::time::Instant;
 use tokio_util::time::DelayQueue;
 
 use crate::EngineError;
@@ -27,6 +27,7 @@ use crate::control::{self, Authorizer, Input, SocketFile};
 use crate::jobs::Job;
 use crate::launch;
 use crate::lifecycle::{self, Context, Effect, Phase, Settings};
+use crate::os::{Children, DaemonSignal, SignalSource};
 use crate::notify::Notifier;
 use crate::process::{ProcId, Process};
 use crate::refusal::Refusal;
@@ -95,30 +96,6 @@ impl Trigger {
     }
 }
 
-/// Daemon signals, as streams.
-struct Signals {
-    child: Signal,
-    terminate: Signal,
-    interrupt: Signal,
-    quit: Signal,
-    hangup: Signal,
-    user2: Signal,
-}
-
-impl Signals {
-    fn install() -> Result<Self, EngineError> {
-        let install = |kind| signal(kind).map_err(EngineError::Signals);
-        Ok(Self {
-            child: install(SignalKind::child())?,
-            terminate: install(SignalKind::terminate())?,
-            interrupt: install(SignalKind::interrupt())?,
-            quit: install(SignalKind::quit())?,
-            hangup: install(SignalKind::hangup())?,
-            user2: install(SignalKind::user_defined2())?,
-        })
-    }
-}
-
 /// Waits for the next tick of `interval`, or forever without one.
 async fn tick(interval: &mut Option<tokio::time::Interval>) {
     match interval {
@@ -133,6 +110,8 @@ async fn tick(interval: &mut Option<tokio::time::Interval>) {
 pub(crate) struct Engine {
     config: Config,
     system: System,
+    /// Fork, reap and signal: the kernel, or a test's script.
+    os: Box<dyn Children + Send>,
     /// Every watcher and process slot.
     procs: Table,
     by_pid: HashMap<Pid, ProcId>,
@@ -157,7 +136,11 @@ pub(crate) struct Engine {
 }
 
 impl Engine {
-    pub fn new(config: Config, system: System) -> Result<Self, EngineError> {
+    pub fn new(
+        config: Config,
+        system: System,
+        os: Box<dyn Children + Send>,
+    ) -> Result<Self, EngineError> {
         for watcher in &config.watchers {
             if watcher.user.is_none() && nix::unistd::geteuid().is_root() {
                 tracing::warn!(watcher = %watcher.name, "no user set: processes will run as root");
@@ -168,6 +151,7 @@ impl Engine {
         Ok(Self {
             config,
             system,
+            os,
             procs,
             by_pid: HashMap::new(),
             timers: DelayQueue::new(),
@@ -194,9 +178,8 @@ impl Engine {
         listener: UnixListener,
         authorizer: Authorizer,
         socket: SocketFile,
+        mut signals: impl SignalSource,
     ) -> Result<i32, EngineError> {
-        // Handlers first, so no SIGCHLD from the first spawn can be missed.
-        let mut signals = Signals::install()?;
         let (requests_tx, mut requests) = mpsc::channel::<Input>(1024);
         let token = CancellationToken::new();
         let server = tokio::spawn(control::serve(
@@ -227,15 +210,7 @@ impl Engine {
             }
             let deadline = self.next_shutdown_deadline(kill_grace);
             tokio::select! {
-                Some(()) = signals.child.recv() => self.reap(),
-                Some(()) = signals.terminate.recv() => self.begin_shutdown(Trigger::Signal("SIGTERM")),
-                Some(()) = signals.interrupt.recv() => self.begin_shutdown(Trigger::Signal("SIGINT")),
-                Some(()) = signals.quit.recv() => self.begin_shutdown(Trigger::Quit),
-                Some(()) = signals.hangup.recv() => self.on_hangup(),
-                Some(()) = signals.user2.recv() => {
-                    let files = self.reopen_logs();
-                    tracing::info!(files, "SIGUSR2: reopening log files");
-                }
+                Some(signal) = signals.next() => self.on_signal(signal),
                 Some(expired) = std::future::poll_fn(|cx| self.timers.poll_expired(cx)), if !self.timers.is_empty() => {
                     self.on_timer(expired.into_inner());
                 }
@@ -269,6 +244,21 @@ impl Engine {
         socket.remove();
         tracing::info!("ringmasterd stopped");
         Ok(self.exit_code)
+    }
+
+    /// What a daemon signal asks for.
+    fn on_signal(&mut self, signal: DaemonSignal) {
+        match signal {
+            DaemonSignal::Child => self.reap(),
+            DaemonSignal::Terminate => self.begin_shutdown(Trigger::Signal("SIGTERM")),
+            DaemonSignal::Interrupt => self.begin_shutdown(Trigger::Signal("SIGINT")),
+            DaemonSignal::Quit => self.begin_shutdown(Trigger::Quit),
+            DaemonSignal::Hangup => self.on_hangup(),
+            DaemonSignal::User2 => {
+                let files = self.reopen_logs();
+                tracing::info!(files, "SIGUSR2: reopening log files");
+            }
+        }
     }
 
     /// SIGHUP: reloads the configuration, or says why not.
@@ -386,7 +376,8 @@ impl Engine {
             let (process, settings) = self.procs.slot_and_settings(id);
             let ctx = Context {
                 settings: Settings::of(settings),
-                now: Instant::now(),
+                // The runtime's clock: paused in the engine's tests.
+                now: Instant::now().into_std(),
                 shutting_down: self.shutdown.is_some(),
                 retired: process.retired,
             };
@@ -394,7 +385,7 @@ impl Engine {
                 match effect {
                     Effect::Spawn => next = Some(self.spawn(id)),
                     Effect::Signal { target, signal } => {
-                        let _ = ringmaster_spawn::send_signal(target, signal);
+                        let _ = self.os.signal(target, signal);
                     }
                     Effect::Schedule(after) => self.schedule(id, after),
                     Effect::CancelTimer => self.cancel_timer(id),
@@ -625,13 +616,13 @@ impl Engine {
             Ok(prepared) => prepared,
             Err(reason) => return self.spawn_failed(id, reason.to_string()),
         };
-        let spawned = ringmaster_spawn::spawn(&prepared.launch, &prepared.stdio);
+        let spawned = self.os.spawn(&prepared);
         // Our copies of the child's ends must close now, or the pumps
         // would never see EOF.
         drop(prepared.stdio);
-        let spawned = match spawned {
-            Ok(spawned) => spawned,
-            Err(err) => return self.spawn_failed(id, err.to_string()),
+        let pid = match spawned {
+            Ok(pid) => pid,
+            Err(reason) => return self.spawn_failed(id, reason),
         };
         let pumps = prepared
             .captures
@@ -649,13 +640,13 @@ impl Engine {
             })
             .collect();
         let process = &mut self.procs[id];
-        process.last_pid = Some(spawned.pid);
+        process.last_pid = Some(pid);
         process.spawned_wall = Some(std::time::SystemTime::now());
         process.pumps = pumps;
         // The new run's writers report their own problems, if any.
         process.log_errors.clear();
-        self.by_pid.insert(spawned.pid, id);
-        lifecycle::Input::Spawned { pid: spawned.pid }
+        self.by_pid.insert(pid, id);
+        lifecycle::Input::Spawned { pid }
     }
 
     fn spawn_failed(&self, id: ProcId, reason: String) -> lifecycle::Input {
@@ -664,8 +655,8 @@ impl Engine {
     }
 
     /// Whether the process group `pgid` still has members.
-    fn group_alive(pgid: Option<Pid>) -> bool {
-        pgid.is_some_and(ringmaster_spawn::group_alive)
+    fn group_alive(&self, pgid: Option<Pid>) -> bool {
+        pgid.is_some_and(|pgid| self.os.group_alive(pgid))
     }
 
     // ----- reaping --------------------------------------------------------
@@ -678,7 +669,7 @@ impl Engine {
         let mut orphans = 0usize;
         let mut exits = Vec::new();
         loop {
-            match ringmaster_spawn::reap_any() {
+            match self.os.reap() {
                 Ok(Some((pid, exit))) => {
                     if let Some(id) = self.by_pid.remove(&pid) {
                         exits.push((id, exit));
@@ -711,7 +702,8 @@ impl Engine {
             self.drains
                 .spawn(async move { (name, pump.wait().await, lost.load(Ordering::Relaxed)) });
         }
-        let group_alive = Self::group_alive(process.last_pid);
+        let leader = process.last_pid;
+        let group_alive = self.group_alive(leader);
         self.drive(id, lifecycle::Input::Exited { exit, group_alive });
     }
 
@@ -722,7 +714,7 @@ impl Engine {
             .filter_map(|id| Some((id, self.procs[id].life.phase.lingering_group()?)))
             .collect();
         for (id, pgid) in lingering {
-            let group_alive = Self::group_alive(Some(pgid));
+            let group_alive = self.group_alive(Some(pgid));
             self.drive(id, lifecycle::Input::GroupCheck { group_alive });
         }
     }
@@ -735,7 +727,7 @@ impl Engine {
             Phase::Stopping(stop) => Some(stop.pgid),
             _ => None,
         };
-        let group_alive = Self::group_alive(group);
+        let group_alive = self.group_alive(group);
         self.drive(id, lifecycle::Input::Timer { group_alive });
     }
 
@@ -808,7 +800,7 @@ impl Engine {
     /// after [`ADOPTED_GRACE`], so none outlives the daemon. True when
     /// none is left (or they survived SIGKILL too long).
     fn sweep_adopted(&mut self) -> bool {
-        let children = crate::system::children();
+        let children = self.os.adopted();
         let Some(shutdown) = self.shutdown.as_mut() else {
             return true;
         };
@@ -848,7 +840,7 @@ impl Engine {
         for pid in children {
             // Each once per phase; ones adopted later get theirs as they come.
             if sweep.signalled.insert(pid) {
-                let _ = ringmaster_spawn::send_signal(pid.as_raw(), signal);
+                let _ = self.os.signal(pid.as_raw(), signal);
             }
         }
         false
@@ -868,7 +860,7 @@ impl Engine {
 
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
+        Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
 }

@@ -17,6 +17,7 @@ mod jobs;
 mod launch;
 mod lifecycle;
 mod notify;
+mod os;
 mod process;
 mod refusal;
 mod sequence;
@@ -69,6 +70,8 @@ pub enum EngineError {
 pub async fn run(config: Config) -> Result<i32, EngineError> {
     let system = system::prepare();
     let (listener, authorizer, socket) = control::bind(&config.daemon)?;
-    let engine = engine::Engine::new(config, system)?;
-    engine.run(listener, authorizer, socket).await
+    // Handlers first, so no SIGCHLD from the first spawn can be missed.
+    let signals = os::Signals::install()?;
+    let engine = engine::Engine::new(config, system, Box::new(os::Kernel))?;
+    engine.run(listener, authorizer, socket, signals).await
 }

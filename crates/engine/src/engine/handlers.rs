@@ -342,7 +342,12 @@ impl Engine {
         }
     }
 
-    fn handle_signal(&self, id: &Value, signal: &str, names: &[String]) -> Result<Reply, Refusal> {
+    fn handle_signal(
+        &mut self,
+        id: &Value,
+        signal: &str,
+        names: &[String],
+    ) -> Result<Reply, Refusal> {
         let number = signals::parse(signal)
             .ok_or_else(|| Refusal::BadArgs(format!("unknown signal '{signal}'")))?;
         let ids = self.resolve(names, false)?;
@@ -352,7 +357,7 @@ impl Engine {
                 let process = &self.procs[proc];
                 let (ok, message) = match process.pid() {
                     None => (false, "not running".to_owned()),
-                    Some(pid) => match ringmaster_spawn::send_signal(pid.as_raw(), number) {
+                    Some(pid) => match self.os.signal(pid.as_raw(), number) {
                         Ok(()) => (true, format!("sent SIG{}", signals::name(number))),
                         Err(err) => (false, format!("cannot signal: {err}")),
                     },
