@@ -3,6 +3,8 @@
 mod handlers;
 mod reload;
 mod sequences;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,8 +20,8 @@ use serde_json::Value;
 use tokio::net::UnixListener;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinSet;
-use tokio_util::sync::CancellationToken;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use tokio_util::time::DelayQueue;
 
 use crate::EngineError;
@@ -27,8 +29,8 @@ use crate::control::{self, Authorizer, Input, SocketFile};
 use crate::jobs::Job;
 use crate::launch;
 use crate::lifecycle::{self, Context, Effect, Phase, Settings};
-use crate::os::{Children, DaemonSignal, SignalSource};
 use crate::notify::Notifier;
+use crate::os::{Children, DaemonSignal, SignalSource};
 use crate::process::{ProcId, Process};
 use crate::refusal::Refusal;
 use crate::sequence::Sequence;

@@ -1,0 +1,429 @@
+//! The engine booted in-process on tokio's paused clock, with a scripted
+//! kernel: what needs the loop (timers, waiting requests, jobs, shutdown
+//! order) measured in virtual time, to the millisecond, without a process.
+
+use std::collections::{HashSet, VecDeque};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use nix::unistd::Pid;
+use ringmaster_spawn::Exit;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::Engine;
+use crate::EngineError;
+use crate::launch::Prepared;
+use crate::os::{Children, DaemonSignal};
+use crate::system::System;
+
+const TERM: i32 = 15;
+const KILL: i32 = 9;
+const CONT: i32 = 18;
+
+/// What the scripted kernel did and will do.
+#[derive(Default)]
+struct Script {
+    next_pid: i32,
+    alive: HashSet<i32>,
+    /// Processes that ignore SIGTERM (SIGKILL still ends them).
+    deaf: HashSet<i32>,
+    /// Every process spawned from now on ignores SIGTERM.
+    all_deaf: bool,
+    /// Every process spawned from now on exits at once with this code.
+    exit_at_once: Option<i32>,
+    exits: VecDeque<(Pid, Exit)>,
+    /// When each spawn happened, and its pid.
+    spawned: Vec<(Instant, i32)>,
+    /// When each signal was sent: (time, target, signal).
+    signals: Vec<(Instant, i32, i32)>,
+}
+
+/// A kernel that spawns nothing: pids are numbers, exits are scripted,
+/// and SIGTERM or SIGKILL ends a process unless it is deaf to SIGTERM.
+struct Fake {
+    script: Arc<Mutex<Script>>,
+    wake: mpsc::UnboundedSender<DaemonSignal>,
+}
+
+impl Fake {
+    fn end(&self, script: &mut Script, pid: i32, exit: Exit) {
+        script.alive.remove(&pid);
+        script.exits.push_back((Pid::from_raw(pid), exit));
+        let _ = self.wake.send(DaemonSignal::Child);
+    }
+}
+
+impl Children for Fake {
+    fn spawn(&mut self, _prepared: &Prepared) -> Result<Pid, String> {
+        let mut script = self.script.lock().unwrap();
+        script.next_pid += 1;
+        let pid = 1000 + script.next_pid;
+        script.alive.insert(pid);
+        if script.all_deaf {
+            script.deaf.insert(pid);
+        }
+        script.spawned.push((Instant::now(), pid));
+        if let Some(code) = script.exit_at_once {
+            self.end(&mut script, pid, Exit::Code(code));
+        }
+        Ok(Pid::from_raw(pid))
+    }
+
+    fn reap(&mut self) -> Result<Option<(Pid, Exit)>, nix::Error> {
+        Ok(self.script.lock().unwrap().exits.pop_front())
+    }
+
+    fn signal(&mut self, target: i32, signal: i32) -> Result<(), nix::Error> {
+        let mut script = self.script.lock().unwrap();
+        script.signals.push((Instant::now(), target, signal));
+        let pid = target.abs();
+        if !script.alive.contains(&pid) {
+            return Err(nix::Error::ESRCH);
+        }
+        if signal == KILL || (signal == TERM && !script.deaf.contains(&pid)) {
+            self.end(
+                &mut script,
+                pid,
+                Exit::Signal {
+                    signal,
+                    core: false,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    fn group_alive(&self, pgid: Pid) -> bool {
+        self.script.lock().unwrap().alive.contains(&pgid.as_raw())
+    }
+
+    fn adopted(&self) -> Vec<Pid> {
+        Vec::new()
+    }
+}
+
+/// An engine running on the test's runtime.
+struct Daemon {
+    socket: PathBuf,
+    script: Arc<Mutex<Script>>,
+    signals: mpsc::UnboundedSender<DaemonSignal>,
+    run: JoinHandle<Result<i32, EngineError>>,
+    _dir: tempfile::TempDir,
+}
+
+/// Boots an engine on `watchers` (TOML tables) with `script` set first.
+fn boot(watchers: &str, script: Script) -> Daemon {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("rm.sock");
+    let path = dir.path().join("ringmaster.toml");
+    let text = format!(
+        "[daemon]\nsocket = \"{}\"\nlogs_dir = \"{}\"\nshutdown_timeout = \"60s\"\n{watchers}",
+        socket.display(),
+        dir.path().join("logs").display()
+    );
+    std::fs::write(&path, text).unwrap();
+    let config = ringmaster_config::load(&path, None).unwrap();
+    let (listener, authorizer, socket_file) = crate::control::bind(&config.daemon).unwrap();
+    let (signals, source) = mpsc::unbounded_channel();
+    let script = Arc::new(Mutex::new(script));
+    let fake = Fake {
+        script: script.clone(),
+        wake: signals.clone(),
+    };
+    let system = System {
+        base_env: Vec::new(),
+        nofile: (1024, 1024),
+        colour: false,
+    };
+    let engine = Engine::new(config, system, Box::new(fake)).unwrap();
+    let run = tokio::spawn(engine.run(listener, authorizer, socket_file, source));
+    Daemon {
+        socket,
+        script,
+        signals,
+        run,
+        _dir: dir,
+    }
+}
+
+impl Daemon {
+    /// One request on a connection of its own; its reply.
+    async fn ask(&self, cmd: &str, args: Value) -> Value {
+        let stream = UnixStream::connect(&self.socket).await.unwrap();
+        let (read, mut write) = stream.into_split();
+        let line = json!({"id": 1, "cmd": cmd, "args": args}).to_string() + "\n";
+        write.write_all(line.as_bytes()).await.unwrap();
+        let mut reply = String::new();
+        BufReader::new(read).read_line(&mut reply).await.unwrap();
+        serde_json::from_str(&reply).unwrap()
+    }
+
+    /// `status` of one process: its entry.
+    async fn process(&self, name: &str) -> Value {
+        let reply = self.ask("status", json!({"names": [name]})).await;
+        reply["result"]["processes"][0].clone()
+    }
+
+    fn spawn_times(&self, since: Instant) -> Vec<Duration> {
+        let script = self.script.lock().unwrap();
+        script.spawned.iter().map(|(t, _)| *t - since).collect()
+    }
+
+    fn signals_sent(&self, since: Instant) -> Vec<(Duration, i32, i32)> {
+        let script = self.script.lock().unwrap();
+        script
+            .signals
+            .iter()
+            .filter(|(_, _, signal)| *signal != 0)
+            .map(|(t, target, signal)| (*t - since, *target, *signal))
+            .collect()
+    }
+
+    /// Ends process `pid` with exit code `code`, as if it exited.
+    fn exit(&self, pid: i64, code: i32) {
+        let mut script = self.script.lock().unwrap();
+        let pid = i32::try_from(pid).unwrap();
+        script.alive.remove(&pid);
+        script
+            .exits
+            .push_back((Pid::from_raw(pid), Exit::Code(code)));
+        let _ = self.signals.send(DaemonSignal::Child);
+    }
+
+    async fn shut_down(self) -> i32 {
+        let _ = self.signals.send(DaemonSignal::Terminate);
+        self.run.await.unwrap().unwrap()
+    }
+}
+
+fn web(extra: &str) -> String {
+    format!(
+        "[watchers.web]\ncmd = \"/bin/sleep 1000\"\nstdout = \"null\"\nstderr = \"null\"\n{extra}\n"
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_start_is_answered_once_start_secs_pass() {
+    let daemon = boot(
+        &web("autostart = false\nstart_secs = \"5s\""),
+        Script::default(),
+    );
+    let t0 = Instant::now();
+    let reply = daemon.ask("start", json!({"names": ["web"]})).await;
+    assert_eq!(t0.elapsed(), Duration::from_secs(5), "{reply}");
+    assert_eq!(reply["result"]["processes"][0]["ok"], true, "{reply}");
+    assert_eq!(daemon.process("web:1").await["state"], "RUNNING");
+    assert_eq!(daemon.shut_down().await, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn other_requests_are_answered_while_a_start_waits() {
+    let daemon = Arc::new(boot(
+        &web("autostart = false\nstart_secs = \"5s\""),
+        Script::default(),
+    ));
+    let t0 = Instant::now();
+    let waiting = {
+        let daemon = daemon.clone();
+        tokio::spawn(async move { daemon.ask("start", json!({"names": ["web"]})).await })
+    };
+    // The start has reached the engine once the process is STARTING.
+    loop {
+        if daemon.process("web:1").await["state"] == "STARTING" {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
+    let reply = waiting.await.unwrap();
+    assert_eq!(reply["result"]["processes"][0]["state"], "RUNNING");
+    assert_eq!(t0.elapsed(), Duration::from_secs(5));
+}
+
+#[tokio::test(start_paused = true)]
+async fn quick_failures_back_off_100_200_400ms_then_give_up() {
+    let script = Script {
+        exit_at_once: Some(1),
+        ..Script::default()
+    };
+    let daemon = boot(&web("autostart = false\nstart_retries = 3"), script);
+    let t0 = Instant::now();
+    let reply = daemon.ask("start", json!({"names": ["web"]})).await;
+    let entry = &reply["result"]["processes"][0];
+    assert_eq!(entry["ok"], false, "{reply}");
+    assert_eq!(entry["state"], "FATAL");
+    let ms = Duration::from_millis;
+    assert_eq!(daemon.spawn_times(t0), [ms(0), ms(100), ms(300), ms(700)]);
+    let reason = daemon.process("web:1").await["reason"].clone();
+    assert_eq!(
+        reason,
+        "exited too quickly (exit status 1); gave up after 4 attempts"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_that_is_ignored_becomes_sigkill_at_stop_timeout() {
+    let script = Script {
+        all_deaf: true,
+        ..Script::default()
+    };
+    let daemon = boot(&web("start_secs = \"0\"\nstop_timeout = \"3s\""), script);
+    let pid = daemon.process("web:1").await["pid"].as_i64().unwrap();
+    let t0 = Instant::now();
+    let reply = daemon.ask("stop", json!({"names": ["web"]})).await;
+    assert_eq!(reply["result"]["processes"][0]["ok"], true, "{reply}");
+    assert_eq!(t0.elapsed(), Duration::from_secs(3));
+    let group = -i32::try_from(pid).unwrap();
+    assert_eq!(
+        daemon.signals_sent(t0),
+        [
+            (Duration::ZERO, group, TERM),
+            (Duration::ZERO, group, CONT),
+            (Duration::from_secs(3), group, KILL),
+        ]
+    );
+    assert_eq!(daemon.process("web:1").await["state"], "STOPPED");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restart_is_answered_when_the_new_process_runs() {
+    let daemon = boot(&web("start_secs = \"2s\""), Script::default());
+    // Autostarted: RUNNING after 2 s.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = daemon.process("web:1").await;
+    assert_eq!(before["state"], "RUNNING");
+    let t0 = Instant::now();
+    let reply = daemon.ask("restart", json!({"names": ["web:1"]})).await;
+    let entry = &reply["result"]["processes"][0];
+    assert_eq!(entry["state"], "RUNNING", "{reply}");
+    assert_ne!(entry["pid"], before["pid"]);
+    assert_eq!(t0.elapsed(), Duration::from_secs(2));
+    assert_eq!(daemon.process("web:1").await["restarts"], 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_exit_is_restarted_at_once_and_counted() {
+    let daemon = boot(&web("start_secs = \"0\""), Script::default());
+    let first = daemon.process("web:1").await;
+    let t0 = Instant::now();
+    daemon.exit(first["pid"].as_i64().unwrap(), 1);
+    loop {
+        let now = daemon.process("web:1").await;
+        if now["restarts"] == 1 {
+            assert_eq!(now["state"], "RUNNING");
+            assert_ne!(now["pid"], first["pid"]);
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(
+        t0.elapsed(),
+        Duration::ZERO,
+        "no timer between exit and respawn"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_shutdown_stops_the_highest_priority_first_and_the_next_once_it_is_gone() {
+    let watchers = "[watchers.db]\ncmd = \"/bin/sleep 1000\"\nstdout = \"null\"\nstderr = \"null\"\n\
+        start_secs = \"0\"\npriority = 1\n\
+        [watchers.app]\ncmd = \"/bin/sleep 1000\"\nstdout = \"null\"\nstderr = \"null\"\n\
+        start_secs = \"0\"\npriority = 2\nstop_timeout = \"1s\"\n";
+    let daemon = boot(watchers, Script::default());
+    let db = daemon.process("db:1").await["pid"].as_i64().unwrap();
+    let app = daemon.process("app:1").await["pid"].as_i64().unwrap();
+    daemon
+        .script
+        .lock()
+        .unwrap()
+        .deaf
+        .insert(i32::try_from(app).unwrap());
+    let t0 = Instant::now();
+    let script = daemon.script.clone();
+    let code = daemon.shut_down().await;
+    assert_eq!(code, 0);
+    let sent: Vec<(Duration, i32, i32)> = script
+        .lock()
+        .unwrap()
+        .signals
+        .iter()
+        .filter(|(_, _, s)| *s == TERM || *s == KILL)
+        .map(|(t, target, s)| (*t - t0, target.abs(), *s))
+        .collect();
+    let (app, db) = (i32::try_from(app).unwrap(), i32::try_from(db).unwrap());
+    assert_eq!(
+        sent,
+        [
+            (Duration::ZERO, app, TERM),
+            (Duration::from_secs(1), app, KILL),
+            (Duration::from_secs(1), db, TERM),
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_essential_process_that_ends_takes_the_daemon_down_with_its_code() {
+    let daemon = boot(
+        &web("start_secs = \"0\"\nrestart = \"never\"\nessential = true"),
+        Script::default(),
+    );
+    let pid = daemon.process("web:1").await["pid"].as_i64().unwrap();
+    daemon.exit(pid, 3);
+    assert_eq!(daemon.run.await.unwrap().unwrap(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_start_still_waiting_when_the_daemon_shuts_down_is_told_so() {
+    let daemon = Arc::new(boot(
+        &web("autostart = false\nstart_secs = \"10s\""),
+        Script::default(),
+    ));
+    let waiting = {
+        let daemon = daemon.clone();
+        tokio::spawn(async move { daemon.ask("start", json!({"names": ["web"]})).await })
+    };
+    loop {
+        if daemon.process("web:1").await["state"] == "STARTING" {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    let _ = daemon.signals.send(DaemonSignal::Terminate);
+    let reply = waiting.await.unwrap();
+    let entry = &reply["result"]["processes"][0];
+    assert_eq!(entry["ok"], false, "{reply}");
+    assert_eq!(entry["message"], "the daemon is shutting down");
+}
+
+#[tokio::test(start_paused = true)]
+async fn incr_starts_what_it_adds_and_decr_stops_the_highest() {
+    let daemon = boot(
+        &web("start_secs = \"0\"\nnumprocesses = 2"),
+        Script::default(),
+    );
+    let reply = daemon.ask("incr", json!({"name": "web", "count": 3})).await;
+    let names: Vec<&str> = reply["result"]["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["web:3", "web:4", "web:5"], "{reply}");
+    let reply = daemon.ask("decr", json!({"name": "web", "count": 4})).await;
+    let names: Vec<&str> = reply["result"]["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["web:2", "web:3", "web:4", "web:5"], "{reply}");
+    let status = daemon.ask("status", json!({})).await;
+    assert_eq!(status["result"]["processes"].as_array().unwrap().len(), 1);
+    assert_eq!(daemon.spawn_times(Instant::now()).len(), 5);
+}
