@@ -5,7 +5,9 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use ringmaster_protocol::{Reply, Request, SOCKET_ENV, StreamLine, default_socket_path};
+use ringmaster_protocol::{
+    ErrorBody, Reply, ReplyError, Request, Response, SOCKET_ENV, StreamLine, default_socket_path,
+};
 
 /// Why the client could not get an answer.
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +109,19 @@ impl Client {
     /// The socket this client is connected to.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Sends `request` and waits for its typed answer: the command's
+    /// response, or the daemon's refusal.
+    pub fn ask(&mut self, request: &Request) -> Result<Result<Response, ErrorBody>, CtlError> {
+        match self.call(request)?.into_response(request.command()) {
+            Ok(response) => Ok(Ok(response)),
+            Err(ReplyError::Refused(error)) => Ok(Err(error)),
+            Err(ReplyError::Malformed(message)) => Err(CtlError::Protocol {
+                path: self.path.clone(),
+                message,
+            }),
+        }
     }
 
     /// Sends `request` and waits for its reply.

@@ -3,48 +3,32 @@
 use std::fmt::Write;
 
 use ringmaster_protocol::{
-    ActionResult, Output, PidResult, ProcessInfo, ProcessState, ReloadResult, ReopenResult,
-    ShutdownResult, StatsResult, StatusResult, StreamLine, TailResult, VersionResult,
+    ActionResult, Output, PidResult, ProcessInfo, ProcessState, ReloadResult, Response,
+    StatsResult, StreamLine,
 };
-use serde_json::Value;
 
-use crate::cli::Command;
-
-/// Renders a successful result for `command` as text (newline-terminated).
-pub(crate) fn result(command: &Command, result: &Value) -> String {
-    let parsed = match command {
-        Command::Status { .. } => {
-            serde_json::from_value(result.clone()).map(|s: StatusResult| status(&s.processes))
-        }
-        Command::Start { .. }
-        | Command::Stop { .. }
-        | Command::Restart { .. }
-        | Command::Signal { .. }
-        | Command::Incr { .. }
-        | Command::Decr { .. } => {
-            serde_json::from_value(result.clone()).map(|a: ActionResult| actions(&a))
-        }
-        Command::Pid { .. } => serde_json::from_value(result.clone()).map(|p: PidResult| pids(&p)),
-        Command::Stats { .. } => {
-            serde_json::from_value(result.clone()).map(|s: StatsResult| stats(&s))
-        }
-        Command::Events => Ok(String::new()),
-        Command::Tail { .. } => serde_json::from_value(result.clone()).map(|t: TailResult| {
-            let mut printer = TailPrinter::new(command);
+/// Renders a successful answer as text (newline-terminated);
+/// `prefix_tail`: a tail of a whole watcher, its lines prefixed.
+pub(crate) fn response(response: &Response, prefix_tail: bool) -> String {
+    match response {
+        Response::Status(s) => status(&s.processes),
+        Response::Start(a)
+        | Response::Stop(a)
+        | Response::Restart(a)
+        | Response::Signal(a)
+        | Response::Incr(a)
+        | Response::Decr(a) => actions(a),
+        Response::Pid(p) => pids(p),
+        Response::Stats(s) => stats(s),
+        Response::Tail(t) => {
+            let mut printer = TailPrinter::new(prefix_tail);
             t.processes.iter().map(|o| printer.render(o)).collect()
-        }),
-        Command::Reread | Command::Reload => {
-            serde_json::from_value(result.clone()).map(|r: ReloadResult| reload(&r))
         }
-        Command::Reopen => serde_json::from_value(result.clone())
-            .map(|r: ReopenResult| format!("reopened {} log files\n", r.files)),
-        Command::Shutdown => serde_json::from_value(result.clone())
-            .map(|s: ShutdownResult| format!("shut down ({} processes stopped)\n", s.stopped)),
-        Command::Version => serde_json::from_value(result.clone()).map(|v: VersionResult| {
-            format!("ringmasterd {} (protocol {})\n", v.version, v.protocol)
-        }),
-    };
-    parsed.unwrap_or_else(|_| format!("{result}\n"))
+        Response::Reread(r) | Response::Reload(r) => reload(r),
+        Response::Reopen(r) => format!("reopened {} log files\n", r.files),
+        Response::Shutdown(s) => format!("shut down ({} processes stopped)\n", s.stopped),
+        Response::Version(v) => format!("ringmasterd {} (protocol {})\n", v.version, v.protocol),
+    }
 }
 
 /// Renders tail output, prefixing each line with its process name when a
@@ -55,8 +39,8 @@ pub(crate) struct TailPrinter {
 }
 
 impl TailPrinter {
-    pub(crate) fn new(command: &Command) -> Self {
-        let prefixed = matches!(command, Command::Tail { name, .. } if !name.contains(':'));
+    /// A printer; `prefixed` when a whole watcher is tailed.
+    pub(crate) fn new(prefixed: bool) -> Self {
         Self {
             prefixed,
             at_line_start: std::collections::HashMap::new(),

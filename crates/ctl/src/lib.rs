@@ -7,9 +7,11 @@
 
 mod cli;
 mod client;
+mod commands;
 mod format;
 mod out;
 mod repl;
 
-pub use cli::{Cli, Command, exit_code, main};
+pub use cli::{Cli, main};
 pub use client::{Client, CtlError, socket_path};
+pub use commands::{Command, exit_code};

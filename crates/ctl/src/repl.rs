@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{CommandFactory, Parser};
-use ringmaster_protocol::{Request, StatusResult, signals};
+use ringmaster_protocol::{Request, Response, signals};
 use rustyline::completion::{Completer, Pair};
 use rustyline::error::ReadlineError;
 use rustyline::highlight::Highlighter;
@@ -21,8 +21,8 @@ use rustyline::history::DefaultHistory;
 use rustyline::validate::Validator;
 use rustyline::{Config, Context, Editor, Helper};
 
-use crate::cli::{Command, execute, exit_code};
 use crate::client::Client;
+use crate::commands::{Command, execute, exit_code};
 use crate::out::{errln, outln};
 
 /// The prompt.
@@ -131,27 +131,24 @@ pub(crate) fn run(path: &Path, json: bool) -> u8 {
 fn banner(path: &Path) -> bool {
     let client_version = env!("CARGO_PKG_VERSION");
     let status = Client::connect(path).and_then(|mut client| {
-        let version = client.call(&Request::Version)?;
-        let status = client.call(&Request::Status(ringmaster_protocol::NamesArgs::default()))?;
+        let version = client.ask(&Request::Version)?;
+        let status = client.ask(&Request::Status(ringmaster_protocol::NamesArgs::default()))?;
         Ok((version, status))
     });
     match status {
         Ok((version, status)) => {
-            let daemon = version
-                .result
-                .as_ref()
-                .and_then(|v| v["version"].as_str())
-                .unwrap_or("?")
-                .to_owned();
+            let daemon = match version {
+                Ok(Response::Version(v)) => v.version,
+                _ => "?".to_owned(),
+            };
             outln!(
                 "ringmasterctl {client_version}, ringmasterd {daemon} at {}",
                 path.display()
             );
-            let processes = status
-                .result
-                .and_then(|r| serde_json::from_value::<StatusResult>(r).ok())
-                .map(|s| s.processes)
-                .unwrap_or_default();
+            let processes = match status {
+                Ok(Response::Status(s)) => s.processes,
+                _ => Vec::new(),
+            };
             let mut counts: Vec<(&str, usize)> = Vec::new();
             for process in &processes {
                 let state = process.state.as_str();
@@ -221,13 +218,11 @@ impl Names {
     /// processes and their aliases.
     fn live(&self) -> Vec<String> {
         let status = Client::connect(&self.path)
-            .and_then(|mut c| c.call(&Request::Status(ringmaster_protocol::NamesArgs::default())));
-        let processes = status
-            .ok()
-            .and_then(|r| r.result)
-            .and_then(|r| serde_json::from_value::<StatusResult>(r).ok())
-            .map(|s| s.processes)
-            .unwrap_or_default();
+            .and_then(|mut c| c.ask(&Request::Status(ringmaster_protocol::NamesArgs::default())));
+        let processes = match status {
+            Ok(Ok(Response::Status(s))) => s.processes,
+            _ => Vec::new(),
+        };
         let mut names = vec!["all".to_owned()];
         for process in processes {
             let mut add = |name: String| {

@@ -14,7 +14,9 @@ use std::time::Duration;
 use nix::unistd::Pid;
 use ringmaster_config::{Config, WatcherConfig};
 use ringmaster_logs::{LogHub, LogNotice, PumpReport, Stream};
-use ringmaster_protocol::{Event, ProcessName, ProcessState, Reply, ShutdownResult, signals};
+use ringmaster_protocol::{
+    Event, ProcessName, ProcessState, Reply, Response, ShutdownResult, signals,
+};
 use ringmaster_spawn::Exit;
 use serde_json::Value;
 use tokio::net::UnixListener;
@@ -303,7 +305,8 @@ impl Engine {
         let stopped = self.shutdown.as_ref().map_or(0, |s| s.stopped);
         if let Some(shutdown) = self.shutdown.take() {
             for (id, reply) in shutdown.waiters {
-                let _ = reply.send(Reply::success(id, &ShutdownResult { stopped }));
+                let response = Response::Shutdown(ShutdownResult { stopped });
+                let _ = reply.send(Reply::answer(id, &response));
             }
         }
         for job in std::mem::take(&mut self.jobs) {

@@ -2,7 +2,7 @@
 //! restart). The engine never blocks on them: it records what each waits
 //! for and re-evaluates a job whenever one of its processes changes state.
 
-use ringmaster_protocol::{ActionOutcome, ActionResult, ProcessState, Reply};
+use ringmaster_protocol::{ActionOutcome, ActionResult, ProcessState, Reply, Response};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
@@ -17,11 +17,16 @@ pub(crate) enum Goal {
     Stopped,
 }
 
+/// How a job's outcomes become its command's response (`Response::Start`).
+pub(crate) type Respond = fn(ActionResult) -> Response;
+
 /// One waiting request.
 #[derive(Debug)]
 pub(crate) struct Job {
     pub id: Value,
     pub reply: oneshot::Sender<Reply>,
+    /// Its command's response.
+    pub respond: Respond,
     pub goal: Goal,
     /// (process, outcome once decided), in request order.
     pub entries: Vec<(ProcId, Option<ActionOutcome>)>,
@@ -42,9 +47,10 @@ impl Job {
     /// Sends the reply (the client may be gone, which is fine).
     pub fn finish(self) {
         let processes = self.entries.into_iter().filter_map(|(_, o)| o).collect();
-        let _ = self
-            .reply
-            .send(Reply::success(self.id, &ActionResult { processes }));
+        let _ = self.reply.send(Reply::answer(
+            self.id,
+            &(self.respond)(ActionResult { processes }),
+        ));
     }
 }
 

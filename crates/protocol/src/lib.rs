@@ -12,6 +12,7 @@
 //! This crate holds only data types and pure helpers; it pulls in nothing of
 //! the daemon, so the ctl client stays small.
 
+mod command;
 mod names;
 mod reply;
 mod request;
@@ -19,12 +20,13 @@ pub mod signals;
 mod socket;
 mod suggest;
 
+pub use command::Command;
 pub use names::{ProcessName, ProcessNameError, ProcessState};
 pub use reply::{
     ActionOutcome, ActionResult, ErrorBody, ErrorKind, Event, ExitInfo, Output, PidEntry,
     PidResult, ProcessInfo, ProcessStats, ReloadAction, ReloadResult, ReloadStep, ReopenResult,
-    Reply, Scaled, ShutdownResult, StatsResult, StatusResult, StreamLine, TailResult, TreeStats,
-    VersionResult,
+    Reply, ReplyError, Response, Scaled, ShutdownResult, StatsResult, StatusResult, StreamLine,
+    TailResult, TreeStats, VersionResult,
 };
 pub use request::{
     COMMANDS, Envelope, NamesArgs, Request, RequestError, ScaleArgs, SignalArgs, StatsArgs,

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::command::Command;
 use crate::names::{ProcessName, ProcessState};
 
 /// Stable error kinds, the `error.kind` field scripts can match on.
@@ -399,4 +400,202 @@ pub struct VersionResult {
     pub version: String,
     /// The protocol version it speaks.
     pub protocol: u32,
+}
+
+/// The result of a request that succeeded, one variant per command (but
+/// `events`, which answers with a stream). On the wire it is exactly its
+/// result object: the variant is known from the request.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Response {
+    /// `status`.
+    Status(StatusResult),
+    /// `start`.
+    Start(ActionResult),
+    /// `stop`.
+    Stop(ActionResult),
+    /// `restart`.
+    Restart(ActionResult),
+    /// `signal`.
+    Signal(ActionResult),
+    /// `pid`.
+    Pid(PidResult),
+    /// `tail` (without `follow`).
+    Tail(TailResult),
+    /// `incr`.
+    Incr(ActionResult),
+    /// `decr`.
+    Decr(ActionResult),
+    /// `stats`.
+    Stats(StatsResult),
+    /// `reread`.
+    Reread(ReloadResult),
+    /// `reload`.
+    Reload(ReloadResult),
+    /// `reopen`.
+    Reopen(ReopenResult),
+    /// `shutdown`.
+    Shutdown(ShutdownResult),
+    /// `version`.
+    Version(VersionResult),
+}
+
+impl Response {
+    /// The result object of a reply to `command`, typed.
+    pub fn parse(command: Command, result: Value) -> Result<Self, serde_json::Error> {
+        use serde_json::from_value as typed;
+        Ok(match command {
+            Command::Status => Self::Status(typed(result)?),
+            Command::Start => Self::Start(typed(result)?),
+            Command::Stop => Self::Stop(typed(result)?),
+            Command::Restart => Self::Restart(typed(result)?),
+            Command::Signal => Self::Signal(typed(result)?),
+            Command::Pid => Self::Pid(typed(result)?),
+            Command::Tail => Self::Tail(typed(result)?),
+            Command::Incr => Self::Incr(typed(result)?),
+            Command::Decr => Self::Decr(typed(result)?),
+            Command::Stats => Self::Stats(typed(result)?),
+            Command::Reread => Self::Reread(typed(result)?),
+            Command::Reload => Self::Reload(typed(result)?),
+            Command::Reopen => Self::Reopen(typed(result)?),
+            Command::Shutdown => Self::Shutdown(typed(result)?),
+            Command::Version => Self::Version(typed(result)?),
+            Command::Events => {
+                return Err(serde::de::Error::custom(
+                    "events answers with a stream, not a result",
+                ));
+            }
+        })
+    }
+
+    /// The per-process outcomes of a command that acts on processes.
+    pub fn actions(&self) -> Option<&ActionResult> {
+        match self {
+            Self::Start(a)
+            | Self::Stop(a)
+            | Self::Restart(a)
+            | Self::Signal(a)
+            | Self::Incr(a)
+            | Self::Decr(a) => Some(a),
+            _ => None,
+        }
+    }
+}
+
+/// Why a reply carries no [`Response`].
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ReplyError {
+    /// The daemon refused the request.
+    #[error("{}", .0.message)]
+    Refused(ErrorBody),
+    /// The reply does not hold what the command answers with.
+    #[error("malformed reply: {0}")]
+    Malformed(String),
+}
+
+impl Reply {
+    /// A successful reply carrying `response`.
+    pub fn answer(id: Value, response: &Response) -> Self {
+        Self::success(id, response)
+    }
+
+    /// The typed result of this reply to `command`, or why there is none.
+    pub fn into_response(self, command: Command) -> Result<Response, ReplyError> {
+        if !self.ok {
+            return Err(ReplyError::Refused(self.error.unwrap_or(ErrorBody {
+                kind: ErrorKind::Internal,
+                message: "no error given".to_owned(),
+            })));
+        }
+        let result = self
+            .result
+            .ok_or_else(|| ReplyError::Malformed("no result".to_owned()))?;
+        Response::parse(command, result).map_err(|e| ReplyError::Malformed(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod response_tests {
+    use super::*;
+
+    /// Each response is, on the wire, exactly its result object, and reads
+    /// back as the same response.
+    #[test]
+    fn responses_are_their_result_objects_on_the_wire() {
+        let action = ActionResult {
+            processes: vec![ActionOutcome {
+                name: ProcessName::new("web", 1),
+                ok: true,
+                state: ProcessState::Running,
+                pid: Some(42),
+                message: "running".into(),
+            }],
+        };
+        let cases = [
+            (
+                Command::Status,
+                Response::Status(StatusResult {
+                    processes: Vec::new(),
+                }),
+            ),
+            (Command::Start, Response::Start(action.clone())),
+            (Command::Decr, Response::Decr(action.clone())),
+            (
+                Command::Pid,
+                Response::Pid(PidResult {
+                    daemon: Some(1),
+                    processes: Vec::new(),
+                }),
+            ),
+            (Command::Reread, Response::Reread(ReloadResult::default())),
+            (Command::Reopen, Response::Reopen(ReopenResult { files: 3 })),
+            (
+                Command::Shutdown,
+                Response::Shutdown(ShutdownResult { stopped: 2 }),
+            ),
+            (
+                Command::Version,
+                Response::Version(VersionResult {
+                    version: "1.0".into(),
+                    protocol: 1,
+                }),
+            ),
+        ];
+        for (command, response) in cases {
+            let wire = serde_json::to_value(&response).unwrap();
+            let inner = match &response {
+                Response::Start(a) | Response::Decr(a) => serde_json::to_value(a),
+                Response::Status(s) => serde_json::to_value(s),
+                Response::Pid(p) => serde_json::to_value(p),
+                Response::Reread(r) => serde_json::to_value(r),
+                Response::Reopen(r) => serde_json::to_value(r),
+                Response::Shutdown(s) => serde_json::to_value(s),
+                Response::Version(v) => serde_json::to_value(v),
+                _ => unreachable!(),
+            }
+            .unwrap();
+            assert_eq!(wire, inner, "{command}");
+            let reply = Reply::answer(Value::from(7), &response);
+            assert_eq!(reply.into_response(command).unwrap(), response);
+        }
+    }
+
+    #[test]
+    fn a_refusal_or_a_wrong_result_is_no_response() {
+        let refused = Reply::failure(Value::Null, ErrorKind::NotFound, "no watcher 'x'");
+        assert_eq!(
+            refused
+                .into_response(Command::Start)
+                .unwrap_err()
+                .to_string(),
+            "no watcher 'x'"
+        );
+        let wrong = Reply::success(Value::Null, &serde_json::json!({"files": 1}));
+        assert!(matches!(
+            wrong.into_response(Command::Status),
+            Err(ReplyError::Malformed(_))
+        ));
+        let events = Reply::success(Value::Null, &serde_json::json!({}));
+        assert!(events.into_response(Command::Events).is_err());
+    }
 }

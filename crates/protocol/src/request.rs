@@ -3,14 +3,12 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::command::Command;
 use crate::reply::ErrorKind;
 use crate::suggest::did_you_mean;
 
 /// Every command the daemon understands, as spelled on the wire.
-pub const COMMANDS: &[&str] = &[
-    "status", "start", "stop", "restart", "signal", "pid", "incr", "decr", "stats", "reread",
-    "reload", "reopen", "events", "shutdown", "version",
-];
+pub const COMMANDS: &[&str] = Command::NAMES;
 
 /// One request line before its command is interpreted.
 #[derive(Debug, Clone, Deserialize)]
@@ -142,25 +140,25 @@ impl RequestError {
 }
 
 impl Request {
-    /// The wire name of this request's command.
-    pub fn command(&self) -> &'static str {
+    /// This request's command.
+    pub fn command(&self) -> Command {
         match self {
-            Self::Status(_) => "status",
-            Self::Start(_) => "start",
-            Self::Stop(_) => "stop",
-            Self::Restart(_) => "restart",
-            Self::Signal(_) => "signal",
-            Self::Pid(_) => "pid",
-            Self::Tail(_) => "tail",
-            Self::Incr(_) => "incr",
-            Self::Decr(_) => "decr",
-            Self::Stats(_) => "stats",
-            Self::Reread => "reread",
-            Self::Reload => "reload",
-            Self::Reopen => "reopen",
-            Self::Events => "events",
-            Self::Shutdown => "shutdown",
-            Self::Version => "version",
+            Self::Status(_) => Command::Status,
+            Self::Start(_) => Command::Start,
+            Self::Stop(_) => Command::Stop,
+            Self::Restart(_) => Command::Restart,
+            Self::Signal(_) => Command::Signal,
+            Self::Pid(_) => Command::Pid,
+            Self::Tail(_) => Command::Tail,
+            Self::Incr(_) => Command::Incr,
+            Self::Decr(_) => Command::Decr,
+            Self::Stats(_) => Command::Stats,
+            Self::Reread => Command::Reread,
+            Self::Reload => Command::Reload,
+            Self::Reopen => Command::Reopen,
+            Self::Events => Command::Events,
+            Self::Shutdown => Command::Shutdown,
+            Self::Version => Command::Version,
         }
     }
 
@@ -202,12 +200,21 @@ impl Request {
     pub fn from_envelope(envelope: &Envelope) -> Result<Self, RequestError> {
         let cmd = envelope.cmd.as_str();
         let args = &envelope.args;
-        match cmd {
-            "status" => parse_args(cmd, args).map(Self::Status),
-            "start" => require_names(cmd, parse_args(cmd, args)?).map(Self::Start),
-            "stop" => require_names(cmd, parse_args(cmd, args)?).map(Self::Stop),
-            "restart" => require_names(cmd, parse_args(cmd, args)?).map(Self::Restart),
-            "signal" => {
+        let Some(command) = Command::from_name(cmd) else {
+            let hint = did_you_mean(cmd, COMMANDS.iter().copied())
+                .map(|s| format!(" (did you mean '{s}'?)"))
+                .unwrap_or_default();
+            return Err(RequestError::new(
+                ErrorKind::UnknownCommand,
+                format!("unknown command '{cmd}'{hint}"),
+            ));
+        };
+        match command {
+            Command::Status => parse_args(cmd, args).map(Self::Status),
+            Command::Start => require_names(cmd, parse_args(cmd, args)?).map(Self::Start),
+            Command::Stop => require_names(cmd, parse_args(cmd, args)?).map(Self::Stop),
+            Command::Restart => require_names(cmd, parse_args(cmd, args)?).map(Self::Restart),
+            Command::Signal => {
                 let args: SignalArgs = parse_args(cmd, args)?;
                 if args.names.is_empty() {
                     return Err(RequestError::new(
@@ -223,8 +230,8 @@ impl Request {
                 }
                 Ok(Self::Signal(args))
             }
-            "pid" => parse_args(cmd, args).map(Self::Pid),
-            "tail" => {
+            Command::Pid => parse_args(cmd, args).map(Self::Pid),
+            Command::Tail => {
                 let args: TailArgs = parse_args(cmd, args)?;
                 if args.name.is_empty() {
                     return Err(RequestError::new(
@@ -244,7 +251,7 @@ impl Request {
                 }
                 Ok(Self::Tail(args))
             }
-            "incr" | "decr" => {
+            Command::Incr | Command::Decr => {
                 let args: ScaleArgs = parse_args(cmd, args)?;
                 if args.name.is_empty() {
                     return Err(RequestError::new(
@@ -258,28 +265,19 @@ impl Request {
                         format!("{cmd}: count must be at least 1"),
                     ));
                 }
-                Ok(if cmd == "incr" {
+                Ok(if command == Command::Incr {
                     Self::Incr(args)
                 } else {
                     Self::Decr(args)
                 })
             }
-            "stats" => parse_args(cmd, args).map(Self::Stats),
-            "reread" => no_args(cmd, args).map(|()| Self::Reread),
-            "reload" => no_args(cmd, args).map(|()| Self::Reload),
-            "reopen" => no_args(cmd, args).map(|()| Self::Reopen),
-            "events" => no_args(cmd, args).map(|()| Self::Events),
-            "shutdown" => no_args(cmd, args).map(|()| Self::Shutdown),
-            "version" => no_args(cmd, args).map(|()| Self::Version),
-            other => {
-                let hint = did_you_mean(other, COMMANDS.iter().copied())
-                    .map(|s| format!(" (did you mean '{s}'?)"))
-                    .unwrap_or_default();
-                Err(RequestError::new(
-                    ErrorKind::UnknownCommand,
-                    format!("unknown command '{other}'{hint}"),
-                ))
-            }
+            Command::Stats => parse_args(cmd, args).map(Self::Stats),
+            Command::Reread => no_args(cmd, args).map(|()| Self::Reread),
+            Command::Reload => no_args(cmd, args).map(|()| Self::Reload),
+            Command::Reopen => no_args(cmd, args).map(|()| Self::Reopen),
+            Command::Events => no_args(cmd, args).map(|()| Self::Events),
+            Command::Shutdown => no_args(cmd, args).map(|()| Self::Shutdown),
+            Command::Version => no_args(cmd, args).map(|()| Self::Version),
         }
     }
 
@@ -303,7 +301,7 @@ impl Request {
         .unwrap_or(Value::Null);
         let mut object = serde_json::Map::new();
         object.insert("id".into(), Value::from(id));
-        object.insert("cmd".into(), Value::from(self.command()));
+        object.insert("cmd".into(), Value::from(self.command().name()));
         if !args.is_null() {
             object.insert("args".into(), args);
         }
@@ -368,6 +366,10 @@ mod tests {
         let err = r.unwrap_err();
         assert_eq!(err.kind, ErrorKind::UnknownCommand);
         assert!(err.message.contains("did you mean 'status'"), "{err}");
+        // Every command is in the one table did-you-mean reads, tail too.
+        let (_, r) = Request::parse_line(br#"{"cmd":"tial"}"#);
+        let err = r.unwrap_err();
+        assert!(err.message.contains("did you mean 'tail'"), "{err}");
         let (_, r) = Request::parse_line(br#"{"id":3,"cmd":"start"}"#);
         assert_eq!(r.unwrap_err().kind, ErrorKind::BadArgs);
         let (_, r) = Request::parse_line(br#"{"id":3,"cmd":"status","args":{"nmes":[]}}"#);

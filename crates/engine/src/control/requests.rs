@@ -4,7 +4,10 @@
 
 use std::sync::Arc;
 
-use ringmaster_protocol::{ErrorKind as Kind, Event, MAX_LINE_BYTES, Reply, Request, TailResult};
+use ringmaster_protocol::{
+    Command, ErrorKind as Kind, Event, MAX_LINE_BYTES, Reply, ReplyError, Request, Response,
+    TailResult,
+};
 use serde_json::Value;
 use tokio::io::AsyncBufRead;
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -72,14 +75,14 @@ pub(super) async fn serve_requests<R: AsyncBufRead + Unpin>(
                             stream_tail(id, targets, args.lines, reader, &replies, token).await;
                             return Ended::Done;
                         }
-                        Ok(targets) => Reply::success(
+                        Ok(targets) => Reply::answer(
                             id,
-                            &TailResult {
+                            &Response::Tail(TailResult {
                                 processes: targets
                                     .iter()
                                     .map(|t| output(t, &t.tap.snapshot(args.lines).0, 0))
                                     .collect(),
-                            },
+                            }),
                         ),
                     },
                     Ok(Request::Stats(args)) => stats(engine, id, args).await,
@@ -133,17 +136,15 @@ pub(super) async fn stats(
         Request::Status(ringmaster_protocol::NamesArgs { names: args.names }),
     )
     .await;
-    if !status.ok {
-        return status;
-    }
-    let processes = status
-        .result
-        .and_then(|r| serde_json::from_value::<ringmaster_protocol::StatusResult>(r).ok())
-        .map(|s| s.processes)
-        .unwrap_or_default();
+    let processes = match status.into_response(Command::Status) {
+        Ok(Response::Status(status)) => status.processes,
+        Ok(_) => Vec::new(),
+        Err(ReplyError::Refused(error)) => return Reply::failure(id, error.kind, error.message),
+        Err(ReplyError::Malformed(why)) => return Reply::failure(id, Kind::Internal, why),
+    };
     let tree = args.tree;
     match tokio::task::spawn_blocking(move || crate::stats::measure(&processes, tree)).await {
-        Ok(result) => Reply::success(id, &result),
+        Ok(result) => Reply::answer(id, &Response::Stats(result)),
         Err(err) => Reply::failure(id, Kind::Internal, format!("stats failed: {err}")),
     }
 }

@@ -5,14 +5,14 @@
 use nix::unistd::Pid;
 use ringmaster_protocol::{
     ActionOutcome, ActionResult, PROTOCOL_VERSION, PidEntry, PidResult, ProcessState, ReopenResult,
-    Reply, Request, ScaleArgs, StatusResult, VersionResult, did_you_mean, signals,
+    Reply, Request, Response, ScaleArgs, StatusResult, VersionResult, did_you_mean, signals,
 };
 use serde_json::Value;
 use tokio::sync::oneshot;
 
 use super::Engine;
 use crate::control::{Incoming, TapTarget};
-use crate::jobs::{Goal, Job, evaluate};
+use crate::jobs::{Goal, Job, Respond, evaluate};
 use crate::process::ProcId;
 use crate::refusal::Refusal;
 use ringmaster_config::StderrSink;
@@ -26,35 +26,33 @@ impl Engine {
     pub(super) fn handle(&mut self, incoming: Incoming) {
         let Incoming { id, request, reply } = incoming;
         let answer = match request {
-            Request::Status(args) => self.handle_status(&id, &args.names),
+            Request::Status(args) => self.handle_status(&args.names),
             Request::Start(args) => return self.handle_start(id, &args.names, reply),
             Request::Stop(args) => return self.handle_stop(id, &args.names, reply),
             Request::Restart(args) => return self.handle_restart(id, &args.names, reply),
-            Request::Signal(args) => self.handle_signal(&id, &args.signal, &args.names),
-            Request::Pid(args) => self.handle_pid(&id, &args.names),
+            Request::Signal(args) => self.handle_signal(&args.signal, &args.names),
+            Request::Pid(args) => self.handle_pid(&args.names),
             Request::Incr(args) => return self.handle_incr(id, &args, reply),
-            Request::Reread => self.handle_reload(&id, false),
-            Request::Reload => self.handle_reload(&id, true),
+            Request::Reread => self.reload(false).map(Response::Reread),
+            Request::Reload => self.reload(true).map(Response::Reload),
             Request::Decr(args) => return self.handle_decr(id, &args, reply),
-            Request::Reopen => Ok(Reply::success(
-                id.clone(),
-                &ReopenResult {
-                    files: self.reopen_logs(),
-                },
-            )),
+            Request::Reopen => Ok(Response::Reopen(ReopenResult {
+                files: self.reopen_logs(),
+            })),
             Request::Shutdown => return self.handle_shutdown(id, reply),
             // Streams (from a broadcast the engine feeds) and stats (read
             // from /proc) are served by the connection; they never reach here.
             Request::Events | Request::Tail(_) | Request::Stats(_) => Err(Refusal::NotTheEngines),
-            Request::Version => Ok(Reply::success(
-                id.clone(),
-                &VersionResult {
-                    version: env!("CARGO_PKG_VERSION").to_owned(),
-                    protocol: PROTOCOL_VERSION,
-                },
-            )),
+            Request::Version => Ok(Response::Version(VersionResult {
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+                protocol: PROTOCOL_VERSION,
+            })),
         };
-        let _ = reply.send(answer.unwrap_or_else(|refusal| refusal.reply(id)));
+        let reply_line = match answer {
+            Ok(response) => Reply::answer(id, &response),
+            Err(refusal) => refusal.reply(id),
+        };
+        let _ = reply.send(reply_line);
     }
 
     /// The tail buffers of `name` (a watcher or a process). A merged stderr
@@ -156,14 +154,11 @@ impl Engine {
         format!("no {what} '{name}'{hint}")
     }
 
-    fn handle_status(&self, id: &Value, names: &[String]) -> Result<Reply, Refusal> {
+    fn handle_status(&self, names: &[String]) -> Result<Response, Refusal> {
         let ids = self.resolve(names, true)?;
-        Ok(Reply::success(
-            id.clone(),
-            &StatusResult {
-                processes: ids.iter().map(|&i| self.procs[i].info()).collect(),
-            },
-        ))
+        Ok(Response::Status(StatusResult {
+            processes: ids.iter().map(|&i| self.procs[i].info()).collect(),
+        }))
     }
 
     /// Resolves the targets of a request that waits for processes, or
@@ -206,7 +201,8 @@ impl Engine {
                 self.start_slot(proc);
             }
         }
-        self.add_job(id, reply, Goal::Running, &ids, &already, "already running");
+        let job = (id, reply, Response::Start as Respond);
+        self.add_job(job, Goal::Running, &ids, &already, "already running");
     }
 
     fn handle_stop(&mut self, id: Value, names: &[String], reply: oneshot::Sender<Reply>) {
@@ -218,7 +214,8 @@ impl Engine {
             .iter()
             .partition(|&&proc| self.procs[proc].state().is_at_rest());
         self.stop_in_order(&active, false);
-        self.add_job(id, reply, Goal::Stopped, &ids, &already, "not running");
+        let job = (id, reply, Response::Stop as Respond);
+        self.add_job(job, Goal::Stopped, &ids, &already, "not running");
     }
 
     fn handle_restart(&mut self, id: Value, names: &[String], reply: oneshot::Sender<Reply>) {
@@ -227,7 +224,8 @@ impl Engine {
         };
         self.release(&ids);
         self.stop_in_order(&ids, true);
-        self.add_job(id, reply, Goal::Running, &ids, &[], "");
+        let job = (id, reply, Response::Restart as Respond);
+        self.add_job(job, Goal::Running, &ids, &[], "");
     }
 
     /// `incr`: the watcher's next slots (retired ones revived first, so
@@ -238,7 +236,8 @@ impl Engine {
                 for &proc in &ids {
                     self.start_slot(proc);
                 }
-                self.add_job(id, reply, Goal::Running, &ids, &[], "");
+                let job = (id, reply, Response::Incr as Respond);
+                self.add_job(job, Goal::Running, &ids, &[], "");
             }
             Err(refusal) => {
                 let _ = reply.send(refusal.reply(id));
@@ -290,21 +289,15 @@ impl Engine {
             .live
             .saturating_sub(args.count.unwrap_or(1));
         let (ids, already) = self.shrink(w, remaining);
-        self.add_job(id, reply, Goal::Stopped, &ids, &already, "not running");
-    }
-
-    /// `reread` and `reload`: the difference, applied or not.
-    fn handle_reload(&mut self, id: &Value, apply: bool) -> Result<Reply, Refusal> {
-        let result = self.reload(apply)?;
-        Ok(Reply::success(id.clone(), &result))
+        let job = (id, reply, Response::Decr as Respond);
+        self.add_job(job, Goal::Stopped, &ids, &already, "not running");
     }
 
     /// Registers a waiting request, deciding at once what can be decided.
     /// `already` are processes that were at the goal before the request.
     fn add_job(
         &mut self,
-        id: Value,
-        reply: oneshot::Sender<Reply>,
+        (id, reply, respond): (Value, oneshot::Sender<Reply>, Respond),
         goal: Goal,
         ids: &[ProcId],
         already: &[ProcId],
@@ -332,6 +325,7 @@ impl Engine {
         let job = Job {
             id,
             reply,
+            respond,
             goal,
             entries,
         };
@@ -342,12 +336,7 @@ impl Engine {
         }
     }
 
-    fn handle_signal(
-        &mut self,
-        id: &Value,
-        signal: &str,
-        names: &[String],
-    ) -> Result<Reply, Refusal> {
+    fn handle_signal(&mut self, signal: &str, names: &[String]) -> Result<Response, Refusal> {
         let number = signals::parse(signal)
             .ok_or_else(|| Refusal::BadArgs(format!("unknown signal '{signal}'")))?;
         let ids = self.resolve(names, false)?;
@@ -371,33 +360,27 @@ impl Engine {
                 }
             })
             .collect();
-        Ok(Reply::success(id.clone(), &ActionResult { processes }))
+        Ok(Response::Signal(ActionResult { processes }))
     }
 
-    fn handle_pid(&self, id: &Value, names: &[String]) -> Result<Reply, Refusal> {
+    fn handle_pid(&self, names: &[String]) -> Result<Response, Refusal> {
         if names.is_empty() {
-            return Ok(Reply::success(
-                id.clone(),
-                &PidResult {
-                    daemon: Some(std::process::id() as i32),
-                    processes: Vec::new(),
-                },
-            ));
+            return Ok(Response::Pid(PidResult {
+                daemon: Some(std::process::id() as i32),
+                processes: Vec::new(),
+            }));
         }
         let ids = self.resolve(names, false)?;
-        Ok(Reply::success(
-            id.clone(),
-            &PidResult {
-                daemon: None,
-                processes: ids
-                    .iter()
-                    .map(|&i| PidEntry {
-                        name: self.procs[i].name.clone(),
-                        pid: self.procs[i].pid().map(Pid::as_raw),
-                    })
-                    .collect(),
-            },
-        ))
+        Ok(Response::Pid(PidResult {
+            daemon: None,
+            processes: ids
+                .iter()
+                .map(|&i| PidEntry {
+                    name: self.procs[i].name.clone(),
+                    pid: self.procs[i].pid().map(Pid::as_raw),
+                })
+                .collect(),
+        }))
     }
 
     fn handle_shutdown(&mut self, id: Value, reply: oneshot::Sender<Reply>) {

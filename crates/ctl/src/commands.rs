@@ -1,0 +1,281 @@
+//! The commands of `ringmasterctl`: their arguments, the request each
+//! sends, running one against the daemon, and the exit code its typed
+//! answer implies (spec §8). Used by the command line and the interactive
+//! session alike.
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+
+use clap::Subcommand;
+use ringmaster_protocol::{
+    ErrorBody, NamesArgs, ProcessState, Request, Response, ScaleArgs, SignalArgs, StatsArgs,
+    TailArgs,
+};
+
+use crate::client::{Client, CtlError};
+use crate::format;
+use crate::out::{errln, out, outln};
+
+/// Exit codes of `ringmasterctl` (spec §8).
+pub mod exit_code {
+    /// Success.
+    pub const OK: u8 = 0;
+    /// The daemon refused (not found, bad state, a process failed).
+    pub const REFUSED: u8 = 1;
+    /// Usage error.
+    pub const USAGE: u8 = 2;
+    /// `status`: a listed process is not RUNNING.
+    pub const NOT_RUNNING: u8 = 3;
+    /// The daemon cannot be reached.
+    pub const UNREACHABLE: u8 = 4;
+}
+
+/// The commands of `ringmasterctl`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// One line per process: name, state, pid, uptime or reason; exit 3 if any is not RUNNING.
+    Status {
+        /// Watchers (web), processes (web:2) or all; default all.
+        names: Vec<String>,
+    },
+    /// Start processes and wait until they run or fail.
+    Start {
+        /// Watchers (web), processes (web:2) or all.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Stop processes and wait until they are gone.
+    Stop {
+        /// Watchers (web), processes (web:2) or all.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Stop then start processes, waiting until they run again.
+    Restart {
+        /// Watchers (web), processes (web:2) or all.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Send a signal (HUP, SIGHUP or 1) to processes.
+    Signal {
+        /// Signal name or number.
+        signal: String,
+        /// Watchers (web), processes (web:2) or all.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// The daemon's pid, or the named processes' pids.
+    Pid {
+        /// Watchers or processes; none for the daemon.
+        names: Vec<String>,
+    },
+    /// Print the last output of a process or watcher; -f follows it.
+    Tail {
+        /// Keep printing new output until interrupted.
+        #[arg(short = 'f', long)]
+        follow: bool,
+        /// How many lines from the end.
+        #[arg(short = 'n', long, value_name = "LINES", default_value_t = 10)]
+        lines: usize,
+        /// A watcher (web: all its processes, lines prefixed) or a process (web:2).
+        name: String,
+        /// Which stream.
+        #[arg(value_parser = ["stdout", "stderr"], default_value = "stdout")]
+        stream: String,
+    },
+    /// Add processes to a watcher (lowest free slots first) and wait until they run.
+    Incr {
+        /// The watcher.
+        name: String,
+        /// How many (default 1).
+        count: Option<u32>,
+    },
+    /// Stop a watcher's highest slots and wait until they are gone.
+    Decr {
+        /// The watcher.
+        name: String,
+        /// How many (default 1).
+        count: Option<u32>,
+    },
+    /// CPU, memory, open files and threads of processes, measured over 0.25 s.
+    Stats {
+        /// Also sum each process with all its descendants.
+        #[arg(long)]
+        tree: bool,
+        /// Watchers (web), processes (web:2) or all; default all.
+        names: Vec<String>,
+    },
+    /// Read the configuration file again and show what reload would change.
+    Reread,
+    /// Read the configuration file again and apply the difference (like SIGHUP).
+    Reload,
+    /// Reopen every log file (after logrotate moved them), like SIGUSR2.
+    Reopen,
+    /// Print every state change as it happens, until interrupted.
+    Events,
+    /// Stop every process and exit the daemon.
+    Shutdown,
+    /// Client and daemon versions.
+    Version,
+}
+
+impl Command {
+    /// Whether this is a `tail` of a whole watcher (its lines are then
+    /// prefixed with their process's name).
+    pub(crate) fn tails_a_watcher(&self) -> bool {
+        matches!(self, Self::Tail { name, .. } if !name.contains(':'))
+    }
+
+    /// The protocol request for this command.
+    pub fn request(&self) -> Request {
+        let names = |names: &[String]| NamesArgs {
+            names: names.to_vec(),
+        };
+        match self {
+            Self::Status { names: n } => Request::Status(names(n)),
+            Self::Start { names: n } => Request::Start(names(n)),
+            Self::Stop { names: n } => Request::Stop(names(n)),
+            Self::Restart { names: n } => Request::Restart(names(n)),
+            Self::Signal { signal, names } => Request::Signal(SignalArgs {
+                signal: signal.clone(),
+                names: names.clone(),
+            }),
+            Self::Pid { names: n } => Request::Pid(names(n)),
+            Self::Tail {
+                follow,
+                lines,
+                name,
+                stream,
+            } => Request::Tail(TailArgs {
+                name: name.clone(),
+                stream: Some(stream.clone()),
+                lines: Some(*lines),
+                follow: *follow,
+            }),
+            Self::Incr { name, count } => Request::Incr(ScaleArgs {
+                name: name.clone(),
+                count: *count,
+            }),
+            Self::Decr { name, count } => Request::Decr(ScaleArgs {
+                name: name.clone(),
+                count: *count,
+            }),
+            Self::Stats { tree, names } => Request::Stats(StatsArgs {
+                names: names.clone(),
+                tree: *tree,
+            }),
+            Self::Reread => Request::Reread,
+            Self::Reload => Request::Reload,
+            Self::Reopen => Request::Reopen,
+            Self::Events => Request::Events,
+            Self::Shutdown => Request::Shutdown,
+            Self::Version => Request::Version,
+        }
+    }
+}
+
+/// Runs one command against the daemon at `path`, prints its result and
+/// returns the exit code. A follow (`tail -f`, `events`) ends when `stop`
+/// is set.
+pub(crate) fn execute(path: &Path, command: &Command, json: bool, stop: Option<&AtomicBool>) -> u8 {
+    if matches!(command, Command::Version) && !json {
+        outln!("ringmasterctl {}", env!("CARGO_PKG_VERSION"));
+    }
+    if matches!(command, Command::Events) || matches!(command, Command::Tail { follow: true, .. }) {
+        return follow(path, command, json, stop);
+    }
+    let answer = Client::connect(path).and_then(|mut client| client.ask(&command.request()));
+    match answer {
+        Ok(answer) => render(command, answer, json),
+        Err(err) => {
+            errln!("ringmasterctl: {err}");
+            match err {
+                CtlError::Config(_) => exit_code::USAGE,
+                _ => exit_code::UNREACHABLE,
+            }
+        }
+    }
+}
+
+/// `events` and `tail -f`: prints each streamed line until the daemon goes
+/// away, or the user interrupts.
+fn follow(path: &Path, command: &Command, json: bool, stop: Option<&AtomicBool>) -> u8 {
+    let mut printer = format::TailPrinter::new(command.tails_a_watcher());
+    let result = Client::connect(path).and_then(|mut client| {
+        client.stream(&command.request(), stop, |line| {
+            if json {
+                outln!("{}", serde_json::to_string(line).unwrap_or_default());
+            } else if let Some(output) = &line.output {
+                out!("{}", printer.render(output));
+            } else {
+                out!("{}", format::stream_line(line));
+            }
+            let _ = std::io::Write::flush(&mut std::io::stdout());
+            true
+        })
+    });
+    match result {
+        Ok(()) => exit_code::OK,
+        Err(err) => {
+            errln!("ringmasterctl: {err}");
+            match err {
+                CtlError::Protocol { .. } => exit_code::REFUSED,
+                _ => exit_code::UNREACHABLE,
+            }
+        }
+    }
+}
+
+/// Prints an answer and returns the exit code it implies.
+fn render(command: &Command, answer: Result<Response, ErrorBody>, json: bool) -> u8 {
+    let response = match answer {
+        Ok(response) => response,
+        Err(error) => {
+            if json {
+                outln!("{}", serde_json::to_string(&error).unwrap_or_default());
+            } else {
+                errln!(
+                    "ringmasterctl: {} [{}]",
+                    error.message,
+                    kind_name(error.kind)
+                );
+            }
+            return exit_code::REFUSED;
+        }
+    };
+    if json {
+        // As a JSON value, so the keys come as the socket sends them.
+        let value = serde_json::to_value(&response).unwrap_or_default();
+        outln!("{value}");
+    } else {
+        out!("{}", format::response(&response, command.tails_a_watcher()));
+    }
+    answered(&response)
+}
+
+/// The exit code of a successful answer: `status` with a process not
+/// RUNNING is 3, a command that acted on processes is 1 if any failed.
+fn answered(response: &Response) -> u8 {
+    if let Response::Status(status) = response {
+        let all_running = status
+            .processes
+            .iter()
+            .all(|p| p.state == ProcessState::Running);
+        return if all_running {
+            exit_code::OK
+        } else {
+            exit_code::NOT_RUNNING
+        };
+    }
+    match response.actions() {
+        Some(actions) if !actions.processes.iter().all(|p| p.ok) => exit_code::REFUSED,
+        _ => exit_code::OK,
+    }
+}
+
+fn kind_name(kind: ringmaster_protocol::ErrorKind) -> String {
+    serde_json::to_value(kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| "internal".to_owned())
+}
