@@ -363,6 +363,10 @@ class Ringmaster(Tool):
     def start_watcher(self, name):
         self.request("start", {"names": [name]})
 
+    def incr(self, name, count):
+        """Adds COUNT processes and waits until they run; False if it cannot."""
+        return self.request("incr", {"name": name, "count": count})["ok"]
+
     def cli_status(self):
         return [RINGMASTERCTL, "-s", self.socket, "status"]
 
@@ -430,6 +434,9 @@ class Supervisord(Tool):
     def start_watcher(self, name):
         self.proxy().supervisor.startProcessGroup(name, False)
 
+    def incr(self, name, count):
+        return False  # supervisord cannot add processes to a program
+
     def cli_status(self):
         return [os.path.join(VENV, "bin", "supervisorctl"), "-c", self.path("supervisord.conf"), "status"]
 
@@ -496,6 +503,9 @@ class Circus(Tool):
     def start_watcher(self, name):
         self.call("start", name=name, waiting=False)
 
+    def incr(self, name, count):
+        return self.call("incr", name=name, nb=count, waiting=True).get("status") == "ok"
+
     def cli_status(self):
         return [os.path.join(VENV, "bin", "circusctl"), "--endpoint", self.endpoint, "status"]
 
@@ -537,6 +547,34 @@ def idle(tool_cls, size):
                 "threads": status_value(pid, "Threads"), "fds": len(os.listdir("/proc/%d/fd" % pid)),
                 "idle_cpu_ms": cpu * 1000, "wakeups": wake, "idle_secs": seconds,
                 "helpers": len([p for p in children_of(pid) if exe_of(p) != SLEEP])}
+
+
+def scale(tool_cls, count, calls, incr):
+    """COUNT sleeping children: daemon memory, status round trips on one
+    connection, then incr by INCR (until the new ones run) where the tool
+    has it (supervisord has no incr)."""
+    with tool_cls([Watcher("many", [SLEEP, "100000"], count)]) as tool:
+        wait_for(lambda: tool.running() == count, 180, "%d running" % count, interval=0.05)
+        time.sleep(0.5)
+        pid = tool.proc.pid
+        result = {"rss_mb": status_value(pid, "VmRSS") / 1024}
+        call, close = tool.raw_session()
+        samples = []
+        try:
+            for _ in range(calls):
+                t0 = time.perf_counter()
+                call()
+                samples.append((time.perf_counter() - t0) * 1e3)
+        finally:
+            close()
+        result["raw_status_ms"] = summary(samples)
+        t0 = time.perf_counter()
+        done = tool.incr("many", incr)
+        result["incr_ms"] = (time.perf_counter() - t0) * 1e3 if done else "n/a"
+        if done:
+            wait_for(lambda: tool.running() == count + incr, 180, "%d running" % (count + incr),
+                     interval=0.05)
+        return result
 
 
 def spawn_scale(tool_cls, count):
@@ -964,12 +1002,12 @@ SIZES = {
              "log_lines": 10_000_000, "ctl_calls": 50, "raw_calls": 200, "stop": [100, 1000],
              "reload_watchers": 100, "reloads": 10, "repl_lines": 50,
              "notify_procs": 100, "notify_idle_secs": 10, "pid1_procs": 1000,
-             "crowd": [1000, 100, 1 << 30, 200]},
+             "crowd": [1000, 100, 1 << 30, 200], "scale": [1000, 100, 100]},
     "quick": {"reps": 1, "idle_secs": 1, "spawn": [20], "kills": 2,
               "log_lines": 40_000, "ctl_calls": 3, "raw_calls": 20, "stop": [20],
               "reload_watchers": 10, "reloads": 2, "repl_lines": 3,
               "notify_procs": 10, "notify_idle_secs": 1, "pid1_procs": 20,
-              "crowd": [50, 10, 1 << 20, 5]},
+              "crowd": [50, 10, 1 << 20, 5], "scale": [20, 5, 5]},
 }
 
 
@@ -992,6 +1030,10 @@ FIGURES = [
     (("log", "reordered"), "log lines reordered", "", True),
     (("ctl", "cli_status_ms", "median"), "CLI status, 100 processes: median", "ms", True),
     (("ctl", "raw_status_ms", "median"), "raw status round trip, 100 processes: median", "ms", True),
+    (("scale", "rss_mb"), "daemon RSS, 1000 children", "MB", True),
+    (("scale", "raw_status_ms", "median"), "raw status round trip, 1000 processes: median", "ms", True),
+    (("scale", "raw_status_ms", "p95"), "raw status round trip, 1000 processes: p95", "ms", True),
+    (("scale", "incr_ms"), "incr by 100 on a watcher of 1000, until they run", "ms", True),
     (("crowd", "alone_ms", "median"), "status on a fresh connection, 10 processes: median", "ms", True),
     (("crowd", "crowd_ms", "median"), "the same under 1000 idle + 100 slow-loris clients + 1 GB garbage: median", "ms", True),
     (("crowd", "crowd_ms", "p95"), "the same under the crowd: p95", "ms", True),
@@ -1016,7 +1058,9 @@ def dig(value, path):
 
 
 def aggregate(values):
-    values = [v for v in values if v is not None]
+    if values and all(v == "n/a" for v in values):
+        return "n/a"
+    values = [v for v in values if isinstance(v, (int, float))]
     if not values:
         return None
     return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
@@ -1025,6 +1069,8 @@ def aggregate(values):
 def fmt(agg, unit):
     if agg is None:
         return "failed"
+    if agg == "n/a":
+        return "n/a"
     def num(v):
         if abs(v) >= 100 or float(v).is_integer():
             return "%.0f" % v
@@ -1036,7 +1082,7 @@ def fmt(agg, unit):
 
 
 def ratio(ours, theirs):
-    if ours is None or theirs is None or theirs["median"] == 0:
+    if not isinstance(ours, dict) or not isinstance(theirs, dict) or theirs["median"] == 0:
         return "-"
     return "%.3g" % (ours["median"] / theirs["median"])
 
@@ -1093,21 +1139,27 @@ def main():
     parser.add_argument("--reps", type=int, help="repetitions (default 3, quick 1)")
     parser.add_argument("--tools", default=",".join(TOOLS), help="comma-separated rows to run")
     parser.add_argument("--only", help="comma-separated scenarios: "
-                        "idle,spawn,restart,log,ctl,crowd,stop,reload,repl,notify,pid1")
+                        "idle,spawn,restart,log,ctl,scale,crowd,stop,reload,repl,notify,pid1")
     parser.add_argument("--no-build", action="store_true", help="use the existing release build")
+    parser.add_argument("--bin-dir", help="take ringmasterd, ringmasterctl and the testkit from this "
+                        "directory (another build, to compare); implies --no-build")
     parser.add_argument("--setup", action="store_true",
                         help="only create bench/.venv with the peers (tests use their parsers)")
     args = parser.parse_args()
     ensure_venv()
     if args.setup:
         return
-    if not args.no_build:
+    if args.bin_dir:
+        global RINGMASTERD, RINGMASTERCTL, KIT
+        RINGMASTERD, RINGMASTERCTL, KIT = (os.path.join(os.path.abspath(args.bin_dir), name) for name in
+                                           ("ringmasterd", "ringmasterctl", "ringmaster-testkit"))
+    elif not args.no_build:
         build()
     size = dict(SIZES["quick" if args.quick else "full"])
     if args.reps:
         size["reps"] = args.reps
     tools = [t for t in args.tools.split(",") if t]
-    scenarios = set((args.only or "idle,spawn,restart,log,ctl,crowd,stop,reload,repl,notify,pid1")
+    scenarios = set((args.only or "idle,spawn,restart,log,ctl,scale,crowd,stop,reload,repl,notify,pid1")
                     .split(","))
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     results = {"started": stamp, "quick": args.quick, "size": size, "tools": tools,
@@ -1141,6 +1193,9 @@ def main():
             for tool in order:
                 rep_results[tool]["ctl"] = run_scenario(tool, "ctl", ctl_latency,
                                                         size["ctl_calls"], size["raw_calls"])
+        if "scale" in scenarios:
+            for tool in order:
+                rep_results[tool]["scale"] = run_scenario(tool, "scale", scale, *size["scale"])
         if "crowd" in scenarios:
             for tool in order:
                 rep_results[tool]["crowd"] = run_scenario(tool, "crowd", crowd, *size["crowd"])

@@ -33,7 +33,7 @@ use crate::launch;
 use crate::lifecycle::{self, Context, Effect, Phase, Settings};
 use crate::notify::Notifier;
 use crate::os::{Children, DaemonSignal, SignalSource};
-use crate::process::{ProcId, Process};
+use crate::process::ProcId;
 use crate::refusal::Refusal;
 use crate::sequence::Sequence;
 use crate::system::System;
@@ -445,16 +445,18 @@ impl Engine {
         if shutdown.announced.contains(&watcher) {
             return;
         }
-        let slots = &self.procs.watcher(watcher).slots;
-        let processes: Vec<&Process> = slots
-            .iter()
-            .map(|&slot| &self.procs[slot])
-            .filter(|p| !p.retired)
-            .collect();
-        if processes.iter().any(|p| p.life.phase.is_alive()) {
-            return;
+        // One pass, no allocation: this runs after every exit of a shutdown.
+        let mut count = 0;
+        for &slot in &self.procs.watcher(watcher).slots {
+            let process = &self.procs[slot];
+            if process.retired {
+                continue;
+            }
+            if process.life.phase.is_alive() {
+                return;
+            }
+            count += 1;
         }
-        let count = processes.len();
         let name = self.procs.watcher(watcher).config.name.clone();
         if let Some(shutdown) = self.shutdown.as_mut() {
             shutdown.announced.insert(watcher);

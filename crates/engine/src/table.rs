@@ -57,8 +57,9 @@ pub(crate) struct Table {
     slots: Vec<Process>,
     /// Watcher names (removed ones too) to ids.
     by_watcher: HashMap<String, WatcherId>,
-    /// `web:2` and aliases (`site:web_02`) to slots.
-    by_name: HashMap<String, SlotId>,
+    /// Aliases (`site:web_02`) to slots; `web:2` is found through its
+    /// watcher, with no string kept per slot.
+    by_alias: HashMap<String, SlotId>,
 }
 
 impl Table {
@@ -156,9 +157,16 @@ impl Table {
 
     /// The slot named `name` (`web:2`, or an alias), unless retired.
     pub(crate) fn slot_named(&self, name: &str) -> Option<SlotId> {
-        self.by_name
-            .get(name)
-            .copied()
+        let by_wid = name.rsplit_once(':').and_then(|(watcher, wid)| {
+            let wid: usize = wid.parse().ok()?;
+            let watcher = self.by_watcher.get(watcher)?;
+            self.watchers[watcher.0]
+                .slots
+                .get(wid.checked_sub(1)?)
+                .copied()
+        });
+        by_wid
+            .or_else(|| self.by_alias.get(name).copied())
             .filter(|&id| !self.slots[id.0].retired)
     }
 
@@ -176,9 +184,8 @@ impl Table {
                 let mut process = Process::new(ProcessName::new(&watcher.config.name, wid), id);
                 process.alias = config.alias(&watcher.config, wid);
                 let slot = SlotId(self.slots.len());
-                self.by_name.insert(process.name.to_string(), slot);
                 if let Some(alias) = &process.alias {
-                    self.by_name.insert(alias.clone(), slot);
+                    self.by_alias.insert(alias.clone(), slot);
                 }
                 self.slots.push(process);
                 self.watchers[id.0].slots.push(slot);
@@ -205,15 +212,14 @@ impl Table {
 
     /// Gives every slot the alias the groups of `config` give it.
     pub(crate) fn realias(&mut self, config: &Config) {
-        self.by_name
-            .retain(|name, slot| *name == self.slots[slot.0].name.to_string());
+        self.by_alias.clear();
         for slot in &mut self.slots {
             let watcher = &self.watchers[slot.watcher.0];
             slot.alias = config.alias(&watcher.config, slot.name.wid);
         }
         for (index, slot) in self.slots.iter().enumerate() {
             if let Some(alias) = &slot.alias {
-                self.by_name.insert(alias.clone(), SlotId(index));
+                self.by_alias.insert(alias.clone(), SlotId(index));
             }
         }
     }
