@@ -170,6 +170,26 @@ impl Daemon {
         reply["result"]["processes"][0].clone()
     }
 
+    /// `status` of `name` once `check` holds, without letting virtual time
+    /// pass (the engine is polled in between); panics if it never does.
+    async fn until(&self, name: &str, check: impl Fn(&Value) -> bool) -> Value {
+        let mut last = Value::Null;
+        for _ in 0..10_000 {
+            last = self.process(name).await;
+            if check(&last) {
+                return last;
+            }
+            tokio::task::yield_now().await;
+        }
+        panic!("{name} never got there: {last}");
+    }
+
+    /// A `start` of `names` sent from a task of its own; its reply.
+    fn start_in_background(self: &Arc<Self>, names: Value) -> JoinHandle<Value> {
+        let daemon = self.clone();
+        tokio::spawn(async move { daemon.ask("start", json!({ "names": names })).await })
+    }
+
     fn spawn_times(&self, since: Instant) -> Vec<Duration> {
         let script = self.script.lock().unwrap();
         script.spawned.iter().map(|(t, _)| *t - since).collect()
@@ -229,18 +249,10 @@ async fn other_requests_are_answered_while_a_start_waits() {
         Script::default(),
     ));
     let t0 = Instant::now();
-    let waiting = {
-        let daemon = daemon.clone();
-        tokio::spawn(async move { daemon.ask("start", json!({"names": ["web"]})).await })
-    };
+    let waiting = daemon.start_in_background(json!(["web"]));
     // The start has reached the engine once the process is STARTING.
-    loop {
-        if daemon.process("web:1").await["state"] == "STARTING" {
-            break;
-        }
-        tokio::task::yield_now().await;
-    }
-    assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
+    daemon.until("web:1", |p| p["state"] == "STARTING").await;
+    assert_eq!(t0.elapsed(), Duration::ZERO);
     let reply = waiting.await.unwrap();
     assert_eq!(reply["result"]["processes"][0]["state"], "RUNNING");
     assert_eq!(t0.elapsed(), Duration::from_secs(5));
@@ -313,15 +325,9 @@ async fn an_exit_is_restarted_at_once_and_counted() {
     let first = daemon.process("web:1").await;
     let t0 = Instant::now();
     daemon.exit(first["pid"].as_i64().unwrap(), 1);
-    loop {
-        let now = daemon.process("web:1").await;
-        if now["restarts"] == 1 {
-            assert_eq!(now["state"], "RUNNING");
-            assert_ne!(now["pid"], first["pid"]);
-            break;
-        }
-        tokio::task::yield_now().await;
-    }
+    let now = daemon.until("web:1", |p| p["restarts"] == 1).await;
+    assert_eq!(now["state"], "RUNNING");
+    assert_ne!(now["pid"], first["pid"]);
     assert_eq!(
         t0.elapsed(),
         Duration::ZERO,
@@ -384,16 +390,8 @@ async fn a_start_still_waiting_when_the_daemon_shuts_down_is_told_so() {
         &web("autostart = false\nstart_secs = \"10s\""),
         Script::default(),
     ));
-    let waiting = {
-        let daemon = daemon.clone();
-        tokio::spawn(async move { daemon.ask("start", json!({"names": ["web"]})).await })
-    };
-    loop {
-        if daemon.process("web:1").await["state"] == "STARTING" {
-            break;
-        }
-        tokio::task::yield_now().await;
-    }
+    let waiting = daemon.start_in_background(json!(["web"]));
+    daemon.until("web:1", |p| p["state"] == "STARTING").await;
     let _ = daemon.signals.send(DaemonSignal::Terminate);
     let reply = waiting.await.unwrap();
     let entry = &reply["result"]["processes"][0];
