@@ -629,7 +629,7 @@ impl Engine {
         drop(prepared.stdio);
         let pid = match spawned {
             Ok(pid) => pid,
-            Err(reason) => return self.spawn_failed(id, reason),
+            Err(err) => return self.spawn_failed(id, err.to_string()),
         };
         let pumps = prepared
             .captures

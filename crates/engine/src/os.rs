@@ -7,7 +7,7 @@
 use std::future::Future;
 
 use nix::unistd::Pid;
-use ringmaster_spawn::Exit;
+use ringmaster_spawn::{Exit, SpawnError};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::EngineError;
@@ -16,7 +16,7 @@ use crate::launch::Prepared;
 /// The operating system's side of the engine's children.
 pub(crate) trait Children {
     /// Forks and execs `prepared`; the child's pid.
-    fn spawn(&mut self, prepared: &Prepared) -> Result<Pid, String>;
+    fn spawn(&mut self, prepared: &Prepared) -> Result<Pid, SpawnError>;
     /// One child that has exited, if any, without waiting.
     fn reap(&mut self) -> Result<Option<(Pid, Exit)>, nix::Error>;
     /// `kill(target, signal)`: a pid, or a negated process group.
@@ -31,10 +31,8 @@ pub(crate) trait Children {
 pub(crate) struct Kernel;
 
 impl Children for Kernel {
-    fn spawn(&mut self, prepared: &Prepared) -> Result<Pid, String> {
-        ringmaster_spawn::spawn(&prepared.launch, &prepared.stdio)
-            .map(|spawned| spawned.pid)
-            .map_err(|err| err.to_string())
+    fn spawn(&mut self, prepared: &Prepared) -> Result<Pid, SpawnError> {
+        ringmaster_spawn::spawn(&prepared.launch, &prepared.stdio).map(|spawned| spawned.pid)
     }
 
     fn reap(&mut self) -> Result<Option<(Pid, Exit)>, nix::Error> {

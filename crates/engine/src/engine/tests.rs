@@ -60,7 +60,7 @@ impl Fake {
 }
 
 impl Children for Fake {
-    fn spawn(&mut self, _prepared: &Prepared) -> Result<Pid, String> {
+    fn spawn(&mut self, _prepared: &Prepared) -> Result<Pid, ringmaster_spawn::SpawnError> {
         let mut script = self.script.lock().unwrap();
         script.next_pid += 1;
         let pid = 1000 + script.next_pid;
