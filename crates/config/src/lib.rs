@@ -14,6 +14,7 @@ mod error;
 mod ini;
 mod model;
 mod socket;
+mod system;
 mod template;
 mod toml_reader;
 mod units;
@@ -100,7 +101,20 @@ pub fn load(path: &Path, dialect: Option<Dialect>) -> Result<Config, ConfigError
 
 /// Like [`load`], keeping the warnings and the TOML text.
 pub fn read(path: &Path, dialect: Option<Dialect>) -> Result<Loaded, ConfigErrors> {
-    read_with(path, dialect, None)
+    read_with(path, dialect, None, false)
+}
+
+/// Like [`read`], and asks this machine too, in the same pass
+/// (`ringmasterd --check`): whether each watcher's user and group exist
+/// and may be switched to, whether its command will run for that user,
+/// whether its working directory exists, and whether its log files can be
+/// written. What will certainly fail is an error; what may still work is
+/// in the warnings.
+pub fn check(path: &Path, dialect: Option<Dialect>) -> Result<Loaded, ConfigErrors> {
+    let mut loaded = read_with(path, dialect, None, true)?;
+    let system = std::mem::take(&mut loaded.config.system_warnings);
+    loaded.warnings.extend(system);
+    Ok(loaded)
 }
 
 /// Reads the configuration again for a daemon that runs `running`: every
@@ -113,13 +127,14 @@ pub fn reread(
     dialect: Dialect,
     running: &DaemonConfig,
 ) -> Result<Config, ConfigErrors> {
-    read_with(path, Some(dialect), Some(&running.logs_dir)).map(|loaded| loaded.config)
+    read_with(path, Some(dialect), Some(&running.logs_dir), false).map(|loaded| loaded.config)
 }
 
 fn read_with(
     path: &Path,
     dialect: Option<Dialect>,
     logs_dir: Option<&Path>,
+    system_checks: bool,
 ) -> Result<Loaded, ConfigErrors> {
     let path = absolute(path);
     let dialect = dialect.unwrap_or_else(|| detect_dialect(&path));
@@ -131,7 +146,7 @@ fn read_with(
                     source,
                 }])
             })?;
-            let config = toml_reader::load(&path, logs_dir)?;
+            let config = toml_reader::load(&path, logs_dir, system_checks)?;
             Ok(Loaded {
                 config,
                 warnings: Vec::new(),
@@ -140,7 +155,7 @@ fn read_with(
             })
         }
         ini_dialect => {
-            let (config, converted) = ini::read(&path, ini_dialect, logs_dir)?;
+            let (config, converted) = ini::read(&path, ini_dialect, logs_dir, system_checks)?;
             Ok(Loaded {
                 config,
                 warnings: converted.warnings,
@@ -155,49 +170,4 @@ fn read_with(
 /// symlinks.
 fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
-}
-
-/// Checks what only the running system can tell: that users and groups
-/// exist. `ringmasterd --check` reports these; at run time they are spawn
-/// errors shown in `status`.
-pub fn check_system(config: &Config) -> Vec<ConfigError> {
-    use nix::unistd::{Group, Uid, User};
-    // Numeric ids need no database entry (containers often have none).
-    let group_exists =
-        |name: &str| name.parse::<u32>().is_ok() || matches!(Group::from_name(name), Ok(Some(_)));
-    let mut errors = Vec::new();
-    for watcher in &config.watchers {
-        if let Some(user) = watcher.user.as_deref() {
-            let problem = match user.parse::<u32>() {
-                Ok(uid) => (watcher.group.is_none()
-                    && !matches!(User::from_uid(Uid::from_raw(uid)), Ok(Some(_))))
-                .then(|| format!("uid {uid} has no passwd entry; set group explicitly")),
-                Err(_) => (!matches!(User::from_name(user), Ok(Some(_))))
-                    .then(|| format!("no such user '{user}'")),
-            };
-            if let Some(problem) = problem {
-                errors.push(watcher.invalid("user", problem));
-            }
-        }
-        if let Some(group) = watcher.group.as_deref().filter(|g| !group_exists(g)) {
-            errors.push(watcher.invalid("group", format!("no such group '{group}'")));
-        }
-    }
-    if let Some(group) = config
-        .daemon
-        .socket_group
-        .as_deref()
-        .filter(|g| !group_exists(g))
-    {
-        errors.push(ConfigError::Invalid {
-            location: config
-                .daemon
-                .socket_group_location
-                .clone()
-                .unwrap_or_else(|| Location::file(&config.path)),
-            key: "daemon.socket_group".into(),
-            message: format!("no such group '{group}'"),
-        });
-    }
-    errors
 }

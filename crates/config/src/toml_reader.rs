@@ -136,6 +136,10 @@ struct Reader {
     errors: Vec<ConfigError>,
     /// Worth saying, not wrong: `$(...)` passed to the program as written.
     notes: Vec<ConfigWarning>,
+    /// Whether each watcher is checked against this machine (`--check`).
+    system_checks: bool,
+    /// What those checks found may fail.
+    system_warnings: Vec<ConfigWarning>,
 }
 
 impl Reader {
@@ -400,9 +404,13 @@ impl Reader {
 /// Reads the TOML file at `path` (absolute) and everything it includes;
 /// `logs_dir`, when given, replaces the file's for the watchers' default
 /// log files (see [`crate::reread`]).
-pub(crate) fn load(path: &Path, logs_dir: Option<&Path>) -> Result<Config, ConfigErrors> {
+pub(crate) fn load(
+    path: &Path,
+    logs_dir: Option<&Path>,
+    system_checks: bool,
+) -> Result<Config, ConfigErrors> {
     let text = read_file(path).map_err(|e| ConfigErrors(vec![e]))?;
-    load_text(path, &text, logs_dir)
+    load_text(path, &text, logs_dir, system_checks)
 }
 
 /// Reads `text` as if it were the file at `path` (absolute): relative paths
@@ -411,10 +419,14 @@ pub(crate) fn load_text(
     path: &Path,
     text: &str,
     logs_dir: Option<&Path>,
+    system_checks: bool,
 ) -> Result<Config, ConfigErrors> {
     let doc = parse(path, text).map_err(|e| ConfigErrors(vec![e]))?;
     let src = Source::new(path, text);
-    let mut reader = Reader::default();
+    let mut reader = Reader {
+        system_checks,
+        ..Reader::default()
+    };
 
     let mut daemon_value = None;
     let mut groups_value = None;
@@ -440,6 +452,20 @@ pub(crate) fn load_text(
     }
 
     let (daemon, includes) = read_daemon(&mut reader, &src, daemon_value);
+    if system_checks && let Some(group) = daemon.socket_group.as_deref() {
+        let exists = group.parse::<u32>().is_ok()
+            || matches!(nix::unistd::Group::from_name(group), Ok(Some(_)));
+        if !exists {
+            reader.errors.push(ConfigError::Invalid {
+                location: daemon
+                    .socket_group_location
+                    .clone()
+                    .unwrap_or_else(|| Location::file(path)),
+                key: "daemon.socket_group".into(),
+                message: format!("no such group '{group}'"),
+            });
+        }
+    }
     // What the watchers' defaults come from.
     let base = DaemonConfig {
         logs_dir: logs_dir.map_or_else(|| daemon.logs_dir.clone(), Path::to_path_buf),
@@ -471,6 +497,7 @@ pub(crate) fn load_text(
             watchers: watchers.into_iter().map(|(w, _)| w).collect(),
             groups,
             notes: std::mem::take(&mut reader.notes),
+            system_warnings: std::mem::take(&mut reader.system_warnings),
         };
         check_aliases(&mut reader, &config);
         if !reader.errors.is_empty() {
@@ -943,6 +970,18 @@ fn read_watcher(
     let identity = read_identity(reader, &watcher);
     let policy = read_policy(reader, &watcher);
     let streams = read_streams(reader, &watcher, name, daemon, &ctx);
+    if reader.system_checks {
+        let parts = Parts {
+            identity: &identity,
+            argv: argv.as_deref().filter(|_| !shell),
+            working_dir: working_dir.as_ref(),
+            env: &env,
+            stdout: streams.0.as_ref(),
+            stderr: streams.1.as_ref(),
+            locations: &locations,
+        };
+        check_on_this_machine(reader, &watcher, &parts);
+    }
 
     if reader.errors.len() > errors_before {
         return None;
@@ -1100,6 +1139,93 @@ fn read_max_size(
         other => {
             reader.type_error(src, key, item, "a size like \"50MB\"", other);
             None
+        }
+    }
+}
+
+/// What `--check` asks the machine about, of one watcher as read (some
+/// parts may be missing when other keys were wrong).
+struct Parts<'p> {
+    identity: &'p Identity,
+    /// The command, unless a shell runs it.
+    argv: Option<&'p [Template]>,
+    working_dir: Option<&'p Template>,
+    env: &'p [(String, Template)],
+    stdout: Option<&'p OutputSink>,
+    stderr: Option<&'p StderrSink>,
+    /// Where each key (and, under "", the table) was written.
+    locations: &'p BTreeMap<String, Location>,
+}
+
+/// `--check`: what this machine says about the watcher (see
+/// [`crate::system`]), at the line of the key each finding is about.
+fn check_on_this_machine(reader: &mut Reader, w: &WatcherKeys<'_, '_, '_>, parts: &Parts<'_>) {
+    let path_var = parts
+        .env
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.render(1))
+        .or_else(|| {
+            parts
+                .identity
+                .copy_env
+                .then(|| std::env::var("PATH").ok())
+                .flatten()
+        })
+        .unwrap_or_else(|| ringmaster_spawn::DEFAULT_PATH.to_owned());
+    let file_of = |sink: Option<&OutputSink>| match sink {
+        Some(OutputSink::File(file)) => Some(PathBuf::from(file.path.render(1))),
+        _ => None,
+    };
+    let stderr = match parts.stderr {
+        Some(StderrSink::Sink(sink)) => file_of(Some(sink)),
+        _ => None,
+    };
+    let log_files = [("stdout", file_of(parts.stdout)), ("stderr", stderr)]
+        .into_iter()
+        .filter_map(|(key, file)| Some((key, file?)))
+        .collect();
+    let subject = crate::system::Subject {
+        user: parts.identity.user.as_deref(),
+        group: parts.identity.group.as_deref(),
+        program: parts
+            .argv
+            .and_then(|argv| argv.first())
+            .map(|t| t.render(1)),
+        path_var,
+        working_dir: parts.working_dir.map(|t| PathBuf::from(t.render(1))),
+        log_files,
+    };
+    for finding in crate::system::check(&subject) {
+        let (key, message, error) = match finding {
+            crate::system::Finding::Error(key, message) => (key, message, true),
+            crate::system::Finding::Warning(key, message) => (key, message, false),
+        };
+        // `cmd` stands for whichever of cmd and args gave the command.
+        let key = if key == "cmd" && w.get("cmd").is_none() && w.get("args").is_some() {
+            "args"
+        } else {
+            key
+        };
+        let location = parts
+            .locations
+            .get(key)
+            .or_else(|| parts.locations.get(""))
+            .cloned()
+            .unwrap_or_else(|| Location::file(w.src.path));
+        if error {
+            reader.errors.push(ConfigError::Invalid {
+                location,
+                key: w.key(key),
+                message,
+            });
+        } else {
+            reader.system_warnings.push(ConfigWarning {
+                location,
+                key: w.key(key),
+                message,
+            });
         }
     }
 }

@@ -14,12 +14,15 @@
 //! (stage, errno) to a close-on-exec pipe, which the parent reads: EOF means
 //! the exec succeeded.
 
+pub mod access;
 mod child;
 mod prepare;
 mod sys;
 
 pub use child::Stage;
-pub use prepare::{Credentials, Launch, LaunchRequest, PrepareError, ResolvedUser, resolve_user};
+pub use prepare::{
+    Credentials, DEFAULT_PATH, Launch, LaunchRequest, PrepareError, ResolvedUser, resolve_user,
+};
 pub use sys::{Exit, group_alive, ignore_signal, reap_any, send_signal, set_cloexec};
 
 use std::os::fd::{AsRawFd, OwnedFd};

@@ -7,7 +7,8 @@ use nix::sys::resource::Resource;
 use nix::unistd::{Gid, Group, Uid, User};
 
 /// Default search path when the child's environment has no PATH.
-const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+/// The PATH a child gets when its environment has none.
+pub const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
 /// Why a launch could not be prepared.
 #[derive(Debug, thiserror::Error)]
@@ -246,21 +247,10 @@ impl Launch {
             })
             .collect::<Result<Vec<_>, _>>()?;
 
-        let candidates = if program.contains('/') {
-            vec![CString::new(program.as_bytes()).map_err(|_| PrepareError::Nul("the program"))?]
-        } else {
-            path_var
-                .as_bytes()
-                .split(|&b| b == b':')
-                .map(|dir| {
-                    let dir = if dir.is_empty() { b".".as_slice() } else { dir };
-                    let mut full = dir.to_vec();
-                    full.push(b'/');
-                    full.extend_from_slice(program.as_bytes());
-                    CString::new(full).map_err(|_| PrepareError::Nul("PATH"))
-                })
-                .collect::<Result<Vec<_>, _>>()?
-        };
+        let candidates = crate::access::candidates(OsStr::new(&program), &path_var)
+            .into_iter()
+            .map(|c| CString::new(c).map_err(|_| PrepareError::Nul("PATH or the program")))
+            .collect::<Result<Vec<_>, _>>()?;
         let working_dir = CString::new(OsStr::new(&request.working_dir).as_bytes())
             .map_err(|_| PrepareError::Nul("working_dir"))?;
         Ok(Self {

@@ -48,12 +48,14 @@ impl Converted {
     /// from, whose directory anchors relative paths) and maps every location
     /// back to the INI files.
     /// `logs_dir` as for [`crate::toml_reader::load`].
+    /// `system_checks` as for [`crate::check`].
     pub(crate) fn load(
         &self,
         main: &Path,
         logs_dir: Option<&Path>,
+        system_checks: bool,
     ) -> Result<Config, ConfigErrors> {
-        match crate::toml_reader::load_text(main, &self.toml, logs_dir) {
+        match crate::toml_reader::load_text(main, &self.toml, logs_dir, system_checks) {
             Ok(mut config) => {
                 if let Some(location) = config.daemon.socket_group_location.as_mut() {
                     *location = self.map_location(location, main);
@@ -65,6 +67,12 @@ impl Converted {
                 }
                 for note in &mut config.notes {
                     note.location = self.map_location(&note.location, main);
+                }
+                for warning in &mut config.system_warnings {
+                    if let Some(origin) = self.origin(&warning.location) {
+                        warning.key.clone_from(&origin.key);
+                    }
+                    warning.location = self.map_location(&warning.location, main);
                 }
                 Ok(config)
             }
@@ -143,13 +151,14 @@ pub(crate) fn read(
     path: &Path,
     dialect: crate::Dialect,
     logs_dir: Option<&Path>,
+    system_checks: bool,
 ) -> Result<(Config, Converted), ConfigErrors> {
     let converted = match dialect {
         crate::Dialect::Supervisord => supervisor::convert(path)?,
         crate::Dialect::Circus => circus::convert(path)?,
         crate::Dialect::Toml => unreachable_toml(path)?,
     };
-    let mut config = converted.load(path, logs_dir)?;
+    let mut config = converted.load(path, logs_dir, system_checks)?;
     config.dialect = dialect;
     Ok((config, converted))
 }

@@ -1,0 +1,160 @@
+//! Issue 16, an operator's day: `--check` catches what will fail, in one
+//! pass, and says which file or directory is in the way.
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+
+use crate::support::{require_root, ringmasterd, stderr, stdout};
+
+/// `ringmasterd --check [--strict]` on `text` in `dir`, optionally as
+/// another user (through setpriv); (exit code, stdout, stderr).
+fn check_as(
+    dir: &std::path::Path,
+    text: &str,
+    as_user: Option<&str>,
+    strict: bool,
+) -> (Option<i32>, String, String) {
+    let path = dir.join("ringmaster.toml");
+    std::fs::write(&path, text).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut command = match as_user {
+        Some(user) => {
+            let mut c = Command::new("setpriv");
+            // 65534: nogroup on Debian, nobody elsewhere.
+            c.args(["--reuid", user, "--regid", "65534", "--clear-groups"]);
+            c.arg(ringmasterd());
+            c
+        }
+        None => Command::new(ringmasterd()),
+    };
+    command.arg("--check");
+    if strict {
+        command.arg("--strict");
+    }
+    let output = command.arg(&path).output().unwrap();
+    (output.status.code(), stdout(&output), stderr(&output))
+}
+
+fn daemon_table(dir: &std::path::Path) -> String {
+    format!(
+        "[daemon]\nsocket = \"{0}/rm.sock\"\nlogs_dir = \"{0}/logs\"\n",
+        dir.display()
+    )
+}
+
+#[test]
+fn check_reports_every_problem_in_one_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{}[watchers.web]\ncmd = \"no-such-tool-rm --flag\"\nrestrat = \"always\"\n\
+         [watchers.worker]\ncmd = \"sleep 1\"\nuser = \"no-such-user-rm\"\n\
+         [watchers.plain]\ncmd = \"{}/not-executable\"\n",
+        daemon_table(dir.path()),
+        dir.path().display()
+    );
+    std::fs::write(dir.path().join("not-executable"), "#!/bin/sh\n").unwrap();
+    let (code, _, err) = check_as(dir.path(), &text, None, false);
+    assert_eq!(code, Some(1), "{err}");
+    let config = dir.path().join("ringmaster.toml");
+    let config = config.display();
+    for want in [
+        format!("{config}:6:1: watchers.web.restrat: unknown key (did you mean 'restart'?)"),
+        format!(
+            "{config}:5:1: watchers.web.cmd: command not found: 'no-such-tool-rm' is in no directory of the PATH the process gets"
+        ),
+        format!("{config}:9:1: watchers.worker.user: no such user 'no-such-user-rm'"),
+        format!(
+            "{config}:11:1: watchers.plain.cmd: {}/not-executable is not executable by",
+            dir.path().display()
+        ),
+    ] {
+        assert!(err.contains(&want), "missing {want:?} in:\n{err}");
+    }
+}
+
+/// The venv made from a Python under a private home: the script is fine,
+/// what cannot run is the interpreter its #! names, and that is what is
+/// said (it used to be "permission denied" on the script).
+#[test]
+fn check_names_an_interpreter_out_of_reach() {
+    require_root!();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    let python = home.join("python3");
+    std::fs::write(&python, "").unwrap();
+    std::fs::set_permissions(&python, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let script = dir.path().join("gunicorn");
+    std::fs::write(&script, format!("#!{}\nimport sys\n", python.display())).unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let text = format!(
+        "{}[watchers.web]\ncmd = \"{} app:app\"\nuser = \"nobody\"\n",
+        daemon_table(dir.path()),
+        script.display()
+    );
+    let (code, _, err) = check_as(dir.path(), &text, None, false);
+    assert_eq!(code, Some(1), "{err}");
+    let want = format!(
+        "watchers.web.cmd: {} starts with #!{}, and user 'nobody' cannot enter {} (mode 700)",
+        script.display(),
+        python.display(),
+        home.display()
+    );
+    assert!(err.contains(&want), "missing {want:?} in:\n{err}");
+}
+
+/// Checked as the user the daemon runs as: `user =` needs root, and log
+/// files must be writable by that user.
+#[test]
+fn check_as_a_plain_user_reports_user_switches_and_unwritable_logs() {
+    require_root!();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let locked = dir.path().join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    let text = format!(
+        "[daemon]\nsocket = \"/tmp/rm-operator-never.sock\"\nlogs_dir = \"/tmp\"\n\
+         [watchers.web]\ncmd = \"/bin/sleep 1\"\nuser = \"root\"\n\
+         [watchers.logs]\ncmd = \"/bin/sleep 1\"\nstdout = {{ file = \"{}/out.log\" }}\n",
+        locked.display()
+    );
+    let (code, _, err) = check_as(dir.path(), &text, Some("nobody"), false);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("watchers.web.user: cannot run as user 'root': the daemon is not running as root (ringmasterd --check asks as the user it runs as"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "watchers.logs.stdout: log file {}/out.log cannot be created: {} is not writable by the daemon",
+            locked.display(),
+            locked.display()
+        )),
+        "{err}"
+    );
+}
+
+/// A working directory that does not exist yet may be created before the
+/// process starts: a warning, which --strict makes an error.
+#[test]
+fn a_missing_working_dir_is_a_warning_that_strict_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{}[watchers.app]\ncmd = \"/bin/sleep 1\"\nworking_dir = \"{}/not-yet\"\n",
+        daemon_table(dir.path()),
+        dir.path().display()
+    );
+    let (code, out, err) = check_as(dir.path(), &text, None, false);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains(": OK"), "{out}");
+    let want = format!(
+        "warning: {}:6:1: watchers.app.working_dir: {}/not-yet does not exist (yet?): the process cannot start unless something creates it first",
+        dir.path().join("ringmaster.toml").display(),
+        dir.path().display()
+    );
+    assert!(err.contains(&want), "missing {want:?} in:\n{err}");
+    let (code, _, err) = check_as(dir.path(), &text, None, true);
+    assert_eq!(code, Some(1), "{err}");
+}
