@@ -158,3 +158,46 @@ fn a_missing_working_dir_is_a_warning_that_strict_refuses() {
     let (code, _, err) = check_as(dir.path(), &text, None, true);
     assert_eq!(code, Some(1), "{err}");
 }
+
+/// Shell syntax in a command no shell runs is said, in both dialects, at
+/// the line and key of the command; quoted, it is not.
+#[test]
+fn shell_syntax_without_a_shell_is_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{}[watchers.web]\ncmd = \"echo hi && sleep 100 | cat\"\n\
+         [watchers.quoted]\ncmd = \"grep -e '&&' '*.log'\"\n\
+         [watchers.shell]\ncmd = \"echo hi && sleep 100\"\nshell = true\n",
+        daemon_table(dir.path())
+    );
+    let (code, _, err) = check_as(dir.path(), &text, None, false);
+    assert_eq!(code, Some(0), "{err}");
+    let config = dir.path().join("ringmaster.toml");
+    let want = format!(
+        "warning: {}:5:7: watchers.web.cmd: looks like shell syntax (&&), but no shell runs this command: set shell = true or use args",
+        config.display()
+    );
+    assert!(err.contains(&want), "missing {want:?} in:\n{err}");
+    assert_eq!(err.matches("looks like shell syntax").count(), 1, "{err}");
+
+    let conf = dir.path().join("supervisord.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "[unix_http_server]\nfile = {}/s.sock\n[supervisord]\n[program:app]\ncommand = /bin/echo $HOME > /tmp/out\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let output = Command::new(ringmasterd())
+        .arg("--check")
+        .arg(&conf)
+        .output()
+        .unwrap();
+    let err = stderr(&output);
+    let want = format!(
+        "{}:5: program:app.command: looks like shell syntax ($HOME)",
+        conf.display()
+    );
+    assert!(err.contains(&want), "missing {want:?} in:\n{err}");
+}

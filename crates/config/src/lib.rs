@@ -13,6 +13,7 @@ mod env_file;
 mod error;
 mod ini;
 mod model;
+mod shell_syntax;
 mod socket;
 mod system;
 mod template;
@@ -111,10 +112,7 @@ pub fn read(path: &Path, dialect: Option<Dialect>) -> Result<Loaded, ConfigError
 /// written. What will certainly fail is an error; what may still work is
 /// in the warnings.
 pub fn check(path: &Path, dialect: Option<Dialect>) -> Result<Loaded, ConfigErrors> {
-    let mut loaded = read_with(path, dialect, None, true)?;
-    let system = std::mem::take(&mut loaded.config.system_warnings);
-    loaded.warnings.extend(system);
-    Ok(loaded)
+    read_with(path, dialect, None, true)
 }
 
 /// Reads the configuration again for a daemon that runs `running`: every
@@ -146,19 +144,21 @@ fn read_with(
                     source,
                 }])
             })?;
-            let config = toml_reader::load(&path, logs_dir, system_checks)?;
+            let mut config = toml_reader::load(&path, logs_dir, system_checks)?;
             Ok(Loaded {
+                warnings: std::mem::take(&mut config.warnings),
                 config,
-                warnings: Vec::new(),
                 toml,
                 dialect,
             })
         }
         ini_dialect => {
-            let (config, converted) = ini::read(&path, ini_dialect, logs_dir, system_checks)?;
+            let (mut config, converted) = ini::read(&path, ini_dialect, logs_dir, system_checks)?;
+            let mut warnings = converted.warnings;
+            warnings.append(&mut config.warnings);
             Ok(Loaded {
                 config,
-                warnings: converted.warnings,
+                warnings,
                 toml: converted.toml,
                 dialect,
             })

@@ -24,9 +24,11 @@ pub struct Config {
     /// warnings: `--strict` lets them pass): each `$(...)` that is not a
     /// placeholder and goes to the program as written.
     pub notes: Vec<crate::error::ConfigWarning>,
-    /// What `--check` found may fail on this machine (a working directory
-    /// that does not exist yet); empty unless the system was checked.
-    pub system_warnings: Vec<crate::error::ConfigWarning>,
+    /// What the file's reader found odd but accepted (shell syntax in a
+    /// command no shell runs) and, with `--check`, what may fail on this
+    /// machine (a working directory that does not exist yet). The loader
+    /// moves them into [`crate::Loaded::warnings`].
+    pub warnings: Vec<crate::error::ConfigWarning>,
 }
 
 /// A named set of watchers: `site = ["web", "api"]` in `[groups]`

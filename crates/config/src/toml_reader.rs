@@ -138,8 +138,8 @@ struct Reader {
     notes: Vec<ConfigWarning>,
     /// Whether each watcher is checked against this machine (`--check`).
     system_checks: bool,
-    /// What those checks found may fail.
-    system_warnings: Vec<ConfigWarning>,
+    /// Odd but accepted, and what the system checks found may fail.
+    warnings: Vec<ConfigWarning>,
 }
 
 impl Reader {
@@ -497,7 +497,7 @@ pub(crate) fn load_text(
             watchers: watchers.into_iter().map(|(w, _)| w).collect(),
             groups,
             notes: std::mem::take(&mut reader.notes),
-            system_warnings: std::mem::take(&mut reader.system_warnings),
+            warnings: std::mem::take(&mut reader.warnings),
         };
         check_aliases(&mut reader, &config);
         if !reader.errors.is_empty() {
@@ -1221,7 +1221,7 @@ fn check_on_this_machine(reader: &mut Reader, w: &WatcherKeys<'_, '_, '_>, parts
                 message,
             });
         } else {
-            reader.system_warnings.push(ConfigWarning {
+            reader.warnings.push(ConfigWarning {
                 location,
                 key: w.key(key),
                 message,
@@ -1625,6 +1625,15 @@ fn read_cmd(
             Template::literal("-c"),
             script,
         ]);
+    }
+    if let Some(found) = crate::shell_syntax::find(text) {
+        reader.warnings.push(ConfigWarning {
+            location: src.location(value.span().start),
+            key: key.to_owned(),
+            message: format!(
+                "looks like shell syntax ({found}), but no shell runs this command: set shell = true or use args"
+            ),
+        });
     }
     let Some(words) = shlex::split(text) else {
         reader.invalid(

@@ -68,7 +68,7 @@ impl Converted {
                 for note in &mut config.notes {
                     note.location = self.map_location(&note.location, main);
                 }
-                for warning in &mut config.system_warnings {
+                for warning in &mut config.warnings {
                     if let Some(origin) = self.origin(&warning.location) {
                         warning.key.clone_from(&origin.key);
                     }
