@@ -201,3 +201,25 @@ fn shell_syntax_without_a_shell_is_a_warning() {
     );
     assert!(err.contains(&want), "missing {want:?} in:\n{err}");
 }
+
+/// A group of a multi-process watcher, with no process_name: its
+/// processes are site:web_1, site:web_2 (it used to be refused), and each
+/// name works in commands.
+#[test]
+fn a_group_of_a_multi_process_watcher_names_its_processes() {
+    let daemon = crate::support::Daemon::start(
+        "[watchers.web]\ncmd = \"@TESTKIT@ sleep\"\nnumprocesses = 2\nstart_secs = \"0\"\n\
+         [watchers.celery]\ncmd = \"@TESTKIT@ sleep\"\nstart_secs = \"0\"\n\
+         [groups]\nsite = [\"web\", \"celery\"]\n",
+    );
+    let aliases: Vec<String> = daemon
+        .wait_all("all running", |p| p["state"] == "RUNNING")
+        .iter()
+        .map(|p| p["alias"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(aliases, ["site:web_1", "site:web_2", "site:celery"]);
+    let stopped = daemon.ctl(&["stop", "site:web_2"]);
+    assert!(stopped.status.success(), "{stopped:?}");
+    assert_eq!(daemon.process("web:2")["state"], "STOPPED");
+    assert_eq!(daemon.process("web:1")["state"], "RUNNING");
+}

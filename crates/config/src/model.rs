@@ -52,16 +52,21 @@ impl Config {
     /// The name a process is also known by, `GROUP:PROCESS_NAME` as
     /// supervisord names it (`site:web_00`; just `web` when the group and
     /// the process name are the same), for watchers with a `process_name`
-    /// or a group; `None` for the others, which are only `WATCHER:WID`.
+    /// or a group (`site:web`, or `site:web_1`, `site:web_2` for several
+    /// processes); `None` for the others, which are only `WATCHER:WID`.
     pub fn alias(&self, watcher: &WatcherConfig, wid: u32) -> Option<String> {
         let group = self.group_of(&watcher.name);
         if watcher.process_name.is_none() && group.is_none() {
             return None;
         }
-        let process = watcher
-            .process_name
-            .as_ref()
-            .map_or_else(|| watcher.name.clone(), |t| t.render(wid));
+        // Without a process_name, a grouped watcher's processes are
+        // NAME, or NAME_WID when there are (or may be, past the first)
+        // several, as supervisord users name theirs.
+        let process = match &watcher.process_name {
+            Some(template) => template.render(wid),
+            None if watcher.numprocesses > 1 || wid > 1 => format!("{}_{wid}", watcher.name),
+            None => watcher.name.clone(),
+        };
         let group = group.map_or(watcher.name.as_str(), |g| g.name.as_str());
         Some(if group == process {
             process
