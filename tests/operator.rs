@@ -223,3 +223,42 @@ fn a_group_of_a_multi_process_watcher_names_its_processes() {
     assert_eq!(daemon.process("web:2")["state"], "STOPPED");
     assert_eq!(daemon.process("web:1")["state"], "RUNNING");
 }
+
+/// A process with an alias is called by it wherever a person reads it:
+/// status, replies, pid, tail prefixes, events and the daemon's log; its
+/// `web:1` still works as input, and --json carries both.
+#[test]
+fn a_process_is_called_by_one_name_everywhere() {
+    let daemon = crate::support::Daemon::start(
+        "[watchers.gunicorn]\ncmd = \"@TESTKIT@ sleep\"\nnumprocesses = 2\nstart_secs = \"0\"\n\
+         process_name = \"gunicorn_$(wid-1:02)\"\n[groups]\nmyapp = [\"gunicorn\"]\n",
+    );
+    daemon.wait_all("running", |p| p["state"] == "RUNNING");
+    let text = |args: &[&str]| crate::support::stdout(&daemon.ctl(args));
+    let restarted = text(&["restart", "gunicorn:1"]);
+    assert!(restarted.starts_with("myapp:gunicorn_00: "), "{restarted}");
+    let pids = text(&["pid", "gunicorn"]);
+    assert!(pids.starts_with("myapp:gunicorn_00 "), "{pids}");
+    assert!(pids.contains("\nmyapp:gunicorn_01 "), "{pids}");
+    let tail = text(&["tail", "gunicorn"]);
+    assert!(tail.contains("myapp:gunicorn_00 | ready pid="), "{tail}");
+    let json: serde_json::Value =
+        serde_json::from_str(&text(&["--json", "restart", "myapp:gunicorn_01"])).unwrap();
+    assert_eq!(json["processes"][0]["name"], "gunicorn:2");
+    assert_eq!(json["processes"][0]["alias"], "myapp:gunicorn_01");
+    // Events carry both; the log says the alias.
+    let mut events = crate::support::Connection::open(&daemon.socket);
+    events.send_raw(b"{\"id\":1,\"cmd\":\"events\"}\n");
+    // Until the stream is subscribed, restart: each round makes events.
+    let event = loop {
+        assert!(daemon.ctl(&["restart", "gunicorn:2"]).status.success());
+        if let Some(event) = events.try_read_line(std::time::Duration::from_millis(200)) {
+            break event;
+        }
+    };
+    assert_eq!(event["event"]["process"], "gunicorn:2", "{event}");
+    assert_eq!(event["event"]["alias"], "myapp:gunicorn_01", "{event}");
+    let log = daemon.daemon_log();
+    assert!(log.contains("myapp:gunicorn_01"), "{log}");
+    assert!(!log.contains("process=gunicorn:2"), "{log}");
+}

@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use ringmaster_protocol::{
     ActionResult, Output, PidResult, ProcessInfo, ProcessState, ReloadResult, Response,
-    StatsResult, StreamLine,
+    StatsResult, StreamLine, shown_name,
 };
 
 /// Renders a successful answer as text (newline-terminated);
@@ -53,14 +53,15 @@ impl TailPrinter {
             let _ = writeln!(
                 out,
                 "[{}: ... skipped {} bytes: this reader was too slow]",
-                output.name, output.skipped_bytes
+                shown_name(&output.name, output.alias.as_deref()),
+                output.skipped_bytes
             );
         }
         if !self.prefixed {
             out.push_str(&output.data);
             return out;
         }
-        let name = output.name.to_string();
+        let name = shown_name(&output.name, output.alias.as_deref());
         let start = self.at_line_start.entry(name.clone()).or_insert(true);
         for piece in output.data.split_inclusive('\n') {
             if *start {
@@ -83,7 +84,10 @@ pub(crate) fn stream_line(line: &StreamLine) -> String {
     };
     let mut out = format!(
         "{}  {}  {} -> {}",
-        event.time, event.process, event.from, event.to
+        event.time,
+        shown_name(&event.process, event.alias.as_deref()),
+        event.from,
+        event.to
     );
     if let Some(pid) = event.pid {
         let _ = write!(out, "  pid {pid}");
@@ -103,7 +107,7 @@ pub(crate) fn stream_line(line: &StreamLine) -> String {
 pub(crate) fn status(processes: &[ProcessInfo]) -> String {
     let names: Vec<String> = processes
         .iter()
-        .map(|p| p.alias.clone().unwrap_or_else(|| p.name.to_string()))
+        .map(|p| shown_name(&p.name, p.alias.as_deref()))
         .collect();
     let width = names.iter().map(String::len).max().unwrap_or(0);
     let colour = colour_wanted();
@@ -222,7 +226,7 @@ fn stats(result: &StatsResult) -> String {
     let dash = || "-".to_owned();
     for p in &result.processes {
         let mut row = vec![
-            p.alias.clone().unwrap_or_else(|| p.name.to_string()),
+            shown_name(&p.name, p.alias.as_deref()),
             p.state.as_str().to_owned(),
             p.pid.map_or_else(dash, |v| v.to_string()),
             p.cpu_percent.map_or_else(dash, |v| format!("{v:.1}")),
@@ -291,9 +295,15 @@ fn actions(result: &ActionResult) -> String {
     let mut out = String::new();
     for p in &result.processes {
         if p.ok {
-            let _ = writeln!(out, "{}: {}", p.name, p.message);
+            let _ = writeln!(
+                out,
+                "{}: {}",
+                shown_name(&p.name, p.alias.as_deref()),
+                p.message
+            );
         } else {
-            let _ = writeln!(out, "{}: ERROR ({})", p.name, p.message);
+            let name = shown_name(&p.name, p.alias.as_deref());
+            let _ = writeln!(out, "{name}: ERROR ({})", p.message);
         }
     }
     out
@@ -305,12 +315,13 @@ fn pids(result: &PidResult) -> String {
         let _ = writeln!(out, "{pid}");
     }
     for entry in &result.processes {
+        let name = shown_name(&entry.name, entry.alias.as_deref());
         match entry.pid {
             Some(pid) => {
-                let _ = writeln!(out, "{} {pid}", entry.name);
+                let _ = writeln!(out, "{name} {pid}");
             }
             None => {
-                let _ = writeln!(out, "{} -", entry.name);
+                let _ = writeln!(out, "{name} -");
             }
         }
     }

@@ -14,9 +14,7 @@ use std::time::Duration;
 use nix::unistd::Pid;
 use ringmaster_config::{Config, WatcherConfig};
 use ringmaster_logs::{LogHub, LogNotice, PumpReport, Stream};
-use ringmaster_protocol::{
-    Event, ProcessName, ProcessState, Reply, Response, ShutdownResult, signals,
-};
+use ringmaster_protocol::{Event, ProcessState, Reply, Response, ShutdownResult, signals};
 use ringmaster_spawn::Exit;
 use serde_json::Value;
 use tokio::net::UnixListener;
@@ -124,7 +122,7 @@ pub(crate) struct Engine {
     logs: LogHub,
     /// Pumps draining after their process ended: the process, what the
     /// pump did, and the process's log_lost_bytes once it is done.
-    drains: JoinSet<(ProcessName, PumpReport, u64)>,
+    drains: JoinSet<(String, PumpReport, u64)>,
     shutdown: Option<Shutdown>,
     events: broadcast::Sender<Arc<Event>>,
     log_notices: mpsc::UnboundedReceiver<LogNotice>,
@@ -402,10 +400,10 @@ impl Engine {
                     }
                     Effect::GaveUp => gave_up = true,
                     Effect::Warn(message) => {
-                        tracing::warn!(process = %self.procs[id].name, "{message}");
+                        tracing::warn!(process = %self.procs[id].shown(), "{message}");
                     }
                     Effect::Anomaly(message) => {
-                        tracing::error!(process = %self.procs[id].name, "{message}");
+                        tracing::error!(process = %self.procs[id].shown(), "{message}");
                     }
                 }
             }
@@ -426,7 +424,7 @@ impl Engine {
         );
         let process = &self.procs[id];
         tracing::info!(
-            process = %process.name,
+            process = %process.shown(),
             pid = process.pid().map(Pid::as_raw),
             reason = process.life.reason.as_deref(),
             "{from} -> {to}"
@@ -480,7 +478,7 @@ impl Engine {
         // A clean exit of an essential process still ends the stack, with 0.
         self.exit_code = code;
         tracing::warn!(
-            process = %self.procs[id].name,
+            process = %self.procs[id].shown(),
             code,
             "essential process ended ({}): shutting everything down",
             self.procs[id].state()
@@ -549,6 +547,7 @@ impl Engine {
         let _ = self.events.send(Arc::new(Event {
             time: ringmaster_logs::rfc3339(std::time::SystemTime::now()),
             process: process.name.clone(),
+            alias: process.alias.clone(),
             from,
             to,
             pid: pid.or(process.last_pid).map(Pid::as_raw),
@@ -616,6 +615,7 @@ impl Engine {
         let prepared = launch::prepare(
             watcher,
             &self.procs[id].name,
+            &self.procs[id].shown(),
             &self.system,
             &self.config.daemon.socket,
         );
@@ -657,7 +657,7 @@ impl Engine {
     }
 
     fn spawn_failed(&self, id: ProcId, reason: String) -> lifecycle::Input {
-        tracing::warn!(process = %self.procs[id].name, "spawn failed: {reason}");
+        tracing::warn!(process = %self.procs[id].shown(), "spawn failed: {reason}");
         lifecycle::Input::SpawnFailed { reason }
     }
 
@@ -702,9 +702,10 @@ impl Engine {
 
     fn on_exit(&mut self, id: ProcId, exit: Exit) {
         let process = &mut self.procs[id];
+        let shown = process.shown();
         for mut pump in process.pumps.drain(..) {
             pump.finish();
-            let name = process.name.clone();
+            let name = shown.clone();
             let lost = process.log_lost.clone();
             self.drains
                 .spawn(async move { (name, pump.wait().await, lost.load(Ordering::Relaxed)) });
@@ -872,7 +873,7 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-fn log_drain(done: Result<(ProcessName, PumpReport, u64), tokio::task::JoinError>) {
+fn log_drain(done: Result<(String, PumpReport, u64), tokio::task::JoinError>) {
     if let Ok((name, report, total)) = done
         && report.lost > 0
     {

@@ -64,15 +64,7 @@ pub(crate) fn evaluate(
     if process.held {
         return None;
     }
-    let outcome = |ok: bool, message: String| {
-        Some(ActionOutcome {
-            name: process.name.clone(),
-            ok,
-            state: process.state(),
-            pid: process.pid().map(nix::unistd::Pid::as_raw),
-            message,
-        })
-    };
+    let outcome = |ok: bool, message: String| Some(process.outcome(ok, message));
     match goal {
         // A restart is undecided while its stop goes on (STOPPING).
         Goal::Running => match process.state() {

@@ -56,6 +56,7 @@ pub(crate) struct Prepared {
 pub(crate) fn prepare(
     w: &WatcherConfig,
     name: &ProcessName,
+    shown: &str,
     system: &System,
     socket: &Path,
 ) -> Result<Prepared, LaunchError> {
@@ -105,10 +106,10 @@ pub(crate) fn prepare(
     let stdin = OwnedFd::from(open_null().map_err(LaunchError::Null)?);
     let mut captures = Vec::new();
     let echo = w.echo.then_some(system.colour);
-    let stdout = output(&w.stdout, name, "stdout", echo, &mut captures)?;
+    let stdout = output(&w.stdout, (name, shown), "stdout", echo, &mut captures)?;
     let stderr = match &w.stderr {
         StderrSink::Stdout => stdout.try_clone().map_err(LaunchError::Duplicate)?,
-        StderrSink::Sink(sink) => output(sink, name, "stderr", echo, &mut captures)?,
+        StderrSink::Sink(sink) => output(sink, (name, shown), "stderr", echo, &mut captures)?,
     };
     Ok(Prepared {
         launch,
@@ -126,7 +127,7 @@ pub(crate) fn prepare(
 /// lines are copied to the daemon's stdout.
 fn output(
     sink: &OutputSink,
-    name: &ProcessName,
+    (name, shown): (&ProcessName, &str),
     stream: &str,
     echo: Option<bool>,
     captures: &mut Vec<Capture>,
@@ -152,10 +153,10 @@ fn output(
     let stderr = stream == "stderr";
     captures.push(Capture {
         stream: usize::from(stderr),
-        label: format!("{name} {stream}"),
+        label: format!("{shown} {stream}"),
         read,
         sink: file,
-        echo: echo.map(|colour| Echo::new(&name.to_string(), stderr, colour)),
+        echo: echo.map(|colour| Echo::new(shown, stderr, colour)),
     });
     Ok(write)
 }

@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use nix::unistd::Pid;
 use ringmaster_logs::{Pump, Tap};
-use ringmaster_protocol::{ExitInfo, ProcessInfo, ProcessName, ProcessState, signals};
+use ringmaster_protocol::{
+    ActionOutcome, ExitInfo, ProcessInfo, ProcessName, ProcessState, signals,
+};
 
 use crate::lifecycle::{Life, describe_exit};
 use crate::table::WatcherId;
@@ -77,6 +79,23 @@ impl Process {
     /// The live leader's pid.
     pub fn pid(&self) -> Option<Pid> {
         self.life.phase.pid()
+    }
+
+    /// The name people read it by: its alias, else `web:1`.
+    pub fn shown(&self) -> String {
+        ringmaster_protocol::shown_name(&self.name, self.alias.as_deref())
+    }
+
+    /// What a request that acted on it says of it now.
+    pub fn outcome(&self, ok: bool, message: impl Into<String>) -> ActionOutcome {
+        ActionOutcome {
+            name: self.name.clone(),
+            alias: self.alias.clone(),
+            ok,
+            state: self.state(),
+            pid: self.pid().map(Pid::as_raw),
+            message: message.into(),
+        }
     }
 
     /// The process as `status` reports it.

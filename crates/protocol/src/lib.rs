@@ -21,7 +21,7 @@ mod socket;
 mod suggest;
 
 pub use command::Command;
-pub use names::{ProcessName, ProcessNameError, ProcessState};
+pub use names::{ProcessName, ProcessNameError, ProcessState, shown_name};
 pub use reply::{
     ActionOutcome, ActionResult, ErrorBody, ErrorKind, Event, ExitInfo, Output, PidEntry,
     PidResult, ProcessInfo, ProcessStats, ReloadAction, ReloadResult, ReloadStep, ReopenResult,

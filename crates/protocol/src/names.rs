@@ -58,6 +58,13 @@ impl fmt::Display for ProcessState {
     }
 }
 
+/// The name a person reads a process by: its alias (`site:web_1`) when it
+/// has one, else `web:1`. Both are accepted in requests; replies carry
+/// both.
+pub fn shown_name(name: &ProcessName, alias: Option<&str>) -> String {
+    alias.map_or_else(|| name.to_string(), str::to_owned)
+}
+
 /// A process name: the watcher's name and the 1-based worker slot.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ProcessName {

@@ -280,6 +280,9 @@ pub struct StatusResult {
 pub struct ActionOutcome {
     /// `web:2`.
     pub name: ProcessName,
+    /// What people read it as: its `GROUP:NAME` when configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias: Option<String>,
     /// Whether the action reached its goal for this process.
     pub ok: bool,
     /// The state when the outcome was decided.
@@ -302,6 +305,9 @@ pub struct ActionResult {
 pub struct PidEntry {
     /// `web:2`.
     pub name: ProcessName,
+    /// What people read it as: its `GROUP:NAME` when configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias: Option<String>,
     /// Pid, or null when not alive.
     pub pid: Option<i32>,
 }
@@ -324,6 +330,9 @@ pub struct Event {
     pub time: String,
     /// `web:2`.
     pub process: ProcessName,
+    /// What people read it as: its `GROUP:NAME` when configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias: Option<String>,
     /// The state it left.
     pub from: ProcessState,
     /// The state it entered.
@@ -358,6 +367,9 @@ pub struct StreamLine {
 pub struct Output {
     /// `web:2`.
     pub name: ProcessName,
+    /// What people read it as: its `GROUP:NAME` when configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias: Option<String>,
     /// `stdout` or `stderr`.
     pub stream: String,
     /// The bytes, as text (invalid UTF-8 replaced).
@@ -525,6 +537,7 @@ mod response_tests {
         let action = ActionResult {
             processes: vec![ActionOutcome {
                 name: ProcessName::new("web", 1),
+                alias: None,
                 ok: true,
                 state: ProcessState::Running,
                 pid: Some(42),

@@ -68,6 +68,8 @@ pub(crate) enum Input {
 #[derive(Debug)]
 pub(crate) struct TapTarget {
     pub name: ProcessName,
+    /// Its alias, the name people read.
+    pub alias: Option<String>,
     pub stream: &'static str,
     pub tap: Arc<Tap>,
 }

@@ -94,6 +94,7 @@ pub(super) async fn taps(
 pub(super) fn output(target: &TapTarget, data: &[u8], skipped_bytes: u64) -> Output {
     Output {
         name: target.name.clone(),
+        alias: target.alias.clone(),
         stream: target.stream.to_owned(),
         data: String::from_utf8_lossy(data).into_owned(),
         skipped_bytes,

@@ -4,8 +4,8 @@
 
 use nix::unistd::Pid;
 use ringmaster_protocol::{
-    ActionOutcome, ActionResult, PROTOCOL_VERSION, PidEntry, PidResult, ProcessState, ReopenResult,
-    Reply, Request, Response, ScaleArgs, StatusResult, VersionResult, did_you_mean, signals,
+    ActionResult, PROTOCOL_VERSION, PidEntry, PidResult, ProcessState, ReopenResult, Reply,
+    Request, Response, ScaleArgs, StatusResult, VersionResult, did_you_mean, signals,
 };
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -66,6 +66,7 @@ impl Engine {
                 let index = usize::from(stderr && !merged);
                 TapTarget {
                     name: self.procs[id].name.clone(),
+                    alias: self.procs[id].alias.clone(),
                     stream: if stderr { "stderr" } else { "stdout" },
                     tap: self.procs[id].taps[index].clone(),
                 }
@@ -309,13 +310,7 @@ impl Engine {
             .map(|&proc| {
                 let process = &self.procs[proc];
                 let outcome = if already.contains(&proc) {
-                    Some(ActionOutcome {
-                        name: process.name.clone(),
-                        ok: true,
-                        state: process.state(),
-                        pid: process.pid().map(Pid::as_raw),
-                        message: already_message.to_owned(),
-                    })
+                    Some(process.outcome(true, already_message))
                 } else {
                     evaluate(goal, process, shutting_down)
                 };
@@ -351,13 +346,7 @@ impl Engine {
                         Err(err) => (false, format!("cannot signal: {err}")),
                     },
                 };
-                ActionOutcome {
-                    name: process.name.clone(),
-                    ok,
-                    state: process.state(),
-                    pid: process.pid().map(Pid::as_raw),
-                    message,
-                }
+                process.outcome(ok, message)
             })
             .collect();
         Ok(Response::Signal(ActionResult { processes }))
@@ -377,6 +366,7 @@ impl Engine {
                 .iter()
                 .map(|&i| PidEntry {
                     name: self.procs[i].name.clone(),
+                    alias: self.procs[i].alias.clone(),
                     pid: self.procs[i].pid().map(Pid::as_raw),
                 })
                 .collect(),
