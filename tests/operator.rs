@@ -262,3 +262,68 @@ fn a_process_is_called_by_one_name_everywhere() {
     assert!(log.contains("myapp:gunicorn_01"), "{log}");
     assert!(!log.contains("process=gunicorn:2"), "{log}");
 }
+
+/// supervisorctl's and circusctl's habits work, and their commands that
+/// ringmaster does not have say what to do instead.
+#[test]
+fn supervisorctl_and_circusctl_habits() {
+    let daemon = crate::support::Daemon::start(
+        "[watchers.web]\ncmd = \"@TESTKIT@ sleep\"\nnumprocesses = 2\nstart_secs = \"0\"\n\
+         [watchers.ticker]\ncmd = \"@TESTKIT@ lines 20\"\nstart_secs = \"0\"\nrestart = \"never\"\n",
+    );
+    daemon.wait_all("settled", |p| {
+        p["state"] == "RUNNING" || p["state"] == "EXITED"
+    });
+    let socket = daemon.socket.display().to_string();
+    let run = |args: &[&str]| {
+        Command::new(crate::support::ringmasterctl())
+            .args(args)
+            .env_remove("RINGMASTER_SOCKET")
+            .output()
+            .unwrap()
+    };
+    // Options after the command.
+    let status = run(&["status", "web", "-s", &socket]);
+    assert_eq!(status.status.code(), Some(0), "{status:?}");
+    assert!(stdout(&status).contains("web:2"), "{status:?}");
+    let text = |args: &[&str]| stdout(&daemon.ctl(args));
+    assert_eq!(text(&["update"]), text(&["reload"]));
+    assert_eq!(
+        text(&["avail"]),
+        "web     in use  2 processes, 2 running\nticker  in use  1 process, 0 running\n"
+    );
+    assert_eq!(text(&["list"]), text(&["avail"]));
+    assert_eq!(text(&["numprocesses", "web"]), "2\n");
+    // supervisorctl's tail -N.
+    let tail = text(&["tail", "-3", "ticker:1"]);
+    assert_eq!(tail.lines().count(), 3, "{tail}");
+    assert!(
+        tail.lines().last().unwrap().starts_with("0000000019 "),
+        "{tail}"
+    );
+    for (word, says) in [
+        (
+            "add",
+            "`add`: ringmaster reads watchers from the configuration file: add it there and run `reload`",
+        ),
+        (
+            "rm",
+            "`rm`: ringmaster reads watchers from the configuration file",
+        ),
+        (
+            "fg",
+            "`fg`: ringmasterctl has no fg: `tail -f NAME` follows a process's output",
+        ),
+        ("listen", "`listen`: `events` streams every state change"),
+    ] {
+        let output = daemon.ctl(&[word, "web"]);
+        assert_eq!(output.status.code(), Some(2), "{word}: {output:?}");
+        assert!(
+            stderr(&output).contains(says),
+            "{word}: {}",
+            stderr(&output)
+        );
+    }
+    let quit = daemon.ctl(&["quit"]);
+    assert!(stdout(&quit).starts_with("shut down ("), "{quit:?}");
+}

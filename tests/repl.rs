@@ -140,3 +140,23 @@ fn ctrl_c_ends_a_follow_and_the_session_outlives_the_daemon() {
     s.send_control('d').unwrap();
     s.exp_eof().unwrap();
 }
+
+/// Another tool's command at the prompt says what to do instead, and
+/// supervisorctl's `tail -N` works there too.
+#[test]
+fn other_tools_commands_at_the_prompt() {
+    let daemon = Daemon::start(TWO_SLEEPERS);
+    daemon.wait_all("everything running", |p| p["state"] == "RUNNING");
+    let home = tempfile::tempdir().unwrap();
+    let mut s = session(&daemon, home.path());
+    s.exp_string("ringmaster> ").unwrap();
+    s.send_line("add web").unwrap();
+    s.exp_string("`add`: ringmaster reads watchers from the configuration file")
+        .unwrap();
+    s.exp_string("ringmaster> ").unwrap();
+    s.send_line("tail -1 ticker:1").unwrap();
+    s.exp_regex("tick [0-9]+").unwrap();
+    s.exp_string("ringmaster> ").unwrap();
+    s.send_line("quit").unwrap();
+    s.exp_eof().unwrap();
+}

@@ -107,14 +107,24 @@ pub enum Command {
     },
     /// Read the configuration file again and show what reload would change.
     Reread,
-    /// Read the configuration file again and apply the difference (like SIGHUP).
+    /// Read the configuration file again and apply the difference (like SIGHUP; supervisorctl's update).
+    #[command(visible_alias = "update")]
     Reload,
     /// Reopen every log file (after logrotate moved them), like SIGUSR2.
     Reopen,
     /// Print every state change as it happens, until interrupted.
     Events,
-    /// Stop every process and exit the daemon.
+    /// Stop every process and exit the daemon (circusctl's quit).
+    #[command(visible_alias = "quit")]
     Shutdown,
+    /// The watchers and how many processes each has (supervisorctl's avail, circusctl's list).
+    #[command(visible_alias = "list")]
+    Avail,
+    /// How many processes a watcher has now (circusctl's numprocesses).
+    Numprocesses {
+        /// The watcher.
+        name: String,
+    },
     /// Client and daemon versions.
     Version,
 }
@@ -169,6 +179,8 @@ impl Command {
             Self::Reopen => Request::Reopen,
             Self::Events => Request::Events,
             Self::Shutdown => Request::Shutdown,
+            Self::Avail => Request::Status(NamesArgs::default()),
+            Self::Numprocesses { name } => Request::Status(names(std::slice::from_ref(name))),
             Self::Version => Request::Version,
         }
     }
@@ -186,6 +198,14 @@ pub(crate) fn execute(path: &Path, command: &Command, json: bool, stop: Option<&
     }
     let answer = Client::connect(path).and_then(|mut client| client.ask(&command.request()));
     match answer {
+        Ok(Ok(Response::Status(status))) if !json && matches!(command, Command::Avail) => {
+            out!("{}", format::avail(&status.processes));
+            exit_code::OK
+        }
+        Ok(Ok(Response::Status(status))) if matches!(command, Command::Numprocesses { .. }) => {
+            outln!("{}", status.processes.len());
+            exit_code::OK
+        }
         Ok(answer) => render(command, answer, json),
         Err(err) => {
             errln!("ringmasterctl: {err}");
@@ -224,6 +244,95 @@ fn follow(path: &Path, command: &Command, json: bool, stop: Option<&AtomicBool>)
             }
         }
     }
+}
+
+/// Commands of supervisorctl and circusctl that ringmasterctl does not
+/// have, with what to do instead (never a did-you-mean to something else).
+const FOREIGN: &[(&str, &str)] = &[
+    (
+        "add",
+        "ringmaster reads watchers from the configuration file: add it there and run `reload`",
+    ),
+    (
+        "remove",
+        "ringmaster reads watchers from the configuration file: remove it there and run `reload`",
+    ),
+    (
+        "rm",
+        "ringmaster reads watchers from the configuration file: remove it there and run `reload`",
+    ),
+    (
+        "fg",
+        "ringmasterctl has no fg: `tail -f NAME` follows a process's output",
+    ),
+    (
+        "open",
+        "ringmasterctl talks to one daemon's Unix socket: give it with -s SOCKET",
+    ),
+    (
+        "get",
+        "settings come from the configuration file: `status NAME` shows a process",
+    ),
+    (
+        "set",
+        "settings come from the configuration file: change it and run `reload`",
+    ),
+    (
+        "options",
+        "settings come from the configuration file: `ringmasterd --check FILE` shows them",
+    ),
+    (
+        "globaloptions",
+        "settings come from the configuration file: `ringmasterd --check FILE` shows them",
+    ),
+    (
+        "reloadconfig",
+        "`reload` reads the configuration again and applies the difference",
+    ),
+    ("dstats", "`stats` shows CPU, memory and files of processes"),
+    ("listen", "`events` streams every state change"),
+    (
+        "listsockets",
+        "sockets are not supported yet by this version",
+    ),
+    ("numwatchers", "`avail` lists the watchers"),
+    (
+        "ipython",
+        "ringmasterctl without a command starts its interactive session",
+    ),
+];
+
+/// What to say to someone who typed `word` where a command goes, when it
+/// is another tool's command; `None` for anything else (ours, or a typo
+/// for the usual did-you-mean).
+pub(crate) fn foreign_command(word: &str) -> Option<String> {
+    FOREIGN
+        .iter()
+        .find(|(name, _)| *name == word)
+        .map(|(name, what)| format!("`{name}`: {what}"))
+}
+
+/// `tail -100 NAME` (supervisorctl's way) as `tail -n 100 NAME`.
+pub(crate) fn supervisorctl_tail<S: AsRef<std::ffi::OsStr>>(
+    words: &[S],
+) -> Vec<std::ffi::OsString> {
+    let mut out: Vec<std::ffi::OsString> = Vec::with_capacity(words.len() + 1);
+    let mut in_tail = false;
+    for word in words {
+        let word = word.as_ref();
+        let text = word.to_str().unwrap_or_default();
+        in_tail |= text == "tail";
+        match text.strip_prefix('-') {
+            Some(digits)
+                if in_tail && !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                out.push("-n".into());
+                out.push(digits.into());
+            }
+            _ => out.push(word.to_owned()),
+        }
+    }
+    out
 }
 
 /// Prints an answer and returns the exit code it implies.

@@ -102,6 +102,39 @@ pub(crate) fn stream_line(line: &StreamLine) -> String {
     out
 }
 
+/// `avail`: one line per watcher, with its processes and how many run.
+pub(crate) fn avail(processes: &[ProcessInfo]) -> String {
+    let mut watchers: Vec<(&str, usize, usize)> = Vec::new();
+    for process in processes {
+        let running = usize::from(process.state == ProcessState::Running);
+        match watchers
+            .iter_mut()
+            .find(|(w, _, _)| *w == process.name.watcher)
+        {
+            Some((_, count, up)) => {
+                *count += 1;
+                *up += running;
+            }
+            None => watchers.push((&process.name.watcher, 1, running)),
+        }
+    }
+    let width = watchers.iter().map(|(w, _, _)| w.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for (watcher, count, up) in watchers {
+        let _ = writeln!(
+            out,
+            "{watcher:width$}  in use  {}, {up} running",
+            plural(count, "process", "processes")
+        );
+    }
+    out
+}
+
+/// `1 process`, `2 processes`.
+pub(crate) fn plural(count: usize, one: &str, many: &str) -> String {
+    format!("{count} {}", if count == 1 { one } else { many })
+}
+
 /// One aligned line per process, named as the configuration names it
 /// (`site:web_00` under supervisord's naming, else `web:1`).
 pub(crate) fn status(processes: &[ProcessInfo]) -> String {

@@ -96,9 +96,14 @@ pub(crate) fn run(path: &Path, json: bool) -> u8 {
                 help(words.get(1).map(String::as_str));
                 continue;
             }
-            Some(_) => {}
+            Some(word) => {
+                if let Some(message) = crate::commands::foreign_command(word) {
+                    outln!("{message}");
+                    continue;
+                }
+            }
         }
-        let parsed = match Line::try_parse_from(&words) {
+        let parsed = match Line::try_parse_from(crate::commands::supervisorctl_tail(&words)) {
             Ok(parsed) => parsed,
             Err(err) => {
                 // Usage errors, and `CMD --help`.
