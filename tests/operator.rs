@@ -327,3 +327,57 @@ fn supervisorctl_and_circusctl_habits() {
     let quit = daemon.ctl(&["quit"]);
     assert!(stdout(&quit).starts_with("shut down ("), "{quit:?}");
 }
+
+/// A user's ringmasterctl, with no socket given, against a root daemon on
+/// the system socket: its own default holds a stale socket, so the system
+/// one is tried too, and the error names both (run in a mount namespace
+/// with a /run of its own, so the system path is this test's).
+#[test]
+fn a_plain_user_finds_the_system_socket_and_is_told_what_was_tried() {
+    require_root!();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let own = dir.path().join("runtime");
+    std::fs::create_dir(&own).unwrap();
+    std::fs::set_permissions(&own, std::fs::Permissions::from_mode(0o777)).unwrap();
+    drop(std::os::unix::net::UnixListener::bind(own.join("ringmaster.sock")).unwrap());
+    std::fs::set_permissions(
+        own.join("ringmaster.sock"),
+        std::fs::Permissions::from_mode(0o777),
+    )
+    .unwrap();
+    let config = dir.path().join("ringmaster.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[daemon]\nlogs_dir = \"{}/logs\"\n[watchers.web]\ncmd = \"/bin/sleep 100\"\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let script = format!(
+        "mount -t tmpfs tmpfs /run || exit 90\n\
+         {daemon} {config} 2>{dir}/daemon.err & pid=$!\n\
+         i=0; until [ -S /run/ringmaster.sock ]; do i=$((i+1)); [ $i -gt 500 ] && exit 91; sleep 0.01; done\n\
+         setpriv --reuid 65534 --regid 65534 --clear-groups env XDG_RUNTIME_DIR={own} {ctl} status\n\
+         echo \"exit $?\"\n\
+         kill $pid; wait $pid\n",
+        daemon = ringmasterd(),
+        ctl = crate::support::ringmasterctl(),
+        config = config.display(),
+        dir = dir.path().display(),
+        own = own.display(),
+    );
+    let output = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .env_remove("RINGMASTER_SOCKET")
+        .output()
+        .unwrap();
+    let (out, err) = (stdout(&output), stderr(&output));
+    assert!(out.contains("exit 4"), "{out}\n{err}");
+    let want = format!(
+        "cannot reach ringmasterd at /run/ringmaster.sock: Permission denied (os error 13) (the socket allows root, the daemon's user and members of socket_group); also tried {}/ringmaster.sock (a stale socket: no daemon answers)",
+        own.display()
+    );
+    assert!(err.contains(&want), "missing {want:?} in:\n{err}");
+}

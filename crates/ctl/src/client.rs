@@ -13,7 +13,7 @@ use ringmaster_protocol::{
 #[derive(Debug, thiserror::Error)]
 pub enum CtlError {
     /// The socket could not be reached.
-    #[error("cannot reach ringmasterd at {}: {source} ({hint})", path.display())]
+    #[error("cannot reach ringmasterd at {}: {source} ({hint}){}", path.display(), also_tried(path))]
     Connect {
         /// The socket path tried.
         path: PathBuf,
@@ -43,8 +43,35 @@ pub enum CtlError {
     Config(String),
 }
 
+/// The system daemon's socket (root's default), which a user whose own
+/// default has no daemon tries too.
+pub const SYSTEM_SOCKET: &str = "/run/ringmaster.sock";
+
+/// The sockets looked at when none was given and none answered: said
+/// with the connection error (set once, by [`socket_path`]).
+static LOOKED_AT: std::sync::OnceLock<Vec<(PathBuf, String)>> = std::sync::OnceLock::new();
+
+/// `; also tried ...` for the connection error at `path`, when the
+/// default socket was looked for in more than one place.
+fn also_tried(path: &Path) -> String {
+    let others: Vec<String> = LOOKED_AT
+        .get()
+        .into_iter()
+        .flatten()
+        .filter(|(p, _)| p != path)
+        .map(|(p, why)| format!("{} ({why})", p.display()))
+        .collect();
+    if others.is_empty() {
+        String::new()
+    } else {
+        format!("; also tried {}", others.join(", "))
+    }
+}
+
 /// Finds the socket: `-s`, else the config given with `-c`, else
-/// `$RINGMASTER_SOCKET`, else the default path.
+/// `$RINGMASTER_SOCKET`, else the default path: the user's own, or, when
+/// no daemon answers there and the user is not root, the system one
+/// (a root daemon's), if it exists.
 pub fn socket_path(explicit: Option<&Path>, config: Option<&Path>) -> Result<PathBuf, CtlError> {
     if let Some(path) = explicit {
         return Ok(path.to_path_buf());
@@ -63,7 +90,39 @@ pub fn socket_path(explicit: Option<&Path>, config: Option<&Path>) -> Result<Pat
     if let Some(path) = std::env::var_os(SOCKET_ENV).filter(|p| !p.is_empty()) {
         return Ok(PathBuf::from(path));
     }
-    Ok(default_socket_path())
+    Ok(default_for_this_user())
+}
+
+/// The user's default socket, or the system one when only that is there.
+fn default_for_this_user() -> PathBuf {
+    let own = default_socket_path();
+    let system = PathBuf::from(SYSTEM_SOCKET);
+    if own == system {
+        return own;
+    }
+    let probe = |path: &Path| match UnixStream::connect(path) {
+        Ok(_) => None,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Some("no such file".to_owned()),
+        Err(err) if err.kind() == std::io::ErrorKind::ConnectionRefused => {
+            Some("a stale socket: no daemon answers".to_owned())
+        }
+        Err(err) => Some(err.to_string()),
+    };
+    let Some(own_problem) = probe(&own) else {
+        return own;
+    };
+    let system_problem = probe(&system);
+    let chosen = if system.exists() {
+        system.clone()
+    } else {
+        own.clone()
+    };
+    let mut looked_at = vec![(own, own_problem)];
+    if let Some(problem) = system_problem {
+        looked_at.push((system, problem));
+    }
+    let _ = LOOKED_AT.set(looked_at);
+    chosen
 }
 
 /// A connection to the daemon.
