@@ -289,7 +289,7 @@ fn the_dialect_is_detected_or_forced() {
     };
     let by_content = check("app.cfg", None);
     assert!(by_content.status.success(), "{}", stderr(&by_content));
-    assert!(stdout(&by_content).contains("watchers 1 (1 processes)"));
+    assert!(stdout(&by_content).contains("watchers 1 (1 process)"));
     let as_toml = check("app.toml", None);
     assert_eq!(as_toml.status.code(), Some(1));
     assert!(

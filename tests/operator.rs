@@ -381,3 +381,64 @@ fn a_plain_user_finds_the_system_socket_and_is_told_what_was_tried() {
     );
     assert!(err.contains(&want), "missing {want:?} in:\n{err}");
 }
+
+/// The words: plurals, a did-you-mean that is not the name typed, a
+/// watcher with no process left, commands quoted in --check's summary,
+/// one warning for processes run as root, both default config paths.
+#[test]
+fn messages_say_what_is_meant() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{}[watchers.web]\ncmd = \"sh -c 'echo hi; sleep 100'\"\n",
+        daemon_table(dir.path())
+    );
+    let (code, out, err) = check_as(dir.path(), &text, None, false);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("watchers 1 (1 process)"), "{out}");
+    assert!(out.contains("sh -c 'echo hi; sleep 100'"), "{out}");
+
+    let daemon = crate::support::Daemon::start(
+        "[watchers.web]\ncmd = \"@TESTKIT@ sleep\"\nstart_secs = \"0\"\n\
+         [watchers.api]\ncmd = \"@TESTKIT@ sleep\"\nstart_secs = \"0\"\n\
+         [groups]\nsite = [\"web\"]\n",
+    );
+    daemon.wait_all("running", |p| p["state"] == "RUNNING");
+    let incr = daemon.ctl(&["incr", "site"]);
+    assert!(
+        stderr(&incr).contains("'site' is a group; incr takes one of its watchers: web"),
+        "{incr:?}"
+    );
+    assert!(!stderr(&incr).contains("did you mean 'site'"), "{incr:?}");
+    daemon.ctl(&["decr", "api"]);
+    let status = daemon.ctl(&["status", "api"]);
+    assert_eq!(
+        stdout(&status),
+        "no processes: api has none now (`incr WATCHER` adds some)\n"
+    );
+    if crate::support::is_root() {
+        let log = daemon.daemon_log();
+        assert_eq!(log.matches("no user set for").count(), 1, "{log}");
+        assert!(
+            log.contains("no user set for web, api: their processes will run as root"),
+            "{log}"
+        );
+    }
+    let quit = daemon.ctl(&["shutdown"]);
+    assert_eq!(stdout(&quit), "shut down (1 process stopped)\n");
+
+    // No argument, no ./ringmaster.toml: both places are named.
+    if !std::path::Path::new("/etc/ringmaster/ringmaster.toml").exists() {
+        let empty = tempfile::tempdir().unwrap();
+        let output = Command::new(ringmasterd())
+            .current_dir(empty.path())
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1));
+        assert!(
+            stderr(&output).contains(
+                "neither ./ringmaster.toml (here) nor /etc/ringmaster/ringmaster.toml exists"
+            ),
+            "{output:?}"
+        );
+    }
+}

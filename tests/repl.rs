@@ -70,7 +70,8 @@ fn commands_completion_help_and_history() {
         .unwrap();
     // A bad line says why and leaves the session open.
     s.send_line("frobnicate").unwrap();
-    s.exp_string("unrecognized subcommand").unwrap();
+    s.exp_string("no command 'frobnicate'; type help for the list")
+        .unwrap();
     s.send_line("start").unwrap();
     s.exp_string("required").unwrap();
     s.send_line("status 'unbalanced").unwrap();
@@ -156,6 +157,16 @@ fn other_tools_commands_at_the_prompt() {
     s.exp_string("ringmaster> ").unwrap();
     s.send_line("tail -1 ticker:1").unwrap();
     s.exp_regex("tick [0-9]+").unwrap();
+    s.exp_string("ringmaster> ").unwrap();
+    // A typo: did-you-mean and help, not clap's usage of a program.
+    s.send_line("stauts").unwrap();
+    s.exp_string("no command 'stauts' (did you mean 'status'?); type help for the list")
+        .unwrap();
+    s.exp_string("ringmaster> ").unwrap();
+    // A usage error shows the usage as typed at the prompt.
+    s.send_line("start").unwrap();
+    let before = s.exp_string("Usage: start <NAMES>...").unwrap();
+    assert!(!before.contains("ringmaster> start <"), "{before}");
     s.exp_string("ringmaster> ").unwrap();
     s.send_line("quit").unwrap();
     s.exp_eof().unwrap();

@@ -43,7 +43,7 @@ priority = 10
     s.exp_string("SIGINT: shutting down").unwrap();
     // Reverse priority order: web first.
     s.exp_string("web: stopped (2 processes)").unwrap();
-    s.exp_string("worker: stopped (1 processes)").unwrap();
+    s.exp_string("worker: stopped (1 process)").unwrap();
     s.exp_string("ringmasterd stopped").unwrap();
     s.exp_eof().unwrap();
     assert!(matches!(s.process().wait(), Ok(WaitStatus::Exited(_, 0))));

@@ -68,21 +68,27 @@ macro_rules! say_err {
     }};
 }
 
-fn default_config() -> PathBuf {
-    let local = PathBuf::from("ringmaster.toml");
-    if local.exists() {
-        local
-    } else {
-        PathBuf::from("/etc/ringmaster/ringmaster.toml")
-    }
+/// The configuration looked for in the current directory first.
+const LOCAL_CONFIG: &str = "./ringmaster.toml";
+/// Then the system's.
+const SYSTEM_CONFIG: &str = "/etc/ringmaster/ringmaster.toml";
+
+/// The first default configuration that exists.
+fn default_config() -> Option<PathBuf> {
+    [LOCAL_CONFIG, SYSTEM_CONFIG]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|path| path.exists())
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let path = args
-        .config
-        .or(args.config_flag)
-        .unwrap_or_else(default_config);
+    let Some(path) = args.config.or(args.config_flag).or_else(default_config) else {
+        say_err!(
+            "ringmasterd: no configuration file given, and neither {LOCAL_CONFIG} (here) nor {SYSTEM_CONFIG} exists"
+        );
+        return ExitCode::from(1);
+    };
     // --check asks this machine too (users, commands, directories), in the
     // same pass as every other error.
     let read = if args.check {
@@ -161,9 +167,9 @@ fn check(config: &Config) -> ExitCode {
     );
     say!("  logs     {}", config.daemon.logs_dir.display());
     say!(
-        "  watchers {} ({} processes)",
+        "  watchers {} ({})",
         config.watchers.len(),
-        config.process_count()
+        ringmaster_protocol::plural(config.process_count(), "process", "processes")
     );
     let width = config
         .watchers
@@ -172,14 +178,17 @@ fn check(config: &Config) -> ExitCode {
         .max()
         .unwrap_or(0);
     for w in &config.watchers {
+        // Quoted as a shell would need it, so the line reads back the same.
         let argv: Vec<String> = w.command.argv.iter().map(ToString::to_string).collect();
+        let argv =
+            shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_else(|_| argv.join(" "));
         say!(
             "    {:width$}  x{:<3} priority {:<5} restart {:<10} {}{}",
             w.name,
             w.numprocesses,
             w.priority,
             w.restart.as_str(),
-            argv.join(" "),
+            argv,
             w.user
                 .as_deref()
                 .map(|u| format!("  (as {u})"))

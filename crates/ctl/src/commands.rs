@@ -130,6 +130,19 @@ pub enum Command {
 }
 
 impl Command {
+    /// The names a command that acts on processes was given, if any.
+    fn names(&self) -> Option<&[String]> {
+        let (Self::Status { names }
+        | Self::Start { names }
+        | Self::Stop { names }
+        | Self::Restart { names }
+        | Self::Signal { names, .. }) = self
+        else {
+            return None;
+        };
+        (!names.is_empty()).then_some(names.as_slice())
+    }
+
     /// Whether this is a `tail` of a whole watcher (its lines are then
     /// prefixed with their process's name).
     pub(crate) fn tails_a_watcher(&self) -> bool {
@@ -352,6 +365,16 @@ fn render(command: &Command, answer: Result<Response, ErrorBody>, json: bool) ->
             return exit_code::REFUSED;
         }
     };
+    if !json && let Some(names) = command.names().filter(|_| nothing_named(&response)) {
+        // A watcher decr took to 0 processes (or a group of such): say so
+        // rather than print nothing.
+        outln!(
+            "no processes: {} {} none now (`incr WATCHER` adds some)",
+            names.join(", "),
+            if names.len() == 1 { "has" } else { "have" }
+        );
+        return exit_code::OK;
+    }
     if json {
         // As a JSON value, so the keys come as the socket sends them.
         let value = serde_json::to_value(&response).unwrap_or_default();
@@ -360,6 +383,14 @@ fn render(command: &Command, answer: Result<Response, ErrorBody>, json: bool) ->
         out!("{}", format::response(&response, command.tails_a_watcher()));
     }
     answered(&response)
+}
+
+/// Whether an answer about processes lists none.
+fn nothing_named(response: &Response) -> bool {
+    match response {
+        Response::Status(status) => status.processes.is_empty(),
+        other => other.actions().is_some_and(|a| a.processes.is_empty()),
+    }
 }
 
 /// The exit code of a successful answer: `status` with a process not

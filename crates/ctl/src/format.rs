@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use ringmaster_protocol::{
     ActionResult, Output, PidResult, ProcessInfo, ProcessState, ReloadResult, Response,
-    StatsResult, StreamLine, shown_name,
+    StatsResult, StreamLine, plural, shown_name,
 };
 
 /// Renders a successful answer as text (newline-terminated);
@@ -25,8 +25,11 @@ pub(crate) fn response(response: &Response, prefix_tail: bool) -> String {
             t.processes.iter().map(|o| printer.render(o)).collect()
         }
         Response::Reread(r) | Response::Reload(r) => reload(r),
-        Response::Reopen(r) => format!("reopened {} log files\n", r.files),
-        Response::Shutdown(s) => format!("shut down ({} processes stopped)\n", s.stopped),
+        Response::Reopen(r) => format!("reopened {}\n", plural(r.files, "log file", "log files")),
+        Response::Shutdown(s) => format!(
+            "shut down ({} stopped)\n",
+            plural(s.stopped, "process", "processes")
+        ),
         Response::Version(v) => format!("ringmasterd {} (protocol {})\n", v.version, v.protocol),
     }
 }
@@ -49,22 +52,22 @@ impl TailPrinter {
 
     pub(crate) fn render(&mut self, output: &Output) -> String {
         let mut out = String::new();
-        if output.skipped_bytes > 0 {
-            let _ = writeln!(
-                out,
-                "[{}: ... skipped {} bytes: this reader was too slow]",
-                shown_name(&output.name, output.alias.as_deref()),
-                output.skipped_bytes
-            );
-        }
-        if !self.prefixed {
-            out.push_str(&output.data);
-            return out;
-        }
         let name = shown_name(&output.name, output.alias.as_deref());
         let start = self.at_line_start.entry(name.clone()).or_insert(true);
+        if output.skipped_bytes > 0 {
+            // On a line of its own, even when the gap fell mid-line.
+            if !*start {
+                out.push('\n');
+            }
+            let _ = writeln!(
+                out,
+                "[{name}: ... skipped {} bytes: this reader was too slow]",
+                output.skipped_bytes
+            );
+            *start = true;
+        }
         for piece in output.data.split_inclusive('\n') {
-            if *start {
+            if *start && self.prefixed {
                 let _ = write!(out, "{name} | ");
             }
             out.push_str(piece);
@@ -128,11 +131,6 @@ pub(crate) fn avail(processes: &[ProcessInfo]) -> String {
         );
     }
     out
-}
-
-/// `1 process`, `2 processes`.
-pub(crate) fn plural(count: usize, one: &str, many: &str) -> String {
-    format!("{count} {}", if count == 1 { one } else { many })
 }
 
 /// One aligned line per process, named as the configuration names it
@@ -364,6 +362,34 @@ fn pids(result: &PidResult) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn chunk(data: &str, skipped_bytes: u64) -> Output {
+        Output {
+            name: ringmaster_protocol::ProcessName::new("web", 1),
+            alias: None,
+            stream: "stdout".into(),
+            data: data.into(),
+            skipped_bytes,
+        }
+    }
+
+    /// The skipped marker is a line of its own, even when the gap falls in
+    /// the middle of a line, prefixed or not.
+    #[test]
+    fn the_skipped_marker_never_glues_to_a_line() {
+        for prefixed in [false, true] {
+            let mut printer = TailPrinter::new(prefixed);
+            let mut out = printer.render(&chunk("half a li", 0));
+            out.push_str(&printer.render(&chunk("ne\nnext\n", 42)));
+            let p = if prefixed { "web:1 | " } else { "" };
+            assert_eq!(
+                out,
+                format!(
+                    "{p}half a li\n[web:1: ... skipped 42 bytes: this reader was too slow]\n{p}ne\n{p}next\n"
+                )
+            );
+        }
+    }
 
     #[test]
     fn states_are_coloured_only_when_asked() {

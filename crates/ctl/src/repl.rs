@@ -106,8 +106,7 @@ pub(crate) fn run(path: &Path, json: bool) -> u8 {
         let parsed = match Line::try_parse_from(crate::commands::supervisorctl_tail(&words)) {
             Ok(parsed) => parsed,
             Err(err) => {
-                // Usage errors, and `CMD --help`.
-                let _ = err.print();
+                usage_error(&err, &words[0]);
                 continue;
             }
         };
@@ -129,6 +128,30 @@ pub(crate) fn run(path: &Path, json: bool) -> u8 {
         );
     }
     exit_code::OK
+}
+
+/// A line clap refused: an unknown command gets did-you-mean and a
+/// pointer at `help`; a usage error (or `CMD --help`) is clap's text,
+/// with the usage line as typed at the prompt (no program name).
+fn usage_error(err: &clap::Error, word: &str) {
+    if err.kind() == clap::error::ErrorKind::InvalidSubcommand {
+        let command = Line::command();
+        let names: Vec<&str> = command
+            .get_subcommands()
+            .flat_map(|sub| std::iter::once(sub.get_name()).chain(sub.get_visible_aliases()))
+            .collect();
+        let hint = ringmaster_protocol::did_you_mean(word, names.iter().copied())
+            .map(|s| format!(" (did you mean '{s}'?)"))
+            .unwrap_or_default();
+        outln!("no command '{word}'{hint}; type help for the list");
+        return;
+    }
+    let text = err.render().to_string().replace("ringmaster> ", "");
+    if err.use_stderr() {
+        errln!("{}", text.trim_end());
+    } else {
+        outln!("{}", text.trim_end());
+    }
 }
 
 /// Says who is talking to whom, and how the processes are; false when the
@@ -163,7 +186,8 @@ fn banner(path: &Path) -> bool {
                 }
             }
             let summary: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
-            outln!("{} processes: {}", processes.len(), summary.join(", "));
+            let count = ringmaster_protocol::plural(processes.len(), "process", "processes");
+            outln!("{count}: {}", summary.join(", "));
             outln!("Type help for the commands, quit to leave.");
             true
         }

@@ -143,10 +143,18 @@ impl Engine {
         system: System,
         os: Box<dyn Children + Send>,
     ) -> Result<Self, EngineError> {
-        for watcher in &config.watchers {
-            if watcher.user.is_none() && nix::unistd::geteuid().is_root() {
-                tracing::warn!(watcher = %watcher.name, "no user set: processes will run as root");
-            }
+        let as_root: Vec<&str> = config
+            .watchers
+            .iter()
+            .filter(|w| w.user.is_none())
+            .map(|w| w.name.as_str())
+            .collect();
+        if !as_root.is_empty() && nix::unistd::geteuid().is_root() {
+            // One line for the daemon, naming them all.
+            tracing::warn!(
+                "no user set for {}: their processes will run as root",
+                as_root.join(", ")
+            );
         }
         let procs = Table::new(&config);
         let (notices, log_notices) = mpsc::unbounded_channel();
@@ -459,7 +467,8 @@ impl Engine {
         if let Some(shutdown) = self.shutdown.as_mut() {
             shutdown.announced.insert(watcher);
         }
-        tracing::info!(watcher = %name, "{name}: stopped ({count} processes)");
+        let count = ringmaster_protocol::plural(count, "process", "processes");
+        tracing::info!(watcher = %name, "{name}: stopped ({count})");
     }
 
     /// An essential process that gave up (FATAL, or EXITED with no restart

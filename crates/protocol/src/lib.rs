@@ -35,6 +35,12 @@ pub use request::{
 pub use socket::{SOCKET_ENV, default_socket_path};
 pub use suggest::did_you_mean;
 
+/// `1 process`, `2 processes`: a count with the word for it, as every
+/// message of the daemon and the ctl says it.
+pub fn plural(count: usize, one: &str, many: &str) -> String {
+    format!("{count} {}", if count == 1 { one } else { many })
+}
+
 /// Version of the wire protocol; bumped on incompatible changes.
 pub const PROTOCOL_VERSION: u32 = 1;
 

@@ -9,7 +9,9 @@ pub fn did_you_mean<'a>(
     candidates
         .into_iter()
         .map(|candidate| (edit_distance(input, candidate), candidate))
-        .filter(|&(distance, _)| distance <= limit)
+        // The name typed itself is no suggestion (it was refused for
+        // another reason: a group where a watcher is wanted).
+        .filter(|&(distance, _)| distance > 0 && distance <= limit)
         .min_by_key(|&(distance, _)| distance)
         .map(|(_, candidate)| candidate)
 }

@@ -155,6 +155,32 @@ impl Engine {
         format!("no {what} '{name}'{hint}")
     }
 
+    /// Why `name` is no watcher `command` (incr, decr) can scale: a group
+    /// or a process said as such, else the usual not-found.
+    fn no_watcher(&self, command: &str, name: &str) -> String {
+        let watchers: Vec<String> = self
+            .procs
+            .watcher_ids()
+            .filter(|&w| !self.procs.watcher(w).removed)
+            .map(|w| self.procs.watcher(w).config.name.clone())
+            .collect();
+        if let Some(group) = self.config.groups.iter().find(|g| g.name == name) {
+            return format!(
+                "'{name}' is a group; {command} takes one of its watchers: {}",
+                group.watchers.join(", ")
+            );
+        }
+        if let Some((watcher, _)) = name.split_once(':')
+            && watchers.iter().any(|w| w == watcher)
+        {
+            return format!("{command} takes a watcher ('{watcher}'), not a process");
+        }
+        let hint = did_you_mean(name, watchers.iter().map(String::as_str))
+            .map(|s| format!(" (did you mean '{s}'?)"))
+            .unwrap_or_default();
+        format!("no watcher '{name}'{hint}")
+    }
+
     fn handle_status(&self, names: &[String]) -> Result<Response, Refusal> {
         let ids = self.resolve(names, true)?;
         Ok(Response::Status(StatusResult {
@@ -251,7 +277,7 @@ impl Engine {
         let w = self
             .procs
             .live_watcher(&args.name)
-            .ok_or_else(|| Refusal::NotFound(self.not_found(&args.name)))?;
+            .ok_or_else(|| Refusal::NotFound(self.no_watcher("incr", &args.name)))?;
         if self.shutdown.is_some() {
             return Err(Refusal::ShuttingDown);
         }
@@ -281,7 +307,7 @@ impl Engine {
     /// `stop`.
     fn handle_decr(&mut self, id: Value, args: &ScaleArgs, reply: oneshot::Sender<Reply>) {
         let Some(w) = self.procs.live_watcher(&args.name) else {
-            let _ = reply.send(Refusal::NotFound(self.not_found(&args.name)).reply(id));
+            let _ = reply.send(Refusal::NotFound(self.no_watcher("decr", &args.name)).reply(id));
             return;
         };
         let remaining = self
