@@ -442,3 +442,37 @@ fn messages_say_what_is_meant() {
         );
     }
 }
+
+/// supervisorctl's maintail and clear: the daemon's recent log, and a
+/// running process's log file emptied while it keeps writing.
+#[test]
+fn maintail_and_clear() {
+    let daemon = crate::support::Daemon::start(
+        "[watchers.spew]\ncmd = \"@TESTKIT@ spew 5000 hang\"\nstart_secs = \"0\"\n\
+         stdout = { file = \"@DIR@/spew.log\" }\n\
+         [watchers.idle]\ncmd = \"@TESTKIT@ sleep\"\nautostart = false\n",
+    );
+    let log = daemon.path("spew.log");
+    crate::support::wait_until("5000 bytes logged", crate::support::DEADLINE, || {
+        (std::fs::metadata(&log).map_or(0, |m| m.len()) >= 5000).then_some(())
+    });
+    let tail = stdout(&daemon.ctl(&["maintail", "-100"]));
+    assert!(
+        tail.contains("ringmasterd") && tail.contains("started"),
+        "{tail}"
+    );
+    assert!(tail.contains("STARTING -> RUNNING"), "{tail}");
+    let cleared = daemon.ctl(&["clear", "spew"]);
+    assert!(cleared.status.success(), "{cleared:?}");
+    // stdout, and stderr in its default file.
+    assert_eq!(stdout(&cleared), "spew:1: 2 log files cleared\n");
+    crate::support::wait_until("the file emptied", crate::support::DEADLINE, || {
+        (std::fs::metadata(&log).map(|m| m.len()).ok()? == 0).then_some(())
+    });
+    let idle = daemon.ctl(&["clear", "idle"]);
+    assert_eq!(idle.status.code(), Some(1), "{idle:?}");
+    assert!(
+        stdout(&idle).contains("idle:1: ERROR (not running: its log files are not open"),
+        "{idle:?}"
+    );
+}

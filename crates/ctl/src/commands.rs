@@ -8,8 +8,8 @@ use std::sync::atomic::AtomicBool;
 
 use clap::Subcommand;
 use ringmaster_protocol::{
-    ErrorBody, NamesArgs, ProcessState, Request, Response, ScaleArgs, SignalArgs, StatsArgs,
-    TailArgs,
+    ErrorBody, MaintailArgs, NamesArgs, ProcessState, Request, Response, ScaleArgs, SignalArgs,
+    StatsArgs, TailArgs,
 };
 
 use crate::client::{Client, CtlError};
@@ -82,6 +82,18 @@ pub enum Command {
         /// Which stream.
         #[arg(value_parser = ["stdout", "stderr"], default_value = "stdout")]
         stream: String,
+    },
+    /// The daemon's own recent log (its last 64 KiB), as supervisorctl's maintail.
+    Maintail {
+        /// How many lines from the end.
+        #[arg(short = 'n', long, value_name = "LINES", default_value_t = 20)]
+        lines: usize,
+    },
+    /// Empty the log files of processes (rotated backups stay), as supervisorctl's clear.
+    Clear {
+        /// Watchers (web), processes (web:2) or all.
+        #[arg(required = true)]
+        names: Vec<String>,
     },
     /// Add processes to a watcher (lowest free slots first) and wait until they run.
     Incr {
@@ -193,6 +205,10 @@ impl Command {
             Self::Events => Request::Events,
             Self::Shutdown => Request::Shutdown,
             Self::Avail => Request::Status(NamesArgs::default()),
+            Self::Maintail { lines } => Request::Maintail(MaintailArgs {
+                lines: Some(*lines),
+            }),
+            Self::Clear { names: n } => Request::Clear(names(n)),
             Self::Numprocesses { name } => Request::Status(names(std::slice::from_ref(name))),
             Self::Version => Request::Version,
         }
@@ -325,7 +341,8 @@ pub(crate) fn foreign_command(word: &str) -> Option<String> {
         .map(|(name, what)| format!("`{name}`: {what}"))
 }
 
-/// `tail -100 NAME` (supervisorctl's way) as `tail -n 100 NAME`.
+/// `tail -100 NAME` and `maintail -100` (supervisorctl's way) as
+/// `tail -n 100 NAME`.
 pub(crate) fn supervisorctl_tail<S: AsRef<std::ffi::OsStr>>(
     words: &[S],
 ) -> Vec<std::ffi::OsString> {
@@ -334,7 +351,7 @@ pub(crate) fn supervisorctl_tail<S: AsRef<std::ffi::OsStr>>(
     for word in words {
         let word = word.as_ref();
         let text = word.to_str().unwrap_or_default();
-        in_tail |= text == "tail";
+        in_tail |= text == "tail" || text == "maintail";
         match text.strip_prefix('-') {
             Some(digits)
                 if in_tail && !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) =>

@@ -17,9 +17,11 @@ pub(crate) fn response(response: &Response, prefix_tail: bool) -> String {
         | Response::Restart(a)
         | Response::Signal(a)
         | Response::Incr(a)
-        | Response::Decr(a) => actions(a),
+        | Response::Decr(a)
+        | Response::Clear(a) => actions(a),
         Response::Pid(p) => pids(p),
         Response::Stats(s) => stats(s),
+        Response::Maintail(m) => m.log.clone(),
         Response::Tail(t) => {
             let mut printer = TailPrinter::new(prefix_tail);
             t.processes.iter().map(|o| printer.render(o)).collect()

@@ -58,6 +58,9 @@ pub struct Console {
     /// Signalled when the thread has written something (room, flush).
     progress: Condvar,
     lost: AtomicU64,
+    /// The last 64 KiB written (the daemon's log, for `maintail`), kept
+    /// whatever becomes of the stream itself.
+    recent: std::sync::Arc<crate::Tap>,
 }
 
 /// The daemon's stdout (echoed output).
@@ -80,7 +83,13 @@ impl Console {
             work: Condvar::new(),
             progress: Condvar::new(),
             lost: AtomicU64::new(0),
+            recent: crate::Tap::new(),
         }
+    }
+
+    /// The last `lines` lines written (all that is kept when `None`).
+    pub fn recent(&self, lines: Option<usize>) -> Vec<u8> {
+        self.recent.snapshot(lines).0
     }
 
     fn lock(&self) -> MutexGuard<'_, Queue> {
@@ -94,6 +103,7 @@ impl Console {
     /// Queues `bytes` without ever waiting; dropped (and counted) when
     /// the queue is full.
     pub fn write(&'static self, bytes: &[u8]) {
+        self.recent.push(bytes);
         let queue = self.lock();
         self.push(queue, bytes);
     }

@@ -115,12 +115,21 @@ pub struct Pump {
     finish: Option<oneshot::Sender<()>>,
     done: oneshot::Receiver<PumpReport>,
     has_file: bool,
+    /// Bumped to have the pump empty its log file.
+    clear: watch::Sender<u64>,
 }
 
 impl Pump {
     /// Whether this pump writes a log file (an echo-only stream has none).
     pub fn has_file(&self) -> bool {
         self.has_file
+    }
+
+    /// Has the pump empty its log file (supervisorctl's `clear`): the
+    /// file is truncated through the descriptor it writes, so the next
+    /// byte goes at its start; rotated backups stay.
+    pub fn clear(&self) {
+        self.clear.send_modify(|generation| *generation += 1);
     }
 
     /// Tells the pump its process has been reaped: drain and close.
@@ -179,6 +188,12 @@ impl LogHub {
         let (finish_tx, finish_rx) = oneshot::channel();
         let (done_tx, done_rx) = oneshot::channel();
         let reopen = self.reopen.subscribe();
+        let clear = watch::Sender::new(0);
+        let signals = Signals {
+            finish: finish_rx,
+            reopen,
+            clear: clear.subscribe(),
+        };
         let has_file = stream.sink.is_some();
         let Stream {
             owner,
@@ -190,13 +205,14 @@ impl LogHub {
         } = stream;
         let writer = Writer::new(owner, label.clone(), sink, echo, lost, self.notices.clone());
         self.handle.spawn(async move {
-            let report = pump(&label, pipe, tap, writer, finish_rx, reopen).await;
+            let report = pump(&label, pipe, tap, writer, signals).await;
             let _ = done_tx.send(report);
         });
         Pump {
             finish: Some(finish_tx),
             done: done_rx,
             has_file,
+            clear,
         }
     }
 }
@@ -223,10 +239,41 @@ impl Drop for LogHub {
 type Job = tokio::task::JoinHandle<(Writer, Vec<u8>)>;
 
 /// What the pump asks of the writer next, besides bytes.
-#[derive(Default)]
+#[derive(Default, Clone, Copy)]
 struct Chores {
     open: bool,
     reopen: bool,
+    clear: bool,
+}
+
+/// The writer's next round, on the blocking pool: the chores, then the
+/// batch; hands both back.
+fn write_job(mut writer: Writer, batch: Vec<u8>, todo: Chores) -> Job {
+    tokio::task::spawn_blocking(move || {
+        if todo.reopen {
+            writer.reopen();
+        }
+        if todo.clear {
+            writer.clear();
+        }
+        if todo.open {
+            writer.open();
+        }
+        if !batch.is_empty() {
+            writer.write(&batch);
+        }
+        (writer, batch)
+    })
+}
+
+/// What a pump is told besides its pipe's bytes.
+struct Signals {
+    /// The process was reaped: drain and stop.
+    finish: oneshot::Receiver<()>,
+    /// Reopen the file by name (every pump at once).
+    reopen: watch::Receiver<u64>,
+    /// Empty the file (this pump's process only).
+    clear: watch::Receiver<u64>,
 }
 
 async fn pump(
@@ -234,9 +281,13 @@ async fn pump(
     pipe: OwnedFd,
     tap: Arc<Tap>,
     writer: Writer,
-    mut finish: oneshot::Receiver<()>,
-    mut reopen: watch::Receiver<u64>,
+    signals: Signals,
 ) -> PumpReport {
+    let Signals {
+        mut finish,
+        mut reopen,
+        mut clear,
+    } = signals;
     let pipe = match tokio::net::unix::pipe::Receiver::from_owned_fd(pipe) {
         Ok(pipe) => pipe,
         Err(err) => {
@@ -252,31 +303,18 @@ async fn pump(
     let mut job: Option<Job> = None;
     let mut chores = Chores {
         open: true,
-        reopen: false,
+        ..Chores::default()
     };
     let mut draining = false;
     let mut eof = false;
     loop {
         if job.is_none()
-            && (!fill.is_empty() || chores.open || chores.reopen)
+            && (!fill.is_empty() || chores.open || chores.reopen || chores.clear)
             && let Some((writer, mut spare)) = idle.take()
         {
             spare.clear();
             let batch = std::mem::replace(&mut fill, spare);
-            let todo = std::mem::take(&mut chores);
-            job = Some(tokio::task::spawn_blocking(move || {
-                let mut writer = writer;
-                if todo.reopen {
-                    writer.reopen();
-                }
-                if todo.open {
-                    writer.open();
-                }
-                if !batch.is_empty() {
-                    writer.write(&batch);
-                }
-                (writer, batch)
-            }));
+            job = Some(write_job(writer, batch, std::mem::take(&mut chores)));
         }
         if eof && job.is_none() && fill.is_empty() {
             break;
@@ -320,6 +358,7 @@ async fn pump(
             }
             _ = &mut finish, if !draining => draining = true,
             Ok(()) = reopen.changed() => chores.reopen = true,
+            Ok(()) = clear.changed() => chores.clear = true,
         }
     }
     let Some((mut writer, _)) = idle else {

@@ -91,6 +91,14 @@ impl Sink {
         Ok(())
     }
 
+    /// Empties the file through the descriptor being written (it is
+    /// appended to, so the next write lands at offset 0).
+    pub fn clear(&mut self) -> std::io::Result<()> {
+        self.file.set_len(0)?;
+        self.size = 0;
+        Ok(())
+    }
+
     /// Writes `data`, timestamping and rotating as configured. On error the
     /// bytes not yet written are the caller's to count.
     pub fn write(&mut self, data: &[u8]) -> std::io::Result<()> {

@@ -87,6 +87,18 @@ impl Writer {
         }
     }
 
+    /// Empties the file (it is opened first if it never was).
+    pub(crate) fn clear(&mut self) {
+        if self.sink.is_none() {
+            self.write(&[]);
+        }
+        if let Some(sink) = self.sink.as_mut()
+            && let Err(err) = sink.clear()
+        {
+            tracing::error!(stream = self.label, "cannot clear log file: {err}");
+        }
+    }
+
     /// Echoes `data` and writes it to the file, counting what could not be
     /// written. An empty `data` only (re)tries opening the file.
     pub(crate) fn write(&mut self, data: &[u8]) {

@@ -46,6 +46,8 @@ commands! {
     Signal => "signal",
     Pid => "pid",
     Tail => "tail",
+    Maintail => "maintail",
+    Clear => "clear",
     Incr => "incr",
     Decr => "decr",
     Stats => "stats",

@@ -23,14 +23,14 @@ mod suggest;
 pub use command::Command;
 pub use names::{ProcessName, ProcessNameError, ProcessState, shown_name};
 pub use reply::{
-    ActionOutcome, ActionResult, ErrorBody, ErrorKind, Event, ExitInfo, Output, PidEntry,
-    PidResult, ProcessInfo, ProcessStats, ReloadAction, ReloadResult, ReloadStep, ReopenResult,
-    Reply, ReplyError, Response, Scaled, ShutdownResult, StatsResult, StatusResult, StreamLine,
-    TailResult, TreeStats, VersionResult,
+    ActionOutcome, ActionResult, ErrorBody, ErrorKind, Event, ExitInfo, MaintailResult, Output,
+    PidEntry, PidResult, ProcessInfo, ProcessStats, ReloadAction, ReloadResult, ReloadStep,
+    ReopenResult, Reply, ReplyError, Response, Scaled, ShutdownResult, StatsResult, StatusResult,
+    StreamLine, TailResult, TreeStats, VersionResult,
 };
 pub use request::{
-    COMMANDS, Envelope, NamesArgs, Request, RequestError, ScaleArgs, SignalArgs, StatsArgs,
-    TailArgs,
+    COMMANDS, Envelope, MaintailArgs, NamesArgs, Request, RequestError, ScaleArgs, SignalArgs,
+    StatsArgs, TailArgs,
 };
 pub use socket::{SOCKET_ENV, default_socket_path};
 pub use suggest::did_you_mean;

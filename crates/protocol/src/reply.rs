@@ -391,6 +391,13 @@ pub struct TailResult {
     pub processes: Vec<Output>,
 }
 
+/// Result of `maintail`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MaintailResult {
+    /// The daemon's recent log lines, as written to its stderr.
+    pub log: String,
+}
+
 /// Result of `reopen`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReopenResult {
@@ -434,6 +441,10 @@ pub enum Response {
     Pid(PidResult),
     /// `tail` (without `follow`).
     Tail(TailResult),
+    /// `maintail`.
+    Maintail(MaintailResult),
+    /// `clear`.
+    Clear(ActionResult),
     /// `incr`.
     Incr(ActionResult),
     /// `decr`.
@@ -464,6 +475,8 @@ impl Response {
             Command::Signal => Self::Signal(typed(result)?),
             Command::Pid => Self::Pid(typed(result)?),
             Command::Tail => Self::Tail(typed(result)?),
+            Command::Maintail => Self::Maintail(typed(result)?),
+            Command::Clear => Self::Clear(typed(result)?),
             Command::Incr => Self::Incr(typed(result)?),
             Command::Decr => Self::Decr(typed(result)?),
             Command::Stats => Self::Stats(typed(result)?),
@@ -488,7 +501,8 @@ impl Response {
             | Self::Restart(a)
             | Self::Signal(a)
             | Self::Incr(a)
-            | Self::Decr(a) => Some(a),
+            | Self::Decr(a)
+            | Self::Clear(a) => Some(a),
             _ => None,
         }
     }

@@ -65,6 +65,15 @@ pub struct ScaleArgs {
     pub count: Option<u32>,
 }
 
+/// Arguments of `maintail`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaintailArgs {
+    /// How many lines from the end (all that is kept when absent).
+    #[serde(default)]
+    pub lines: Option<usize>,
+}
+
 /// Arguments of `tail`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -99,6 +108,10 @@ pub enum Request {
     Pid(NamesArgs),
     /// The last output of a process or watcher, optionally followed.
     Tail(TailArgs),
+    /// The daemon's own recent log.
+    Maintail(MaintailArgs),
+    /// Empty the log files of the named processes.
+    Clear(NamesArgs),
     /// Add processes to a watcher (lowest free slots first) and wait until
     /// they run or fail.
     Incr(ScaleArgs),
@@ -150,6 +163,8 @@ impl Request {
             Self::Signal(_) => Command::Signal,
             Self::Pid(_) => Command::Pid,
             Self::Tail(_) => Command::Tail,
+            Self::Maintail(_) => Command::Maintail,
+            Self::Clear(_) => Command::Clear,
             Self::Incr(_) => Command::Incr,
             Self::Decr(_) => Command::Decr,
             Self::Stats(_) => Command::Stats,
@@ -272,6 +287,8 @@ impl Request {
                 })
             }
             Command::Stats => parse_args(cmd, args).map(Self::Stats),
+            Command::Maintail => parse_args(cmd, args).map(Self::Maintail),
+            Command::Clear => require_names(cmd, parse_args(cmd, args)?).map(Self::Clear),
             Command::Reread => no_args(cmd, args).map(|()| Self::Reread),
             Command::Reload => no_args(cmd, args).map(|()| Self::Reload),
             Command::Reopen => no_args(cmd, args).map(|()| Self::Reopen),
@@ -284,9 +301,13 @@ impl Request {
     /// The request as a wire line (without the newline).
     pub fn to_line(&self, id: u64) -> String {
         let args = match self {
-            Self::Status(a) | Self::Start(a) | Self::Stop(a) | Self::Restart(a) | Self::Pid(a) => {
-                serde_json::to_value(a)
-            }
+            Self::Status(a)
+            | Self::Start(a)
+            | Self::Stop(a)
+            | Self::Restart(a)
+            | Self::Pid(a)
+            | Self::Clear(a) => serde_json::to_value(a),
+            Self::Maintail(a) => serde_json::to_value(a),
             Self::Signal(a) => serde_json::to_value(a),
             Self::Tail(a) => serde_json::to_value(a),
             Self::Incr(a) | Self::Decr(a) => serde_json::to_value(a),

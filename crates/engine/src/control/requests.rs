@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use ringmaster_protocol::{
-    Command, ErrorKind as Kind, Event, MAX_LINE_BYTES, Reply, ReplyError, Request, Response,
-    TailResult,
+    Command, ErrorKind as Kind, Event, MAX_LINE_BYTES, MaintailResult, Reply, ReplyError, Request,
+    Response, TailResult,
 };
 use serde_json::Value;
 use tokio::io::AsyncBufRead;
@@ -86,6 +86,13 @@ pub(super) async fn serve_requests<R: AsyncBufRead + Unpin>(
                         ),
                     },
                     Ok(Request::Stats(args)) => stats(engine, id, args).await,
+                    // The daemon's log is kept by its console writer, not
+                    // the engine.
+                    Ok(Request::Maintail(args)) => {
+                        let log = ringmaster_logs::console::stderr().recent(args.lines);
+                        let log = String::from_utf8_lossy(&log).into_owned();
+                        Reply::answer(id, &Response::Maintail(MaintailResult { log }))
+                    }
                     Ok(request) => ask_engine(engine, id, request).await,
                 }
             }

@@ -42,7 +42,10 @@ impl Engine {
             Request::Shutdown => return self.handle_shutdown(id, reply),
             // Streams (from a broadcast the engine feeds) and stats (read
             // from /proc) are served by the connection; they never reach here.
-            Request::Events | Request::Tail(_) | Request::Stats(_) => Err(Refusal::NotTheEngines),
+            Request::Events | Request::Tail(_) | Request::Stats(_) | Request::Maintail(_) => {
+                Err(Refusal::NotTheEngines)
+            }
+            Request::Clear(args) => self.handle_clear(&args.names),
             Request::Version => Ok(Response::Version(VersionResult {
                 version: env!("CARGO_PKG_VERSION").to_owned(),
                 protocol: PROTOCOL_VERSION,
@@ -376,6 +379,34 @@ impl Engine {
             })
             .collect();
         Ok(Response::Signal(ActionResult { processes }))
+    }
+
+    /// `clear`: each running process's log files emptied through the
+    /// descriptors its pumps write (a process that is not running has
+    /// none open: said, and nothing touched).
+    fn handle_clear(&self, names: &[String]) -> Result<Response, Refusal> {
+        let ids = self.resolve(names, false)?;
+        let processes = ids
+            .iter()
+            .map(|&id| {
+                let process = &self.procs[id];
+                let files: Vec<_> = process.pumps.iter().filter(|p| p.has_file()).collect();
+                if files.is_empty() {
+                    let why = if process.pid().is_some() {
+                        "it writes no log file"
+                    } else {
+                        "not running: its log files are not open (truncate them by hand)"
+                    };
+                    return process.outcome(false, why);
+                }
+                for pump in &files {
+                    pump.clear();
+                }
+                let cleared = ringmaster_protocol::plural(files.len(), "log file", "log files");
+                process.outcome(true, format!("{cleared} cleared"))
+            })
+            .collect();
+        Ok(Response::Clear(ActionResult { processes }))
     }
 
     fn handle_pid(&self, names: &[String]) -> Result<Response, Refusal> {
