@@ -138,3 +138,49 @@ start_secs = "0"
     }
     assert!(skipped > 0);
 }
+
+/// `ringmasterctl tail -f` that falls behind says what it skipped on a
+/// line of its own, even when the gap fell in the middle of a line.
+#[test]
+fn the_ctl_says_what_it_skipped_on_a_line_of_its_own() {
+    use std::io::BufRead;
+    let daemon = Daemon::start(
+        r#"
+[watchers.writer]
+cmd = "echo hello; trap 'yes 0123456789abcdef01 | head -c 30000000; exit 0' USR1; while :; do sleep 0.01; done"
+shell = true
+restart = "never"
+start_secs = "0"
+"#,
+    );
+    daemon.wait_file("logs/writer-1.out.log", "hello");
+    let mut follower = std::process::Command::new(crate::support::ringmasterctl())
+        .args([
+            "-s",
+            daemon.socket.to_str().unwrap(),
+            "tail",
+            "-f",
+            "writer:1",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(follower.stdout.take().unwrap()).lines();
+    // The kept tail first: the follow is live.
+    assert_eq!(lines.next().unwrap().unwrap(), "hello");
+    // 30 MB (in blocks that end mid-line) while nobody reads the ctl's
+    // output: it falls behind.
+    assert!(daemon.ctl(&["signal", "USR1", "writer"]).status.success());
+    daemon.wait_state("writer:1", "EXITED");
+    let marker = lines
+        .map_while(Result::ok)
+        .find(|line| line.contains("skipped"))
+        .expect("a skipped marker");
+    assert!(
+        marker.starts_with("[writer:1: ... skipped ")
+            && marker.ends_with(" bytes: this reader was too slow]"),
+        "{marker:?}"
+    );
+    follower.kill().unwrap();
+    follower.wait().unwrap();
+}
