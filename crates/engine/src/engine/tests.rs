@@ -405,22 +405,21 @@ async fn incr_starts_what_it_adds_and_decr_stops_the_highest() {
         &web("start_secs = \"0\"\nnumprocesses = 2"),
         Script::default(),
     );
+    let names = |reply: &Value| -> Vec<String> {
+        let processes = reply["result"]["processes"].as_array().unwrap();
+        processes
+            .iter()
+            .map(|p| p["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
     let reply = daemon.ask("incr", json!({"name": "web", "count": 3})).await;
-    let names: Vec<&str> = reply["result"]["processes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, ["web:3", "web:4", "web:5"], "{reply}");
+    assert_eq!(names(&reply), ["web:3", "web:4", "web:5"], "{reply}");
     let reply = daemon.ask("decr", json!({"name": "web", "count": 4})).await;
-    let names: Vec<&str> = reply["result"]["processes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, ["web:2", "web:3", "web:4", "web:5"], "{reply}");
+    assert_eq!(
+        names(&reply),
+        ["web:2", "web:3", "web:4", "web:5"],
+        "{reply}"
+    );
     let status = daemon.ask("status", json!({})).await;
     assert_eq!(status["result"]["processes"].as_array().unwrap().len(), 1);
     assert_eq!(daemon.spawn_times(Instant::now()).len(), 5);
