@@ -246,6 +246,12 @@ def summary(samples):
 
 # ----------------------------------------------------------------- tools --
 
+#: A Watcher's stdout: a log file per process and stream, as each tool
+#: writes by default (ringmaster's default files, supervisord's AUTO,
+#: Circus FileStreams named by wid).
+FILES = "files"
+
+
 class Watcher:
     """One supervised program, described once for every tool."""
 
@@ -328,8 +334,11 @@ class Ringmaster(Tool):
             out.append('start_secs = "0"')
             out.append("autostart = %s" % ("true" if w.autostart else "false"))
             out.append('restart = "%s"' % ("always" if w.restart else "never"))
-            out.append('stdout = %s' % ('{ file = "%s" }' % w.stdout if w.stdout else '"null"'))
-            out.append('stderr = "null"\n')
+            if w.stdout == FILES:
+                out.append("")  # ringmaster's default: a file per stream
+            else:
+                out.append('stdout = %s' % ('{ file = "%s" }' % w.stdout if w.stdout else '"null"'))
+                out.append('stderr = "null"\n')
         with open(self.path("ringmaster.toml"), "w") as f:
             f.write("\n".join(out))
 
@@ -408,8 +417,10 @@ class Supervisord(Tool):
                     "numprocs = %d" % w.count, "process_name = %(program_name)s_%(process_num)d",
                     "startsecs = 0", "autostart = %s" % ("true" if w.autostart else "false"),
                     "autorestart = %s" % ("true" if w.restart else "false"),
-                    "stdout_logfile = %s" % (w.stdout or "NONE"), "stdout_logfile_maxbytes = 0",
-                    "stderr_logfile = NONE", ""]
+                    "stdout_logfile = %s" % ("AUTO" if w.stdout == FILES else w.stdout or "NONE"),
+                    "stdout_logfile_maxbytes = 0",
+                    "stderr_logfile = %s" % ("AUTO" if w.stdout == FILES else "NONE"),
+                    "stderr_logfile_maxbytes = 0", ""]
         with open(self.path("supervisord.conf"), "w") as f:
             f.write("\n".join(out))
 
@@ -468,7 +479,12 @@ class Circus(Tool):
             out += ["[watcher:%s]" % w.name, "cmd = %s" % w.argv[0],
                     "args = %s" % shlex.join(w.argv[1:]), "numprocesses = %d" % w.count,
                     "autostart = %s" % w.autostart, "respawn = %s" % w.restart, "copy_env = True"]
-            if w.stdout:
+            if w.stdout == FILES:
+                for stream in ("stdout", "stderr"):
+                    out += ["%s_stream.class = FileStream" % stream,
+                            "%s_stream.filename = %s" % (stream, self.path(
+                                "%s-$(circus.wid).%s.log" % (w.name, stream)))]
+            elif w.stdout:
                 out += ["stdout_stream.class = FileStream", "stdout_stream.filename = %s" % w.stdout]
             out.append("")
         with open(self.path("circus.ini"), "w") as f:
@@ -577,11 +593,11 @@ def scale(tool_cls, count, calls, incr):
         return result
 
 
-def spawn_scale(tool_cls, count):
+def spawn_scale(tool_cls, count, logs=None):
     """Daemon start until N children have exec'd, then until the tool says
-    all N are running."""
+    all N are running; `logs` FILES: each process logs to files."""
     target = os.path.realpath(SLEEP)
-    tool = tool_cls([Watcher("many", [SLEEP, "100000"], count)])
+    tool = tool_cls([Watcher("many", [SLEEP, "100000"], count, stdout=logs)])
     try:
         tool.write_config()
         tool.err = open(tool.path("daemon.err"), "w")
@@ -1093,6 +1109,10 @@ def markdown(results, tools, size):
     for n in size["spawn"]:
         figures.append((("spawn", str(n), "execd_s"), "%d processes: start to all exec'd" % n, "s", True))
         figures.append((("spawn", str(n), "running_s"), "%d processes: start to all running (ctl)" % n, "s", True))
+        figures.append((("spawn", "%d-files" % n, "execd_s"),
+                        "%d processes logging to files: start to all exec'd" % n, "s", True))
+        figures.append((("spawn", "%d-files" % n, "running_s"),
+                        "%d processes logging to files: start to all running (ctl)" % n, "s", True))
     for n in size["stop"]:
         for how in ("ctl", "sigterm"):
             figures.append((("stop", "%d-%s" % (n, how), "seconds"),
@@ -1180,9 +1200,10 @@ def main():
                 rep_results[tool]["idle"] = run_scenario(tool, "idle", idle, size)
         if "spawn" in scenarios:
             for n in size["spawn"]:
-                for tool in order:
-                    rep_results[tool].setdefault("spawn", {})[str(n)] = run_scenario(
-                        tool, "spawn %d" % n, spawn_scale, n)
+                for logs, key in ((None, str(n)), (FILES, "%d-files" % n)):
+                    for tool in order:
+                        rep_results[tool].setdefault("spawn", {})[key] = run_scenario(
+                            tool, "spawn %s" % key, spawn_scale, n, logs)
         if "restart" in scenarios:
             for tool in order:
                 rep_results[tool]["restart"] = run_scenario(tool, "restart", restart_latency, size["kills"])

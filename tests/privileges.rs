@@ -136,6 +136,23 @@ start_secs = "0"
         expected,
         "group replaces the primary group"
     );
+    // Children share the daemon's memory until they exec (clone with
+    // CLONE_VM): their drop must never reach the daemon's own threads.
+    let status = std::fs::read_to_string(format!("/proc/{}/status", daemon.pid())).unwrap();
+    for key in ["Uid:", "Gid:"] {
+        let line = status.lines().find(|l| l.starts_with(key)).unwrap();
+        let ids: Vec<&str> = line.split_whitespace().skip(1).collect();
+        assert_eq!(ids, ["0", "0", "0", "0"], "the daemon's {key} {line}");
+    }
+    let threads = std::fs::read_dir(format!("/proc/{}/task", daemon.pid())).unwrap();
+    for thread in threads {
+        let status = std::fs::read_to_string(thread.unwrap().path().join("status")).unwrap();
+        let uid = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+        assert!(
+            uid.split_whitespace().skip(1).all(|id| id == "0"),
+            "a thread: {uid}"
+        );
+    }
 }
 
 /// Test plan D24: an unknown user or group is a spawn error, never a child
