@@ -44,6 +44,9 @@ use writer::Writer;
 /// two buffers); a fast writer's reads come close to this (its pipe is
 /// asked for 1 MiB). 256 KiB measured the same throughput within noise.
 const CHUNK: usize = 1 << 20;
+/// What a pump reads at a time at first, and at least: a quiet process
+/// costs this, not [`CHUNK`].
+const FIRST_WINDOW: usize = 16 * 1024;
 /// Most threads writing logs at once (each holding one stream's batch).
 const MAX_WRITER_THREADS: usize = 4096;
 /// How long an idle writer thread waits for more work before exiting.
@@ -296,10 +299,14 @@ async fn pump(
         }
     };
     // Two buffers: the pump fills one while the writer writes the other.
-    // Reserved, not zeroed: a buffer's pages become resident only as far
-    // as reads have ever filled it, so a quiet process costs little.
-    let mut fill: Vec<u8> = Vec::with_capacity(CHUNK);
-    let mut idle = Some((writer, Vec::with_capacity(CHUNK)));
+    // They grow with the stream's rate (up to CHUNK) and shrink back when
+    // it slows, so a quiet process holds a few KiB, not megabytes.
+    let mut window = Window {
+        size: FIRST_WINDOW,
+        small: 0,
+    };
+    let mut fill: Vec<u8> = Vec::new();
+    let mut idle = Some((writer, Vec::new()));
     let mut job: Option<Job> = None;
     let mut chores = Chores {
         open: true,
@@ -330,7 +337,10 @@ async fn pump(
             done = wait_job(&mut job) => {
                 job = None;
                 match done {
-                    Ok(back) => idle = Some(back),
+                    Ok((writer, mut spare)) => {
+                        window.after_write(&mut spare);
+                        idle = Some((writer, spare));
+                    }
                     Err(err) => {
                         // Not expected (the writer does not panic); the
                         // stream's file is gone with it.
@@ -346,9 +356,13 @@ async fn pump(
                     continue;
                 }
                 let start = fill.len();
+                let room = window.make_room(&mut fill);
                 match pipe.try_read_buf(&mut fill) {
                     Ok(0) => eof = true,
-                    Ok(_) => tap.push(&fill[start..]),
+                    Ok(n) => {
+                        window.after_read(n, room);
+                        tap.push(&fill[start..]);
+                    }
                     Err(err) if matches!(err.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted) => {}
                     Err(err) => {
                         tracing::warn!(stream = label, "pipe read failed: {err}");
@@ -373,6 +387,59 @@ async fn pump(
     })
     .await
     .unwrap_or_default()
+}
+
+/// How much a pump reads at a time: it doubles while reads fill it (a
+/// fast writer), up to [`CHUNK`], and halves after a run of small
+/// batches (the process went quiet).
+struct Window {
+    size: usize,
+    /// Batches in a row that used less than a quarter of the window.
+    small: u32,
+}
+
+/// Small batches in a row after which the window halves: a fast stream's
+/// batches vary with how quickly its file takes them, and must not make
+/// its window shrink and grow again and again.
+const QUIET_BATCHES: u32 = 64;
+
+impl Window {
+    /// Makes room in `fill` for the next read; returns how much.
+    fn make_room(&self, fill: &mut Vec<u8>) -> usize {
+        let want = self.size.min(CHUNK.saturating_sub(fill.len()));
+        if fill.capacity() - fill.len() < want {
+            fill.reserve_exact(want);
+        }
+        fill.capacity() - fill.len()
+    }
+
+    /// A read of `read` bytes into `room`: a full one means more waits.
+    fn after_read(&mut self, read: usize, room: usize) {
+        if read >= room {
+            self.size = (self.size * 2).min(CHUNK);
+            self.small = 0;
+        }
+    }
+
+    /// A batch was written (`spare` holds it): a small one shrinks the
+    /// window, and the buffer is given back down to it.
+    fn after_write(&mut self, spare: &mut Vec<u8>) {
+        if spare.len() < self.size / 4 {
+            self.small += 1;
+            if self.small >= QUIET_BATCHES {
+                self.size = (self.size / 2).max(FIRST_WINDOW);
+                self.small = 0;
+            }
+        } else {
+            self.small = 0;
+        }
+        spare.clear();
+        // Only well past the window: a buffer in use is not reallocated
+        // batch after batch.
+        if spare.capacity() > 2 * self.size {
+            spare.shrink_to(self.size);
+        }
+    }
 }
 
 /// One read of what is left in the pipe of a process that is gone, into
@@ -407,6 +474,41 @@ async fn wait_job(job: &mut Option<Job>) -> Result<(Writer, Vec<u8>), tokio::tas
 
 #[cfg(test)]
 mod tests {
+
+    /// A pump's window grows with a fast stream and gives memory back
+    /// only once the stream has been quiet for a while.
+    #[test]
+    fn the_read_window_follows_the_stream() {
+        let mut window = super::Window {
+            size: super::FIRST_WINDOW,
+            small: 0,
+        };
+        let mut fill = Vec::new();
+        for _ in 0..10 {
+            let room = window.make_room(&mut fill);
+            window.after_read(room, room);
+        }
+        assert_eq!(window.size, super::CHUNK, "full reads grow it");
+        let mut spare = Vec::with_capacity(super::CHUNK);
+        for _ in 0..super::QUIET_BATCHES - 1 {
+            spare.extend_from_slice(b"small");
+            window.after_write(&mut spare);
+        }
+        assert_eq!(window.size, super::CHUNK, "a few small batches do not");
+        spare.extend_from_slice(b"small");
+        window.after_write(&mut spare);
+        assert_eq!(window.size, super::CHUNK / 2);
+        for _ in 0..64 * super::QUIET_BATCHES {
+            spare.extend_from_slice(b"x");
+            window.after_write(&mut spare);
+        }
+        assert_eq!(window.size, super::FIRST_WINDOW, "never below the first");
+        assert!(
+            spare.capacity() <= 2 * super::FIRST_WINDOW,
+            "{}",
+            spare.capacity()
+        );
+    }
     use std::fs::File;
     use std::io::Write;
     use std::os::unix::fs::PermissionsExt;
