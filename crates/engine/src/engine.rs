@@ -45,6 +45,10 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// (the channel allocates every slot up front; each holds an Arc).
 const EVENT_BUFFER: usize = 1024;
 
+/// Slots started per turn of the loop: a start of 1000 processes
+/// interleaves with requests instead of holding them for a second.
+const START_BATCH: usize = 8;
+
 /// How long processes the daemon adopted get between SIGTERM and SIGKILL
 /// once every watcher is down.
 const ADOPTED_GRACE: Duration = Duration::from_secs(2);
@@ -135,6 +139,9 @@ pub(crate) struct Engine {
     exit_code: i32,
     /// Stops and restarts of several priority levels, in progress.
     sequences: Vec<Sequence<ProcId>>,
+    /// Slots to start, in order, a batch per turn of the loop (see
+    /// [`START_BATCH`]).
+    start_queue: std::collections::VecDeque<ProcId>,
 }
 
 impl Engine {
@@ -175,6 +182,7 @@ impl Engine {
             started: false,
             exit_code: 0,
             sequences: Vec::new(),
+            start_queue: std::collections::VecDeque::new(),
         })
     }
 
@@ -221,6 +229,9 @@ impl Engine {
             let deadline = self.next_shutdown_deadline(kill_grace);
             tokio::select! {
                 Some(signal) = signals.next() => self.on_signal(signal),
+                // Queued starts go on a batch per turn, after the other
+                // tasks (connections above all) have had theirs.
+                () = tokio::task::yield_now(), if !self.start_queue.is_empty() => {}
                 Some(expired) = std::future::poll_fn(|cx| self.timers.poll_expired(cx)), if !self.timers.is_empty() => {
                     self.on_timer(expired.into_inner());
                 }
@@ -244,6 +255,9 @@ impl Engine {
             }
             if !self.sequences.is_empty() {
                 self.advance_sequences();
+            }
+            if !self.start_queue.is_empty() && self.shutdown.is_none() {
+                self.run_start_queue();
             }
         }
 
@@ -370,7 +384,28 @@ impl Engine {
         // Stable: equal priorities keep configuration order.
         order.sort_by_key(|&id| self.watcher(id).priority);
         for id in order {
-            self.drive(id, lifecycle::Input::Start);
+            self.queue_start(id);
+        }
+    }
+
+    /// Queues a start of slot `id` (see [`START_BATCH`]); a stop or a
+    /// shutdown takes it out again.
+    pub(super) fn queue_start(&mut self, id: ProcId) {
+        if !std::mem::replace(&mut self.procs[id].queued, true) {
+            self.start_queue.push_back(id);
+        }
+    }
+
+    /// Starts the next batch of queued slots.
+    fn run_start_queue(&mut self) {
+        for _ in 0..START_BATCH {
+            let Some(id) = self.start_queue.pop_front() else {
+                return;
+            };
+            // Taken out meanwhile (stopped, shut down).
+            if std::mem::take(&mut self.procs[id].queued) {
+                self.drive(id, lifecycle::Input::Start);
+            }
         }
     }
 
@@ -381,6 +416,13 @@ impl Engine {
     /// its failure); then brings waiting requests, systemd and the
     /// shutdown's progress up to date.
     pub(super) fn drive(&mut self, id: ProcId, input: lifecycle::Input) {
+        if matches!(
+            input,
+            lifecycle::Input::Stop | lifecycle::Input::Shutdown | lifecycle::Input::Kill
+        ) {
+            // A queued start is overtaken: the stop wins.
+            self.procs[id].queued = false;
+        }
         let mut next = Some(input);
         let mut gave_up = false;
         while let Some(input) = next.take() {
@@ -526,10 +568,11 @@ impl Engine {
                 .ids()
                 .filter(|&id| !self.procs[id].retired && self.watcher(id).autostart)
                 .all(|id| {
-                    !matches!(
-                        self.procs[id].state(),
-                        ProcessState::Starting | ProcessState::Backoff | ProcessState::Stopping
-                    )
+                    !self.procs[id].queued
+                        && !matches!(
+                            self.procs[id].state(),
+                            ProcessState::Starting | ProcessState::Backoff | ProcessState::Stopping
+                        )
                 });
             if settled {
                 self.notify.ready(&status);
@@ -782,6 +825,9 @@ impl Engine {
             self.procs[id].held = false;
             self.drive(id, lifecycle::Input::Shutdown);
         }
+        // Starts still queued will not happen (each slot's flag was
+        // cleared by its Shutdown input, deciding the requests waiting).
+        self.start_queue.clear();
     }
 
     /// Stops the next priority group (all at once when fast).

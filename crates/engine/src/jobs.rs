@@ -61,7 +61,7 @@ pub(crate) fn evaluate(
     shutting_down: bool,
 ) -> Option<ActionOutcome> {
     use ProcessState as S;
-    if process.held {
+    if process.held || process.queued {
         return None;
     }
     let outcome = |ok: bool, message: String| Some(process.outcome(ok, message));

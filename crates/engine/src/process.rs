@@ -47,6 +47,9 @@ pub(crate) struct Process {
     /// A stop or restart of several priority levels will act on it when
     /// its level's turn comes; requests waiting on it wait until then.
     pub held: bool,
+    /// A start is queued for it (the engine starts queued slots a few at a
+    /// time, answering requests in between); requests wait on it.
+    pub queued: bool,
     /// A slot above the watcher's numprocesses after `decr`: stopped, never
     /// restarted, invisible to names and `status`; `incr` revives it.
     pub retired: bool,
@@ -57,6 +60,7 @@ impl Process {
         Self {
             alias: None,
             held: false,
+            queued: false,
             retired: false,
             name,
             watcher,

@@ -230,7 +230,7 @@ impl Engine {
     /// Starts a slot by hand (its quick-failure count starts over), or
     /// once its current stop completes.
     pub(super) fn start_slot(&mut self, id: ProcId) {
-        self.drive(id, lifecycle::Input::Start);
+        self.queue_start(id);
     }
 }
 

@@ -286,7 +286,9 @@ async fn a_stop_that_is_ignored_becomes_sigkill_at_stop_timeout() {
         ..Script::default()
     };
     let daemon = boot(&web("start_secs = \"0\"\nstop_timeout = \"3s\""), script);
-    let pid = daemon.process("web:1").await["pid"].as_i64().unwrap();
+    let pid = daemon.until("web:1", |p| p["state"] == "RUNNING").await["pid"]
+        .as_i64()
+        .unwrap();
     let t0 = Instant::now();
     let reply = daemon.ask("stop", json!({"names": ["web"]})).await;
     assert_eq!(reply["result"]["processes"][0]["ok"], true, "{reply}");
@@ -322,7 +324,7 @@ async fn a_restart_is_answered_when_the_new_process_runs() {
 #[tokio::test(start_paused = true)]
 async fn an_exit_is_restarted_at_once_and_counted() {
     let daemon = boot(&web("start_secs = \"0\""), Script::default());
-    let first = daemon.process("web:1").await;
+    let first = daemon.until("web:1", |p| p["state"] == "RUNNING").await;
     let t0 = Instant::now();
     daemon.exit(first["pid"].as_i64().unwrap(), 1);
     let now = daemon.until("web:1", |p| p["restarts"] == 1).await;
@@ -342,8 +344,11 @@ async fn a_shutdown_stops_the_highest_priority_first_and_the_next_once_it_is_gon
         [watchers.app]\ncmd = \"/bin/sleep 1000\"\nstdout = \"null\"\nstderr = \"null\"\n\
         start_secs = \"0\"\npriority = 2\nstop_timeout = \"1s\"\n";
     let daemon = boot(watchers, Script::default());
-    let db = daemon.process("db:1").await["pid"].as_i64().unwrap();
-    let app = daemon.process("app:1").await["pid"].as_i64().unwrap();
+    let running = |p: &Value| p["state"] == "RUNNING";
+    let db = daemon.until("db:1", running).await["pid"].as_i64().unwrap();
+    let app = daemon.until("app:1", running).await["pid"]
+        .as_i64()
+        .unwrap();
     daemon
         .script
         .lock()
@@ -379,7 +384,9 @@ async fn an_essential_process_that_ends_takes_the_daemon_down_with_its_code() {
         &web("start_secs = \"0\"\nrestart = \"never\"\nessential = true"),
         Script::default(),
     );
-    let pid = daemon.process("web:1").await["pid"].as_i64().unwrap();
+    let pid = daemon.until("web:1", |p| p["state"] == "RUNNING").await["pid"]
+        .as_i64()
+        .unwrap();
     daemon.exit(pid, 3);
     assert_eq!(daemon.run.await.unwrap().unwrap(), 3);
 }
@@ -405,6 +412,7 @@ async fn incr_starts_what_it_adds_and_decr_stops_the_highest() {
         &web("start_secs = \"0\"\nnumprocesses = 2"),
         Script::default(),
     );
+    daemon.until("web:2", |p| p["state"] == "RUNNING").await;
     let names = |reply: &Value| -> Vec<String> {
         let processes = reply["result"]["processes"].as_array().unwrap();
         processes
@@ -423,4 +431,21 @@ async fn incr_starts_what_it_adds_and_decr_stops_the_highest() {
     let status = daemon.ask("status", json!({})).await;
     assert_eq!(status["result"]["processes"].as_array().unwrap().len(), 1);
     assert_eq!(daemon.spawn_times(Instant::now()).len(), 5);
+}
+
+#[tokio::test(start_paused = true)]
+async fn requests_are_answered_while_a_thousand_processes_start() {
+    let daemon = boot(
+        &web("start_secs = \"0\"\nnumprocesses = 1000"),
+        Script::default(),
+    );
+    let status = daemon.ask("status", json!({})).await;
+    let processes = status["result"]["processes"].as_array().unwrap();
+    let running = processes.iter().filter(|p| p["state"] == "RUNNING").count();
+    assert_eq!(processes.len(), 1000);
+    assert!(running < 1000, "answered only after every start: {running}");
+    // Queued ones are told apart: a start waits for them, and all run.
+    let reply = daemon.ask("start", json!({"names": ["web"]})).await;
+    let outcomes = reply["result"]["processes"].as_array().unwrap();
+    assert!(outcomes.iter().all(|p| p["state"] == "RUNNING"), "{reply}");
 }
