@@ -540,8 +540,15 @@ impl Engine {
     /// STATUS= with the counts per state, and READY=1 once every autostart
     /// process has settled (running, or given up).
     pub(super) fn update_notify(&mut self) {
-        // Counting costs a pass over every process: only under systemd.
-        if !self.notify.enabled() || !self.started || self.shutdown.is_some() {
+        // Counting costs a pass over every process: only under systemd,
+        // and not while a start is still being worked off (a status per
+        // start would be a datagram per process, and READY=1 waits for the
+        // queue anyway).
+        if !self.notify.enabled()
+            || !self.started
+            || self.shutdown.is_some()
+            || !self.start_queue.is_empty()
+        {
             return;
         }
         let mut counts: Vec<(ProcessState, usize)> = Vec::new();
