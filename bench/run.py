@@ -743,6 +743,61 @@ def log_baselines(count):
         shutil.rmtree(out_dir, ignore_errors=True)
 
 
+ACCESS_LINE = 50
+
+
+def access_logs(root):
+    """The files under ROOT holding an access-log writer's output."""
+    found = []
+    for base, _, names in os.walk(root):
+        for name in names:
+            path = os.path.join(base, name)
+            if not os.path.isfile(path):  # sockets, FIFOs
+                continue
+            try:
+                with open(path, "rb") as f:
+                    if f.read(13) == b"00000000 GET ":
+                        found.append(path)
+            except OSError:
+                pass
+    return found
+
+
+def chatty(tool_cls, procs, lines, interval_ms):
+    """PROCS web workers, each writing one 50-byte access-log line every
+    INTERVAL_MS to its own log file (the tool's default files), LINES each
+    (a watcher of one process each).
+    Over a window in the middle: the daemon's CPU, per line logged; its
+    threads and RSS; at the end every file is checked line by line."""
+    argv = [KIT, "access-log", str(lines), str(interval_ms)]
+    # A watcher per process: Circus opens one stream per watcher, so only
+    # this gives every process its own file in every tool.
+    watchers = [Watcher("web%03d" % i, argv, 1, stdout=FILES, restart=False) for i in range(procs)]
+    with tool_cls(watchers) as tool:
+        wait_for(lambda: tool.running() == procs, 120, "%d running" % procs, interval=0.05)
+        files = wait_for(lambda: (lambda f: len(f) == procs and f)(access_logs(tool.dir)), 30,
+                         "a log file per process", interval=0.05)
+        duration = lines * interval_ms / 1000
+        time.sleep(duration * 0.2)
+        pid = tool.proc.pid
+
+        def logged():
+            return sum(os.path.getsize(f) for f in files) // ACCESS_LINE
+        cpu0, lines0, t0 = cpu_seconds(pid), logged(), time.monotonic()
+        time.sleep(duration * 0.5)
+        cpu, logged_lines, elapsed = cpu_seconds(pid) - cpu0, logged() - lines0, time.monotonic() - t0
+        threads, rss = status_value(pid, "Threads"), status_value(pid, "VmRSS") / 1024
+        wait_for(lambda: logged() >= procs * lines, duration + 60, "every line logged", interval=0.05)
+        want = b"".join(b"%08d GET /index.html HTTP/1.1 200 512 0.003ms\n" % n for n in range(lines))
+        intact = 0
+        for path in files:
+            with open(path, "rb") as f:
+                intact += f.read() == want
+        return {"cpu_pct": cpu / elapsed * 100, "us_per_line": cpu / max(logged_lines, 1) * 1e6,
+                "lines_per_s": logged_lines / elapsed, "threads": threads, "rss_mb": rss,
+                "files_intact": intact, "files": procs}
+
+
 def ctl_latency(tool_cls, calls, raw_calls):
     """With 100 processes: the real CLI's status (process start included),
     and raw protocol round trips on one connection."""
@@ -1018,12 +1073,13 @@ SIZES = {
              "log_lines": 10_000_000, "ctl_calls": 50, "raw_calls": 200, "stop": [100, 1000],
              "reload_watchers": 100, "reloads": 10, "repl_lines": 50,
              "notify_procs": 100, "notify_idle_secs": 10, "pid1_procs": 1000,
-             "crowd": [1000, 100, 1 << 30, 200], "scale": [1000, 100, 100]},
+             "crowd": [1000, 100, 1 << 30, 200], "scale": [1000, 100, 100],
+             "chatty": [100, 1000, 10]},
     "quick": {"reps": 1, "idle_secs": 1, "spawn": [20], "kills": 2,
               "log_lines": 40_000, "ctl_calls": 3, "raw_calls": 20, "stop": [20],
               "reload_watchers": 10, "reloads": 2, "repl_lines": 3,
               "notify_procs": 10, "notify_idle_secs": 1, "pid1_procs": 20,
-              "crowd": [50, 10, 1 << 20, 5], "scale": [20, 5, 5]},
+              "crowd": [50, 10, 1 << 20, 5], "scale": [20, 5, 5], "chatty": [10, 100, 10]},
 }
 
 
@@ -1044,6 +1100,12 @@ FIGURES = [
     (("log", "lost"), "log lines lost", "", True),
     (("log", "mangled"), "log lines mangled", "", True),
     (("log", "reordered"), "log lines reordered", "", True),
+    (("chatty", "cpu_pct"), "chatty: 100 processes x a 50-byte line / 10 ms, daemon CPU", "%", True),
+    (("chatty", "us_per_line"), "chatty: daemon CPU per line", "us", True),
+    (("chatty", "lines_per_s"), "chatty: lines logged per second", "", False),
+    (("chatty", "threads"), "chatty: daemon threads", "", True),
+    (("chatty", "rss_mb"), "chatty: daemon RSS", "MB", True),
+    (("chatty", "files_intact"), "chatty: log files complete and in order (of 100)", "", False),
     (("ctl", "cli_status_ms", "median"), "CLI status, 100 processes: median", "ms", True),
     (("ctl", "raw_status_ms", "median"), "raw status round trip, 100 processes: median", "ms", True),
     (("scale", "rss_mb"), "daemon RSS, 1000 children", "MB", True),
@@ -1159,7 +1221,7 @@ def main():
     parser.add_argument("--reps", type=int, help="repetitions (default 3, quick 1)")
     parser.add_argument("--tools", default=",".join(TOOLS), help="comma-separated rows to run")
     parser.add_argument("--only", help="comma-separated scenarios: "
-                        "idle,spawn,restart,log,ctl,scale,crowd,stop,reload,repl,notify,pid1")
+                        "idle,spawn,restart,log,chatty,ctl,scale,crowd,stop,reload,repl,notify,pid1")
     parser.add_argument("--no-build", action="store_true", help="use the existing release build")
     parser.add_argument("--bin-dir", help="take ringmasterd, ringmasterctl and the testkit from this "
                         "directory (another build, to compare); implies --no-build")
@@ -1179,8 +1241,8 @@ def main():
     if args.reps:
         size["reps"] = args.reps
     tools = [t for t in args.tools.split(",") if t]
-    scenarios = set((args.only or "idle,spawn,restart,log,ctl,scale,crowd,stop,reload,repl,notify,pid1")
-                    .split(","))
+    scenarios = set((args.only or "idle,spawn,restart,log,chatty,ctl,scale,crowd,stop,reload,repl,"
+                                 "notify,pid1").split(","))
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     results = {"started": stamp, "quick": args.quick, "size": size, "tools": tools,
                "machine": {"cpus": os.cpu_count(), "kernel": platform.release(),
@@ -1210,6 +1272,9 @@ def main():
         if "log" in scenarios:
             for tool in order:
                 rep_results[tool]["log"] = run_scenario(tool, "log", log_throughput, size["log_lines"])
+        if "chatty" in scenarios:
+            for tool in order:
+                rep_results[tool]["chatty"] = run_scenario(tool, "chatty", chatty, *size["chatty"])
         if "ctl" in scenarios:
             for tool in order:
                 rep_results[tool]["ctl"] = run_scenario(tool, "ctl", ctl_latency,

@@ -28,6 +28,11 @@ start_secs = "0"
 stdout = { file = "@DIR@/ticker.log" }
 "#;
 
+/// The number of threads of process `pid`.
+fn daemon_threads(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, Iterator::count)
+}
+
 fn wait_lines(daemon: &Daemon, file: &str, count: usize) {
     wait_until(&format!("{count} lines in {file}"), DEADLINE, || {
         (numbers(&daemon.read(file)).len() >= count).then_some(())
@@ -296,6 +301,8 @@ fn a_log_that_cannot_be_opened_is_reported_and_opened_later() {
 /// regular file on it blocks in the kernel) holds up only the output of
 /// the processes logging there: other logs keep flowing, the daemon keeps
 /// answering and restarting, and once the disk is back nothing is lost.
+/// Streams on the frozen disk wait aside instead of each taking a writer
+/// thread with it: the daemon's threads stay few.
 #[test]
 fn a_frozen_disk_holds_up_only_its_own_logs() {
     let builder = Daemon::builder()
@@ -306,6 +313,13 @@ cmd = "i=0; while :; do i=$$((i+1)); echo \"$$ line $i\"; sleep 0.01; done"
 shell = true
 start_secs = "0"
 stdout = { file = "@DIR@/disk/frozen.log" }
+
+[watchers.crowd]
+cmd = "while :; do echo crowd; sleep 0.01; done"
+shell = true
+numprocesses = 6
+start_secs = "0"
+stdout = { file = "@DIR@/disk/crowd-$(wid).log" }
 "#,
         )
         .body(TICKER);
@@ -315,9 +329,21 @@ stdout = { file = "@DIR@/disk/frozen.log" }
         (daemon.read("disk/frozen.log").lines().count() >= 5).then_some(())
     });
     wait_lines(&daemon, "ticker.log", 5);
+    for wid in 1..=6 {
+        wait_until("output of the crowd", DEADLINE, || {
+            daemon
+                .read(&format!("disk/crowd-{wid}.log"))
+                .contains("crowd")
+                .then_some(())
+        });
+    }
     let frozen = disk.freeze();
     let before = numbers(&daemon.read("ticker.log")).len();
     wait_lines(&daemon, "ticker.log", before + 20);
+    // Seven streams on the frozen disk: one stuck writer and its relief,
+    // the other six set aside (not a thread each).
+    let threads = daemon_threads(daemon.pid());
+    assert!(threads <= 8, "{threads} threads while the disk is frozen");
     // The engine answers and handles processes on either disk, including
     // restarting the one whose log is frozen (its new log cannot even be
     // opened yet).
@@ -337,6 +363,14 @@ stdout = { file = "@DIR@/disk/frozen.log" }
             text.lines().filter_map(|l| l.split(' ').next()).collect();
         (pids.len() == 2).then_some(())
     });
+    // The streams set aside are written again.
+    for wid in 1..=6 {
+        let file = format!("disk/crowd-{wid}.log");
+        let thawed = daemon.read(&file).len();
+        wait_until("the crowd's logs to move again", DEADLINE, || {
+            (daemon.read(&file).len() > thawed).then_some(())
+        });
+    }
     assert!(daemon.ctl(&["stop", "frozen"]).status.success());
     let text = daemon.read("disk/frozen.log");
     let mut runs = std::collections::BTreeMap::<&str, Vec<u64>>::new();
@@ -513,11 +547,12 @@ stdout = { file = "@DIR@/shared/sub/w.log" }
         let error = entry["log_error"].as_str().unwrap();
         assert!(error.contains(problem), "{name}: {error}");
         assert_eq!(entry["state"], "RUNNING", "{name} runs on");
-        let tail = stdout(&daemon.ctl(&["tail", name]));
-        assert!(
-            tail.contains("ready pid="),
-            "{name}: output kept for tail: {tail}"
-        );
+        // The output is kept for tail (read a beat after the file failed).
+        wait_until(&format!("{name}'s output in tail"), DEADLINE, || {
+            stdout(&daemon.ctl(&["tail", name]))
+                .contains("ready pid=")
+                .then_some(())
+        });
     }
     assert_eq!(std::fs::read_to_string(&secret).unwrap(), "root only\n");
     assert_eq!(

@@ -1,38 +1,40 @@
 //! Log capture: every byte a child writes to its stdout/stderr pipe is moved
 //! to its sink, in order.
 //!
-//! Theory of operation: the [`LogHub`] owns its own tokio runtime, so that
-//! log work never runs on (or stalls) the engine's thread. Each pipe gets
-//! a [`Pump`] task on the hub's one worker thread: it reads up to 1 MiB at
-//! a time into a buffer, feeds the tail buffer ([`Tap`]) at once, and hands
-//! the buffer to its stream's writer, which opens, writes, rotates and
-//! reopens the file (and echoes) on the blocking pool while the pump fills
-//! a second buffer. So a disk that is slow, or stops answering, holds up
-//! only the streams written to it: never the reading of other pipes, nor
-//! the engine. The hand-off costs one thread wake-up per batch, and a
-//! batch grows to whatever arrived while the previous one was written.
-//! A child that writes faster than the disk fills both buffers, then its
-//! pipe, and is slowed (backpressure); nothing is dropped. When the engine
-//! has reaped the process it calls [`Pump::finish`]: the pump drains
-//! whatever is left in the pipe, then closes it even if a grandchild still
-//! holds the write end, so a stopped process never keeps a reader alive.
-//! A [`LogHub::reopen`] makes every pump reopen its file by name (after an
+//! Theory of operation: the [`LogHub`] runs one reader thread and a small,
+//! fixed set of writer threads, none of them the engine's. The reader
+//! (`reader.rs`) watches every pipe with epoll, reads into the stream's
+//! buffer (4 KiB at first, up to 1 MiB, growing with the stream's rate and
+//! shrinking back), feeds the tail buffer ([`Tap`]) at once, and queues the
+//! stream for the writers; after a round of small reads it sleeps a
+//! millisecond, so one wake-up takes many processes' lines. The writers
+//! (`pool.rs`) open, write, rotate and reopen the files (and echo), many
+//! streams per wake-up. A disk that is slow, or stops answering, holds up
+//! only the streams written to it: a stuck writer is replaced, and the
+//! streams on its device wait aside until it answers. A child that writes
+//! faster than its disk fills its buffer, then its pipe, and is slowed
+//! (backpressure); nothing is dropped. When the engine has reaped the
+//! process it calls [`Pump::finish`]: the reader takes whatever is left in
+//! the pipe, then closes it even if a grandchild still holds the write
+//! end, so a stopped process never keeps a reader alive. A
+//! [`LogHub::reopen`] makes every stream reopen its file by name (after an
 //! external rotation); size rotation and timestamps live in [`Sink`].
 
 pub mod console;
 mod echo;
+mod pool;
+mod reader;
 mod sink;
 mod tap;
 mod timestamp;
 mod writer;
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 
 pub use echo::Echo;
 pub use sink::{LOG_FILE_MODE, Sink, SinkSpec};
@@ -40,17 +42,10 @@ pub use tap::{Chunk, TAIL_BYTES, Tap};
 pub use timestamp::rfc3339;
 use writer::Writer;
 
-/// Most bytes a pump holds before handing them to its writer (one of its
-/// two buffers); a fast writer's reads come close to this (its pipe is
-/// asked for 1 MiB). 256 KiB measured the same throughput within noise.
+/// Most bytes a stream holds before a writer takes them (and again while
+/// they are written); a fast writer's reads come close to this (its pipe
+/// is asked for 1 MiB). 256 KiB measured the same throughput within noise.
 const CHUNK: usize = 1 << 20;
-/// What a pump reads at a time at first, and at least: a quiet process
-/// costs this, not [`CHUNK`].
-const FIRST_WINDOW: usize = 16 * 1024;
-/// Most threads writing logs at once (each holding one stream's batch).
-const MAX_WRITER_THREADS: usize = 4096;
-/// How long an idle writer thread waits for more work before exiting.
-const WRITER_KEEP_ALIVE: Duration = Duration::from_secs(60);
 /// Stack of the log threads: writes need little (the default is 2 MiB).
 const THREAD_STACK: usize = 256 * 1024;
 
@@ -88,8 +83,8 @@ pub struct Stream {
 /// Errors creating the hub or opening a sink.
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
-    /// The log thread or its runtime could not start.
-    #[error("cannot start the log thread: {0}")]
+    /// The log threads could not start.
+    #[error("cannot start the log threads: {0}")]
     Start(std::io::Error),
     /// A log file or its directory could not be opened or created, or
     /// what is there must not be written (a planted symlink, FIFO, hard
@@ -112,14 +107,15 @@ pub struct PumpReport {
     pub lost: u64,
 }
 
-/// The engine's handle on one pipe's pump.
+/// The engine's handle on one pipe's stream.
 #[derive(Debug)]
 pub struct Pump {
-    finish: Option<oneshot::Sender<()>>,
-    done: oneshot::Receiver<PumpReport>,
+    shared: Arc<pool::Shared>,
+    inbox: Arc<reader::Inbox>,
+    pool: Arc<pool::Pool>,
+    done: Option<oneshot::Receiver<PumpReport>>,
     has_file: bool,
-    /// Bumped to have the pump empty its log file.
-    clear: watch::Sender<u64>,
+    finished: bool,
 }
 
 impl Pump {
@@ -132,71 +128,69 @@ impl Pump {
     /// file is truncated through the descriptor it writes, so the next
     /// byte goes at its start; rotated backups stay.
     pub fn clear(&self) {
-        self.clear.send_modify(|generation| *generation += 1);
+        let mut state = self.shared.lock();
+        state.chores.clear = true;
+        if state.take_for_queue() {
+            drop(state);
+            self.pool.submit([Arc::clone(&self.shared)]);
+        }
     }
 
     /// Tells the pump its process has been reaped: drain and close.
     pub fn finish(&mut self) {
-        if let Some(tx) = self.finish.take() {
-            let _ = tx.send(());
+        if !std::mem::replace(&mut self.finished, true) {
+            self.inbox.send(reader::Command::Finish(self.shared.token));
         }
     }
 
     /// Waits until the pump has written everything and closed its pipe.
     pub async fn wait(mut self) -> PumpReport {
         self.finish();
-        self.done.await.unwrap_or_default()
+        match self.done.take() {
+            Some(done) => done.await.unwrap_or_default(),
+            None => PumpReport::default(),
+        }
     }
 }
 
-/// The log thread and its runtime.
+impl Drop for Pump {
+    fn drop(&mut self) {
+        // Nobody will say the process is gone: read to the end and close.
+        self.finish();
+    }
+}
+
+/// The log threads.
 #[derive(Debug)]
 pub struct LogHub {
-    handle: tokio::runtime::Handle,
-    runtime: Option<tokio::runtime::Runtime>,
-    reopen: watch::Sender<u64>,
+    inbox: Arc<reader::Inbox>,
+    pool: Arc<pool::Pool>,
+    next_token: AtomicU64,
     notices: mpsc::UnboundedSender<LogNotice>,
 }
 
 impl LogHub {
-    /// Starts the log thread; log file problems and recoveries are sent to
-    /// `notices`.
+    /// Starts the log threads; log file problems and recoveries are sent
+    /// to `notices`.
     pub fn start(notices: mpsc::UnboundedSender<LogNotice>) -> Result<Self, LogError> {
-        // One worker thread reads every pipe; disk writes run on the
-        // blocking pool, one thread per log being written at that moment.
-        // A log stuck on a dead disk keeps its thread, so the pool may grow
-        // well past tokio's default of 512 before other logs would wait.
-        // Writer threads linger a minute so a chatty process does not
-        // create one per line; an idle daemon keeps none busy.
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .max_blocking_threads(MAX_WRITER_THREADS)
-            .thread_keep_alive(WRITER_KEEP_ALIVE)
-            .thread_stack_size(THREAD_STACK)
-            .thread_name("ringmaster-logs")
-            .enable_io()
-            .build()
-            .map_err(LogError::Start)?;
+        let inbox = Arc::new(reader::Inbox::new().map_err(LogError::Start)?);
+        let pool = pool::Pool::start(Arc::clone(&inbox)).map_err(LogError::Start)?;
+        if let Err(err) = reader::Reader::start(Arc::clone(&inbox), Arc::clone(&pool)) {
+            pool.close();
+            return Err(LogError::Start(err));
+        }
         Ok(Self {
-            handle: runtime.handle().clone(),
-            runtime: Some(runtime),
-            reopen: watch::Sender::new(0),
+            inbox,
+            pool,
+            next_token: AtomicU64::new(1),
             notices,
         })
     }
 
     /// Starts pumping `pipe` (the read end of a child's stream). The log
-    /// file is opened by the pump, off the caller's thread.
+    /// file is opened by a writer, off the caller's thread.
     pub fn attach(&self, pipe: OwnedFd, stream: Stream) -> Pump {
-        let (finish_tx, finish_rx) = oneshot::channel();
         let (done_tx, done_rx) = oneshot::channel();
-        let reopen = self.reopen.subscribe();
-        let clear = watch::Sender::new(0);
-        let signals = Signals {
-            finish: finish_rx,
-            reopen,
-            clear: clear.subscribe(),
-        };
         let has_file = stream.sink.is_some();
         let Stream {
             owner,
@@ -206,309 +200,59 @@ impl LogHub {
             echo,
             lost,
         } = stream;
+        if let Err(err) = set_nonblocking(&pipe) {
+            // Reads would block the reader: say so; the pipe is still read
+            // when epoll says it is readable, one read at a time.
+            tracing::error!(stream = label, "cannot make the pipe non-blocking: {err}");
+        }
         let writer = Writer::new(owner, label.clone(), sink, echo, lost, self.notices.clone());
-        self.handle.spawn(async move {
-            let report = pump(&label, pipe, tap, writer, signals).await;
-            let _ = done_tx.send(report);
+        let token = self.next_token.fetch_add(1, Ordering::Relaxed);
+        let shared = pool::Shared::new(token, writer, done_tx);
+        // Queued at once for its open chore: the file exists as the
+        // process runs.
+        if shared.lock().take_for_queue() {
+            self.pool.submit([Arc::clone(&shared)]);
+        }
+        self.inbox.send(reader::Command::Attach {
+            pipe,
+            tap,
+            shared: Arc::clone(&shared),
+            label,
         });
         Pump {
-            finish: Some(finish_tx),
-            done: done_rx,
+            shared,
+            inbox: Arc::clone(&self.inbox),
+            pool: Arc::clone(&self.pool),
+            done: Some(done_rx),
             has_file,
-            clear,
+            finished: false,
         }
     }
-}
 
-impl LogHub {
-    /// Asks every live pump to reopen its file by name, now (SIGUSR2,
+    /// Asks every live stream to reopen its file by name, now (SIGUSR2,
     /// `ringmasterctl reopen`).
     pub fn reopen(&self) {
-        self.reopen.send_modify(|generation| *generation += 1);
+        self.inbox.send(reader::Command::ReopenAll);
     }
 }
 
 impl Drop for LogHub {
     fn drop(&mut self) {
-        // Callable from inside the engine's runtime, unlike a plain drop.
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
+        // Not joined: a writer may be stuck on a disk that never answers.
+        self.inbox.send(reader::Command::Shutdown);
+        self.pool.close();
     }
 }
 
-/// A batch on its way to the disk: the writer and the buffer it writes,
-/// both handed back when the blocking write is done.
-type Job = tokio::task::JoinHandle<(Writer, Vec<u8>)>;
-
-/// What the pump asks of the writer next, besides bytes.
-#[derive(Default, Clone, Copy)]
-struct Chores {
-    open: bool,
-    reopen: bool,
-    clear: bool,
-}
-
-/// The writer's next round, on the blocking pool: the chores, then the
-/// batch; hands both back.
-fn write_job(mut writer: Writer, batch: Vec<u8>, todo: Chores) -> Job {
-    tokio::task::spawn_blocking(move || {
-        if todo.reopen {
-            writer.reopen();
-        }
-        if todo.clear {
-            writer.clear();
-        }
-        if todo.open {
-            writer.open();
-        }
-        if !batch.is_empty() {
-            writer.write(&batch);
-        }
-        (writer, batch)
-    })
-}
-
-/// What a pump is told besides its pipe's bytes.
-struct Signals {
-    /// The process was reaped: drain and stop.
-    finish: oneshot::Receiver<()>,
-    /// Reopen the file by name (every pump at once).
-    reopen: watch::Receiver<u64>,
-    /// Empty the file (this pump's process only).
-    clear: watch::Receiver<u64>,
-}
-
-async fn pump(
-    label: &str,
-    pipe: OwnedFd,
-    tap: Arc<Tap>,
-    writer: Writer,
-    signals: Signals,
-) -> PumpReport {
-    let Signals {
-        mut finish,
-        mut reopen,
-        mut clear,
-    } = signals;
-    let pipe = match tokio::net::unix::pipe::Receiver::from_owned_fd(pipe) {
-        Ok(pipe) => pipe,
-        Err(err) => {
-            tracing::error!(stream = label, "cannot watch pipe: {err}");
-            return writer.report;
-        }
-    };
-    // Two buffers: the pump fills one while the writer writes the other.
-    // They grow with the stream's rate (up to CHUNK) and shrink back when
-    // it slows, so a quiet process holds a few KiB, not megabytes.
-    let mut window = Window {
-        size: FIRST_WINDOW,
-        small: 0,
-    };
-    let mut fill: Vec<u8> = Vec::new();
-    let mut idle = Some((writer, Vec::new()));
-    let mut job: Option<Job> = None;
-    let mut chores = Chores {
-        open: true,
-        ..Chores::default()
-    };
-    let mut draining = false;
-    let mut eof = false;
-    loop {
-        if job.is_none()
-            && (!fill.is_empty() || chores.open || chores.reopen || chores.clear)
-            && let Some((writer, mut spare)) = idle.take()
-        {
-            spare.clear();
-            let batch = std::mem::replace(&mut fill, spare);
-            job = Some(write_job(writer, batch, std::mem::take(&mut chores)));
-        }
-        if eof && job.is_none() && fill.is_empty() {
-            break;
-        }
-        if draining && !eof && fill.len() < CHUNK {
-            // The process is gone: take what is buffered in the pipe, then
-            // stop even if a grandchild still holds the write end.
-            eof = drain_some(label, &pipe, &mut fill, &tap);
-            continue;
-        }
-        let can_read = !eof && !draining && fill.len() < CHUNK;
-        tokio::select! {
-            done = wait_job(&mut job) => {
-                job = None;
-                match done {
-                    Ok((writer, mut spare)) => {
-                        window.after_write(&mut spare);
-                        idle = Some((writer, spare));
-                    }
-                    Err(err) => {
-                        // Not expected (the writer does not panic); the
-                        // stream's file is gone with it.
-                        tracing::error!(stream = label, "log writer failed: {err}");
-                        return PumpReport::default();
-                    }
-                }
-            }
-            ready = pipe.readable(), if can_read => {
-                if let Err(err) = ready {
-                    tracing::warn!(stream = label, "pipe poll failed: {err}");
-                    eof = true;
-                    continue;
-                }
-                let start = fill.len();
-                let room = window.make_room(&mut fill);
-                match pipe.try_read_buf(&mut fill) {
-                    Ok(0) => eof = true,
-                    Ok(n) => {
-                        window.after_read(n, room);
-                        tap.push(&fill[start..]);
-                    }
-                    Err(err) if matches!(err.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted) => {}
-                    Err(err) => {
-                        tracing::warn!(stream = label, "pipe read failed: {err}");
-                        eof = true;
-                    }
-                }
-            }
-            _ = &mut finish, if !draining => draining = true,
-            Ok(()) = reopen.changed() => chores.reopen = true,
-            Ok(()) = clear.changed() => chores.clear = true,
-        }
-    }
-    let Some((mut writer, _)) = idle else {
-        return PumpReport::default();
-    };
-    if !writer.echoes() {
-        return writer.report;
-    }
-    tokio::task::spawn_blocking(move || {
-        writer.finish();
-        writer.report
-    })
-    .await
-    .unwrap_or_default()
-}
-
-/// How much a pump reads at a time: it doubles while reads fill it (a
-/// fast writer), up to [`CHUNK`], and halves after a run of small
-/// batches (the process went quiet).
-struct Window {
-    size: usize,
-    /// Batches in a row that used less than a quarter of the window.
-    small: u32,
-}
-
-/// Small batches in a row after which the window halves: a fast stream's
-/// batches vary with how quickly its file takes them, and must not make
-/// its window shrink and grow again and again.
-const QUIET_BATCHES: u32 = 64;
-
-impl Window {
-    /// Makes room in `fill` for the next read; returns how much.
-    fn make_room(&self, fill: &mut Vec<u8>) -> usize {
-        let want = self.size.min(CHUNK.saturating_sub(fill.len()));
-        if fill.capacity() - fill.len() < want {
-            fill.reserve_exact(want);
-        }
-        fill.capacity() - fill.len()
-    }
-
-    /// A read of `read` bytes into `room`: a full one means more waits.
-    fn after_read(&mut self, read: usize, room: usize) {
-        if read >= room {
-            self.size = (self.size * 2).min(CHUNK);
-            self.small = 0;
-        }
-    }
-
-    /// A batch was written (`spare` holds it): a small one shrinks the
-    /// window, and the buffer is given back down to it.
-    fn after_write(&mut self, spare: &mut Vec<u8>) {
-        if spare.len() < self.size / 4 {
-            self.small += 1;
-            if self.small >= QUIET_BATCHES {
-                self.size = (self.size / 2).max(FIRST_WINDOW);
-                self.small = 0;
-            }
-        } else {
-            self.small = 0;
-        }
-        spare.clear();
-        // Only well past the window: a buffer in use is not reallocated
-        // batch after batch.
-        if spare.capacity() > 2 * self.size {
-            spare.shrink_to(self.size);
-        }
-    }
-}
-
-/// One read of what is left in the pipe of a process that is gone, into
-/// `fill`; true when there is nothing more to take.
-fn drain_some(label: &str, pipe: &impl AsFd, fill: &mut Vec<u8>, tap: &Tap) -> bool {
-    // A plain read(2): tokio's try_read trusts its readiness cache, which
-    // may not know yet that a just-registered pipe has data.
-    let mut scratch = [0u8; 16 * 1024];
-    let room = (CHUNK - fill.len()).min(scratch.len());
-    match nix::unistd::read(pipe, &mut scratch[..room]) {
-        Ok(0) | Err(nix::errno::Errno::EAGAIN) => true,
-        Ok(n) => {
-            tap.push(&scratch[..n]);
-            fill.extend_from_slice(&scratch[..n]);
-            false
-        }
-        Err(nix::errno::Errno::EINTR) => false,
-        Err(err) => {
-            tracing::warn!(stream = label, "pipe read failed: {err}");
-            true
-        }
-    }
-}
-
-/// Waits for the batch in flight, if any (forever when there is none).
-async fn wait_job(job: &mut Option<Job>) -> Result<(Writer, Vec<u8>), tokio::task::JoinError> {
-    match job.as_mut() {
-        Some(job) => job.await,
-        None => std::future::pending().await,
-    }
+fn set_nonblocking(pipe: &OwnedFd) -> nix::Result<()> {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    let flags = OFlag::from_bits_retain(fcntl(pipe, FcntlArg::F_GETFL)?);
+    fcntl(pipe, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK)).map(drop)
 }
 
 #[cfg(test)]
 mod tests {
 
-    /// A pump's window grows with a fast stream and gives memory back
-    /// only once the stream has been quiet for a while.
-    #[test]
-    fn the_read_window_follows_the_stream() {
-        let mut window = super::Window {
-            size: super::FIRST_WINDOW,
-            small: 0,
-        };
-        let mut fill = Vec::new();
-        for _ in 0..10 {
-            let room = window.make_room(&mut fill);
-            window.after_read(room, room);
-        }
-        assert_eq!(window.size, super::CHUNK, "full reads grow it");
-        let mut spare = Vec::with_capacity(super::CHUNK);
-        for _ in 0..super::QUIET_BATCHES - 1 {
-            spare.extend_from_slice(b"small");
-            window.after_write(&mut spare);
-        }
-        assert_eq!(window.size, super::CHUNK, "a few small batches do not");
-        spare.extend_from_slice(b"small");
-        window.after_write(&mut spare);
-        assert_eq!(window.size, super::CHUNK / 2);
-        for _ in 0..64 * super::QUIET_BATCHES {
-            spare.extend_from_slice(b"x");
-            window.after_write(&mut spare);
-        }
-        assert_eq!(window.size, super::FIRST_WINDOW, "never below the first");
-        assert!(
-            spare.capacity() <= 2 * super::FIRST_WINDOW,
-            "{}",
-            spare.capacity()
-        );
-    }
     use std::fs::File;
     use std::io::Write;
     use std::os::unix::fs::PermissionsExt;

@@ -4,6 +4,7 @@
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::Write;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -52,6 +53,10 @@ pub struct Sink {
     file: File,
     /// Bytes in the current file (its size when opened, plus our writes).
     size: u64,
+    /// The device the file is on.
+    device: u64,
+    /// Whether it is a regular file (not a FIFO or a terminal).
+    regular: bool,
     /// Whether the next byte starts a line (for timestamps).
     at_line_start: bool,
     /// Scratch buffer for timestamped output, reused across writes.
@@ -63,16 +68,28 @@ impl Sink {
     /// appending, with mode [`LOG_FILE_MODE`].
     pub fn open(spec: SinkSpec) -> Result<Self, LogError> {
         let (dir, name, file) = open_append(&spec.path)?;
-        let size = file.metadata().map_or(0, |m| m.len());
+        let (size, device, regular) = facts(&file);
         Ok(Self {
             spec,
             dir,
             name,
             file,
             size,
+            device,
+            regular,
             at_line_start: true,
             scratch: Vec::new(),
         })
+    }
+
+    /// The device the file is on (`st_dev`).
+    pub fn device(&self) -> u64 {
+        self.device
+    }
+
+    /// Whether the file is a regular file (not a FIFO or a terminal).
+    pub fn is_regular(&self) -> bool {
+        self.regular
     }
 
     /// The file's path.
@@ -87,7 +104,7 @@ impl Sink {
         // By name from the top: the directory itself may have moved.
         let (dir, name, file) = open_append(&self.spec.path)?;
         (self.dir, self.name, self.file) = (dir, name, file);
-        self.size = self.file.metadata().map_or(0, |m| m.len());
+        (self.size, self.device, self.regular) = facts(&self.file);
         Ok(())
     }
 
@@ -187,6 +204,13 @@ impl Sink {
 
 /// Opens the log file at `path` for appending, its directories created
 /// if missing; returns its directory and name too, for rotation.
+/// An open file's size, device and whether it is a regular file.
+fn facts(file: &File) -> (u64, u64, bool) {
+    file.metadata().map_or((0, 0, true), |m| {
+        (m.len(), m.dev(), m.file_type().is_file())
+    })
+}
+
 fn open_append(path: &Path) -> Result<(Dir, OsString, File), LogError> {
     let fail = |source| LogError::Open {
         path: path.to_path_buf(),

@@ -23,6 +23,7 @@ const MAX_RETRY: Duration = Duration::from_secs(30);
 const ECHO_WAIT: Duration = Duration::from_secs(1);
 
 /// A log file that cannot be opened or written: when to try again.
+#[derive(Debug)]
 struct Failing {
     retry_at: Instant,
     delay: Duration,
@@ -30,6 +31,7 @@ struct Failing {
 }
 
 /// One stream's file and echo, with its health.
+#[derive(Debug)]
 pub(crate) struct Writer {
     owner: usize,
     label: String,
@@ -192,9 +194,12 @@ impl Writer {
         });
     }
 
-    /// Whether lines are copied to the daemon's stdout.
-    pub(crate) fn echoes(&self) -> bool {
-        self.echo.is_some()
+    /// The device the open log file is on, and whether it is a regular
+    /// file; `None` while none is open.
+    pub(crate) fn device(&self) -> Option<(u64, bool)> {
+        self.sink
+            .as_ref()
+            .map(|sink| (sink.device(), sink.is_regular()))
     }
 
     /// Writes the echo's last line that never got its newline.

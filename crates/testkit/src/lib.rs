@@ -19,6 +19,8 @@
 //! - `stamp FILE`: append "PID NANOS" (wall clock, right after exec) to FILE, then sleep (silently).
 //! - `lines COUNT`: write COUNT numbered lines of exactly 100 bytes to stdout (no `ready`), then exit 0.
 //! - `spew BYTES [exit|hang]`: write BYTES numbered bytes to stdout, then exit 0 or sleep.
+//! - `access-log COUNT MS`: write COUNT numbered 50-byte lines to stdout, one write(2) every MS
+//!   milliseconds (a web worker's access log), then sleep (silently).
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -28,7 +30,7 @@ use std::time::Duration;
 pub fn run(args: &[String]) -> i32 {
     let mode = args.first().map_or("sleep", String::as_str);
     let arg = |i: usize| args.get(i).map(String::as_str);
-    if let Some(code) = run_silent(mode, arg(1)) {
+    if let Some(code) = run_silent(mode, arg(1), arg(2)) {
         return code;
     }
     // Handlers go in before "ready", so a test that saw "ready" may signal.
@@ -97,7 +99,7 @@ pub fn run(args: &[String]) -> i32 {
 }
 
 /// The modes that print no `ready` line; `None` for the others.
-fn run_silent(mode: &str, arg: Option<&str>) -> Option<i32> {
+fn run_silent(mode: &str, arg: Option<&str>, arg2: Option<&str>) -> Option<i32> {
     match mode {
         "stamp" => {
             stamp(arg);
@@ -110,6 +112,11 @@ fn run_silent(mode: &str, arg: Option<&str>) -> Option<i32> {
         "nap" => {
             std::thread::sleep(Duration::from_millis(number(arg, 10)));
             Some(0)
+        }
+        "access-log" => {
+            let count = number(arg, 1000);
+            access_log(count, Duration::from_millis(number(arg2, 10)));
+            sleep_forever()
         }
         "term-ignorer" => {
             ignore_term();
@@ -279,6 +286,24 @@ fn write_lines(count: u64) {
     }
     let _ = out.write_all(&buf);
     let _ = out.flush();
+}
+
+/// One 50-byte line per write(2) every `interval`, on a fixed schedule
+/// (a late line does not push the others back), as a web worker's access
+/// log: `NNNNNNNN GET /index.html HTTP/1.1 200 512 0.003ms\n`.
+fn access_log(count: u64, interval: Duration) {
+    let mut out = std::io::stdout();
+    let start = std::time::Instant::now();
+    for n in 0..count {
+        let line = format!("{n:08} GET /index.html HTTP/1.1 200 512 0.003ms\n");
+        debug_assert_eq!(line.len(), 50);
+        // Rust's stdout is line-buffered: one write(2) per line.
+        if out.write_all(line.as_bytes()).is_err() || out.flush().is_err() {
+            return;
+        }
+        let next = start + interval * u32::try_from(n + 1).unwrap_or(u32::MAX);
+        std::thread::sleep(next.saturating_duration_since(std::time::Instant::now()));
+    }
 }
 
 fn status_field(status: &str, key: &str) -> String {
