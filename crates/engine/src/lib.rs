@@ -68,6 +68,8 @@ pub enum EngineError {
 /// Runs the daemon until a requested shutdown completes. Returns the exit
 /// code the process should exit with.
 pub async fn run(config: Config) -> Result<i32, EngineError> {
+    // While descriptor numbers are low: spawns then copy only a few.
+    ringmaster_spawn::reserve_descriptors();
     let system = system::prepare();
     let (listener, authorizer, socket) = control::bind(&config.daemon)?;
     // Handlers first, so no SIGCHLD from the first spawn can be missed.

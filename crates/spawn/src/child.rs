@@ -5,7 +5,22 @@
 //! while the spawning thread waits for it to exec or exit. Nothing is
 //! copied, so a spawn costs the same however large the daemon has grown
 //! (a fork copies every page table, and costs more with each process and
-//! stream the daemon holds). The price is discipline: the child may call
+//! stream the daemon holds).
+//!
+//! Nor is the descriptor table: a daemon with 1000 file-logged processes
+//! holds some 4000 descriptors (pipes and log files), and a child with a
+//! copy of them all pays for copying each at clone and closing each at
+//! exec, so each spawn cost more than the last. So the four descriptors
+//! the child needs are first put in [`Slots`], low numbers kept for them
+//! from the daemon's start; the child is cloned sharing the table
+//! (`CLONE_FILES`), and its first act is `close_range(BOUNDARY, ~0,
+//! CLOSE_RANGE_UNSHARE)`, which gives it a table of its own holding only
+//! the descriptors below the slots' boundary: a few dozen, however many
+//! the daemon has. Until then it changes no descriptor (the table is the
+//! daemon's); the parent puts /dev/null back in the slots once the child
+//! has exec'd, so no pipe end stays open in the daemon.
+//!
+//! The price is discipline: the child may call
 //! only async-signal-safe functions, must not allocate, lock or panic, and
 //! must not write the daemon's memory (the daemon's other threads run on).
 //! Every string and table it needs was prepared by the parent in
@@ -17,7 +32,7 @@
 #![allow(unsafe_code)]
 
 use std::ffi::{CString, c_char};
-use std::os::fd::{OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use nix::unistd::Pid;
 
@@ -84,13 +99,91 @@ impl Stage {
     }
 }
 
-/// Raw descriptors the child wires up, borrowed from the parent's owners.
+/// Raw descriptors the child wires up, borrowed from the parent's owners
+/// (or the slots they were put in).
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct ChildFds {
     pub stdin: RawFd,
     pub stdout: RawFd,
     pub stderr: RawFd,
     /// Write end of the close-on-exec report pipe.
     pub report: RawFd,
+}
+
+/// The descriptors the child gets, as the parent holds them.
+pub(crate) struct Sources<'a> {
+    pub stdin: BorrowedFd<'a>,
+    pub stdout: BorrowedFd<'a>,
+    pub stderr: BorrowedFd<'a>,
+    pub report: BorrowedFd<'a>,
+}
+
+/// Low descriptor numbers kept for the child's four descriptors (see the
+/// module's documentation), each open on /dev/null between spawns.
+struct Slots {
+    null: OwnedFd,
+    /// stdin, stdout, stderr and report, in that order.
+    held: [OwnedFd; 4],
+    /// One past the highest slot: all the child keeps of the table.
+    boundary: RawFd,
+}
+
+impl Slots {
+    fn reserve() -> std::io::Result<Self> {
+        // std opens close-on-exec: no child ever inherits these as such.
+        let null = || -> std::io::Result<OwnedFd> {
+            Ok(std::fs::File::options()
+                .read(true)
+                .write(true)
+                .open("/dev/null")?
+                .into())
+        };
+        let held = [null()?, null()?, null()?, null()?];
+        let boundary = held.iter().map(AsRawFd::as_raw_fd).max().unwrap_or(2) + 1;
+        Ok(Self {
+            null: null()?,
+            held,
+            boundary,
+        })
+    }
+
+    /// Puts the sources in the slots; the child's view of them.
+    fn fill(&mut self, sources: &Sources<'_>) -> nix::Result<ChildFds> {
+        let wanted = [
+            sources.stdin,
+            sources.stdout,
+            sources.stderr,
+            sources.report,
+        ];
+        for (slot, source) in self.held.iter_mut().zip(wanted) {
+            nix::unistd::dup3(source, slot, nix::fcntl::OFlag::O_CLOEXEC)?;
+        }
+        let [stdin, stdout, stderr, report] = self.held.each_ref().map(AsRawFd::as_raw_fd);
+        Ok(ChildFds {
+            stdin,
+            stdout,
+            stderr,
+            report,
+        })
+    }
+
+    /// Puts /dev/null back in every slot, so that no pipe end the child
+    /// got stays open here (its reader would never see end of file).
+    fn empty(&mut self) -> nix::Result<()> {
+        let null = &self.null;
+        self.held
+            .iter_mut()
+            .try_for_each(|slot| nix::unistd::dup3(null, slot, nix::fcntl::OFlag::O_CLOEXEC))
+    }
+}
+
+/// Reserves the slots now, while the daemon's descriptor numbers are still
+/// low (at start-up); the first spawn does it otherwise.
+pub(crate) fn reserve_slots() {
+    let mut spawner = lock_spawner();
+    if spawner.slots.is_none() {
+        spawner.slots = Slots::reserve().ok();
+    }
 }
 
 /// Bytes of the child's stack: `child_main` needs a few KiB; the rest is
@@ -102,7 +195,10 @@ struct ChildArgs<'a> {
     launch: &'a Launch,
     argv: &'a [*const c_char],
     envp: &'a [*const c_char],
-    fds: &'a ChildFds,
+    fds: ChildFds,
+    /// With a shared table: the slots' boundary, below which the child
+    /// keeps a copy of the table.
+    unshare_below: Option<RawFd>,
 }
 
 /// A stack for the child, mapped once and reused: spawns are one at a
@@ -111,10 +207,25 @@ struct Stack {
     base: *mut libc::c_void,
 }
 
-// SAFETY: the mapping is only ever used under the STACK mutex.
+// SAFETY: the mapping is only ever used under the SPAWNER mutex.
 unsafe impl Send for Stack {}
 
-static STACK: std::sync::Mutex<Option<Stack>> = std::sync::Mutex::new(None);
+/// What spawning keeps between spawns; one spawn at a time holds it.
+struct Spawner {
+    stack: Option<Stack>,
+    slots: Option<Slots>,
+}
+
+static SPAWNER: std::sync::Mutex<Spawner> = std::sync::Mutex::new(Spawner {
+    stack: None,
+    slots: None,
+});
+
+fn lock_spawner() -> std::sync::MutexGuard<'static, Spawner> {
+    SPAWNER
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 impl Stack {
     fn map() -> std::io::Result<Self> {
@@ -151,29 +262,71 @@ fn page_size() -> usize {
 
 /// Clones a child that sets itself up and execs; the parent gets the pid
 /// once the child has exec'd or failed.
-pub(crate) fn fork_and_exec(launch: &Launch, fds: &ChildFds) -> std::io::Result<Pid> {
+pub(crate) fn fork_and_exec(launch: &Launch, sources: &Sources<'_>) -> std::io::Result<Pid> {
     // Pointer tables are built before the clone: the child must not allocate.
     let argv = pointer_table(&launch.argv);
     let envp = pointer_table(&launch.envp);
+    let mut spawner = lock_spawner();
+    if spawner.stack.is_none() {
+        spawner.stack = Some(Stack::map()?);
+    }
+    if spawner.slots.is_none() {
+        spawner.slots = Slots::reserve().ok();
+    }
+    let top = spawner
+        .stack
+        .as_ref()
+        .map_or(std::ptr::null_mut(), Stack::top);
+    // Without slots (no /dev/null?) the child gets a copy of the whole
+    // table, as with fork: slower, as correct.
+    let shared = spawner
+        .slots
+        .as_mut()
+        .and_then(|slots| Some((slots.fill(sources).ok()?, slots.boundary)));
     let args = ChildArgs {
         launch,
         argv: &argv,
         envp: &envp,
-        fds,
+        fds: shared.map_or_else(
+            || ChildFds {
+                stdin: sources.stdin.as_raw_fd(),
+                stdout: sources.stdout.as_raw_fd(),
+                stderr: sources.stderr.as_raw_fd(),
+                report: sources.report.as_raw_fd(),
+            },
+            |(fds, _)| fds,
+        ),
+        unshare_below: shared.map(|(_, boundary)| boundary),
     };
-    let mut stack = STACK
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if stack.is_none() {
-        *stack = Some(Stack::map()?);
+    let share_files = if shared.is_some() {
+        libc::CLONE_FILES
+    } else {
+        0
+    };
+    let cloned = clone_child(top, &args, share_files);
+    if let Some(slots) = spawner.slots.as_mut()
+        && slots.empty().is_err()
+    {
+        // Never expected; closing them all is the sure way to drop the
+        // child's pipe ends. New ones are reserved next time.
+        spawner.slots = None;
     }
-    let top = stack.as_ref().map_or(std::ptr::null_mut(), Stack::top);
+    cloned
+}
+
+/// The clone itself, with every signal blocked across it.
+fn clone_child(
+    top: *mut libc::c_void,
+    args: &ChildArgs<'_>,
+    share_files: libc::c_int,
+) -> std::io::Result<Pid> {
     // SAFETY: every signal is blocked in this thread until clone returns,
     // so none is handled in the child before it resets the dispositions;
     // the old mask is restored right after. The child runs `child_entry`
-    // on the stack above (ours alone: the mutex is held until the child
-    // has exec'd or exited, CLONE_VFORK), reading `args`, which outlive it
-    // for the same reason.
+    // on the stack at `top` (ours alone: the caller holds the spawner's
+    // mutex until the child has exec'd or exited, CLONE_VFORK), reading
+    // `args`, which outlive it for the same reason. With CLONE_FILES the
+    // child changes no descriptor before it has a table of its own.
     unsafe {
         let mut all: libc::sigset_t = std::mem::zeroed();
         let mut old: libc::sigset_t = std::mem::zeroed();
@@ -182,8 +335,8 @@ pub(crate) fn fork_and_exec(launch: &Launch, fds: &ChildFds) -> std::io::Result<
         let pid = libc::clone(
             child_entry,
             top,
-            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
-            (&raw const args).cast_mut().cast(),
+            libc::CLONE_VM | libc::CLONE_VFORK | share_files | libc::SIGCHLD,
+            std::ptr::from_ref(args).cast_mut().cast(),
         );
         let error = std::io::Error::last_os_error();
         libc::pthread_sigmask(libc::SIG_SETMASK, &raw const old, std::ptr::null_mut());
@@ -202,7 +355,33 @@ extern "C" fn child_entry(arg: *mut libc::c_void) -> libc::c_int {
     // SAFETY: see above; child_main never returns.
     unsafe {
         let args = &*arg.cast::<ChildArgs<'_>>();
-        child_main(args.launch, args.argv, args.envp, args.fds)
+        if let Some(boundary) = args.unshare_below {
+            own_table(boundary, args.fds.report);
+        }
+        child_main(args.launch, args.argv, args.envp, &args.fds)
+    }
+}
+
+/// Gives the child a descriptor table of its own holding only what is
+/// below `boundary` (the slots and the daemon's first few), before it
+/// changes any.
+///
+/// SAFETY: only in the freshly cloned child; close_range, unshare, write
+/// and _exit are async-signal-safe.
+unsafe fn own_table(boundary: RawFd, report: RawFd) {
+    // SAFETY: see above.
+    unsafe {
+        if libc::syscall(
+            libc::SYS_close_range,
+            boundary as libc::c_uint,
+            libc::c_uint::MAX,
+            libc::CLOSE_RANGE_UNSHARE,
+        ) != 0
+            && libc::unshare(libc::CLONE_FILES) != 0
+        {
+            // Before Linux 5.9: a copy of the whole table, as fork makes.
+            fail(report, Stage::Stdio, errno());
+        }
     }
 }
 
