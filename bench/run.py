@@ -614,8 +614,9 @@ def spawn_scale(tool_cls, count, logs=None):
         tool.close()
 
 
-def restart_latency(tool_cls, kills):
-    """SIGKILL a running child, time until its replacement's main() runs."""
+def restart_latency(tool_cls, kills, total=1, logs=None):
+    """SIGKILL a running child, time until its replacement's main() runs;
+    with TOTAL processes in all (the others sleep), each with LOGS."""
     stamps = tempfile.mktemp(prefix="rm-bench-stamps-")
 
     def lines():
@@ -627,10 +628,14 @@ def restart_latency(tool_cls, kills):
             return []
     samples = []
     try:
-        with tool_cls([Watcher("victim", [KIT, "stamp", stamps])]) as tool:
-            wait_for(lambda: len(lines()) == 1, 60, "first stamp")
+        watchers = [Watcher("victim", [KIT, "stamp", stamps], stdout=logs)]
+        if total > 1:
+            watchers.append(Watcher("others", [SLEEP, "100000"], total - 1, stdout=logs))
+        with tool_cls(watchers) as tool:
+            wait_for(lambda: len(lines()) == 1, 120, "first stamp")
             for i in range(kills):
-                wait_for(lambda: tool.running() == 1, 60, "the child to be running", interval=0.01)
+                wait_for(lambda: tool.running() == total, 120, "the children to be running",
+                         interval=0.01)
                 pid = int(lines()[-1][0])
                 t0 = time.time_ns()
                 os.kill(pid, signal.SIGKILL)
@@ -641,6 +646,54 @@ def restart_latency(tool_cls, kills):
         if os.path.exists(stamps):
             os.unlink(stamps)
     return summary(samples)
+
+
+def spawn_baselines(count):
+    """The floor for the spawn scenario on this machine: a bare
+    posix_spawn loop (what glibc's posix_spawn does: clone(CLONE_VM |
+    CLONE_VFORK)) starting COUNT sleeps with output to /dev/null, and
+    again creating two log files and two pipes per process, as a
+    supervisor that logs must; until every child has exec'd."""
+    target = os.path.realpath(SLEEP)
+    result = {}
+    for key in ("null", "files"):
+        out_dir = tempfile.mkdtemp(prefix="rm-bench-spawnbase-")
+        null = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+        pids, held = [], []
+        try:
+            t0 = time.monotonic()
+            for i in range(count):
+                if key == "null":
+                    out = err = null
+                else:
+                    for stream in ("out", "err"):
+                        held.append(os.open(os.path.join(out_dir, "many-%d.%s.log" % (i, stream)),
+                                            os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC,
+                                            0o640))
+                    (r1, out), (r2, err) = os.pipe(), os.pipe()
+                    held += [r1, r2]
+                pids.append(os.posix_spawn(SLEEP, [SLEEP, "100000"], os.environ, file_actions=[
+                    (os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, out, 1),
+                    (os.POSIX_SPAWN_DUP2, err, 2)]))
+                if key == "files":
+                    os.close(out)
+                    os.close(err)
+
+            def execd():
+                return sum(1 for pid in pids if exe_of(pid) == target)
+            wait_for(lambda: execd() == count, 120, "%d exec'd" % count, interval=0.005)
+            result[key + "_s"] = time.monotonic() - t0
+        finally:
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+                except OSError:
+                    pass
+            for fd in held + [null]:
+                os.close(fd)
+            shutil.rmtree(out_dir, ignore_errors=True)
+    return result
 
 
 def expected_chunk(first, count):
@@ -910,10 +963,10 @@ def garbage_sender(path, total, sent, cut):
             cut.value += 1
 
 
-def stop_all(tool_cls, count, how):
+def stop_all(tool_cls, count, how, logs=None):
     """N children that exit on SIGTERM: time from the ctl's shutdown (or
     SIGTERM to the daemon) until the daemon and every child are gone."""
-    with tool_cls([Watcher("many", [SLEEP, "100000"], count)]) as tool:
+    with tool_cls([Watcher("many", [SLEEP, "100000"], count, stdout=logs)]) as tool:
         wait_for(lambda: tool.running() == count, 120, "%d running" % count, interval=0.05)
         children = children_of(tool.proc.pid)
         t0 = time.monotonic()
@@ -1070,13 +1123,13 @@ def pid1_shutdown(tool_cls, count):
 
 SIZES = {
     "full": {"reps": 3, "idle_secs": 10, "spawn": [100, 500, 1000], "kills": 20,
-             "log_lines": 10_000_000, "ctl_calls": 50, "raw_calls": 200, "stop": [100, 1000],
+             "log_lines": 10_000_000, "ctl_calls": 50, "raw_calls": 200, "stop": [100, 1000], "restart_files": [10, 1000],
              "reload_watchers": 100, "reloads": 10, "repl_lines": 50,
              "notify_procs": 100, "notify_idle_secs": 10, "pid1_procs": 1000,
              "crowd": [1000, 100, 1 << 30, 200], "scale": [1000, 100, 100],
              "chatty": [100, 1000, 10]},
     "quick": {"reps": 1, "idle_secs": 1, "spawn": [20], "kills": 2,
-              "log_lines": 40_000, "ctl_calls": 3, "raw_calls": 20, "stop": [20],
+              "log_lines": 40_000, "ctl_calls": 3, "raw_calls": 20, "stop": [20], "restart_files": [5],
               "reload_watchers": 10, "reloads": 2, "repl_lines": 3,
               "notify_procs": 10, "notify_idle_secs": 1, "pid1_procs": 20,
               "crowd": [50, 10, 1 << 20, 5], "scale": [20, 5, 5], "chatty": [10, 100, 10]},
@@ -1175,11 +1228,17 @@ def markdown(results, tools, size):
                         "%d processes logging to files: start to all exec'd" % n, "s", True))
         figures.append((("spawn", "%d-files" % n, "running_s"),
                         "%d processes logging to files: start to all running (ctl)" % n, "s", True))
+    for n in size["restart_files"]:
+        for stat in ("median", "p95"):
+            figures.append((("restart_files", str(n), stat),
+                            "restart after kill -9, %d processes logging to files: %s" % (n, stat),
+                            "ms", True))
     for n in size["stop"]:
         for how in ("ctl", "sigterm"):
-            figures.append((("stop", "%d-%s" % (n, how), "seconds"),
-                            "stop all %d (%s) until everything is gone" % (n, "ctl shutdown" if how == "ctl" else "SIGTERM"),
-                            "s", True))
+            for suffix, logged in (("", ""), ("-files", ", logging to files")):
+                figures.append((("stop", "%d-%s%s" % (n, how, suffix), "seconds"),
+                                "stop all %d%s (%s) until everything is gone"
+                                % (n, logged, "ctl shutdown" if how == "ctl" else "SIGTERM"), "s", True))
     head = "| figure | " + " | ".join(tools) + " | rm/supervisord | rm/circus |"
     rows.append(head)
     rows.append("|" + "---|" * (len(tools) + 3))
@@ -1199,6 +1258,14 @@ def markdown(results, tools, size):
         rows.append("")
         rows.append("Baselines in the same run: `cat` pipe-to-file %s; the generator to /dev/null %s."
                     % (fmt(base, "MB/s"), fmt(gen, "MB/s")))
+    for n in size["spawn"]:
+        null = aggregate([dig(rep, ("spawn_baselines", str(n), "null_s")) for rep in results["reps"]])
+        files = aggregate([dig(rep, ("spawn_baselines", str(n), "files_s")) for rep in results["reps"]])
+        if any("spawn_baselines" in rep for rep in results["reps"]):
+            rows.append("")
+            rows.append("Spawn floor in the same run, %d sleeps from a bare posix_spawn loop until all "
+                        "exec'd: output to /dev/null %s; creating 2 log files and 2 pipes each %s."
+                        % (n, fmt(null, "s"), fmt(files, "s")))
     return "\n".join(rows)
 
 
@@ -1262,6 +1329,7 @@ def main():
                 rep_results[tool]["idle"] = run_scenario(tool, "idle", idle, size)
         if "spawn" in scenarios:
             for n in size["spawn"]:
+                rep_results.setdefault("spawn_baselines", {})[str(n)] = spawn_baselines(n)
                 for logs, key in ((None, str(n)), (FILES, "%d-files" % n)):
                     for tool in order:
                         rep_results[tool].setdefault("spawn", {})[key] = run_scenario(
@@ -1269,6 +1337,10 @@ def main():
         if "restart" in scenarios:
             for tool in order:
                 rep_results[tool]["restart"] = run_scenario(tool, "restart", restart_latency, size["kills"])
+            for n in size["restart_files"]:
+                for tool in order:
+                    rep_results[tool].setdefault("restart_files", {})[str(n)] = run_scenario(
+                        tool, "restart %d files" % n, restart_latency, size["kills"], n, FILES)
         if "log" in scenarios:
             for tool in order:
                 rep_results[tool]["log"] = run_scenario(tool, "log", log_throughput, size["log_lines"])
@@ -1301,9 +1373,11 @@ def main():
         if "stop" in scenarios:
             for n in size["stop"]:
                 for how in ("ctl", "sigterm"):
-                    for tool in order:
-                        rep_results[tool].setdefault("stop", {})["%d-%s" % (n, how)] = run_scenario(
-                            tool, "stop %d %s" % (n, how), stop_all, n, how)
+                    for logs, suffix in ((None, ""), (FILES, "-files")):
+                        key = "%d-%s%s" % (n, how, suffix)
+                        for tool in order:
+                            rep_results[tool].setdefault("stop", {})[key] = run_scenario(
+                                tool, "stop " + key, stop_all, n, how, logs)
         results["reps"].append(rep_results)
 
     out_dir = os.path.join(BENCH, "results")
