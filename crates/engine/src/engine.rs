@@ -14,6 +14,8 @@ use std::time::Duration;
 use nix::unistd::Pid;
 use ringmaster_config::{Config, WatcherConfig};
 use ringmaster_logs::{LogHub, LogNotice, PumpReport, Stream};
+
+use crate::exits::ExitWatch;
 use ringmaster_protocol::{Event, ProcessState, Reply, Response, ShutdownResult, signals};
 use ringmaster_spawn::Exit;
 use serde_json::Value;
@@ -136,6 +138,10 @@ pub(crate) struct Engine {
     shutdown: Option<Shutdown>,
     events: broadcast::Sender<Arc<Event>>,
     log_notices: mpsc::UnboundedReceiver<LogNotice>,
+    /// Watches the children's pidfds (see exits.rs) ...
+    exit_watch: ExitWatch,
+    /// ... and says here which child exited.
+    exited: mpsc::UnboundedReceiver<Pid>,
     /// systemd's notify protocol (a no-op without NOTIFY_SOCKET).
     notify: Notifier,
     /// Whether the autostart processes have been launched (readiness is
@@ -171,6 +177,8 @@ impl Engine {
         }
         let procs = Table::new(&config);
         let (notices, log_notices) = mpsc::unbounded_channel();
+        let (exits, exited) = mpsc::unbounded_channel();
+        let exit_watch = ExitWatch::start(exits).map_err(EngineError::ExitWatch)?;
         Ok(Self {
             config,
             system,
@@ -184,6 +192,8 @@ impl Engine {
             shutdown: None,
             events: broadcast::Sender::new(EVENT_BUFFER),
             log_notices,
+            exit_watch,
+            exited,
             notify: Notifier::from_env(),
             started: false,
             exit_code: 0,
@@ -243,6 +253,7 @@ impl Engine {
                 }
                 Some(done) = self.drains.join_next(), if !self.drains.is_empty() => log_drain(done),
                 Some(notice) = self.log_notices.recv() => self.on_log_notice(notice),
+                Some(pid) = self.exited.recv() => self.reap_child(pid),
                 () = tick(&mut watchdog) => self.notify.watchdog(),
                 () = sleep_until(deadline) => {
                     if !self.on_shutdown_deadline(&mut kill_grace) {
@@ -697,7 +708,12 @@ impl Engine {
         // would never see EOF.
         drop(prepared.stdio);
         let pid = match spawned {
-            Ok(pid) => pid,
+            Ok(spawned) => {
+                if let Some(pidfd) = spawned.pidfd {
+                    self.exit_watch.watch(spawned.pid, pidfd);
+                }
+                spawned.pid
+            }
             Err(err) => return self.spawn_failed(id, err.to_string()),
         };
         let pumps = prepared
@@ -766,6 +782,22 @@ impl Engine {
         if orphans > 0 {
             tracing::debug!(count = orphans, "reaped orphaned descendants");
             self.recheck_lingering_groups();
+        }
+    }
+
+    /// Reaps `pid`, whose pidfd said it exited: that one child, without
+    /// walking the others as waitpid(-1) would.
+    fn reap_child(&mut self, pid: Pid) {
+        match self.os.reap_pid(pid) {
+            Ok(Some(exit)) => {
+                if let Some(id) = self.by_pid.remove(&pid) {
+                    self.on_exit(id, exit);
+                }
+            }
+            // Reaped already by the SIGCHLD sweep (its pid may even be
+            // another child's by now, still running).
+            Ok(None) => {}
+            Err(err) => tracing::error!(%pid, "waitpid failed: {err}"),
         }
     }
 

@@ -13,6 +13,7 @@
 
 mod control;
 mod engine;
+mod exits;
 mod jobs;
 mod launch;
 mod lifecycle;
@@ -60,6 +61,9 @@ pub enum EngineError {
     /// The log thread could not start.
     #[error(transparent)]
     Logs(#[from] ringmaster_logs::LogError),
+    /// The thread that watches children's pidfds could not start.
+    #[error("cannot start the exit watcher: {0}")]
+    ExitWatch(std::io::Error),
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),

@@ -7,7 +7,7 @@
 use std::future::Future;
 
 use nix::unistd::Pid;
-use ringmaster_spawn::{Exit, SpawnError};
+use ringmaster_spawn::{Exit, SpawnError, Spawned};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::EngineError;
@@ -15,10 +15,13 @@ use crate::launch::Prepared;
 
 /// The operating system's side of the engine's children.
 pub(crate) trait Children {
-    /// Forks and execs `prepared`; the child's pid.
-    fn spawn(&mut self, prepared: &Prepared) -> Result<Pid, SpawnError>;
+    /// Forks and execs `prepared`; the child's pid, and a pidfd that says
+    /// when it exits (without one, SIGCHLD does).
+    fn spawn(&mut self, prepared: &Prepared) -> Result<Spawned, SpawnError>;
     /// One child that has exited, if any, without waiting.
     fn reap(&mut self) -> Result<Option<(Pid, Exit)>, nix::Error>;
+    /// Child `pid`, if it has exited, without waiting.
+    fn reap_pid(&mut self, pid: Pid) -> Result<Option<Exit>, nix::Error>;
     /// `kill(target, signal)`: a pid, or a negated process group.
     fn signal(&mut self, target: i32, signal: i32) -> Result<(), nix::Error>;
     /// Whether process group `pgid` still has members.
@@ -31,12 +34,16 @@ pub(crate) trait Children {
 pub(crate) struct Kernel;
 
 impl Children for Kernel {
-    fn spawn(&mut self, prepared: &Prepared) -> Result<Pid, SpawnError> {
-        ringmaster_spawn::spawn(&prepared.launch, &prepared.stdio).map(|spawned| spawned.pid)
+    fn spawn(&mut self, prepared: &Prepared) -> Result<Spawned, SpawnError> {
+        ringmaster_spawn::spawn(&prepared.launch, &prepared.stdio)
     }
 
     fn reap(&mut self) -> Result<Option<(Pid, Exit)>, nix::Error> {
         ringmaster_spawn::reap_any()
+    }
+
+    fn reap_pid(&mut self, pid: Pid) -> Result<Option<Exit>, nix::Error> {
+        ringmaster_spawn::reap_pid(pid)
     }
 
     fn signal(&mut self, target: i32, signal: i32) -> Result<(), nix::Error> {

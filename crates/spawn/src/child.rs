@@ -260,9 +260,19 @@ fn page_size() -> usize {
     usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096)
 }
 
-/// Clones a child that sets itself up and execs; the parent gets the pid
-/// once the child has exec'd or failed.
-pub(crate) fn fork_and_exec(launch: &Launch, sources: &Sources<'_>) -> std::io::Result<Pid> {
+/// Clones a child that sets itself up and execs; the parent gets the pid,
+/// and a pidfd for it, once the child has exec'd or failed.
+///
+/// The child is cloned with `CLONE_PIDFD` and no exit signal: its exit
+/// makes the pidfd readable instead of raising SIGCHLD, so the daemon
+/// reaps exactly that child (`waitpid(pid, __WALL)`) rather than have
+/// waitpid(-1) walk all of its children, twice per exit. SIGCHLD is left
+/// to the orphans the daemon adopts as subreaper, and to a kernel without
+/// CLONE_PIDFD (before 5.2), where the child is cloned as before.
+pub(crate) fn fork_and_exec(
+    launch: &Launch,
+    sources: &Sources<'_>,
+) -> std::io::Result<(Pid, Option<OwnedFd>)> {
     // Pointer tables are built before the clone: the child must not allocate.
     let argv = pointer_table(&launch.argv);
     let envp = pointer_table(&launch.envp);
@@ -303,7 +313,12 @@ pub(crate) fn fork_and_exec(launch: &Launch, sources: &Sources<'_>) -> std::io::
     } else {
         0
     };
-    let cloned = clone_child(top, &args, share_files);
+    let cloned = match clone_child(top, &args, share_files | libc::CLONE_PIDFD) {
+        Err(err) if err.raw_os_error() == Some(libc::EINVAL) => {
+            clone_child(top, &args, share_files | libc::SIGCHLD)
+        }
+        other => other,
+    };
     if let Some(slots) = spawner.slots.as_mut()
         && slots.empty().is_err()
     {
@@ -314,12 +329,13 @@ pub(crate) fn fork_and_exec(launch: &Launch, sources: &Sources<'_>) -> std::io::
     cloned
 }
 
-/// The clone itself, with every signal blocked across it.
+/// The clone itself, with every signal blocked across it; `extra` adds
+/// flags to CLONE_VM | CLONE_VFORK (and the exit signal, in its low byte).
 fn clone_child(
     top: *mut libc::c_void,
     args: &ChildArgs<'_>,
-    share_files: libc::c_int,
-) -> std::io::Result<Pid> {
+    extra: libc::c_int,
+) -> std::io::Result<(Pid, Option<OwnedFd>)> {
     // SAFETY: every signal is blocked in this thread until clone returns,
     // so none is handled in the child before it resets the dispositions;
     // the old mask is restored right after. The child runs `child_entry`
@@ -332,18 +348,24 @@ fn clone_child(
         let mut old: libc::sigset_t = std::mem::zeroed();
         libc::sigfillset(&raw mut all);
         libc::pthread_sigmask(libc::SIG_SETMASK, &raw const all, &raw mut old);
+        let mut pidfd: libc::c_int = -1;
         let pid = libc::clone(
             child_entry,
             top,
-            libc::CLONE_VM | libc::CLONE_VFORK | share_files | libc::SIGCHLD,
+            libc::CLONE_VM | libc::CLONE_VFORK | extra,
             std::ptr::from_ref(args).cast_mut().cast(),
+            &raw mut pidfd,
         );
         let error = std::io::Error::last_os_error();
         libc::pthread_sigmask(libc::SIG_SETMASK, &raw const old, std::ptr::null_mut());
         if pid < 0 {
             return Err(error);
         }
-        Ok(Pid::from_raw(pid))
+        // With CLONE_PIDFD the kernel wrote a new descriptor (close-on-exec)
+        // that nothing else owns.
+        let pidfd = (extra & libc::CLONE_PIDFD != 0 && pidfd >= 0)
+            .then(|| <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(pidfd));
+        Ok((Pid::from_raw(pid), pidfd))
     }
 }
 

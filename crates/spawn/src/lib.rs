@@ -23,7 +23,7 @@ pub use child::Stage;
 pub use prepare::{
     Credentials, DEFAULT_PATH, Launch, LaunchRequest, PrepareError, ResolvedUser, resolve_user,
 };
-pub use sys::{Exit, group_alive, ignore_signal, reap_any, send_signal, set_cloexec};
+pub use sys::{Exit, group_alive, ignore_signal, reap_any, reap_pid, send_signal, set_cloexec};
 
 use std::os::fd::{AsFd, OwnedFd};
 
@@ -98,10 +98,14 @@ fn describe_child_failure(stage: Stage, errno: i32, program: &str) -> String {
 }
 
 /// A child that was spawned: its pid, which is also its process group id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Spawned {
     /// The child's pid (and pgid).
     pub pid: Pid,
+    /// Readable once the child has exited, when the kernel has pidfds:
+    /// such a child raises no SIGCHLD, reap it with [`reap_pid`]. Without
+    /// one, SIGCHLD and [`reap_any`] as usual.
+    pub pidfd: Option<OwnedFd>,
 }
 
 /// The descriptors the child gets as stdin, stdout and stderr.
@@ -135,13 +139,13 @@ pub fn spawn(launch: &Launch, stdio: &Stdio) -> Result<Spawned, SpawnError> {
         stderr: stdio.stderr.as_fd(),
         report: err_write.as_fd(),
     };
-    let pid = child::fork_and_exec(launch, &sources).map_err(|source| SpawnError::Os {
+    let (pid, pidfd) = child::fork_and_exec(launch, &sources).map_err(|source| SpawnError::Os {
         what: "cannot fork",
         source,
     })?;
     drop(err_write);
     match child::read_report(&err_read) {
-        None => Ok(Spawned { pid }),
+        None => Ok(Spawned { pid, pidfd }),
         Some((stage, errno)) => {
             // The child has exited with 127; reap it here so the pid is
             // never reported as a supervised exit.

@@ -62,12 +62,19 @@ fn wait(pid: i32, flags: i32) -> Result<Option<(Pid, Exit)>, Errno> {
 /// Reaps one exited child of any kind without blocking: `Ok(None)` when no
 /// child has exited (or there are no children).
 pub fn reap_any() -> Result<Option<(Pid, Exit)>, Errno> {
-    wait(-1, libc::WNOHANG)
+    // __WALL: the children cloned without an exit signal too.
+    wait(-1, libc::WNOHANG | libc::__WALL)
+}
+
+/// Reaps `pid` if it has exited, without blocking: `Ok(None)` while it
+/// runs, or if it is not (or no longer) our child.
+pub fn reap_pid(pid: Pid) -> Result<Option<Exit>, Errno> {
+    wait(pid.as_raw(), libc::WNOHANG | libc::__WALL).map(|reaped| reaped.map(|(_, exit)| exit))
 }
 
 /// Waits for `pid` to exit (used only for a child known to be exiting).
 pub(crate) fn reap_blocking(pid: Pid) {
-    let _ = wait(pid.as_raw(), 0);
+    let _ = wait(pid.as_raw(), libc::__WALL);
 }
 
 /// Sends signal number `signal` to a process (`target > 0`) or a process

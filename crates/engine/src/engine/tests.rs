@@ -60,7 +60,10 @@ impl Fake {
 }
 
 impl Children for Fake {
-    fn spawn(&mut self, _prepared: &Prepared) -> Result<Pid, ringmaster_spawn::SpawnError> {
+    fn spawn(
+        &mut self,
+        _prepared: &Prepared,
+    ) -> Result<ringmaster_spawn::Spawned, ringmaster_spawn::SpawnError> {
         let mut script = self.script.lock().unwrap();
         script.next_pid += 1;
         let pid = 1000 + script.next_pid;
@@ -72,11 +75,23 @@ impl Children for Fake {
         if let Some(code) = script.exit_at_once {
             self.end(&mut script, pid, Exit::Code(code));
         }
-        Ok(Pid::from_raw(pid))
+        // No pidfd: exits come as SIGCHLD and `reap`.
+        Ok(ringmaster_spawn::Spawned {
+            pid: Pid::from_raw(pid),
+            pidfd: None,
+        })
     }
 
     fn reap(&mut self) -> Result<Option<(Pid, Exit)>, nix::Error> {
         Ok(self.script.lock().unwrap().exits.pop_front())
+    }
+
+    fn reap_pid(&mut self, pid: Pid) -> Result<Option<Exit>, nix::Error> {
+        let mut script = self.script.lock().unwrap();
+        let at = script.exits.iter().position(|(exited, _)| *exited == pid);
+        Ok(at
+            .and_then(|at| script.exits.remove(at))
+            .map(|(_, exit)| exit))
     }
 
     fn signal(&mut self, target: i32, signal: i32) -> Result<(), nix::Error> {
