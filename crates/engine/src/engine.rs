@@ -142,6 +142,11 @@ pub(crate) struct Engine {
     exit_watch: ExitWatch,
     /// ... and says here which child exited.
     exited: mpsc::UnboundedReceiver<Pid>,
+    /// Whether every child spawned so far came with a pidfd: then SIGCHLD
+    /// is only for the orphans, and their sweep can wait a little.
+    all_watched: bool,
+    /// When the orphans are next swept (after a SIGCHLD).
+    sweep_at: Option<Instant>,
     /// systemd's notify protocol (a no-op without NOTIFY_SOCKET).
     notify: Notifier,
     /// Whether the autostart processes have been launched (readiness is
@@ -194,6 +199,8 @@ impl Engine {
             log_notices,
             exit_watch,
             exited,
+            all_watched: true,
+            sweep_at: None,
             notify: Notifier::from_env(),
             started: false,
             exit_code: 0,
@@ -254,6 +261,10 @@ impl Engine {
                 Some(done) = self.drains.join_next(), if !self.drains.is_empty() => log_drain(done),
                 Some(notice) = self.log_notices.recv() => self.on_log_notice(notice),
                 Some(pid) = self.exited.recv() => self.reap_child(pid),
+                () = sleep_until(self.sweep_at) => {
+                    self.sweep_at = None;
+                    self.reap();
+                }
                 () = tick(&mut watchdog) => self.notify.watchdog(),
                 () = sleep_until(deadline) => {
                     if !self.on_shutdown_deadline(&mut kill_grace) {
@@ -290,7 +301,7 @@ impl Engine {
     /// What a daemon signal asks for.
     fn on_signal(&mut self, signal: DaemonSignal) {
         match signal {
-            DaemonSignal::Child => self.reap(),
+            DaemonSignal::Child => self.on_child_signal(),
             DaemonSignal::Terminate => self.begin_shutdown(Trigger::Signal("SIGTERM")),
             DaemonSignal::Interrupt => self.begin_shutdown(Trigger::Signal("SIGINT")),
             DaemonSignal::Quit => self.begin_shutdown(Trigger::Quit),
@@ -709,8 +720,9 @@ impl Engine {
         drop(prepared.stdio);
         let pid = match spawned {
             Ok(spawned) => {
-                if let Some(pidfd) = spawned.pidfd {
-                    self.exit_watch.watch(spawned.pid, pidfd);
+                match spawned.pidfd {
+                    Some(pidfd) => self.exit_watch.watch(spawned.pid, pidfd),
+                    None => self.all_watched = false,
                 }
                 spawned.pid
             }
@@ -782,6 +794,20 @@ impl Engine {
         if orphans > 0 {
             tracing::debug!(count = orphans, "reaped orphaned descendants");
             self.recheck_lingering_groups();
+        }
+    }
+
+    /// SIGCHLD. Our children's exits arrive by pidfd (and raise SIGCHLD
+    /// too: exec gives every process SIGCHLD as its exit signal), so the
+    /// sweep for orphans, a waitpid(-1) that walks every child, runs a
+    /// moment later, once for a burst of exits, and never in the way of a
+    /// restart. A child without a pidfd (an old kernel) is reaped at once.
+    fn on_child_signal(&mut self) {
+        if !self.all_watched {
+            return self.reap();
+        }
+        if self.sweep_at.is_none() {
+            self.sweep_at = Some(Instant::now() + ORPHAN_SWEEP);
         }
     }
 
@@ -976,6 +1002,10 @@ async fn sleep_until(deadline: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
+
+/// How long after a SIGCHLD the orphans are swept (see
+/// [`Engine::on_child_signal`]).
+const ORPHAN_SWEEP: Duration = Duration::from_millis(20);
 
 fn log_drain(done: Result<(String, PumpReport, u64), tokio::task::JoinError>) {
     if let Ok((name, report, total)) = done

@@ -9,8 +9,8 @@
 //! restart after kill -9 took a third longer than with 10. The pidfds sit
 //! in an epoll set of this thread's own, so the engine's runtime needs no
 //! unsafe registration; a new one arrives through a mailbox and an
-//! eventfd. SIGCHLD still reaps the orphans the daemon adopts as
-//! subreaper.
+//! eventfd. SIGCHLD (which exec makes every child raise all the same)
+//! sweeps for the orphans the daemon adopts as subreaper, a moment later.
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};

@@ -263,12 +263,12 @@ fn page_size() -> usize {
 /// Clones a child that sets itself up and execs; the parent gets the pid,
 /// and a pidfd for it, once the child has exec'd or failed.
 ///
-/// The child is cloned with `CLONE_PIDFD` and no exit signal: its exit
-/// makes the pidfd readable instead of raising SIGCHLD, so the daemon
-/// reaps exactly that child (`waitpid(pid, __WALL)`) rather than have
-/// waitpid(-1) walk all of its children, twice per exit. SIGCHLD is left
-/// to the orphans the daemon adopts as subreaper, and to a kernel without
-/// CLONE_PIDFD (before 5.2), where the child is cloned as before.
+/// The child is cloned with `CLONE_PIDFD`: its exit makes the pidfd
+/// readable, so the daemon reaps exactly that child (`waitpid(pid,
+/// __WALL)`) rather than have waitpid(-1) walk all of its children, twice
+/// per exit. (No exit signal is asked for; exec sets SIGCHLD anyway, and
+/// the daemon's orphan sweep on SIGCHLD runs a moment later.) A kernel
+/// without CLONE_PIDFD (before 5.2) gets the plain clone.
 pub(crate) fn fork_and_exec(
     launch: &Launch,
     sources: &Sources<'_>,
