@@ -14,8 +14,6 @@ use std::time::Duration;
 use nix::unistd::Pid;
 use ringmaster_config::{Config, WatcherConfig};
 use ringmaster_logs::{LogHub, LogNotice, PumpReport, Stream};
-
-use crate::exits::ExitWatch;
 use ringmaster_protocol::{Event, ProcessState, Reply, Response, ShutdownResult, signals};
 use ringmaster_spawn::Exit;
 use serde_json::Value;
@@ -28,6 +26,7 @@ use tokio_util::time::DelayQueue;
 
 use crate::EngineError;
 use crate::control::{self, Authorizer, Input, SocketFile};
+use crate::exits::ExitWatch;
 use crate::jobs::Job;
 use crate::launch;
 use crate::lifecycle::{self, Context, Effect, Phase, Settings};

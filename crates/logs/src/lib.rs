@@ -6,8 +6,8 @@
 //! (`reader.rs`) watches every pipe with epoll, reads into the stream's
 //! buffer (4 KiB at first, up to 1 MiB, growing with the stream's rate and
 //! shrinking back), feeds the tail buffer ([`Tap`]) at once, and queues the
-//! stream for the writers; after a round of small reads it sleeps a
-//! millisecond, so one wake-up takes many processes' lines. The writers
+//! stream for the writers; after a round of small reads it lets the pipes
+//! fill for up to 20 ms, so one wake-up takes many processes' lines. The writers
 //! (`pool.rs`) open, write, rotate and reopen the files (and echo), many
 //! streams per wake-up. A disk that is slow, or stops answering, holds up
 //! only the streams written to it: a stuck writer is replaced, and the
@@ -200,25 +200,32 @@ impl LogHub {
             echo,
             lost,
         } = stream;
-        if let Err(err) = set_nonblocking(&pipe) {
-            // Reads would block the reader: say so; the pipe is still read
-            // when epoll says it is readable, one read at a time.
-            tracing::error!(stream = label, "cannot make the pipe non-blocking: {err}");
-        }
+        let nonblocking = set_nonblocking(&pipe);
         let writer = Writer::new(owner, label.clone(), sink, echo, lost, self.notices.clone());
         let token = self.next_token.fetch_add(1, Ordering::Relaxed);
         let shared = pool::Shared::new(token, writer, done_tx);
+        if let Err(err) = nonblocking {
+            // Never expected (a pipe we just made); a blocking pipe could
+            // stall the reader in a drain, so it is not read at all.
+            tracing::error!(
+                stream = label,
+                "cannot make the pipe non-blocking ({err}): its output is not captured"
+            );
+            shared.lock().closed = true;
+        }
         // Queued at once for its open chore: the file exists as the
         // process runs.
         if shared.lock().take_for_queue() {
             self.pool.submit([Arc::clone(&shared)]);
         }
-        self.inbox.send(reader::Command::Attach {
-            pipe,
-            tap,
-            shared: Arc::clone(&shared),
-            label,
-        });
+        if nonblocking.is_ok() {
+            self.inbox.send(reader::Command::Attach {
+                pipe,
+                tap,
+                shared: Arc::clone(&shared),
+                label,
+            });
+        }
         Pump {
             shared,
             inbox: Arc::clone(&self.inbox),
