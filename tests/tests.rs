@@ -29,6 +29,7 @@ mod reaping;
 mod reload;
 mod repl;
 mod scaling;
+mod sockets;
 mod stats;
 mod stopping;
 mod systemd;

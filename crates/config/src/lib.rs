@@ -12,6 +12,7 @@
 mod env_file;
 mod error;
 mod ini;
+mod listen;
 mod model;
 mod shell_syntax;
 mod socket;
@@ -23,6 +24,7 @@ mod units;
 use std::path::{Path, PathBuf};
 
 pub use error::{ConfigError, ConfigErrors, ConfigWarning, Location};
+pub use listen::{DEFAULT_BACKLOG, SocketAddress, SocketConfig};
 pub use model::{
     Command, Config, DaemonConfig, FileSink, Group, LogFormat, LogLevel, OutputSink, Restart,
     Rlimit, RlimitValue, StartRetries, StderrSink, WatcherConfig,

@@ -16,6 +16,8 @@ pub struct Config {
     pub dialect: crate::Dialect,
     /// Daemon-wide settings.
     pub daemon: DaemonConfig,
+    /// Sockets the daemon binds, in file order.
+    pub sockets: Vec<crate::listen::SocketConfig>,
     /// Watchers in file order (included files after the main one).
     pub watchers: Vec<WatcherConfig>,
     /// Named sets of watchers (`[groups]`), addressed together by name.
@@ -73,6 +75,11 @@ impl Config {
         } else {
             format!("{group}:{process}")
         })
+    }
+
+    /// The socket called `name`.
+    pub fn socket(&self, name: &str) -> Option<&crate::listen::SocketConfig> {
+        self.sockets.iter().find(|s| s.name == name)
     }
 
     /// Total number of processes the watchers ask for.
@@ -376,6 +383,11 @@ pub struct WatcherConfig {
     pub priority: i32,
     /// Resource limits set in the child.
     pub rlimits: Vec<(Rlimit, RlimitValue)>,
+    /// Sockets passed as fds 3, 4, ... in this order, with `LISTEN_FDS`.
+    pub sockets: Vec<String>,
+    /// A socket passed as stdin instead of /dev/null (supervisord's
+    /// fcgi-program, Circus's `stdin_socket`).
+    pub stdin_socket: Option<String>,
     /// Where stdout goes.
     pub stdout: OutputSink,
     /// Where stderr goes.

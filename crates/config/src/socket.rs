@@ -67,6 +67,7 @@ fn toml_path(line: &str, here: &Path) -> Option<PathBuf> {
         name: "",
         here: &here_text,
         env: &env,
+        sockets: &[],
     };
     let expanded = template::expand(text, &ctx, &mut Vec::new()).ok()?;
     Some(here.join(expanded.render(0)))

@@ -189,6 +189,9 @@ pub(crate) struct Context<'a> {
     pub here: &'a str,
     /// Looks up `$(env.VAR)`.
     pub env: &'a dyn Fn(&str) -> Option<String>,
+    /// The watcher's `sockets`, in order: `$(sockets.NAME)` is 3 plus the
+    /// index of NAME, the descriptor the child finds it on.
+    pub sockets: &'a [String],
 }
 
 /// Expands every placeholder but `$(wid)`. A `$(` is ours only when one of
@@ -264,12 +267,27 @@ fn placeholder(name: &str, ctx: &Context<'_>) -> Result<Option<Part>, String> {
                 (ctx.env)(var)
                     .map(|value| Some(Part::Literal(value)))
                     .ok_or_else(|| format!("$(env.{var}): environment variable {var} is not set"))
-            } else if name.starts_with("sockets.") {
-                Err(format!("placeholder $({name}) is not supported yet"))
+            } else if let Some(socket) = name.strip_prefix("sockets.") {
+                socket_fd(socket, ctx.sockets).map(|fd| Some(Part::Literal(fd.to_string())))
             } else {
                 Ok(None)
             }
         }
+    }
+}
+
+/// The descriptor a child finds `socket` on: 3, 4, ... in the order of
+/// its watcher's `sockets`.
+fn socket_fd(socket: &str, sockets: &[String]) -> Result<usize, String> {
+    match sockets.iter().position(|s| s == socket) {
+        Some(index) => Ok(3 + index),
+        None if sockets.is_empty() => Err(format!(
+            "$(sockets.{socket}): this watcher passes no sockets (add sockets = [\"{socket}\"])"
+        )),
+        None => Err(format!(
+            "$(sockets.{socket}): '{socket}' is not one of this watcher's sockets ({})",
+            sockets.join(", ")
+        )),
     }
 }
 
@@ -290,6 +308,7 @@ mod tests {
                 name: "web",
                 here: "/etc/rm",
                 env: &env,
+                sockets: &["web".to_owned(), "admin".to_owned()],
             },
             &mut notes,
         )?;
@@ -332,10 +351,16 @@ mod tests {
                 .contains("not set")
         );
         assert!(
-            ctx_expand("$(sockets.web)")
+            ctx_expand("$(sockets.api)")
                 .unwrap_err()
-                .contains("not supported yet")
+                .contains("'api' is not one of this watcher's sockets (web, admin)")
         );
+    }
+
+    #[test]
+    fn a_socket_placeholder_is_the_descriptor_the_child_gets() {
+        let t = ctx_expand("gunicorn --bind fd://$(sockets.web) --bind fd://$(sockets.admin)");
+        assert_eq!(t.unwrap().render(1), "gunicorn --bind fd://3 --bind fd://4");
     }
 
     /// Issue 14: shell one-liners keep their own `$(`, with a note each.

@@ -12,6 +12,8 @@ use ringmaster_protocol::{did_you_mean, signals};
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
+mod sockets;
+
 use crate::env_file;
 use crate::error::{ConfigError, ConfigErrors, ConfigWarning, Location};
 use crate::model::{
@@ -62,15 +64,10 @@ const WATCHER_KEYS: &[&str] = &[
     "stderr",
     "echo",
     "essential",
-];
-const WATCHER_KEYS_LATER: &[&str] = &[
-    "depends_on",
     "sockets",
-    "ready",
-    "health",
-    "metrics_port",
-    "hooks",
+    "stdin_socket",
 ];
+const WATCHER_KEYS_LATER: &[&str] = &["depends_on", "ready", "health", "metrics_port", "hooks"];
 const SINK_KEYS: &[&str] = &["file", "max_size", "backups", "timestamps"];
 
 /// Rotated files kept when max_size is set and backups is not.
@@ -431,10 +428,12 @@ pub(crate) fn load_text(
     let mut daemon_value = None;
     let mut groups_value = None;
     let mut watcher_tables: Vec<Entry<'_>> = Vec::new();
+    let mut listen = Vec::new();
     for (key, value) in doc.get_ref() {
         match key.get_ref().as_ref() {
             "daemon" => daemon_value = Some(value),
             "groups" => groups_value = Some(value),
+            "sockets" => listen.extend(sockets::read_sockets(&mut reader, &src, value)),
             "watchers" => {
                 if let Some(table) = reader.table(&src, "watchers", value) {
                     watcher_tables.extend(table.iter());
@@ -445,8 +444,8 @@ pub(crate) fn load_text(
                 key.span().start,
                 "",
                 other,
-                &["daemon", "watchers", "groups"],
-                &["sockets"],
+                &["daemon", "sockets", "watchers", "groups"],
+                &[],
             ),
         }
     }
@@ -480,10 +479,11 @@ pub(crate) fn load_text(
     }
 
     for pattern in includes {
-        read_include(&mut reader, &pattern, &base, &mut watchers);
+        read_include(&mut reader, &pattern, &base, &mut watchers, &mut listen);
     }
 
     check_duplicate_watchers(&mut reader, &watchers);
+    sockets::check_sockets(&mut reader, &listen, &watchers);
 
     let groups = groups_value
         .map(|value| read_groups(&mut reader, &src, value, &watchers))
@@ -494,6 +494,7 @@ pub(crate) fn load_text(
             path: path.to_path_buf(),
             dialect: crate::Dialect::Toml,
             daemon,
+            sockets: listen,
             watchers: watchers.into_iter().map(|(w, _)| w).collect(),
             groups,
             notes: std::mem::take(&mut reader.notes),
@@ -662,6 +663,7 @@ fn read_include(
     include: &IncludePattern,
     daemon: &DaemonConfig,
     watchers: &mut Vec<(WatcherConfig, Location)>,
+    listen: &mut Vec<crate::listen::SocketConfig>,
 ) {
     let paths = match glob::glob(&include.pattern) {
         Ok(paths) => paths,
@@ -715,6 +717,7 @@ fn read_include(
                         }
                     }
                 }
+                "sockets" => listen.extend(sockets::read_sockets(reader, &src, value)),
                 "daemon" => reader.invalid(
                     &src,
                     key.span().start,
@@ -726,8 +729,8 @@ fn read_include(
                     key.span().start,
                     "",
                     other,
-                    &["watchers"],
-                    &["sockets"],
+                    &["sockets", "watchers"],
+                    &[],
                 ),
             }
         }
@@ -744,6 +747,7 @@ fn read_daemon(
         name: "",
         here: &src.here,
         env: &no_env,
+        sockets: &[],
     };
     let mut socket = None;
     let mut socket_mode = None;
@@ -939,7 +943,11 @@ fn read_watcher(
     };
     // env_file and env come first: other values may refer to them through
     // $(env.VAR).
-    let (file_env, env) = read_environment(reader, &watcher, name);
+    let passed = keys
+        .get("sockets")
+        .map(|v| sockets::read_watcher_sockets(reader, src, &k("sockets"), v))
+        .unwrap_or_default();
+    let (file_env, env) = read_environment(reader, &watcher, name, &passed);
     let file_lookup = |var: &str| lookup_file_env(&file_env, var);
     let full_lookup = |var: &str| {
         env.iter()
@@ -948,10 +956,12 @@ fn read_watcher(
             .map(|(_, t)| t.render(0))
             .or_else(|| file_lookup(var))
     };
+    let stdin_socket = watcher.string(reader, "stdin_socket");
     let ctx = Context {
         name,
         here: &src.here,
         env: &full_lookup,
+        sockets: &passed,
     };
 
     let shell = watcher.boolean(reader, "shell", false);
@@ -1010,6 +1020,8 @@ fn read_watcher(
         stop_orphans: policy.stop_orphans,
         priority: policy.priority,
         rlimits: identity.rlimits,
+        sockets: passed,
+        stdin_socket,
         stdout: streams.0?,
         stderr: streams.1?,
         echo: streams.2,
@@ -1384,6 +1396,7 @@ fn read_environment(
     reader: &mut Reader,
     w: &WatcherKeys<'_, '_, '_>,
     name: &str,
+    passed: &[String],
 ) -> (Vec<(String, String)>, Environment) {
     let src = w.src;
     let daemon_env = |var: &str| std::env::var(var).ok();
@@ -1391,6 +1404,7 @@ fn read_environment(
         name,
         here: &src.here,
         env: &daemon_env,
+        sockets: &[],
     };
     let mut file_env: Vec<(String, String)> = Vec::new();
     if let Some(value) = w.get("env_file")
@@ -1410,6 +1424,7 @@ fn read_environment(
         name,
         here: &src.here,
         env: &file_lookup,
+        sockets: passed,
     };
     let mut env: Vec<(String, Template)> = file_env
         .iter()

@@ -139,6 +139,9 @@ pub enum Command {
     },
     /// Client and daemon versions.
     Version,
+    /// The sockets the daemon bound for its workers, and who gets them (circusctl's listsockets).
+    #[command(visible_alias = "listsockets")]
+    Sockets,
 }
 
 impl Command {
@@ -211,6 +214,7 @@ impl Command {
             Self::Clear { names: n } => Request::Clear(names(n)),
             Self::Numprocesses { name } => Request::Status(names(std::slice::from_ref(name))),
             Self::Version => Request::Version,
+            Self::Sockets => Request::Sockets,
         }
     }
 }
@@ -320,10 +324,6 @@ const FOREIGN: &[(&str, &str)] = &[
     ),
     ("dstats", "`stats` shows CPU, memory and files of processes"),
     ("listen", "`events` streams every state change"),
-    (
-        "listsockets",
-        "sockets are not supported yet by this version",
-    ),
     ("numwatchers", "`avail` lists the watchers"),
     (
         "ipython",

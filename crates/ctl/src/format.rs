@@ -33,7 +33,31 @@ pub(crate) fn response(response: &Response, prefix_tail: bool) -> String {
             plural(s.stopped, "process", "processes")
         ),
         Response::Version(v) => format!("ringmasterd {} (protocol {})\n", v.version, v.protocol),
+        Response::Sockets(s) => sockets(s),
     }
+}
+
+/// One line per socket: name, where it is bound, who gets it.
+fn sockets(result: &ringmaster_protocol::SocketsResult) -> String {
+    if result.sockets.is_empty() {
+        return "no sockets\n".into();
+    }
+    let width = result
+        .sockets
+        .iter()
+        .map(|s| s.name.len())
+        .max()
+        .unwrap_or(0);
+    let mut out = String::new();
+    for socket in &result.sockets {
+        let watchers = if socket.watchers.is_empty() {
+            "(no watcher)".to_owned()
+        } else {
+            socket.watchers.join(", ")
+        };
+        let _ = writeln!(out, "{:width$}  {}  {watchers}", socket.name, socket.bound);
+    }
+    out
 }
 
 /// Renders tail output, prefixing each line with its process name when a
@@ -175,9 +199,12 @@ fn reload(result: &ReloadResult) -> String {
         ("changed", result.changed.clone()),
         ("scaled", scaled),
         ("removed", result.removed.clone()),
+        ("sockets added", result.sockets_added.clone()),
+        ("sockets changed", result.sockets_changed.clone()),
+        ("sockets removed", result.sockets_removed.clone()),
         ("unchanged", result.unchanged.clone()),
     ];
-    let nothing = lines[..4].iter().all(|(_, names)| names.is_empty());
+    let nothing = lines[..7].iter().all(|(_, names)| names.is_empty());
     for (label, names) in lines {
         if !names.is_empty() {
             let _ = writeln!(out, "{:<10} {}", format!("{label}:"), names.join(", "));

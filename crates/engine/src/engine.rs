@@ -30,6 +30,7 @@ use crate::exits::ExitWatch;
 use crate::jobs::Job;
 use crate::launch;
 use crate::lifecycle::{self, Context, Effect, Phase, Settings};
+use crate::listeners::Listeners;
 use crate::notify::Notifier;
 use crate::os::{Children, DaemonSignal, SignalSource};
 use crate::process::ProcId;
@@ -158,6 +159,8 @@ pub(crate) struct Engine {
     /// Slots to start, in order, a batch per turn of the loop (see
     /// [`START_BATCH`]).
     start_queue: std::collections::VecDeque<ProcId>,
+    /// The sockets bound for the workers (`[sockets.NAME]`).
+    listeners: Listeners,
 }
 
 impl Engine {
@@ -205,7 +208,14 @@ impl Engine {
             exit_code: 0,
             sequences: Vec::new(),
             start_queue: std::collections::VecDeque::new(),
+            listeners: Listeners::default(),
         })
+    }
+
+    /// The engine with the sockets bound for its configuration.
+    pub fn with_listeners(mut self, listeners: Listeners) -> Self {
+        self.listeners = listeners;
+        self
     }
 
     fn watcher(&self, id: ProcId) -> &WatcherConfig {
@@ -708,6 +718,7 @@ impl Engine {
             &self.procs[id].shown(),
             &self.system,
             &self.config.daemon.socket,
+            &self.listeners,
         );
         let prepared = match prepared {
             Ok(prepared) => prepared,

@@ -12,6 +12,7 @@ use ringmaster_logs::{Echo, SinkSpec};
 use ringmaster_protocol::{ProcessName, SOCKET_ENV};
 use ringmaster_spawn::{Launch, LaunchRequest, PrepareError, Stdio, resolve_user};
 
+use crate::listeners::Listeners;
 use crate::system::System;
 
 /// Capacity asked for each output pipe.
@@ -43,6 +44,17 @@ pub(crate) enum LaunchError {
     /// An output pipe.
     #[error("cannot create a pipe: {0}")]
     Pipe(nix::Error),
+    /// A socket it is passed is not bound (a reload that failed to bind it).
+    #[error("socket '{0}' is not bound")]
+    Unbound(String),
+    /// A socket could not be duplicated for the child.
+    #[error("cannot pass socket '{name}': {source}")]
+    Pass {
+        /// The socket.
+        name: String,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// Everything needed to fork one process.
@@ -59,6 +71,7 @@ pub(crate) fn prepare(
     shown: &str,
     system: &System,
     socket: &Path,
+    listeners: &Listeners,
 ) -> Result<Prepared, LaunchError> {
     let wid = name.wid;
     let user = resolve_user(w.user.as_deref(), w.group.as_deref())?;
@@ -77,6 +90,13 @@ pub(crate) fn prepare(
     env.push(("RINGMASTER_WATCHER".into(), name.watcher.clone().into()));
     env.push(("RINGMASTER_WID".into(), wid.to_string().into()));
     env.push((SOCKET_ENV.into(), socket.as_os_str().to_owned()));
+    let passed = pass_sockets(&w.sockets, listeners)?;
+    if !passed.is_empty() {
+        // As systemd passes sockets (sd_listen_fds); LISTEN_PID is added
+        // by the child itself.
+        env.push(("LISTEN_FDS".into(), passed.len().to_string().into()));
+        env.push(("LISTEN_FDNAMES".into(), w.sockets.join(":").into()));
+    }
 
     let mut rlimits: Vec<(Resource, u64, u64)> = w
         .rlimits
@@ -101,9 +121,15 @@ pub(crate) fn prepare(
         credentials: user.credentials,
         umask: w.umask,
         rlimits,
+        listen_pid: !passed.is_empty(),
     })?;
 
-    let stdin = OwnedFd::from(open_null().map_err(LaunchError::Null)?);
+    let stdin = match &w.stdin_socket {
+        Some(name) => pass_sockets(std::slice::from_ref(name), listeners)?
+            .pop()
+            .ok_or_else(|| LaunchError::Unbound(name.clone()))?,
+        None => OwnedFd::from(open_null().map_err(LaunchError::Null)?),
+    };
     let mut captures = Vec::new();
     let echo = w.echo.then_some(system.colour);
     let stdout = output(&w.stdout, (name, shown), "stdout", echo, &mut captures)?;
@@ -117,9 +143,26 @@ pub(crate) fn prepare(
             stdin,
             stdout,
             stderr,
+            passed,
         },
         captures,
     })
+}
+
+/// Duplicates of the sockets called `names`, in order, for one child.
+fn pass_sockets(names: &[String], listeners: &Listeners) -> Result<Vec<OwnedFd>, LaunchError> {
+    names
+        .iter()
+        .map(|name| {
+            let listener = listeners
+                .get(name)
+                .ok_or_else(|| LaunchError::Unbound(name.clone()))?;
+            listener.fd.try_clone().map_err(|source| LaunchError::Pass {
+                name: name.clone(),
+                source,
+            })
+        })
+        .collect()
 }
 
 /// The write end the child gets for one stream; a capture is recorded when

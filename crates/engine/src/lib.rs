@@ -17,6 +17,7 @@ mod exits;
 mod jobs;
 mod launch;
 mod lifecycle;
+mod listeners;
 mod notify;
 mod os;
 mod process;
@@ -67,6 +68,9 @@ pub enum EngineError {
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
+    /// A `[sockets.NAME]` could not be bound.
+    #[error(transparent)]
+    Bind(#[from] listeners::BindError),
 }
 
 /// Runs the daemon until a requested shutdown completes. Returns the exit
@@ -76,8 +80,18 @@ pub async fn run(config: Config) -> Result<i32, EngineError> {
     ringmaster_spawn::reserve_descriptors();
     let system = system::prepare();
     let (listener, authorizer, socket) = control::bind(&config.daemon)?;
+    // Before any child runs, with the daemon's privileges; a failure
+    // stops the start-up here, naming the socket and the address.
+    let listeners = match listeners::Listeners::bind_all(&config.sockets) {
+        Ok(listeners) => listeners,
+        Err(err) => {
+            socket.remove();
+            return Err(err.into());
+        }
+    };
     // Handlers first, so no SIGCHLD from the first spawn can be missed.
     let signals = os::Signals::install()?;
-    let engine = engine::Engine::new(config, system, Box::new(os::Kernel))?;
+    let engine =
+        engine::Engine::new(config, system, Box::new(os::Kernel))?.with_listeners(listeners);
     engine.run(listener, authorizer, socket, signals).await
 }

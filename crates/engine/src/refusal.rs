@@ -29,6 +29,10 @@ pub(crate) enum Refusal {
         /// The file's errors.
         errors: ConfigErrors,
     },
+    /// A socket the new configuration adds or changes cannot be bound:
+    /// nothing was reloaded.
+    #[error("the configuration was not reloaded, nothing changed: {0}")]
+    Bind(#[from] crate::listeners::BindError),
     /// A command the connection serves reached the engine.
     #[error("served by the connection, not the engine")]
     NotTheEngines,
@@ -41,7 +45,7 @@ impl Refusal {
             Self::ShuttingDown | Self::Gone => ErrorKind::ShuttingDown,
             Self::NotFound(_) => ErrorKind::NotFound,
             Self::BadArgs(_) => ErrorKind::BadArgs,
-            Self::BadConfig { .. } => ErrorKind::BadConfig,
+            Self::BadConfig { .. } | Self::Bind(_) => ErrorKind::BadConfig,
             Self::NotTheEngines => ErrorKind::Internal,
         }
     }

@@ -57,6 +57,7 @@ commands! {
     Events => "events",
     Shutdown => "shutdown",
     Version => "version",
+    Sockets => "sockets",
 }
 
 impl std::fmt::Display for Command {

@@ -25,8 +25,8 @@ pub use names::{ProcessName, ProcessNameError, ProcessState, shown_name};
 pub use reply::{
     ActionOutcome, ActionResult, ErrorBody, ErrorKind, Event, ExitInfo, MaintailResult, Output,
     PidEntry, PidResult, ProcessInfo, ProcessStats, ReloadAction, ReloadResult, ReloadStep,
-    ReopenResult, Reply, ReplyError, Response, Scaled, ShutdownResult, StatsResult, StatusResult,
-    StreamLine, TailResult, TreeStats, VersionResult,
+    ReopenResult, Reply, ReplyError, Response, Scaled, ShutdownResult, SocketInfo, SocketsResult,
+    StatsResult, StatusResult, StreamLine, TailResult, TreeStats, VersionResult,
 };
 pub use request::{
     COMMANDS, Envelope, MaintailArgs, NamesArgs, Request, RequestError, ScaleArgs, SignalArgs,

@@ -217,6 +217,16 @@ pub struct ReloadResult {
     /// of an added, removed, changed or scaled watcher.
     #[serde(default)]
     pub processes: Vec<ReloadAction>,
+    /// Sockets in the file only: bound.
+    #[serde(default)]
+    pub sockets_added: Vec<String>,
+    /// Sockets whose address or options changed: bound again (their
+    /// watchers are changed, so their processes get the new one).
+    #[serde(default)]
+    pub sockets_changed: Vec<String>,
+    /// Sockets no longer in the file: closed.
+    #[serde(default)]
+    pub sockets_removed: Vec<String>,
 }
 
 /// What a reload does to one process.
@@ -421,6 +431,26 @@ pub struct VersionResult {
     pub protocol: u32,
 }
 
+/// Result of `sockets`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SocketsResult {
+    /// Every socket, by name.
+    pub sockets: Vec<SocketInfo>,
+}
+
+/// One socket the daemon bound.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SocketInfo {
+    /// Its name.
+    pub name: String,
+    /// Its address as configured.
+    pub address: String,
+    /// Where it is bound (with port 0, the port the kernel chose).
+    pub bound: String,
+    /// The watchers it is passed to.
+    pub watchers: Vec<String>,
+}
+
 /// The result of a request that succeeded, one variant per command (but
 /// `events`, which answers with a stream). On the wire it is exactly its
 /// result object: the variant is known from the request.
@@ -461,6 +491,8 @@ pub enum Response {
     Shutdown(ShutdownResult),
     /// `version`.
     Version(VersionResult),
+    /// `sockets`.
+    Sockets(SocketsResult),
 }
 
 impl Response {
@@ -485,6 +517,7 @@ impl Response {
             Command::Reopen => Self::Reopen(typed(result)?),
             Command::Shutdown => Self::Shutdown(typed(result)?),
             Command::Version => Self::Version(typed(result)?),
+            Command::Sockets => Self::Sockets(typed(result)?),
             Command::Events => {
                 return Err(serde::de::Error::custom(
                     "events answers with a stream, not a result",
@@ -581,6 +614,17 @@ mod response_tests {
                 Response::Shutdown(ShutdownResult { stopped: 2 }),
             ),
             (
+                Command::Sockets,
+                Response::Sockets(SocketsResult {
+                    sockets: vec![SocketInfo {
+                        name: "web".into(),
+                        address: "tcp://127.0.0.1:0".into(),
+                        bound: "tcp://127.0.0.1:40123".into(),
+                        watchers: vec!["web".into()],
+                    }],
+                }),
+            ),
+            (
                 Command::Version,
                 Response::Version(VersionResult {
                     version: "1.0".into(),
@@ -598,6 +642,7 @@ mod response_tests {
                 Response::Reopen(r) => serde_json::to_value(r),
                 Response::Shutdown(s) => serde_json::to_value(s),
                 Response::Version(v) => serde_json::to_value(v),
+                Response::Sockets(s) => serde_json::to_value(s),
                 _ => unreachable!(),
             }
             .unwrap();

@@ -131,6 +131,8 @@ pub enum Request {
     Shutdown,
     /// The daemon's version and protocol version.
     Version,
+    /// The sockets the daemon bound for its workers.
+    Sockets,
 }
 
 /// Why a request line could not be turned into a [`Request`].
@@ -174,6 +176,7 @@ impl Request {
             Self::Events => Command::Events,
             Self::Shutdown => Command::Shutdown,
             Self::Version => Command::Version,
+            Self::Sockets => Command::Sockets,
         }
     }
 
@@ -295,6 +298,7 @@ impl Request {
             Command::Events => no_args(cmd, args).map(|()| Self::Events),
             Command::Shutdown => no_args(cmd, args).map(|()| Self::Shutdown),
             Command::Version => no_args(cmd, args).map(|()| Self::Version),
+            Command::Sockets => no_args(cmd, args).map(|()| Self::Sockets),
         }
     }
 
@@ -317,7 +321,8 @@ impl Request {
             | Self::Reopen
             | Self::Events
             | Self::Shutdown
-            | Self::Version => Ok(Value::Null),
+            | Self::Version
+            | Self::Sockets => Ok(Value::Null),
         }
         .unwrap_or(Value::Null);
         let mut object = serde_json::Map::new();

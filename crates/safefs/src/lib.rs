@@ -422,12 +422,13 @@ impl Dir {
         }
     }
 
-    /// Gives the socket `name`, which must be ours, to `group` and sets
+    /// Gives the socket `name`, which must be ours, to `owner` and `group` and sets
     /// its `mode`, on the inode checked (a path swapped meanwhile is not
     /// touched).
     pub fn secure_socket(
         &self,
         name: &OsStr,
+        owner: Option<Uid>,
         group: Option<Gid>,
         mode: u32,
     ) -> Result<(), SafeError> {
@@ -446,8 +447,8 @@ impl Dir {
                 source: std::io::Error::other("was replaced by something that is not our socket"),
             });
         }
-        if group.is_some() {
-            nix::unistd::fchownat(&fd, "", None, group, AtFlags::AT_EMPTY_PATH)
+        if owner.is_some() || group.is_some() {
+            nix::unistd::fchownat(&fd, "", owner, group, AtFlags::AT_EMPTY_PATH)
                 .map_err(|e| SafeError::io(&path, e))?;
         }
         // chmod through the descriptor's /proc entry reaches exactly this

@@ -10,9 +10,10 @@
 //! Nor is the descriptor table: a daemon with 1000 file-logged processes
 //! holds some 4000 descriptors (pipes and log files), and a child with a
 //! copy of them all pays for copying each at clone and closing each at
-//! exec, so each spawn cost more than the last. So the four descriptors
-//! the child needs are first put in [`Slots`], low numbers kept for them
-//! from the daemon's start; the child is cloned sharing the table
+//! exec, so each spawn cost more than the last. So the descriptors the
+//! child needs (stdio, its report pipe, up to [`PASSED_SLOTS`] passed
+//! sockets) are first put in [`Slots`], low numbers kept for them from the
+//! daemon's start; the child is cloned sharing the table
 //! (`CLONE_FILES`), and its first act is `close_range(BOUNDARY, ~0,
 //! CLOSE_RANGE_UNSHARE)`, which gives it a table of its own holding only
 //! the descriptors below the slots' boundary: a few dozen, however many
@@ -116,14 +117,22 @@ pub(crate) struct Sources<'a> {
     pub stdout: BorrowedFd<'a>,
     pub stderr: BorrowedFd<'a>,
     pub report: BorrowedFd<'a>,
+    /// To become 3, 4, ...
+    pub passed: Vec<BorrowedFd<'a>>,
 }
 
-/// Low descriptor numbers kept for the child's four descriptors (see the
+/// Slots kept for passed descriptors (sockets): a child passed more gets
+/// a copy of the whole table instead, as with fork.
+const PASSED_SLOTS: usize = 8;
+
+/// Low descriptor numbers kept for the child's descriptors (see the
 /// module's documentation), each open on /dev/null between spawns.
 struct Slots {
     null: OwnedFd,
     /// stdin, stdout, stderr and report, in that order.
     held: [OwnedFd; 4],
+    /// For the passed descriptors, in order.
+    passed: Vec<OwnedFd>,
     /// One past the highest slot: all the child keeps of the table.
     boundary: RawFd,
 }
@@ -139,40 +148,67 @@ impl Slots {
                 .into())
         };
         let held = [null()?, null()?, null()?, null()?];
-        let boundary = held.iter().map(AsRawFd::as_raw_fd).max().unwrap_or(2) + 1;
+        let passed = (0..PASSED_SLOTS)
+            .map(|_| null())
+            .collect::<std::io::Result<Vec<_>>>()?;
+        let boundary = held
+            .iter()
+            .chain(&passed)
+            .map(AsRawFd::as_raw_fd)
+            .max()
+            .unwrap_or(2)
+            + 1;
         Ok(Self {
             null: null()?,
             held,
+            passed,
             boundary,
         })
     }
 
-    /// Puts the sources in the slots; the child's view of them.
-    fn fill(&mut self, sources: &Sources<'_>) -> nix::Result<ChildFds> {
+    /// Puts the sources in the slots; the child's view of them (`None`
+    /// when more are passed than there are slots).
+    fn fill(&mut self, sources: &Sources<'_>) -> Option<(ChildFds, Vec<RawFd>)> {
+        if sources.passed.len() > self.passed.len() {
+            return None;
+        }
         let wanted = [
             sources.stdin,
             sources.stdout,
             sources.stderr,
             sources.report,
         ];
+        let cloexec = nix::fcntl::OFlag::O_CLOEXEC;
         for (slot, source) in self.held.iter_mut().zip(wanted) {
-            nix::unistd::dup3(source, slot, nix::fcntl::OFlag::O_CLOEXEC)?;
+            nix::unistd::dup3(source, slot, cloexec).ok()?;
+        }
+        for (slot, source) in self.passed.iter_mut().zip(&sources.passed) {
+            nix::unistd::dup3(source, slot, cloexec).ok()?;
         }
         let [stdin, stdout, stderr, report] = self.held.each_ref().map(AsRawFd::as_raw_fd);
-        Ok(ChildFds {
-            stdin,
-            stdout,
-            stderr,
-            report,
-        })
+        let passed = self.passed[..sources.passed.len()]
+            .iter()
+            .map(AsRawFd::as_raw_fd)
+            .collect();
+        Some((
+            ChildFds {
+                stdin,
+                stdout,
+                stderr,
+                report,
+            },
+            passed,
+        ))
     }
 
-    /// Puts /dev/null back in every slot, so that no pipe end the child
-    /// got stays open here (its reader would never see end of file).
+    /// Puts /dev/null back in every slot, so that no pipe end or socket
+    /// the child got stays open here (a pipe's reader would never see end
+    /// of file).
     fn empty(&mut self) -> nix::Result<()> {
         let null = &self.null;
         self.held
             .iter_mut()
+            .chain(self.passed.iter_mut())
             .try_for_each(|slot| nix::unistd::dup3(null, slot, nix::fcntl::OFlag::O_CLOEXEC))
     }
 }
@@ -196,6 +232,15 @@ struct ChildArgs<'a> {
     argv: &'a [*const c_char],
     envp: &'a [*const c_char],
     fds: ChildFds,
+    /// To become 3, 4, ...
+    passed: &'a [RawFd],
+    /// Room for the child to move its descriptors through, one per
+    /// descriptor it wires (stdio, then passed): memory of this spawn
+    /// alone, which the child may write (the parent waits meanwhile).
+    scratch: *mut RawFd,
+    /// The `LISTEN_PID=` entry of `envp`, which the child completes with
+    /// its pid; null when there is none.
+    listen_pid: *mut u8,
     /// With a shared table: the slots' boundary, below which the child
     /// keeps a copy of the table.
     unshare_below: Option<RawFd>,
@@ -275,7 +320,17 @@ pub(crate) fn fork_and_exec(
 ) -> std::io::Result<(Pid, Option<OwnedFd>)> {
     // Pointer tables are built before the clone: the child must not allocate.
     let argv = pointer_table(&launch.argv);
-    let envp = pointer_table(&launch.envp);
+    let mut envp = pointer_table(&launch.envp);
+    let mut pid_entry = [0u8; LISTEN_PID_ENTRY];
+    let listen_pid = if launch.listen_pid {
+        pid_entry[..LISTEN_PID.len()].copy_from_slice(LISTEN_PID);
+        let entry = pid_entry.as_mut_ptr();
+        envp.insert(envp.len() - 1, entry.cast_const().cast());
+        entry
+    } else {
+        std::ptr::null_mut()
+    };
+    let mut scratch: Vec<RawFd> = vec![-1; 3 + sources.passed.len()];
     let mut spawner = lock_spawner();
     if spawner.stack.is_none() {
         spawner.stack = Some(Stack::map()?);
@@ -292,21 +347,28 @@ pub(crate) fn fork_and_exec(
     let shared = spawner
         .slots
         .as_mut()
-        .and_then(|slots| Some((slots.fill(sources).ok()?, slots.boundary)));
-    let args = ChildArgs {
-        launch,
-        argv: &argv,
-        envp: &envp,
-        fds: shared.map_or_else(
-            || ChildFds {
+        .and_then(|slots| Some((slots.fill(sources)?, slots.boundary)));
+    let (fds, passed) = match &shared {
+        Some(((fds, passed), _)) => (*fds, passed.clone()),
+        None => (
+            ChildFds {
                 stdin: sources.stdin.as_raw_fd(),
                 stdout: sources.stdout.as_raw_fd(),
                 stderr: sources.stderr.as_raw_fd(),
                 report: sources.report.as_raw_fd(),
             },
-            |(fds, _)| fds,
+            sources.passed.iter().map(AsRawFd::as_raw_fd).collect(),
         ),
-        unshare_below: shared.map(|(_, boundary)| boundary),
+    };
+    let args = ChildArgs {
+        launch,
+        argv: &argv,
+        envp: &envp,
+        fds,
+        passed: &passed,
+        scratch: scratch.as_mut_ptr(),
+        listen_pid,
+        unshare_below: shared.as_ref().map(|(_, boundary)| *boundary),
     };
     let share_files = if shared.is_some() {
         libc::CLONE_FILES
@@ -380,7 +442,40 @@ extern "C" fn child_entry(arg: *mut libc::c_void) -> libc::c_int {
         if let Some(boundary) = args.unshare_below {
             own_table(boundary, args.fds.report);
         }
-        child_main(args.launch, args.argv, args.envp, &args.fds)
+        child_main(args)
+    }
+}
+
+/// `LISTEN_PID=`, the start of the entry the child completes.
+const LISTEN_PID: &[u8] = b"LISTEN_PID=";
+/// Room for `LISTEN_PID=`, a pid's digits and the NUL.
+const LISTEN_PID_ENTRY: usize = 32;
+
+/// Writes the child's pid after `LISTEN_PID=` in the entry at `entry`.
+///
+/// SAFETY: only in the child; `entry` points at LISTEN_PID_ENTRY bytes of
+/// this spawn's own, beginning with LISTEN_PID.
+unsafe fn complete_listen_pid(entry: *mut u8) {
+    // SAFETY: see above; getpid is async-signal-safe and at most 10
+    // digits follow the 11-byte prefix in a 32-byte entry.
+    unsafe {
+        let mut pid = libc::syscall(libc::SYS_getpid) as u64;
+        let mut digits = [0u8; 20];
+        let mut count = 0;
+        loop {
+            digits[count] = b'0' + (pid % 10) as u8;
+            count += 1;
+            pid /= 10;
+            if pid == 0 || count == digits.len() {
+                break;
+            }
+        }
+        let mut at = entry.add(LISTEN_PID.len());
+        for &digit in digits[..count].iter().rev() {
+            *at = digit;
+            at = at.add(1);
+        }
+        *at = 0;
     }
 }
 
@@ -461,20 +556,28 @@ unsafe fn fail(report: RawFd, stage: Stage, errno: i32) -> ! {
 /// The child between fork and exec.
 ///
 /// SAFETY: must only be called in the freshly cloned child, with every
-/// signal blocked. Every call below is async-signal-safe (setpgid,
+/// signal blocked. Every call below is async-signal-safe (getpid, setpgid,
 /// setrlimit, umask, raw setgroups/setgid/setuid/get*id, fcntl, dup2,
 /// chdir, rt_sigaction, rt_sigprocmask, close_range, execve, write, _exit),
 /// nothing allocates (all data was built by the parent), and nothing
-/// writes the daemon's memory but errno. Slice iteration cannot panic.
-unsafe fn child_main(
-    launch: &Launch,
-    argv: &[*const c_char],
-    envp: &[*const c_char],
-    fds: &ChildFds,
-) -> ! {
-    let report = fds.report;
+/// writes the daemon's memory but errno and the two buffers of this spawn
+/// alone (`scratch` and the `LISTEN_PID=` entry), which no other thread
+/// sees. Slice iteration cannot panic.
+unsafe fn child_main(args: &ChildArgs<'_>) -> ! {
+    let (launch, fds) = (args.launch, &args.fds);
+    // Every descriptor the child wires ends below `first`; the moved
+    // copies (and the report pipe) go above it.
+    let first = 3 + args.passed.len() as libc::c_int;
     // SAFETY (whole block): see the function's contract above.
     unsafe {
+        if !args.listen_pid.is_null() {
+            complete_listen_pid(args.listen_pid);
+        }
+        // The report pipe first, out of the way of 3, 4, ...
+        let report = libc::fcntl(fds.report, libc::F_DUPFD_CLOEXEC, first);
+        if report < 0 {
+            fail(fds.report, Stage::Stdio, errno());
+        }
         if libc::setpgid(0, 0) != 0 {
             fail(report, Stage::ProcessGroup, errno());
         }
@@ -490,13 +593,14 @@ unsafe fn child_main(
             drop_privileges(creds, report);
         }
 
-        // Move the sources out of 0..=2 first, so that any overlap between
-        // sources and targets (a daemon started with closed stdio) is safe;
-        // dup2 then clears close-on-exec on the targets.
-        let sources = [fds.stdin, fds.stdout, fds.stderr];
-        let mut moved = [-1; 3];
-        for (slot, &fd) in moved.iter_mut().zip(sources.iter()) {
-            *slot = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3);
+        // Move every source above the targets first, so that any overlap
+        // between sources and targets (a daemon started with closed stdio,
+        // a slot numbered 3) is safe; dup2 then clears close-on-exec on
+        // the targets: 0..=2, then the passed ones from 3.
+        let moved = std::slice::from_raw_parts_mut(args.scratch, 3 + args.passed.len());
+        let stdio = [fds.stdin, fds.stdout, fds.stderr];
+        for (slot, &fd) in moved.iter_mut().zip(stdio.iter().chain(args.passed)) {
+            *slot = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, first);
             if *slot < 0 {
                 fail(report, Stage::Stdio, errno());
             }
@@ -513,22 +617,23 @@ unsafe fn child_main(
 
         reset_signals();
 
-        // No descriptor but 0..=2 survives exec, whatever the daemon inherited.
+        // No descriptor but 0..=2 and the passed ones survives exec,
+        // whatever the daemon inherited.
         if libc::syscall(
             libc::SYS_close_range,
-            3u32,
+            first as libc::c_uint,
             u32::MAX,
             libc::CLOSE_RANGE_CLOEXEC,
         ) != 0
         {
-            for fd in 3..65_536 {
+            for fd in first..65_536 {
                 libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
             }
         }
 
         let mut saw_eacces = false;
         for candidate in &launch.candidates {
-            libc::execve(candidate.as_ptr(), argv.as_ptr(), envp.as_ptr());
+            libc::execve(candidate.as_ptr(), args.argv.as_ptr(), args.envp.as_ptr());
             match errno() {
                 libc::EACCES => saw_eacces = true,
                 libc::ENOENT | libc::ENOTDIR => {}

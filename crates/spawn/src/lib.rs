@@ -9,8 +9,9 @@
 //! (module `child`, the only `unsafe` code in ringmaster) puts itself in a
 //! new process group, sets rlimits and the umask, drops privileges in the
 //! order setgroups → setgid → setuid, verifies the drop held, wires
-//! stdin/stdout/stderr, changes directory, resets signal state, marks every
-//! other descriptor close-on-exec and execs. Any failure is written as
+//! stdin/stdout/stderr and the passed descriptors (3, 4, ...), changes
+//! directory, resets signal state, marks every other descriptor
+//! close-on-exec and execs. Any failure is written as
 //! (stage, errno) to a close-on-exec pipe, which the parent reads: EOF means
 //! the exec succeeded.
 
@@ -117,6 +118,8 @@ pub struct Stdio {
     pub stdout: OwnedFd,
     /// Becomes fd 2 (may be a duplicate of stdout for merged streams).
     pub stderr: OwnedFd,
+    /// Become fds 3, 4, ... in this order, inheritable (passed sockets).
+    pub passed: Vec<OwnedFd>,
 }
 
 /// Reserves the low descriptor numbers spawning uses (see module `child`):
@@ -138,6 +141,7 @@ pub fn spawn(launch: &Launch, stdio: &Stdio) -> Result<Spawned, SpawnError> {
         stdout: stdio.stdout.as_fd(),
         stderr: stdio.stderr.as_fd(),
         report: err_write.as_fd(),
+        passed: stdio.passed.iter().map(AsFd::as_fd).collect(),
     };
     let (pid, pidfd) = child::fork_and_exec(launch, &sources).map_err(|source| SpawnError::Os {
         what: "cannot fork",
@@ -192,12 +196,14 @@ mod tests {
             credentials: None,
             umask: None,
             rlimits: Vec::new(),
+            listen_pid: false,
         };
         let launch = Launch::prepare(request).unwrap();
         let stdio = Stdio {
             stdin,
             stdout: write,
             stderr,
+            passed: Vec::new(),
         };
         let spawned = spawn(&launch, &stdio).unwrap();
         drop(stdio);

@@ -192,6 +192,9 @@ pub struct LaunchRequest {
     pub umask: Option<u32>,
     /// Resource limits as (resource, soft, hard).
     pub rlimits: Vec<(Resource, u64, u64)>,
+    /// Add `LISTEN_PID` with the child's own pid, as systemd does for the
+    /// sockets it passes (filled in by the child, which alone knows it).
+    pub listen_pid: bool,
 }
 
 /// A launch ready for fork: C strings only, nothing left to allocate.
@@ -205,6 +208,7 @@ pub struct Launch {
     pub(crate) credentials: Option<Credentials>,
     pub(crate) umask: Option<libc::mode_t>,
     pub(crate) rlimits: Vec<(Resource, u64, u64)>,
+    pub(crate) listen_pid: bool,
 }
 
 impl Launch {
@@ -237,6 +241,10 @@ impl Launch {
             .iter()
             .find(|(k, _)| k == "PATH")
             .map_or_else(|| OsString::from(DEFAULT_PATH), |(_, v)| v.clone());
+        if request.listen_pid {
+            // The child adds its own.
+            env.retain(|(key, _)| key != "LISTEN_PID");
+        }
         let envp = env
             .into_iter()
             .map(|(mut key, value)| {
@@ -262,6 +270,7 @@ impl Launch {
             credentials: request.credentials,
             umask: request.umask.map(|m| m as libc::mode_t),
             rlimits: request.rlimits,
+            listen_pid: request.listen_pid,
         })
     }
 

@@ -21,6 +21,11 @@
 //! - `spew BYTES [exit|hang]`: write BYTES numbered bytes to stdout, then exit 0 or sleep.
 //! - `access-log COUNT MS`: write COUNT numbered 50-byte lines to stdout, one write(2) every MS
 //!   milliseconds (a web worker's access log), then sleep (silently).
+//! - `sockets`: what was passed, as watchexec's test-socketfd reports it: `listen_fds`,
+//!   `listen_fdnames`, `listen_pid_is_self`, then per descriptor from 3 `fdN=KIND ADDRESS
+//!   inheritable|cloexec listening|bound`, the open descriptors, and `end`; then sleep.
+//! - `serve [MS]`: accept on fd 3 (or fd 0 with `stdin`) and answer each connection with
+//!   `RINGMASTER_PROCESS pid=N` (after MS milliseconds), for ever.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -84,6 +89,11 @@ pub fn run(args: &[String]) -> i32 {
             storm_parent(number(arg(1), 100), number(arg(2), 50));
             0
         }
+        "sockets" => {
+            print_sockets();
+            sleep_forever()
+        }
+        "serve" => serve(arg(1)),
         "spew" => {
             spew(number(arg(1), 1024));
             if arg(2) == Some("hang") {
@@ -366,4 +376,139 @@ fn print_creds() {
     fds.sort();
     println!("fds={}", fds.join(","));
     println!("end");
+}
+
+/// Reports the descriptors passed from 3 on and the systemd variables.
+fn print_sockets() {
+    let var = |name: &str| std::env::var(name).unwrap_or_else(|_| "-".into());
+    println!("listen_fds={}", var("LISTEN_FDS"));
+    println!("listen_fdnames={}", var("LISTEN_FDNAMES"));
+    let own = std::env::var("LISTEN_PID").ok() == Some(std::process::id().to_string());
+    println!("listen_pid_is_self={own}");
+    let count: i32 = var("LISTEN_FDS").parse().unwrap_or(0);
+    for fd in 0..3 + count {
+        if fd < 3 && !is_socket(fd) {
+            continue;
+        }
+        println!("fd{fd}={}", describe_socket(fd));
+    }
+    // The listing's own descriptor is closed once it is collected.
+    let listed: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .map(|dir| {
+            dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut open: Vec<i32> = listed
+        .into_iter()
+        .filter(|fd| std::fs::read_link(format!("/proc/self/fd/{fd}")).is_ok())
+        .collect();
+    open.sort_unstable();
+    let open: Vec<String> = open.iter().map(i32::to_string).collect();
+    println!("fds={}", open.join(","));
+    println!("end");
+}
+
+/// Descriptor `raw` as the supervisor passed it. std has no safe way to
+/// name a descriptor a process inherited by number, hence the one
+/// `unsafe` of the testkit.
+#[allow(unsafe_code)]
+fn inherited(raw: i32) -> Option<std::os::fd::BorrowedFd<'static>> {
+    if std::fs::read_link(format!("/proc/self/fd/{raw}")).is_err() {
+        return None;
+    }
+    // SAFETY: the descriptor is open (listed in /proc/self/fd just now),
+    // and this process never closes a descriptor it inherited.
+    Some(unsafe { std::os::fd::BorrowedFd::borrow_raw(raw) })
+}
+
+fn is_socket(fd: i32) -> bool {
+    let Some(fd) = inherited(fd) else {
+        return false;
+    };
+    nix::sys::stat::fstat(fd).is_ok_and(|st| st.st_mode & libc_s_ifmt() == libc_s_ifsock())
+}
+
+fn libc_s_ifmt() -> u32 {
+    nix::libc::S_IFMT
+}
+
+fn libc_s_ifsock() -> u32 {
+    nix::libc::S_IFSOCK
+}
+
+/// `tcp 127.0.0.1:8000 inheritable listening`, or what is wrong with it.
+fn describe_socket(raw: i32) -> String {
+    use nix::sys::socket::{SockaddrLike, SockaddrStorage, getsockname, getsockopt, sockopt};
+    if !is_socket(raw) {
+        return "not-a-socket".into();
+    }
+    let Some(fd) = inherited(raw) else {
+        return "closed".into();
+    };
+    let kind = match getsockopt(&fd, sockopt::SockType) {
+        Ok(nix::sys::socket::SockType::Stream) => "stream",
+        Ok(nix::sys::socket::SockType::Datagram) => "dgram",
+        _ => "other",
+    };
+    let address = match getsockname::<SockaddrStorage>(raw) {
+        Ok(addr) => match addr.family() {
+            Some(nix::sys::socket::AddressFamily::Inet) => {
+                addr.as_sockaddr_in().map_or("?".into(), |a| {
+                    format!("inet {}", std::net::SocketAddrV4::from(*a))
+                })
+            }
+            Some(nix::sys::socket::AddressFamily::Inet6) => {
+                addr.as_sockaddr_in6().map_or("?".into(), |a| {
+                    format!("inet6 {}", std::net::SocketAddrV6::from(*a))
+                })
+            }
+            Some(nix::sys::socket::AddressFamily::Unix) => {
+                addr.as_unix_addr().map_or("?".into(), |a| {
+                    format!(
+                        "unix {}",
+                        a.path().map_or("?".into(), |p| p.display().to_string())
+                    )
+                })
+            }
+            _ => "other".into(),
+        },
+        Err(err) => format!("unnamed({err})"),
+    };
+    let flags = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD).unwrap_or(0);
+    let inheritable = if flags & nix::libc::FD_CLOEXEC == 0 {
+        "inheritable"
+    } else {
+        "cloexec"
+    };
+    let listening = if getsockopt(&fd, sockopt::AcceptConn).unwrap_or(false) {
+        "listening"
+    } else {
+        "bound"
+    };
+    format!("{kind} {address} {inheritable} {listening}")
+}
+
+/// Accepts on the passed socket for ever, answering who answered.
+fn serve(arg: Option<&str>) -> i32 {
+    let raw = if arg == Some("stdin") { 0 } else { 3 };
+    let delay = Duration::from_millis(number(arg.filter(|a| *a != "stdin"), 0));
+    let Some(listener) = inherited(raw) else {
+        eprintln!("no descriptor {raw} to serve on");
+        return 3;
+    };
+    let name = std::env::var("RINGMASTER_PROCESS").unwrap_or_default();
+    let answer = format!("{name} pid={}\n", std::process::id());
+    loop {
+        match nix::sys::socket::accept(listener) {
+            Ok(conn) => {
+                std::thread::sleep(delay);
+                let _ = nix::unistd::write(&conn, answer.as_bytes());
+            }
+            Err(err) => {
+                eprintln!("accept failed: {err}");
+                return 3;
+            }
+        }
+    }
 }

@@ -116,7 +116,7 @@ pub(crate) fn bind(
             }
         })?;
     let placed = dir
-        .secure_socket(&staging, group, daemon.socket_mode)
+        .secure_socket(&staging, None, group, daemon.socket_mode)
         .and_then(|()| dir.rename_no_replace(&staging, name));
     if let Err(err) = placed {
         let _ = dir.unlink(&staging);

@@ -5,7 +5,8 @@
 use nix::unistd::Pid;
 use ringmaster_protocol::{
     ActionResult, PROTOCOL_VERSION, PidEntry, PidResult, ProcessState, ReopenResult, Reply,
-    Request, Response, ScaleArgs, StatusResult, VersionResult, did_you_mean, signals,
+    Request, Response, ScaleArgs, SocketInfo, SocketsResult, StatusResult, VersionResult,
+    did_you_mean, signals,
 };
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -50,12 +51,39 @@ impl Engine {
                 version: env!("CARGO_PKG_VERSION").to_owned(),
                 protocol: PROTOCOL_VERSION,
             })),
+            Request::Sockets => Ok(Response::Sockets(self.sockets())),
         };
         let reply_line = match answer {
             Ok(response) => Reply::answer(id, &response),
             Err(refusal) => refusal.reply(id),
         };
         let _ = reply.send(reply_line);
+    }
+
+    /// The bound sockets, and the watchers each is passed to.
+    fn sockets(&self) -> SocketsResult {
+        let sockets = self
+            .listeners
+            .iter()
+            .map(|listener| {
+                let name = &listener.config.name;
+                SocketInfo {
+                    name: name.clone(),
+                    address: listener.config.address.to_string(),
+                    bound: listener.local.clone(),
+                    watchers: self
+                        .config
+                        .watchers
+                        .iter()
+                        .filter(|w| {
+                            w.sockets.contains(name) || w.stdin_socket.as_ref() == Some(name)
+                        })
+                        .map(|w| w.name.clone())
+                        .collect(),
+                }
+            })
+            .collect();
+        SocketsResult { sockets }
     }
 
     /// The tail buffers of `name` (a watcher or a process). A merged stderr

@@ -16,6 +16,7 @@ use ringmaster_protocol::{
 
 use super::Engine;
 use crate::lifecycle;
+use crate::listeners::Listener;
 use crate::process::{ProcId, Process};
 use crate::refusal::Refusal;
 use crate::table::WatcherId;
@@ -56,13 +57,20 @@ impl Engine {
                 result.removed.push(old.config.name.clone());
             }
         }
+        socket_changes(&self.config, &new, &mut result);
         for watcher in &new.watchers {
             let Some(id) = self.procs.live_watcher(&watcher.name) else {
                 result.added.push(watcher.name.clone());
                 continue;
             };
             let old = self.procs.watcher(id);
-            if spawn_relevant(&old.config) != spawn_relevant(watcher) {
+            // Its processes hold the old socket: they need the new one.
+            let rebound = watcher
+                .sockets
+                .iter()
+                .chain(&watcher.stdin_socket)
+                .any(|s| result.sockets_changed.contains(s));
+            if rebound || spawn_relevant(&old.config) != spawn_relevant(watcher) {
                 result.changed.push(watcher.name.clone());
             } else if old.live != watcher.numprocesses {
                 result.scaled.push(Scaled {
@@ -76,6 +84,8 @@ impl Engine {
         }
         result.processes = self.plan(&new, &result);
         if apply {
+            // First, so that a socket that cannot be bound changes nothing.
+            self.rebind(&new, &result)?;
             self.notify.reloading();
             self.apply(new, &result);
             self.update_notify();
@@ -118,6 +128,37 @@ impl Engine {
         for id in to_start {
             self.start_slot(id);
         }
+    }
+
+    /// Binds the sockets `diff` adds or changes, then closes the removed
+    /// ones and the changed ones' old sockets; any bind failure closes
+    /// what it bound and refuses the reload. A changed socket at the same
+    /// address cannot be bound beside its old self: that one is closed
+    /// first (connections are refused for that moment).
+    fn rebind(&mut self, new: &Config, diff: &ReloadResult) -> Result<(), Refusal> {
+        let mut bound = Vec::new();
+        for name in diff.sockets_added.iter().chain(&diff.sockets_changed) {
+            let Some(config) = new.socket(name) else {
+                continue;
+            };
+            let same_place = self
+                .listeners
+                .get(name)
+                .is_some_and(|old| old.config.address == config.address);
+            if same_place {
+                self.listeners.remove(name);
+            }
+            bound.push(Listener::bind(config)?);
+        }
+        for listener in bound {
+            tracing::info!(socket = %listener.config.name, address = %listener.local, "reload: socket bound");
+            self.listeners.insert(listener);
+        }
+        for name in &diff.sockets_removed {
+            self.listeners.remove(name);
+            tracing::info!(socket = %name, "reload: socket closed");
+        }
+        Ok(())
     }
 
     /// The table's watcher for `watcher` with its new settings: the same
@@ -248,6 +289,24 @@ fn changed_slot_step(process: &Process, autostart: bool) -> ReloadStep {
         | ProcessState::Fatal
         | ProcessState::Exited
         | ProcessState::Stopped => ReloadStep::Leave,
+    }
+}
+
+/// The sockets `new` adds, changes and removes, by name.
+fn socket_changes(old: &Config, new: &Config, result: &mut ReloadResult) {
+    for socket in &new.sockets {
+        match old.socket(&socket.name) {
+            None => result.sockets_added.push(socket.name.clone()),
+            Some(was) if was.differs_from(socket) => {
+                result.sockets_changed.push(socket.name.clone());
+            }
+            Some(_) => {}
+        }
+    }
+    for socket in &old.sockets {
+        if new.socket(&socket.name).is_none() {
+            result.sockets_removed.push(socket.name.clone());
+        }
     }
 }
 
