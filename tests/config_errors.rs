@@ -286,3 +286,91 @@ fn check_prints_a_summary_and_exit_codes_follow_the_contract() {
     assert_eq!(start.status.code(), Some(1));
     assert!(stderr(&start).contains("watchers.x"), "{start:?}");
 }
+
+#[test]
+fn bad_sockets_name_file_line_and_key() {
+    let sockets = "[sockets.web]\naddress = \"tcp://127.0.0.1:8000\"\n";
+    assert_error(
+        "[sockets.web]\naddress = \"127.0.0.1:8000\"\n",
+        &[],
+        "CONFIG:2:11: sockets.web.address",
+        &["write tcp://HOST:PORT, udp://HOST:PORT or unix:///PATH"],
+    );
+    assert_error(
+        "[sockets.web]\nbacklog = 10\n",
+        &[],
+        "CONFIG:1:10: sockets.web.address",
+        &["missing: every socket needs an address"],
+    );
+    assert_error(
+        &format!("{sockets}mode = \"0600\"\n"),
+        &[],
+        "CONFIG:3:8: sockets.web.mode",
+        &["only a unix:// socket has a file"],
+    );
+    assert_error(
+        &format!("{sockets}[watchers.w]\ncmd = \"sleep 1\"\nsockets = [\"wbe\"]\n"),
+        &[],
+        "CONFIG:5:1: watchers.w.sockets",
+        &["no socket 'wbe' is defined (did you mean 'web'?)"],
+    );
+    assert_error(
+        &format!("{sockets}[watchers.w]\ncmd = \"serve --fd $(sockets.api)\"\nsockets = [\"web\"]\n"),
+        &[],
+        "CONFIG:4:7: watchers.w.cmd",
+        &["$(sockets.api): 'api' is not one of this watcher's sockets (web)"],
+    );
+    assert_error(
+        &format!("{sockets}[sockets.again]\naddress = \"tcp://127.0.0.1:8000\"\n"),
+        &[],
+        "CONFIG:3:10: sockets.again.address",
+        &["tcp://127.0.0.1:8000 is already socket 'web'"],
+    );
+}
+
+#[test]
+fn bad_readiness_checks_name_file_line_and_key() {
+    let w = "[watchers.web]\ncmd = \"sleep 1\"\n";
+    assert_error(
+        &format!("{w}ready = {{ tcp = \"127.0.0.1:80\", log = \"up\" }}\n"),
+        &[],
+        "CONFIG:3:9: watchers.web.ready",
+        &["gives 2 checks (tcp, log): give exactly one"],
+    );
+    assert_error(
+        &format!("{w}ready = {{ timeout = \"5s\" }}\n"),
+        &[],
+        "CONFIG:3:9: watchers.web.ready",
+        &["names no check"],
+    );
+    assert_error(
+        &format!("{w}ready = {{ log = \"(unclosed\" }}\n"),
+        &[],
+        "CONFIG:3:17: watchers.web.ready.log",
+        &["not a regular expression"],
+    );
+    assert_error(
+        &format!("{w}ready = {{ http = \"https://x/\" }}\n"),
+        &[],
+        "CONFIG:3:18: watchers.web.ready.http",
+        &["https is not checked"],
+    );
+    assert_error(
+        &format!("{w}ready = {{ tcp = \"localhost\" }}\n"),
+        &[],
+        "CONFIG:3:17: watchers.web.ready.tcp",
+        &["'localhost' is not HOST:PORT"],
+    );
+    assert_error(
+        &format!("{w}ready = {{ tpc = \"127.0.0.1:80\" }}\n"),
+        &[],
+        "CONFIG:3:11: watchers.web.ready.tpc",
+        &["unknown key (did you mean 'tcp'?)"],
+    );
+    assert_error(
+        &format!("{w}ready = {{ tcp = \"127.0.0.1:80\", timeout = \"0s\" }}\n"),
+        &[],
+        "CONFIG:3:43: watchers.web.ready.timeout",
+        &["must be more than 0"],
+    );
+}

@@ -25,6 +25,7 @@ mod logfiles;
 mod operator;
 mod output;
 mod privileges;
+mod readiness;
 mod reaping;
 mod reload;
 mod repl;

@@ -14,6 +14,7 @@ mod error;
 mod ini;
 mod listen;
 mod model;
+mod readiness;
 mod shell_syntax;
 mod socket;
 mod system;
@@ -29,6 +30,7 @@ pub use model::{
     Command, Config, DaemonConfig, FileSink, Group, LogFormat, LogLevel, OutputSink, Restart,
     Rlimit, RlimitValue, StartRetries, StderrSink, WatcherConfig,
 };
+pub use readiness::{DEFAULT_READY_INTERVAL, DEFAULT_READY_TIMEOUT, Readiness, ReadyCheck};
 pub use socket::socket_of;
 pub use template::{Part, Template, WidFormat};
 

@@ -364,8 +364,10 @@ pub struct WatcherConfig {
     pub restart: Restart,
     /// Exit codes that count as success for `on-failure`.
     pub exit_codes: Vec<i32>,
-    /// How long a process must stay up to be RUNNING.
+    /// How long a process must stay up to be RUNNING (without `ready`).
     pub start_secs: Duration,
+    /// The check that makes a process RUNNING, instead of `start_secs`.
+    pub ready: Option<crate::readiness::Readiness>,
     /// Quick failures retried before FATAL.
     pub start_retries: StartRetries,
     /// Cap on the delay between quick-failure retries.

@@ -12,6 +12,7 @@ use ringmaster_protocol::{did_you_mean, signals};
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
+mod ready;
 mod sockets;
 
 use crate::env_file;
@@ -66,8 +67,9 @@ const WATCHER_KEYS: &[&str] = &[
     "essential",
     "sockets",
     "stdin_socket",
+    "ready",
 ];
-const WATCHER_KEYS_LATER: &[&str] = &["depends_on", "ready", "health", "metrics_port", "hooks"];
+const WATCHER_KEYS_LATER: &[&str] = &["depends_on", "health", "metrics_port", "hooks"];
 const SINK_KEYS: &[&str] = &["file", "max_size", "backups", "timestamps"];
 
 /// Rotated files kept when max_size is set and backups is not.
@@ -941,12 +943,9 @@ fn read_watcher(
         keys: &keys,
         prefix: &prefix,
     };
-    // env_file and env come first: other values may refer to them through
-    // $(env.VAR).
-    let passed = keys
-        .get("sockets")
-        .map(|v| sockets::read_watcher_sockets(reader, src, &k("sockets"), v))
-        .unwrap_or_default();
+    // sockets, env_file and env come first: other values may refer to
+    // them through $(sockets.NAME) and $(env.VAR).
+    let passed = sockets::read_watcher_sockets(reader, &watcher);
     let (file_env, env) = read_environment(reader, &watcher, name, &passed);
     let file_lookup = |var: &str| lookup_file_env(&file_env, var);
     let full_lookup = |var: &str| {
@@ -977,6 +976,7 @@ fn read_watcher(
         None => Some(Template::literal(src.here.clone())),
     };
 
+    let ready = ready::read_ready(reader, &watcher, &ctx);
     let identity = read_identity(reader, &watcher);
     let policy = read_policy(reader, &watcher);
     let streams = read_streams(reader, &watcher, name, daemon, &ctx);
@@ -1012,6 +1012,7 @@ fn read_watcher(
         restart: policy.restart,
         exit_codes: policy.exit_codes,
         start_secs: policy.start_secs,
+        ready,
         start_retries: policy.start_retries,
         backoff_max: policy.backoff_max,
         stop_signal: policy.stop_signal,

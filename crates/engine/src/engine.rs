@@ -12,8 +12,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use nix::unistd::Pid;
-use ringmaster_config::{Config, WatcherConfig};
-use ringmaster_logs::{LogHub, LogNotice, PumpReport, Stream};
+use ringmaster_config::{Config, ReadyCheck, WatcherConfig};
+use ringmaster_logs::{LineWatch, LogHub, LogNotice, PumpReport, Stream};
 use ringmaster_protocol::{Event, ProcessState, Reply, Response, ShutdownResult, signals};
 use ringmaster_spawn::Exit;
 use serde_json::Value;
@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::time::DelayQueue;
 
 use crate::EngineError;
+use crate::checks::{Checks, Passed, Probe};
 use crate::control::{self, Authorizer, Input, SocketFile};
 use crate::exits::ExitWatch;
 use crate::jobs::Job;
@@ -161,6 +162,10 @@ pub(crate) struct Engine {
     start_queue: std::collections::VecDeque<ProcId>,
     /// The sockets bound for the workers (`[sockets.NAME]`).
     listeners: Listeners,
+    /// Readiness checks polling STARTING processes ...
+    checks: Checks,
+    /// ... and their passes (and those of log and notify checks).
+    check_passed: mpsc::UnboundedReceiver<Passed>,
 }
 
 impl Engine {
@@ -186,6 +191,7 @@ impl Engine {
         let (notices, log_notices) = mpsc::unbounded_channel();
         let (exits, exited) = mpsc::unbounded_channel();
         let exit_watch = ExitWatch::start(exits).map_err(EngineError::ExitWatch)?;
+        let (checks, check_passed) = Checks::new();
         Ok(Self {
             config,
             system,
@@ -209,6 +215,8 @@ impl Engine {
             sequences: Vec::new(),
             start_queue: std::collections::VecDeque::new(),
             listeners: Listeners::default(),
+            checks,
+            check_passed,
         })
     }
 
@@ -270,6 +278,7 @@ impl Engine {
                 Some(done) = self.drains.join_next(), if !self.drains.is_empty() => log_drain(done),
                 Some(notice) = self.log_notices.recv() => self.on_log_notice(notice),
                 Some(pid) = self.exited.recv() => self.reap_child(pid),
+                Some(passed) = self.check_passed.recv() => self.on_ready(passed),
                 () = sleep_until(self.sweep_at) => {
                     self.sweep_at = None;
                     self.reap();
@@ -478,6 +487,7 @@ impl Engine {
             for effect in lifecycle::step(&mut process.life, input, &ctx) {
                 match effect {
                     Effect::Spawn => next = Some(self.spawn(id)),
+                    Effect::CheckReady { pid } => self.start_check(id, pid),
                     Effect::Signal { target, signal } => {
                         let _ = self.os.signal(target, signal);
                     }
@@ -507,8 +517,36 @@ impl Engine {
         }
     }
 
+    /// Starts the readiness check of process `pid` of slot `id`: a polled
+    /// one as a task; a log check already watches its output (from the
+    /// spawn), a notify check its socket.
+    fn start_check(&mut self, id: ProcId, pid: Pid) {
+        let wid = self.procs[id].name.wid;
+        let Some(ready) = &self.watcher(id).ready else {
+            return;
+        };
+        let probe = match &ready.check {
+            ReadyCheck::Tcp(address) => Probe::Tcp(address.render(wid)),
+            ReadyCheck::Http(url) => Probe::Http(url.render(wid)),
+            ReadyCheck::Log(_) | ReadyCheck::Notify => return,
+        };
+        let interval = ready.interval;
+        self.checks.start(id, pid, probe, interval);
+    }
+
+    /// A readiness check passed.
+    fn on_ready(&mut self, passed: Passed) {
+        if self.by_pid.get(&passed.pid) == Some(&passed.id) {
+            self.drive(passed.id, lifecycle::Input::Ready { pid: passed.pid });
+        }
+    }
+
     /// A state change: the log line and the event.
     fn on_transition(&mut self, id: ProcId, from: ProcessState, to: ProcessState) {
+        if from == ProcessState::Starting {
+            // Passed, or too late: either way its check is over.
+            self.checks.cancel(id);
+        }
         debug_assert!(
             lifecycle::TRANSITIONS.contains(&(from, to)),
             "{from} -> {to} is not in lifecycle::TRANSITIONS"
@@ -738,10 +776,24 @@ impl Engine {
             }
             Err(err) => return self.spawn_failed(id, err.to_string()),
         };
+        let log_ready = match &self.watcher(id).ready {
+            Some(ready) => match &ready.check {
+                // Checked when the file was read.
+                ReadyCheck::Log(pattern) => regex::bytes::Regex::new(pattern).ok(),
+                _ => None,
+            },
+            None => None,
+        };
         let pumps = prepared
             .captures
             .into_iter()
             .map(|c| {
+                let watch = log_ready.clone().map(|pattern| {
+                    let reporter = self.checks.reporter();
+                    LineWatch::new(pattern, move || {
+                        let _ = reporter.send(Passed { id, pid });
+                    })
+                });
                 let stream = Stream {
                     owner: id.index(),
                     label: c.label,
@@ -749,6 +801,7 @@ impl Engine {
                     tap: self.procs[id].taps[c.stream].clone(),
                     echo: c.echo,
                     lost: self.procs[id].log_lost.clone(),
+                    watch,
                 };
                 self.logs.attach(c.read, stream)
             })

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use nix::fcntl::OFlag;
 use nix::sys::resource::Resource;
-use ringmaster_config::{OutputSink, Rlimit, RlimitValue, StderrSink, WatcherConfig};
+use ringmaster_config::{OutputSink, ReadyCheck, Rlimit, RlimitValue, StderrSink, WatcherConfig};
 use ringmaster_logs::{Echo, SinkSpec};
 use ringmaster_protocol::{ProcessName, SOCKET_ENV};
 use ringmaster_spawn::{Launch, LaunchRequest, PrepareError, Stdio, resolve_user};
@@ -132,10 +132,13 @@ pub(crate) fn prepare(
     };
     let mut captures = Vec::new();
     let echo = w.echo.then_some(system.colour);
-    let stdout = output(&w.stdout, (name, shown), "stdout", echo, &mut captures)?;
+    // A `ready = { log }` check reads the output even when it goes nowhere.
+    let watched = matches!(&w.ready, Some(r) if matches!(r.check, ReadyCheck::Log(_)));
+    let how = Capturing { echo, watched };
+    let stdout = output(&w.stdout, (name, shown), "stdout", how, &mut captures)?;
     let stderr = match &w.stderr {
         StderrSink::Stdout => stdout.try_clone().map_err(LaunchError::Duplicate)?,
-        StderrSink::Sink(sink) => output(sink, (name, shown), "stderr", echo, &mut captures)?,
+        StderrSink::Sink(sink) => output(sink, (name, shown), "stderr", how, &mut captures)?,
     };
     Ok(Prepared {
         launch,
@@ -165,18 +168,27 @@ fn pass_sockets(names: &[String], listeners: &Listeners) -> Result<Vec<OwnedFd>,
         .collect()
 }
 
+/// Why a stream is read besides its file.
+#[derive(Debug, Clone, Copy)]
+struct Capturing {
+    /// `Some(colour)` when lines are copied to the daemon's stdout.
+    echo: Option<bool>,
+    /// A readiness check matches its lines.
+    watched: bool,
+}
+
 /// The write end the child gets for one stream; a capture is recorded when
-/// the stream goes to a file or is echoed. `echo` is `Some(colour)` when
-/// lines are copied to the daemon's stdout.
+/// the stream goes to a file, is echoed or is watched.
 fn output(
     sink: &OutputSink,
     (name, shown): (&ProcessName, &str),
     stream: &str,
-    echo: Option<bool>,
+    how: Capturing,
     captures: &mut Vec<Capture>,
 ) -> Result<OwnedFd, LaunchError> {
+    let echo = how.echo;
     let file = match sink {
-        OutputSink::Null if echo.is_none() => {
+        OutputSink::Null if echo.is_none() && !how.watched => {
             return Ok(OwnedFd::from(open_null().map_err(LaunchError::Null)?));
         }
         OutputSink::Null => None,

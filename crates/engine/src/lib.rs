@@ -11,6 +11,7 @@
 //! seen. There is no polling: the engine sleeps until a signal, a request
 //! or a real deadline (start_secs, backoff, stop_timeout) wakes it.
 
+mod checks;
 mod control;
 mod engine;
 mod exits;

@@ -78,6 +78,8 @@ pub(crate) enum Then {
     /// The leader had exited on its own from `was` (STARTING or RUNNING)
     /// and its leftovers were stopped: now its exit counts.
     LeaderExit { exit: Exit, was: ProcessState },
+    /// It did not pass its readiness check in time: a quick failure.
+    NotReady,
 }
 
 impl Phase {
@@ -183,6 +185,8 @@ pub(crate) enum Input {
     Spawned { pid: Pid },
     /// That spawn failed.
     SpawnFailed { reason: String },
+    /// The readiness check of the process `pid` passed.
+    Ready { pid: Pid },
     /// The leader was reaped; `group_alive`: members of its process group
     /// are still alive.
     Exited { exit: Exit, group_alive: bool },
@@ -201,6 +205,9 @@ pub(crate) enum Input {
 pub(crate) enum Effect {
     /// Spawn the process, then feed back `Spawned` or `SpawnFailed`.
     Spawn,
+    /// Run the watcher's readiness check on process `pid` (it ends by
+    /// itself when the slot leaves STARTING), feeding back `Ready`.
+    CheckReady { pid: Pid },
     /// `kill(target, signal)`: a pid, or a negated process group.
     Signal { target: i32, signal: i32 },
     /// (Re)arm the slot's one timer.
@@ -227,6 +234,9 @@ pub(crate) enum Effect {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Settings<'a> {
     pub start_secs: Duration,
+    /// With a `ready` check: how long a process has to pass it (it is
+    /// then RUNNING by its check, not by `start_secs`).
+    pub ready_timeout: Option<Duration>,
     pub start_retries: StartRetries,
     pub backoff_max: Duration,
     pub restart: Restart,
@@ -242,6 +252,7 @@ impl<'a> Settings<'a> {
     pub(crate) fn of(watcher: &'a WatcherConfig) -> Self {
         Self {
             start_secs: watcher.start_secs,
+            ready_timeout: watcher.ready.as_ref().map(|r| r.timeout),
             start_retries: watcher.start_retries,
             backoff_max: watcher.backoff_max,
             restart: watcher.restart,
@@ -308,6 +319,14 @@ pub(crate) fn step(life: &mut Life, input: Input, ctx: &Context<'_>) -> Vec<Effe
         Input::Spawned { pid } => spawned(life, pid, ctx, &mut out),
         Input::SpawnFailed { reason } => {
             quick_failure(life, format!("spawn error: {reason}"), ctx, &mut out);
+        }
+        Input::Ready { pid } => {
+            // A report for a process that is no longer the one starting
+            // (stopped, replaced) means nothing.
+            if matches!(life.phase, Phase::Starting { pid: p, .. } if p == pid) {
+                out.push(Effect::CancelTimer);
+                became_running(life, &mut out);
+            }
         }
         Input::Exited { exit, group_alive } => exited(life, exit, group_alive, ctx, &mut out),
         Input::Timer { group_alive } => timer(life, group_alive, ctx, &mut out),
@@ -409,7 +428,10 @@ fn spawned(life: &mut Life, pid: Pid, ctx: &Context<'_>, out: &mut Vec<Effect>) 
     life.reason = None;
     let since = ctx.now;
     enter(life, Phase::Starting { pid, since }, out);
-    if ctx.settings.start_secs.is_zero() {
+    if let Some(timeout) = ctx.settings.ready_timeout {
+        out.push(Effect::Schedule(timeout));
+        out.push(Effect::CheckReady { pid });
+    } else if ctx.settings.start_secs.is_zero() {
         became_running(life, out);
     } else {
         out.push(Effect::Schedule(ctx.settings.start_secs));
@@ -507,7 +529,12 @@ fn leader_gone(
 ) {
     let described = describe_exit(exit);
     if was == ProcessState::Starting {
-        return quick_failure(life, format!("exited too quickly ({described})"), ctx, out);
+        let how = if ctx.settings.ready_timeout.is_some() {
+            "exited before it was ready"
+        } else {
+            "exited too quickly"
+        };
+        return quick_failure(life, format!("{how} ({described})"), ctx, out);
     }
     out.push(Effect::CancelTimer);
     life.reason = Some(described);
@@ -584,6 +611,15 @@ fn finish_stop(life: &mut Life, then: Then, ctx: &Context<'_>, out: &mut Vec<Eff
         // its exit counts (a restart, BACKOFF, EXITED...).
         return leader_gone(life, exit, was, ctx, out);
     }
+    if then == Then::NotReady {
+        let timeout = ctx.settings.ready_timeout.unwrap_or_default();
+        return quick_failure(
+            life,
+            format!("not ready within {}", humanize(timeout)),
+            ctx,
+            out,
+        );
+    }
     life.reason = life
         .last_exit
         .map(|exit| format!("stopped ({})", describe_exit(exit)));
@@ -597,6 +633,16 @@ fn finish_stop(life: &mut Life, then: Then, ctx: &Context<'_>, out: &mut Vec<Eff
 
 fn timer(life: &mut Life, group_alive: bool, ctx: &Context<'_>, out: &mut Vec<Effect>) {
     match &mut life.phase {
+        Phase::Starting { .. } if ctx.settings.ready_timeout.is_some() => {
+            // Its check did not pass in time: stopped, then counted as a
+            // quick failure.
+            let timeout = ctx.settings.ready_timeout.unwrap_or_default();
+            life.reason = Some(format!(
+                "not ready within {}; stopping it",
+                humanize(timeout)
+            ));
+            begin_stop(life, Then::NotReady, ctx, out);
+        }
         Phase::Starting { .. } => became_running(life, out),
         Phase::Backoff { .. } => out.push(Effect::Spawn),
         Phase::Stopping(stop) => {

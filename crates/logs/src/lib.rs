@@ -27,6 +27,7 @@ mod reader;
 mod sink;
 mod tap;
 mod timestamp;
+mod watch;
 mod writer;
 
 use std::os::fd::OwnedFd;
@@ -40,6 +41,7 @@ pub use echo::Echo;
 pub use sink::{LOG_FILE_MODE, Sink, SinkSpec};
 pub use tap::{Chunk, TAIL_BYTES, Tap};
 pub use timestamp::rfc3339;
+pub use watch::LineWatch;
 use writer::Writer;
 
 /// Most bytes a stream holds before a writer takes them (and again while
@@ -78,6 +80,8 @@ pub struct Stream {
     /// Bytes that could not be written to the file, added to as they are
     /// lost: the one count `status` shows, kept by the owner across runs.
     pub lost: Arc<AtomicU64>,
+    /// A readiness check on the stream's lines, matched as they are read.
+    pub watch: Option<LineWatch>,
 }
 
 /// Errors creating the hub or opening a sink.
@@ -199,6 +203,7 @@ impl LogHub {
             tap,
             echo,
             lost,
+            watch,
         } = stream;
         let nonblocking = set_nonblocking(&pipe);
         let writer = Writer::new(owner, label.clone(), sink, echo, lost, self.notices.clone());
@@ -224,6 +229,7 @@ impl LogHub {
                 tap,
                 shared: Arc::clone(&shared),
                 label,
+                watch,
             });
         }
         Pump {
@@ -275,6 +281,7 @@ mod tests {
             tap: Tap::new(),
             echo: None,
             lost: Arc::default(),
+            watch: None,
         }
     }
 

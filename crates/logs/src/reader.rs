@@ -34,6 +34,7 @@ use nix::sys::eventfd::{EfdFlags, EventFd};
 use crate::THREAD_STACK;
 use crate::pool::{Pool, STALL, Shared};
 use crate::tap::Tap;
+use crate::watch::LineWatch;
 
 /// How long the reader lets the pipes fill after a light round. With 100
 /// processes writing a line every 10 ms the daemon spent about 7 µs per
@@ -63,6 +64,8 @@ pub(crate) enum Command {
         shared: Arc<Shared>,
         /// Names the stream in the daemon's log.
         label: String,
+        /// A readiness check on its lines.
+        watch: Option<LineWatch>,
     },
     /// The process was reaped: read what is left, then close.
     Finish(u64),
@@ -117,6 +120,8 @@ struct Side {
     tap: Arc<Tap>,
     shared: Arc<Shared>,
     label: String,
+    /// A readiness check on its lines, until one matches.
+    watch: Option<LineWatch>,
     /// Told to finish: read until the pipe is empty, then close.
     draining: bool,
     /// Out of the epoll set until a writer makes room.
@@ -232,7 +237,8 @@ impl Reader {
                     tap,
                     shared,
                     label,
-                } => self.attach(pipe, tap, shared, label),
+                    watch,
+                } => self.attach(pipe, tap, shared, label, watch),
                 Command::Finish(token) => {
                     if let Some(side) = self.sides.get_mut(&token) {
                         side.draining = true;
@@ -257,7 +263,14 @@ impl Reader {
         true
     }
 
-    fn attach(&mut self, pipe: OwnedFd, tap: Arc<Tap>, shared: Arc<Shared>, label: String) {
+    fn attach(
+        &mut self,
+        pipe: OwnedFd,
+        tap: Arc<Tap>,
+        shared: Arc<Shared>,
+        label: String,
+        watch: Option<LineWatch>,
+    ) {
         let token = shared.token;
         let event = EpollEvent::new(EpollFlags::EPOLLIN, token);
         let watched = self.epoll.add(pipe.as_fd(), event);
@@ -268,6 +281,7 @@ impl Reader {
                 tap,
                 shared,
                 label,
+                watch,
                 draining: false,
                 paused: false,
             },
@@ -304,7 +318,7 @@ impl Reader {
 
     /// One read into the stream's buffer, up to its window.
     fn read_once(&mut self, token: u64) -> Read {
-        let Some(side) = self.sides.get(&token) else {
+        let Some(side) = self.sides.get_mut(&token) else {
             return Read::Closed;
         };
         let mut state = side.shared.lock();
@@ -318,6 +332,11 @@ impl Reader {
             Ok(0) => return Read::Closed,
             Ok(read) => {
                 side.tap.push(&room[..read]);
+                if let Some(watch) = side.watch.as_mut()
+                    && watch.feed(&room[..read])
+                {
+                    side.watch = None;
+                }
                 read
             }
             Err(Errno::EAGAIN) => return Read::Empty,

@@ -24,6 +24,8 @@
 //! - `sockets`: what was passed, as watchexec's test-socketfd reports it: `listen_fds`,
 //!   `listen_fdnames`, `listen_pid_is_self`, then per descriptor from 3 `fdN=KIND ADDRESS
 //!   inheritable|cloexec listening|bound`, the open descriptors, and `end`; then sleep.
+//! - `http-late MS ADDR`: after MS milliseconds, listen on ADDR itself and answer every
+//!   request with `200 OK` and `RINGMASTER_PROCESS pid=N`, for ever.
 //! - `serve [MS]`: accept on fd 3 (or fd 0 with `stdin`) and answer each connection with
 //!   `RINGMASTER_PROCESS pid=N` (after MS milliseconds), for ever.
 
@@ -94,6 +96,7 @@ pub fn run(args: &[String]) -> i32 {
             sleep_forever()
         }
         "serve" => serve(arg(1)),
+        "http-late" => http_late(number(arg(1), 0), arg(2)),
         "spew" => {
             spew(number(arg(1), 1024));
             if arg(2) == Some("hang") {
@@ -511,4 +514,37 @@ fn serve(arg: Option<&str>) -> i32 {
             }
         }
     }
+}
+
+/// Listens on `address` only after `delay_ms`, then answers HTTP requests.
+fn http_late(delay_ms: u64, address: Option<&str>) -> i32 {
+    use std::io::Read;
+    std::thread::sleep(Duration::from_millis(delay_ms));
+    let Some(address) = address else {
+        eprintln!("http-late needs an address");
+        return 2;
+    };
+    let listener = match std::net::TcpListener::bind(address) {
+        Ok(listener) => listener,
+        Err(err) => {
+            eprintln!("cannot listen on {address}: {err}");
+            return 3;
+        }
+    };
+    println!("listening on {address}");
+    let name = std::env::var("RINGMASTER_PROCESS").unwrap_or_default();
+    let body = format!("{name} pid={}\n", std::process::id());
+    let answer = format!(
+        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    for conn in listener.incoming() {
+        let Ok(mut conn) = conn else { continue };
+        // The request's head, or what comes of it (a bare connect sends none).
+        let mut head = [0u8; 4096];
+        let _ = conn.set_read_timeout(Some(Duration::from_millis(500)));
+        let _ = conn.read(&mut head);
+        let _ = conn.write_all(answer.as_bytes());
+    }
+    0
 }

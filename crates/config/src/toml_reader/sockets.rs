@@ -7,7 +7,7 @@ use std::path::Path;
 use toml::Spanned;
 use toml::de::DeValue;
 
-use super::{Reader, Source};
+use super::{Reader, Source, WatcherKeys};
 use crate::error::ConfigError;
 use crate::listen::{SocketAddress, SocketConfig};
 use crate::model::WatcherConfig;
@@ -146,10 +146,13 @@ fn check_socket_owner(reader: &mut Reader, socket: &SocketConfig) {
 /// A watcher's `sockets` list: names, each once.
 pub(super) fn read_watcher_sockets(
     reader: &mut Reader,
-    src: &Source<'_>,
-    key: &str,
-    value: &Spanned<DeValue<'_>>,
+    w: &WatcherKeys<'_, '_, '_>,
 ) -> Vec<String> {
+    let Some(value) = w.get("sockets") else {
+        return Vec::new();
+    };
+    let (src, key) = (w.src, w.key("sockets"));
+    let key = key.as_str();
     let DeValue::Array(items) = value.get_ref() else {
         reader.type_error(src, key, value, "a list of socket names", value.get_ref());
         return Vec::new();
@@ -211,6 +214,7 @@ pub(super) fn check_sockets(
         }
     }
     for (watcher, _) in watchers {
+        warn_if_the_check_is_the_socket(reader, watcher, &by_name);
         let named = watcher.sockets.iter().map(|n| ("sockets", n));
         for (key, name) in named.chain(watcher.stdin_socket.iter().map(|n| ("stdin_socket", n))) {
             if !by_name.contains_key(name.as_str()) {
@@ -222,5 +226,38 @@ pub(super) fn check_sockets(
                     .push(watcher.invalid(key, format!("no socket '{name}' is defined{hint}")));
             }
         }
+    }
+}
+
+/// A `ready = { tcp }` check on the watcher's own socket always passes:
+/// the daemon's socket accepts into its backlog before any worker does.
+fn warn_if_the_check_is_the_socket(
+    reader: &mut Reader,
+    watcher: &WatcherConfig,
+    sockets: &HashMap<&str, &SocketConfig>,
+) {
+    let Some(crate::readiness::ReadyCheck::Tcp(target)) = watcher.ready.as_ref().map(|r| &r.check)
+    else {
+        return;
+    };
+    let Ok(target) = target.render(1).parse::<std::net::SocketAddr>() else {
+        return;
+    };
+    let held = watcher
+        .sockets
+        .iter()
+        .filter_map(|n| sockets.get(n.as_str()))
+        .any(|s| {
+            matches!(&s.address, SocketAddress::Tcp(a)
+            if a.port() == target.port() && (a.ip() == target.ip() || a.ip().is_unspecified()))
+        });
+    if held {
+        reader.warnings.push(crate::error::ConfigWarning {
+            location: watcher.location("ready"),
+            key: format!("watchers.{}.ready", watcher.name),
+            message: format!(
+                "always passes: {target} is this watcher's own socket, which the daemon holds (connections wait in its backlog before any worker accepts); use notify or log, or a check on a port of the worker's own"
+            ),
+        });
     }
 }

@@ -19,6 +19,7 @@ struct Slot {
     life: Life,
     now: Instant,
     start_secs: Duration,
+    ready_timeout: Option<Duration>,
     start_retries: StartRetries,
     backoff_max: Duration,
     restart: Restart,
@@ -40,6 +41,7 @@ impl Slot {
             life: Life::default(),
             now: Instant::now(),
             start_secs: Duration::from_secs(1),
+            ready_timeout: None,
             start_retries: StartRetries::Limited(3),
             backoff_max: Duration::from_secs(60),
             restart: Restart::OnFailure,
@@ -58,6 +60,7 @@ impl Slot {
         let ctx = Context {
             settings: Settings {
                 start_secs: self.start_secs,
+                ready_timeout: self.ready_timeout,
                 start_retries: self.start_retries,
                 backoff_max: self.backoff_max,
                 restart: self.restart,
@@ -166,6 +169,134 @@ fn ms(n: u64) -> Duration {
 }
 
 // ----- starting -------------------------------------------------------
+
+// ----- readiness --------------------------------------------------------
+
+/// A slot whose watcher has a `ready` check with a 2 s timeout.
+fn with_check() -> Slot {
+    let mut slot = Slot::new();
+    slot.ready_timeout = Some(Duration::from_secs(2));
+    slot
+}
+
+#[test]
+fn with_a_check_a_process_is_starting_until_it_passes_however_long_start_secs() {
+    let mut slot = with_check();
+    let effects = slot.start();
+    assert!(
+        effects.contains(&Effect::Schedule(Duration::from_secs(2))),
+        "{effects:?}"
+    );
+    assert!(effects.contains(&Effect::CheckReady {
+        pid: Pid::from_raw(LEADER)
+    }));
+    // start_secs passing means nothing with a check: no timer for it.
+    assert_eq!(schedules(&effects), [Duration::from_secs(2)]);
+    slot.advance(ms(1500));
+    assert_eq!(slot.state(), S::Starting);
+    let effects = slot.step(Input::Ready {
+        pid: Pid::from_raw(LEADER),
+    });
+    assert_eq!(
+        effects,
+        [
+            Effect::CancelTimer,
+            Effect::Transition {
+                from: S::Starting,
+                to: S::Running
+            }
+        ]
+    );
+    assert_eq!(slot.life.failures, 0);
+}
+
+#[test]
+fn a_check_passing_for_another_pid_or_after_running_changes_nothing() {
+    let mut slot = with_check();
+    slot.start();
+    assert!(
+        slot.step(Input::Ready {
+            pid: Pid::from_raw(LEADER + 1)
+        })
+        .is_empty()
+    );
+    assert_eq!(slot.state(), S::Starting);
+    slot.step(Input::Ready {
+        pid: Pid::from_raw(LEADER),
+    });
+    assert!(
+        slot.step(Input::Ready {
+            pid: Pid::from_raw(LEADER)
+        })
+        .is_empty()
+    );
+    assert_eq!(slot.state(), S::Running);
+}
+
+#[test]
+fn not_ready_in_time_is_stopped_then_counted_as_a_quick_failure() {
+    let mut slot = with_check();
+    slot.start();
+    slot.advance(Duration::from_secs(2));
+    let effects = slot.step(Input::Timer { group_alive: true });
+    assert_eq!(slot.state(), S::Stopping);
+    assert_eq!(signals_sent(&effects), [(-LEADER, TERM), (-LEADER, CONT)]);
+    assert_eq!(
+        slot.life.reason.as_deref(),
+        Some("not ready within 2.0s; stopping it")
+    );
+    slot.exit(143, false);
+    assert_eq!(slot.state(), S::Backoff);
+    assert_eq!(slot.life.failures, 1);
+    assert!(
+        slot.life
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with("not ready within 2.0s; retrying in")),
+        "{:?}",
+        slot.life.reason
+    );
+}
+
+#[test]
+fn never_ready_is_fatal_after_its_retries_with_the_reason() {
+    let mut slot = with_check();
+    slot.start_retries = StartRetries::Limited(1);
+    for _ in 0..2 {
+        if slot.state() == S::Backoff {
+            slot.advance(Duration::from_secs(1));
+            let effects = slot.step(Input::Timer { group_alive: false });
+            assert!(effects.contains(&Effect::Spawn));
+            slot.spawned();
+        } else {
+            slot.start();
+        }
+        slot.advance(Duration::from_secs(2));
+        slot.step(Input::Timer { group_alive: true });
+        slot.exit(143, false);
+    }
+    assert_eq!(slot.state(), S::Fatal);
+    assert_eq!(
+        slot.life.reason.as_deref(),
+        Some("not ready within 2.0s; gave up after 2 attempts")
+    );
+}
+
+#[test]
+fn exiting_before_the_check_passes_says_so() {
+    let mut slot = with_check();
+    slot.start();
+    slot.exit(3, false);
+    assert_eq!(slot.state(), S::Backoff);
+    assert!(
+        slot.life
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with("exited before it was ready (exit status 3)")),
+        "{:?}",
+        slot.life.reason
+    );
+}
 
 #[test]
 fn a_start_asks_for_a_spawn_and_the_spawn_enters_starting() {

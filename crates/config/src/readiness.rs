@@ -1,0 +1,52 @@
+//! When a process counts as started: its `ready` check.
+
+use std::time::Duration;
+
+use crate::template::Template;
+
+/// How long a process may take to pass its check when `timeout` is not
+/// given: a web app that loads for a minute is slow, not broken.
+pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often a polled check (tcp, http) is tried when `interval` is not
+/// given.
+pub const DEFAULT_READY_INTERVAL: Duration = Duration::from_millis(250);
+
+/// A watcher's `ready = { ... }`: its processes are STARTING until the
+/// check passes, and one that has not passed within `timeout` is a failed
+/// start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Readiness {
+    /// What is checked.
+    pub check: ReadyCheck,
+    /// How long a process has to pass it.
+    pub timeout: Duration,
+    /// Between two tries of a polled check.
+    pub interval: Duration,
+}
+
+/// What a readiness check looks at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadyCheck {
+    /// A TCP connection to `HOST:PORT` is accepted.
+    Tcp(Template),
+    /// `GET URL` answers 2xx.
+    Http(Template),
+    /// The process (or one of its descendants) sends `READY=1` to its
+    /// own `NOTIFY_SOCKET`, as sd_notify(3) does.
+    Notify,
+    /// A line of the process's output (stdout or stderr) matches this
+    /// regular expression.
+    Log(String),
+}
+
+impl ReadyCheck {
+    /// The check's kind, as the configuration names it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Tcp(_) => "tcp",
+            Self::Http(_) => "http",
+            Self::Notify => "notify",
+            Self::Log(_) => "log",
+        }
+    }
+}

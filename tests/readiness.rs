@@ -1,0 +1,99 @@
+//! Readiness (spec §5b, test plan H40b): a process with a `ready` check is
+//! STARTING until the check passes, and one that never passes is a failed
+//! start under the BACKOFF rules, with the reason.
+
+use std::time::{Duration, Instant};
+
+use crate::support::{DEADLINE, Daemon, wait_until};
+
+/// A loopback port nobody listens on now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// How long `name` stays STARTING after the daemon is up: polled until
+/// RUNNING, asserting it is STARTING meanwhile.
+fn starting_for(daemon: &Daemon, name: &str) -> Duration {
+    let since = Instant::now();
+    wait_until("RUNNING", DEADLINE, || {
+        let process = daemon.process(name);
+        match process["state"].as_str() {
+            Some("RUNNING") => Some(()),
+            Some("STARTING") => None,
+            other => panic!("{name} went {other:?}: {process}"),
+        }
+    });
+    since.elapsed()
+}
+
+#[test]
+fn a_worker_that_listens_after_2s_is_starting_for_those_2s_then_running() {
+    let port = free_port();
+    let daemon = Daemon::start(&format!(
+        r#"
+[watchers.tcp]
+cmd = "@TESTKIT@ http-late 2000 127.0.0.1:{port}"
+ready = {{ tcp = "127.0.0.1:{port}", interval = "50ms" }}
+start_secs = "0s"
+"#
+    ));
+    let waited = starting_for(&daemon, "tcp:1");
+    assert!(waited >= Duration::from_millis(1800), "RUNNING after {waited:?}");
+    assert!(daemon.read("logs/tcp-1.out.log").contains("listening on"));
+}
+
+#[test]
+fn an_http_check_waits_for_a_2xx_answer() {
+    let port = free_port();
+    let daemon = Daemon::start(&format!(
+        r#"
+[watchers.web]
+cmd = "@TESTKIT@ http-late 1500 127.0.0.1:{port}"
+ready = {{ http = "http://127.0.0.1:{port}/health", interval = "50ms" }}
+start_secs = "0s"
+"#
+    ));
+    let waited = starting_for(&daemon, "web:1");
+    assert!(waited >= Duration::from_millis(1300), "RUNNING after {waited:?}");
+}
+
+#[test]
+fn a_log_check_matches_a_line_of_output_even_when_the_output_goes_nowhere() {
+    let daemon = Daemon::start(
+        r#"
+[watchers.app]
+cmd = "echo booting; sleep 1; echo 'server ready on port 80'; exec sleep 100"
+shell = true
+stdout = "null"
+ready = { log = "^server ready on port \\d+$" }
+start_secs = "0s"
+"#,
+    );
+    let waited = starting_for(&daemon, "app:1");
+    assert!(waited >= Duration::from_millis(800), "RUNNING after {waited:?}");
+}
+
+#[test]
+fn one_that_never_gets_ready_is_fatal_after_its_retries_with_the_reason() {
+    let port = free_port();
+    let daemon = Daemon::start(&format!(
+        r#"
+[watchers.never]
+cmd = "@TESTKIT@ sleep"
+ready = {{ tcp = "127.0.0.1:{port}", timeout = "300ms", interval = "50ms" }}
+start_retries = 1
+"#
+    ));
+    let fatal = daemon.wait_state("never:1", "FATAL");
+    assert_eq!(
+        fatal["reason"], "not ready within 300ms; gave up after 2 attempts",
+        "{fatal}"
+    );
+    // Each try's process was stopped, not left running.
+    let log = daemon.daemon_log();
+    assert_eq!(log.matches("not ready within 300ms; stopping it").count(), 2, "{log}");
+}
