@@ -315,7 +315,9 @@ fn bad_sockets_name_file_line_and_key() {
         &["no socket 'wbe' is defined (did you mean 'web'?)"],
     );
     assert_error(
-        &format!("{sockets}[watchers.w]\ncmd = \"serve --fd $(sockets.api)\"\nsockets = [\"web\"]\n"),
+        &format!(
+            "{sockets}[watchers.w]\ncmd = \"serve --fd $(sockets.api)\"\nsockets = [\"web\"]\n"
+        ),
         &[],
         "CONFIG:4:7: watchers.w.cmd",
         &["$(sockets.api): 'api' is not one of this watcher's sockets (web)"],

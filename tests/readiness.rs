@@ -42,7 +42,10 @@ start_secs = "0s"
 "#
     ));
     let waited = starting_for(&daemon, "tcp:1");
-    assert!(waited >= Duration::from_millis(1800), "RUNNING after {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(1800),
+        "RUNNING after {waited:?}"
+    );
     assert!(daemon.read("logs/tcp-1.out.log").contains("listening on"));
 }
 
@@ -58,7 +61,10 @@ start_secs = "0s"
 "#
     ));
     let waited = starting_for(&daemon, "web:1");
-    assert!(waited >= Duration::from_millis(1300), "RUNNING after {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(1300),
+        "RUNNING after {waited:?}"
+    );
 }
 
 #[test]
@@ -74,7 +80,10 @@ start_secs = "0s"
 "#,
     );
     let waited = starting_for(&daemon, "app:1");
-    assert!(waited >= Duration::from_millis(800), "RUNNING after {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(800),
+        "RUNNING after {waited:?}"
+    );
 }
 
 #[test]
@@ -95,5 +104,70 @@ start_retries = 1
     );
     // Each try's process was stopped, not left running.
     let log = daemon.daemon_log();
-    assert_eq!(log.matches("not ready within 300ms; stopping it").count(), 2, "{log}");
+    assert_eq!(
+        log.matches("not ready within 300ms; stopping it").count(),
+        2,
+        "{log}"
+    );
+}
+
+/// The `NOTIFY_SOCKET` the daemon gave process `name`.
+fn notify_socket_of(daemon: &Daemon, name: &str) -> String {
+    let pid = daemon.process(name)["pid"].as_i64().unwrap();
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    environ
+        .split(|b| *b == 0)
+        .find_map(|v| v.strip_prefix(b"NOTIFY_SOCKET="))
+        .map_or_else(
+            || panic!("{name} has no NOTIFY_SOCKET"),
+            |v| String::from_utf8_lossy(v).into_owned(),
+        )
+}
+
+#[test]
+fn a_notify_check_passes_on_ready_1_from_the_process_or_a_child_of_it() {
+    let daemon = Daemon::start(
+        r#"
+[watchers.itself]
+cmd = "@TESTKIT@ notify-late 1000"
+ready = { notify = true }
+start_secs = "0s"
+[watchers.forks]
+cmd = "@TESTKIT@ notify-late 1000 child"
+ready = { notify = true }
+start_secs = "0s"
+"#,
+    );
+    let socket = notify_socket_of(&daemon, "itself:1");
+    assert!(socket.starts_with("@ringmaster-notify-"), "{socket}");
+    let waited = starting_for(&daemon, "itself:1");
+    assert!(
+        waited >= Duration::from_millis(700),
+        "RUNNING after {waited:?}"
+    );
+    daemon.wait_state("forks:1", "RUNNING");
+}
+
+#[test]
+fn ready_1_from_a_process_outside_the_tree_does_not_count() {
+    use std::os::linux::net::SocketAddrExt;
+    let daemon = Daemon::start(
+        r#"
+[watchers.waits]
+cmd = "@TESTKIT@ notify-late 100000"
+ready = { notify = true }
+[watchers.later]
+cmd = "@TESTKIT@ notify-late 1000"
+ready = { notify = true }
+"#,
+    );
+    let socket = notify_socket_of(&daemon, "waits:1");
+    let name = socket.trim_start_matches('@');
+    let address = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+    let stranger = std::os::unix::net::UnixDatagram::unbound().unwrap();
+    stranger.send_to_addr(b"READY=1\n", &address).unwrap();
+    // `later` notifies after our message: once it is RUNNING, ours has
+    // been read too (one socket, read in order).
+    daemon.wait_state("later:1", "RUNNING");
+    assert_eq!(daemon.process("waits:1")["state"], "STARTING");
 }

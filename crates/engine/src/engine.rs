@@ -33,6 +33,7 @@ use crate::launch;
 use crate::lifecycle::{self, Context, Effect, Phase, Settings};
 use crate::listeners::Listeners;
 use crate::notify::Notifier;
+use crate::notify_ready::NotifyReady;
 use crate::os::{Children, DaemonSignal, SignalSource};
 use crate::process::ProcId;
 use crate::refusal::Refusal;
@@ -164,8 +165,16 @@ pub(crate) struct Engine {
     listeners: Listeners,
     /// Readiness checks polling STARTING processes ...
     checks: Checks,
-    /// ... and their passes (and those of log and notify checks).
+    /// ... and their passes (and those of log checks).
     check_passed: mpsc::UnboundedReceiver<Passed>,
+    /// The socket of `ready = { notify = true }`, bound at the first spawn
+    /// that needs it ...
+    notify_ready: Option<NotifyReady>,
+    /// ... and its `READY=1` senders, each with its ancestors.
+    notified: (
+        mpsc::UnboundedSender<Vec<Pid>>,
+        mpsc::UnboundedReceiver<Vec<Pid>>,
+    ),
 }
 
 impl Engine {
@@ -217,6 +226,8 @@ impl Engine {
             listeners: Listeners::default(),
             checks,
             check_passed,
+            notify_ready: None,
+            notified: mpsc::unbounded_channel(),
         })
     }
 
@@ -279,6 +290,7 @@ impl Engine {
                 Some(notice) = self.log_notices.recv() => self.on_log_notice(notice),
                 Some(pid) = self.exited.recv() => self.reap_child(pid),
                 Some(passed) = self.check_passed.recv() => self.on_ready(passed),
+                Some(lineage) = self.notified.1.recv() => self.on_notified(&lineage),
                 () = sleep_until(self.sweep_at) => {
                     self.sweep_at = None;
                     self.reap();
@@ -534,6 +546,40 @@ impl Engine {
         self.checks.start(id, pid, probe, interval);
     }
 
+    /// A `READY=1` came from the first of `lineage` (then its parent,
+    /// and so on): the first of them that is a process waiting for one
+    /// is ready.
+    fn on_notified(&mut self, lineage: &[Pid]) {
+        for &pid in lineage {
+            let Some(&id) = self.by_pid.get(&pid) else {
+                continue;
+            };
+            let waits = matches!(&self.watcher(id).ready, Some(r) if r.check == ReadyCheck::Notify);
+            if waits && self.procs[id].life.phase.pid() == Some(pid) {
+                self.drive(id, lifecycle::Input::Ready { pid });
+            }
+            // The nearest supervised process decides, waiting or not.
+            return;
+        }
+    }
+
+    /// Binds the notify socket if `id`'s watcher needs it and it is not
+    /// bound yet; a failure leaves its processes without NOTIFY_SOCKET
+    /// (they will not become ready: the reason is logged).
+    fn bind_notify_if_needed(&mut self, id: ProcId) {
+        let wants = matches!(&self.watcher(id).ready, Some(r) if r.check == ReadyCheck::Notify);
+        if !wants || self.notify_ready.is_some() {
+            return;
+        }
+        match NotifyReady::bind(self.notified.0.clone()) {
+            Ok(socket) => {
+                self.system.notify_socket = Some(socket.address().to_owned());
+                self.notify_ready = Some(socket);
+            }
+            Err(err) => tracing::error!("cannot bind the readiness notification socket: {err}"),
+        }
+    }
+
     /// A readiness check passed.
     fn on_ready(&mut self, passed: Passed) {
         if self.by_pid.get(&passed.pid) == Some(&passed.id) {
@@ -749,6 +795,7 @@ impl Engine {
     /// (a failure counts as a quick failure, never a crash).
     fn spawn(&mut self, id: ProcId) -> lifecycle::Input {
         self.cancel_timer(id);
+        self.bind_notify_if_needed(id);
         let watcher = self.watcher(id);
         let prepared = launch::prepare(
             watcher,

@@ -90,6 +90,11 @@ pub(crate) fn prepare(
     env.push(("RINGMASTER_WATCHER".into(), name.watcher.clone().into()));
     env.push(("RINGMASTER_WID".into(), wid.to_string().into()));
     env.push((SOCKET_ENV.into(), socket.as_os_str().to_owned()));
+    if matches!(&w.ready, Some(r) if r.check == ReadyCheck::Notify)
+        && let Some(notify) = &system.notify_socket
+    {
+        env.push(("NOTIFY_SOCKET".into(), notify.into()));
+    }
     let passed = pass_sockets(&w.sockets, listeners)?;
     if !passed.is_empty() {
         // As systemd passes sockets (sd_listen_fds); LISTEN_PID is added

@@ -20,6 +20,7 @@ mod launch;
 mod lifecycle;
 mod listeners;
 mod notify;
+mod notify_ready;
 mod os;
 mod process;
 mod refusal;

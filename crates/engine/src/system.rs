@@ -13,6 +13,9 @@ pub(crate) struct System {
     pub nofile: (u64, u64),
     /// Whether the daemon's stdout is a terminal (echo colours names).
     pub colour: bool,
+    /// The `NOTIFY_SOCKET` of processes with `ready = { notify = true }`,
+    /// once the daemon has bound it (at their first spawn).
+    pub notify_socket: Option<String>,
 }
 
 /// Variables that describe the daemon's own service manager; a child must
@@ -51,6 +54,7 @@ pub(crate) fn prepare() -> System {
         base_env,
         nofile,
         colour,
+        notify_socket: None,
     }
 }
 

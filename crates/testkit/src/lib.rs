@@ -26,6 +26,8 @@
 //!   inheritable|cloexec listening|bound`, the open descriptors, and `end`; then sleep.
 //! - `http-late MS ADDR`: after MS milliseconds, listen on ADDR itself and answer every
 //!   request with `200 OK` and `RINGMASTER_PROCESS pid=N`, for ever.
+//! - `notify-late MS [child]`: after MS milliseconds send `READY=1` to `$NOTIFY_SOCKET` (from a
+//!   child process with `child`, as a forking server does), print `notified`, then sleep.
 //! - `serve [MS]`: accept on fd 3 (or fd 0 with `stdin`) and answer each connection with
 //!   `RINGMASTER_PROCESS pid=N` (after MS milliseconds), for ever.
 
@@ -97,6 +99,20 @@ pub fn run(args: &[String]) -> i32 {
         }
         "serve" => serve(arg(1)),
         "http-late" => http_late(number(arg(1), 0), arg(2)),
+        "notify-late" => {
+            std::thread::sleep(Duration::from_millis(number(arg(1), 0)));
+            if arg(2) == Some("child") {
+                let _ = Command::new(self_exe()).arg("notify-now").status();
+            } else {
+                notify_ready();
+            }
+            println!("notified");
+            sleep_forever()
+        }
+        "notify-now" => {
+            notify_ready();
+            0
+        }
         "spew" => {
             spew(number(arg(1), 1024));
             if arg(2) == Some("hang") {
@@ -547,4 +563,23 @@ fn http_late(delay_ms: u64, address: Option<&str>) -> i32 {
         let _ = conn.write_all(answer.as_bytes());
     }
     0
+}
+
+/// Sends `READY=1` to `$NOTIFY_SOCKET`, as sd_notify(3) does (`@` is the
+/// abstract namespace).
+fn notify_ready() {
+    use std::os::linux::net::SocketAddrExt;
+    let Ok(target) = std::env::var("NOTIFY_SOCKET") else {
+        eprintln!("no NOTIFY_SOCKET");
+        return;
+    };
+    let address = match target.strip_prefix('@') {
+        Some(name) => std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()),
+        None => std::os::unix::net::SocketAddr::from_pathname(&target),
+    };
+    let sent = std::os::unix::net::UnixDatagram::unbound()
+        .and_then(|socket| socket.send_to_addr(b"STATUS=up\nREADY=1\n", &address?));
+    if let Err(err) = sent {
+        eprintln!("cannot notify {target}: {err}");
+    }
 }

@@ -7,8 +7,8 @@ use super::{Reader, WatcherKeys};
 use crate::readiness::{DEFAULT_READY_INTERVAL, DEFAULT_READY_TIMEOUT, Readiness, ReadyCheck};
 use crate::template::Context;
 
-const KINDS: &[&str] = &["tcp", "http", "log"];
-const KINDS_LATER: &[&str] = &["cmd", "notify"];
+const KINDS: &[&str] = &["tcp", "http", "notify", "log"];
+const KINDS_LATER: &[&str] = &["cmd"];
 const OPTIONS: &[&str] = &["timeout", "interval"];
 
 /// Reads `ready`, if the watcher has one.
@@ -39,7 +39,7 @@ pub(super) fn read_ready(
                     }
                 }
             }
-            "tcp" | "http" | "log" => {
+            "tcp" | "http" | "notify" | "log" => {
                 if let Some(check) = read_check(reader, w, &k, name, item, ctx) {
                     checks.push((name, check));
                 }

@@ -155,6 +155,7 @@ fn boot(watchers: &str, script: Script) -> Daemon {
         base_env: Vec::new(),
         nofile: (1024, 1024),
         colour: false,
+        notify_socket: None,
     };
     let engine = Engine::new(config, system, Box::new(fake)).unwrap();
     let run = tokio::spawn(engine.run(listener, authorizer, socket_file, source));
