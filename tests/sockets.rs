@@ -396,3 +396,183 @@ start_secs = "0s"
     assert_eq!(tcp_address(&daemon, "web"), address);
     assert!(ask(&address).unwrap().starts_with("web:1"));
 }
+
+/// Requests sent one after another on a thread until stopped.
+struct Load {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<(u32, Vec<String>)>,
+}
+
+impl Load {
+    fn on(address: &str) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (address, flag) = (address.to_owned(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let (mut answered, mut failed) = (0u32, Vec::new());
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                match ask(&address) {
+                    Ok(answer) if answer.starts_with("web:") => answered += 1,
+                    Ok(answer) => failed.push(format!("answer {answer:?}")),
+                    Err(err) => failed.push(err.to_string()),
+                }
+            }
+            (answered, failed)
+        });
+        Self { stop, thread }
+    }
+
+    /// Requests answered, and what went wrong with the others.
+    fn stop(self) -> (u32, Vec<String>) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap()
+    }
+}
+
+/// The order of the roll's steps in the daemon's log: `begin web:1`,
+/// `ready web:1` ...
+fn roll_steps(daemon: &Daemon) -> Vec<String> {
+    daemon
+        .daemon_log()
+        .lines()
+        .filter(|l| l.contains("rolling restart: replac"))
+        .map(|l| {
+            let what = if l.contains("replaced in") {
+                "ready"
+            } else {
+                "begin"
+            };
+            let process = l
+                .split("process=")
+                .nth(1)
+                .unwrap_or("")
+                .split(' ')
+                .next()
+                .unwrap_or("");
+            format!("{what} {process}")
+        })
+        .collect()
+}
+
+const ONE_BY_ONE: [&str; 6] = [
+    "begin web:1",
+    "ready web:1",
+    "begin web:2",
+    "ready web:2",
+    "begin web:3",
+    "ready web:3",
+];
+
+/// A watcher of three workers running `cmd` on one daemon-held socket,
+/// ready when they print their `ready` line; `extra` adds keys to it.
+fn serving(cmd: &str, extra: &str) -> Daemon {
+    Daemon::start(&format!(
+        r#"
+[sockets.web]
+address = "tcp://127.0.0.1:0"
+[watchers.web]
+cmd = "{cmd}"
+sockets = ["web"]
+numprocesses = 3
+ready = {{ log = "^ready pid=" }}
+{extra}
+"#
+    ))
+}
+
+/// The pid of each of `web`'s processes.
+fn pids(daemon: &Daemon) -> Vec<Value> {
+    (1..=3)
+        .map(|wid| daemon.process(&format!("web:{wid}"))["pid"].clone())
+        .collect()
+}
+
+#[test]
+fn a_rolling_restart_replaces_every_worker_one_by_one_refusing_no_connection() {
+    let daemon = serving("@TESTKIT@ serve", "");
+    daemon.wait_all("all running", |p| p["state"] == "RUNNING");
+    let before = pids(&daemon);
+    let load = Load::on(&tcp_address(&daemon, "web"));
+    let rolled = daemon.ctl(&["restart", "--rolling", "web"]);
+    let (answered, failed) = load.stop();
+    let text = String::from_utf8_lossy(&rolled.stdout);
+    assert_eq!(rolled.status.code(), Some(0), "{text}{}", stderr(&rolled));
+    assert_eq!(text.matches("replaced (pid ").count(), 3, "{text}");
+    assert!(
+        failed.is_empty(),
+        "failed requests during the roll: {failed:?}"
+    );
+    assert!(answered > 0);
+    let after = pids(&daemon);
+    for (old, new) in before.iter().zip(&after) {
+        assert_ne!(old, new);
+    }
+    // One at a time: each slot's replacement began after the previous one
+    // was ready (the daemon logs the roll's steps in order).
+    assert_eq!(roll_steps(&daemon), ONE_BY_ONE, "{}", daemon.daemon_log());
+}
+
+#[test]
+fn reload_of_a_changed_watcher_with_sockets_rolls_it() {
+    let builder = Daemon::builder().body(
+        r#"
+[sockets.web]
+address = "tcp://127.0.0.1:0"
+[watchers.web]
+cmd = "@TESTKIT@ serve"
+sockets = ["web"]
+numprocesses = 3
+ready = { log = "^ready pid=" }
+env = { RELEASE = "v1" }
+"#,
+    );
+    let config = builder.write_config();
+    let daemon = builder.launch(config.clone());
+    daemon.wait_all("all running", |p| p["state"] == "RUNNING");
+    let before = pids(&daemon);
+    let load = Load::on(&tcp_address(&daemon, "web"));
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("\"v1\"", "\"v2\"");
+    std::fs::write(&config, text).unwrap();
+    let reloaded = daemon.request("reload", json!(null));
+    assert_eq!(reloaded["result"]["changed"], json!(["web"]), "{reloaded}");
+    wait_until("the roll", DEADLINE, || {
+        (roll_steps(&daemon).len() == 6).then_some(())
+    });
+    let (answered, failed) = load.stop();
+    assert!(
+        failed.is_empty(),
+        "failed requests during the reload: {failed:?}"
+    );
+    assert!(answered > 0);
+    assert_eq!(roll_steps(&daemon), ONE_BY_ONE);
+    for (old, new) in before.iter().zip(pids(&daemon)) {
+        assert_ne!(*old, new);
+    }
+}
+
+#[test]
+fn a_roll_stops_at_a_worker_that_fails_and_the_rest_keep_serving() {
+    let daemon = serving(
+        "test ! -e @DIR@/broken && exec @TESTKIT@ serve",
+        "shell = true\nstart_retries = 0",
+    );
+    daemon.wait_all("all running", |p| p["state"] == "RUNNING");
+    let before = pids(&daemon);
+    std::fs::write(daemon.path("broken"), "").unwrap();
+    let rolled = daemon.ctl(&["restart", "--rolling", "web"]);
+    let text = String::from_utf8_lossy(&rolled.stdout);
+    assert_eq!(rolled.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("web:1") && text.contains("new process failed: exited before it was ready"),
+        "{text}"
+    );
+    assert!(
+        text.contains("not replaced: the roll stopped at web:1"),
+        "{text}"
+    );
+    let after = pids(&daemon);
+    assert_eq!(after[1..], before[1..], "web:2 and web:3 untouched");
+    let address = tcp_address(&daemon, "web");
+    assert!(ask(&address).unwrap().starts_with("web:"));
+}

@@ -399,6 +399,10 @@ pub struct WatcherConfig {
     /// When one of its processes gives up (FATAL, or exits for good with
     /// restart = "never"), shut everything down and exit with its code.
     pub essential: bool,
+    /// Whether `reload` of a change replaces its processes one by one,
+    /// each next once the last new one is ready (as `restart --rolling`),
+    /// rather than all at once.
+    pub rolling_reload: bool,
     /// Where each key was set, for diagnostics (`"user"` → file:line).
     pub locations: BTreeMap<String, Location>,
 }

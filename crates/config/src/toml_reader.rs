@@ -68,6 +68,7 @@ const WATCHER_KEYS: &[&str] = &[
     "sockets",
     "stdin_socket",
     "ready",
+    "reload",
 ];
 const WATCHER_KEYS_LATER: &[&str] = &["depends_on", "health", "metrics_port", "hooks"];
 const SINK_KEYS: &[&str] = &["file", "max_size", "backups", "timestamps"];
@@ -996,6 +997,7 @@ fn read_watcher(
     if reader.errors.len() > errors_before {
         return None;
     }
+    let passed_is_empty = passed.is_empty();
     // The rest of this function is the literal, one field a line.
     Some(WatcherConfig {
         name: name.to_owned(),
@@ -1027,6 +1029,9 @@ fn read_watcher(
         stderr: streams.1?,
         echo: streams.2,
         essential: policy.essential,
+        // A watcher that shares sockets rolls unless told otherwise: its
+        // workers can be replaced one by one without refusing anyone.
+        rolling_reload: policy.rolling_reload.unwrap_or(!passed_is_empty),
         locations,
     })
 }
@@ -1503,6 +1508,8 @@ struct Policy {
     stop_orphans: bool,
     priority: i32,
     essential: bool,
+    /// `reload`: `Some(true)` rolling, `Some(false)` all at once.
+    rolling_reload: Option<bool>,
 }
 
 fn read_policy(reader: &mut Reader, w: &WatcherKeys<'_, '_, '_>) -> Policy {
@@ -1575,6 +1582,14 @@ fn read_policy(reader: &mut Reader, w: &WatcherKeys<'_, '_, '_>) -> Policy {
         stop_orphans: w.boolean(reader, "stop_orphans", true),
         priority,
         essential: w.boolean(reader, "essential", false),
+        rolling_reload: w.get("reload").and_then(|v| {
+            reader.choice(
+                src,
+                &k("reload"),
+                v,
+                &[("rolling", true), ("restart", false)],
+            )
+        }),
     }
 }
 

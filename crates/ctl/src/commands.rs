@@ -8,8 +8,8 @@ use std::sync::atomic::AtomicBool;
 
 use clap::Subcommand;
 use ringmaster_protocol::{
-    ErrorBody, MaintailArgs, NamesArgs, ProcessState, Request, Response, ScaleArgs, SignalArgs,
-    StatsArgs, TailArgs,
+    ErrorBody, MaintailArgs, NamesArgs, ProcessState, Request, Response, RestartArgs, ScaleArgs,
+    SignalArgs, StatsArgs, TailArgs,
 };
 
 use crate::client::{Client, CtlError};
@@ -52,6 +52,12 @@ pub enum Command {
     },
     /// Stop then start processes, waiting until they run again.
     Restart {
+        /// Replace the processes one slot at a time, each next one once the last new one is ready.
+        #[arg(long)]
+        rolling: bool,
+        /// With --rolling: how many slots may be down at once.
+        #[arg(long, value_name = "N", requires = "rolling", value_parser = clap::value_parser!(u32).range(1..))]
+        max_unavailable: Option<u32>,
         /// Watchers (web), processes (web:2) or all.
         #[arg(required = true)]
         names: Vec<String>,
@@ -150,7 +156,7 @@ impl Command {
         let (Self::Status { names }
         | Self::Start { names }
         | Self::Stop { names }
-        | Self::Restart { names }
+        | Self::Restart { names, .. }
         | Self::Signal { names, .. }) = self
         else {
             return None;
@@ -173,7 +179,15 @@ impl Command {
             Self::Status { names: n } => Request::Status(names(n)),
             Self::Start { names: n } => Request::Start(names(n)),
             Self::Stop { names: n } => Request::Stop(names(n)),
-            Self::Restart { names: n } => Request::Restart(names(n)),
+            Self::Restart {
+                rolling,
+                max_unavailable,
+                names,
+            } => Request::Restart(RestartArgs {
+                names: names.clone(),
+                rolling: *rolling,
+                max_unavailable: *max_unavailable,
+            }),
             Self::Signal { signal, names } => Request::Signal(SignalArgs {
                 signal: signal.clone(),
                 names: names.clone(),

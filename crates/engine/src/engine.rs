@@ -2,6 +2,7 @@
 
 mod handlers;
 mod reload;
+mod rolls;
 mod sequences;
 #[cfg(test)]
 mod tests;
@@ -175,6 +176,8 @@ pub(crate) struct Engine {
         mpsc::UnboundedSender<Vec<Pid>>,
         mpsc::UnboundedReceiver<Vec<Pid>>,
     ),
+    /// Rolling restarts in progress.
+    rolls: Vec<rolls::ActiveRoll>,
 }
 
 impl Engine {
@@ -228,6 +231,7 @@ impl Engine {
             check_passed,
             notify_ready: None,
             notified: mpsc::unbounded_channel(),
+            rolls: Vec::new(),
         })
     }
 
@@ -313,6 +317,9 @@ impl Engine {
             }
             if !self.sequences.is_empty() {
                 self.advance_sequences();
+            }
+            if !self.rolls.is_empty() {
+                self.advance_rolls();
             }
             if !self.start_queue.is_empty() && self.shutdown.is_none() {
                 self.run_start_queue();

@@ -24,6 +24,7 @@ mod notify_ready;
 mod os;
 mod process;
 mod refusal;
+mod rolling;
 mod sequence;
 mod stats;
 mod system;

@@ -29,8 +29,8 @@ pub use reply::{
     StatsResult, StatusResult, StreamLine, TailResult, TreeStats, VersionResult,
 };
 pub use request::{
-    COMMANDS, Envelope, MaintailArgs, NamesArgs, Request, RequestError, ScaleArgs, SignalArgs,
-    StatsArgs, TailArgs,
+    COMMANDS, Envelope, MaintailArgs, NamesArgs, Request, RequestError, RestartArgs, ScaleArgs,
+    SignalArgs, StatsArgs, TailArgs,
 };
 pub use socket::{SOCKET_ENV, default_socket_path};
 pub use suggest::did_you_mean;

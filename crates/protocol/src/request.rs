@@ -32,6 +32,22 @@ pub struct NamesArgs {
     pub names: Vec<String>,
 }
 
+/// Arguments of `restart`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestartArgs {
+    /// Watchers (`web`), processes (`web:2`) or `all`.
+    #[serde(default)]
+    pub names: Vec<String>,
+    /// Replace the processes a few at a time, each next one once the last
+    /// new one is ready, instead of all at once.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rolling: bool,
+    /// With `rolling`: how many may be down at once (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_unavailable: Option<u32>,
+}
+
 /// Arguments of `signal`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -100,8 +116,8 @@ pub enum Request {
     Start(NamesArgs),
     /// Stop the named processes and wait until they are gone.
     Stop(NamesArgs),
-    /// Stop then start the named processes.
-    Restart(NamesArgs),
+    /// Stop then start the named processes (all at once, or rolling).
+    Restart(RestartArgs),
     /// Send a signal to the named processes.
     Signal(SignalArgs),
     /// The daemon's pid when no names are given, else the processes' pids.
@@ -231,7 +247,22 @@ impl Request {
             Command::Status => parse_args(cmd, args).map(Self::Status),
             Command::Start => require_names(cmd, parse_args(cmd, args)?).map(Self::Start),
             Command::Stop => require_names(cmd, parse_args(cmd, args)?).map(Self::Stop),
-            Command::Restart => require_names(cmd, parse_args(cmd, args)?).map(Self::Restart),
+            Command::Restart => {
+                let args: RestartArgs = parse_args(cmd, args)?;
+                if args.names.is_empty() {
+                    return Err(RequestError::new(
+                        ErrorKind::BadArgs,
+                        format!("{cmd}: names must list at least one watcher, process or 'all'"),
+                    ));
+                }
+                if args.max_unavailable == Some(0) {
+                    return Err(RequestError::new(
+                        ErrorKind::BadArgs,
+                        format!("{cmd}: max_unavailable must be at least 1"),
+                    ));
+                }
+                Ok(Self::Restart(args))
+            }
             Command::Signal => {
                 let args: SignalArgs = parse_args(cmd, args)?;
                 if args.names.is_empty() {
@@ -305,13 +336,11 @@ impl Request {
     /// The request as a wire line (without the newline).
     pub fn to_line(&self, id: u64) -> String {
         let args = match self {
-            Self::Status(a)
-            | Self::Start(a)
-            | Self::Stop(a)
-            | Self::Restart(a)
-            | Self::Pid(a)
-            | Self::Clear(a) => serde_json::to_value(a),
+            Self::Status(a) | Self::Start(a) | Self::Stop(a) | Self::Pid(a) | Self::Clear(a) => {
+                serde_json::to_value(a)
+            }
             Self::Maintail(a) => serde_json::to_value(a),
+            Self::Restart(a) => serde_json::to_value(a),
             Self::Signal(a) => serde_json::to_value(a),
             Self::Tail(a) => serde_json::to_value(a),
             Self::Incr(a) | Self::Decr(a) => serde_json::to_value(a),

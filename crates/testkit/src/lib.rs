@@ -26,10 +26,12 @@
 //!   inheritable|cloexec listening|bound`, the open descriptors, and `end`; then sleep.
 //! - `http-late MS ADDR`: after MS milliseconds, listen on ADDR itself and answer every
 //!   request with `200 OK` and `RINGMASTER_PROCESS pid=N`, for ever.
-//! - `notify-late MS [child]`: after MS milliseconds send `READY=1` to `$NOTIFY_SOCKET` (from a
-//!   child process with `child`, as a forking server does), print `notified`, then sleep.
+//! - `notify-late MS [child]`: after MS milliseconds send `READY=1` to `$NOTIFY_SOCKET` (with
+//!   `child`, from a child process that lives on, as a forking server's), print `notified`, then
+//!   sleep.
 //! - `serve [MS]`: accept on fd 3 (or fd 0 with `stdin`) and answer each connection with
-//!   `RINGMASTER_PROCESS pid=N` (after MS milliseconds), for ever.
+//!   `RINGMASTER_PROCESS pid=N` (after MS milliseconds); on SIGTERM finish the request in
+//!   hand and exit 0.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -102,7 +104,8 @@ pub fn run(args: &[String]) -> i32 {
         "notify-late" => {
             std::thread::sleep(Duration::from_millis(number(arg(1), 0)));
             if arg(2) == Some("child") {
-                let _ = Command::new(self_exe()).arg("notify-now").status();
+                // A forking server: the child that notifies lives on.
+                let _ = Command::new(self_exe()).arg("notify-now").spawn();
             } else {
                 notify_ready();
             }
@@ -111,7 +114,7 @@ pub fn run(args: &[String]) -> i32 {
         }
         "notify-now" => {
             notify_ready();
-            0
+            sleep_forever()
         }
         "spew" => {
             spew(number(arg(1), 1024));
@@ -508,28 +511,49 @@ fn describe_socket(raw: i32) -> String {
     format!("{kind} {address} {inheritable} {listening}")
 }
 
-/// Accepts on the passed socket for ever, answering who answered.
+/// Accepts on the passed socket, answering who answered, until SIGTERM:
+/// then, like a web server's graceful stop, it finishes the request in
+/// hand and exits, leaving the backlog to the other workers.
 fn serve(arg: Option<&str>) -> i32 {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     let raw = if arg == Some("stdin") { 0 } else { 3 };
     let delay = Duration::from_millis(number(arg.filter(|a| *a != "stdin"), 0));
     let Some(listener) = inherited(raw) else {
         eprintln!("no descriptor {raw} to serve on");
         return 3;
     };
+    let terminated = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let _ = signal_hook::flag::register(signal_hook::consts::SIGTERM, terminated.clone());
+    // Shared with the other workers: each polls, and one that loses the
+    // race for a connection gets EAGAIN instead of blocking.
+    let _ = nix::fcntl::fcntl(
+        listener,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    );
     let name = std::env::var("RINGMASTER_PROCESS").unwrap_or_default();
     let answer = format!("{name} pid={}\n", std::process::id());
-    loop {
+    while !terminated.load(std::sync::atomic::Ordering::Relaxed) {
+        let mut ready = [PollFd::new(listener, PollFlags::POLLIN)];
+        if !matches!(poll(&mut ready, PollTimeout::from(50u16)), Ok(n) if n > 0) {
+            continue;
+        }
         match nix::sys::socket::accept(listener) {
             Ok(conn) => {
                 std::thread::sleep(delay);
+                let _ = nix::fcntl::fcntl(
+                    &conn,
+                    nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty()),
+                );
                 let _ = nix::unistd::write(&conn, answer.as_bytes());
             }
+            Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => {}
             Err(err) => {
                 eprintln!("accept failed: {err}");
                 return 3;
             }
         }
     }
+    0
 }
 
 /// Listens on `address` only after `delay_ms`, then answers HTTP requests.

@@ -30,6 +30,9 @@ impl Engine {
             Request::Status(args) => self.handle_status(&args.names),
             Request::Start(args) => return self.handle_start(id, &args.names, reply),
             Request::Stop(args) => return self.handle_stop(id, &args.names, reply),
+            Request::Restart(args) if args.rolling => {
+                return self.handle_rolling_restart(id, &args.names, args.max_unavailable, reply);
+            }
             Request::Restart(args) => return self.handle_restart(id, &args.names, reply),
             Request::Signal(args) => self.handle_signal(&args.signal, &args.names),
             Request::Pid(args) => self.handle_pid(&args.names),
@@ -284,6 +287,22 @@ impl Engine {
         self.stop_in_order(&ids, true);
         let job = (id, reply, Response::Restart as Respond);
         self.add_job(job, Goal::Running, &ids, &[], "");
+    }
+
+    /// `restart --rolling`: the slots replaced a few at a time (see
+    /// [`crate::rolling`]); answered once the roll is over.
+    fn handle_rolling_restart(
+        &mut self,
+        id: Value,
+        names: &[String],
+        max_unavailable: Option<u32>,
+        reply: oneshot::Sender<Reply>,
+    ) {
+        let Some((ids, reply)) = self.targets(&id, names, reply, true) else {
+            return;
+        };
+        let max = max_unavailable.unwrap_or(1) as usize;
+        self.start_roll(&ids, max, Some((id, reply)));
     }
 
     /// `incr`: the watcher's next slots (retired ones revived first, so

@@ -26,6 +26,8 @@ fn spawn_relevant(watcher: &WatcherConfig) -> WatcherConfig {
     let mut watcher = watcher.clone();
     watcher.locations.clear();
     watcher.numprocesses = 0;
+    // How a change is applied is not a change of the processes.
+    watcher.rolling_reload = false;
     watcher
 }
 
@@ -179,18 +181,28 @@ impl Engine {
         id
     }
 
-    /// A changed watcher's processes, as [`changed_slot_step`] says.
+    /// A changed watcher's processes, as [`changed_slot_step`] says; those
+    /// to restart are rolled one by one when the watcher reloads rolling.
     fn apply_change(&mut self, id: WatcherId, wanted: u32) {
         let watcher = self.procs.watcher(id);
         let autostart = watcher.config.autostart;
+        let rolling = watcher.config.rolling_reload;
         let active = watcher.live.min(wanted) as usize;
         let slots = self.procs.live_slots(id)[..active].to_vec();
         self.release(&slots);
+        let mut restarts = Vec::new();
         for slot in slots {
             match changed_slot_step(&self.procs[slot], autostart) {
-                ReloadStep::Restart => self.restart_slot(slot),
+                ReloadStep::Restart => restarts.push(slot),
                 ReloadStep::Start => self.start_slot(slot),
                 ReloadStep::Stop | ReloadStep::Leave => {}
+            }
+        }
+        if rolling && restarts.len() > 1 {
+            self.start_roll(&restarts, 1, None);
+        } else {
+            for slot in restarts {
+                self.restart_slot(slot);
             }
         }
     }
