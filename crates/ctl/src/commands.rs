@@ -243,7 +243,16 @@ pub(crate) fn execute(path: &Path, command: &Command, json: bool, stop: Option<&
     if matches!(command, Command::Events) || matches!(command, Command::Tail { follow: true, .. }) {
         return follow(path, command, json, stop);
     }
-    let answer = Client::connect(path).and_then(|mut client| client.ask(&command.request()));
+    let answer = match command {
+        Command::Restart {
+            rolling: true,
+            names,
+            ..
+        } if !json => with_progress(path, names, || {
+            Client::connect(path).and_then(|mut client| client.ask(&command.request()))
+        }),
+        _ => Client::connect(path).and_then(|mut client| client.ask(&command.request())),
+    };
     match answer {
         Ok(Ok(Response::Status(status))) if !json && matches!(command, Command::Avail) => {
             out!("{}", format::avail(&status.processes));
@@ -262,6 +271,37 @@ pub(crate) fn execute(path: &Path, command: &Command, json: bool, stop: Option<&
             }
         }
     }
+}
+
+/// Runs `ask` (a rolling restart) while printing, as they happen, the
+/// state changes of the processes `names` covers, from a second
+/// connection's `events`: each step of the roll as it is taken.
+fn with_progress<T>(path: &Path, names: &[String], ask: impl FnOnce() -> T) -> T {
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let watching = Client::connect(path).ok().map(|mut client| {
+        let stop = std::sync::Arc::clone(&stop);
+        let names: Vec<String> = names.to_vec();
+        std::thread::spawn(move || {
+            let _ = client.stream(&Request::Events, Some(&stop), |line| {
+                if let Some(event) = &line.event {
+                    let watched = names.iter().any(|n| {
+                        n == "all" || *n == event.process.watcher || *n == event.process.to_string()
+                    });
+                    if watched {
+                        out!("{}", format::stream_line(line));
+                        let _ = std::io::Write::flush(&mut std::io::stdout());
+                    }
+                }
+                true
+            });
+        })
+    });
+    let answer = ask();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    if let Some(thread) = watching {
+        let _ = thread.join();
+    }
+    answer
 }
 
 /// `events` and `tail -f`: prints each streamed line until the daemon goes
