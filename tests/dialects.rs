@@ -309,3 +309,79 @@ fn the_dialect_is_detected_or_forced() {
         stderr(&wrong)
     );
 }
+
+/// A unix socket's answer, read to the end.
+fn ask_unix(path: &std::path::Path) -> String {
+    use std::io::Read;
+    let mut stream = std::os::unix::net::UnixStream::connect(path).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+/// Circus's `[socket:NAME]`, `use_sockets` and `$(circus.sockets.NAME)`,
+/// and `stdin_socket`, served as circusd serves them.
+#[test]
+fn circus_sockets_are_bound_by_the_daemon_and_passed_to_the_watchers() {
+    let builder = Daemon::builder();
+    let dir = builder.path().to_path_buf();
+    let text = format!(
+        "[watcher:web]\ncmd = {kit} sockets --fd $(circus.sockets.api)\nuse_sockets = True\n\n\
+         [watcher:php]\ncmd = {kit} serve stdin\nstdin_socket = fcgi\n\n\
+         [socket:web]\nhost = 127.0.0.1\nport = 0\n\n\
+         [socket:api]\nhost = 127.0.0.1\nport = 0\ntype = SOCK_DGRAM\n\n\
+         [socket:fcgi]\npath = {dir}/fcgi.sock\numask = 0\n",
+        kit = testkit(),
+        dir = dir.display()
+    );
+    let config = dir.join("circus.ini");
+    std::fs::write(&config, text).unwrap();
+    let socket = dir.join("rm.sock");
+    let daemon = builder
+        .env("RINGMASTER_SOCKET", socket.to_str().unwrap())
+        .launch(config);
+    daemon.wait_all("everything running", |p| p["state"] == "RUNNING");
+    let pid = daemon.process("web:1")["pid"].as_i64().unwrap();
+    let argv = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    assert!(
+        argv.ends_with(b"--fd\x004\x00"),
+        "api is the second socket: {argv:?}"
+    );
+    let answer = ask_unix(&dir.join("fcgi.sock"));
+    assert!(answer.starts_with("php:1 pid="), "{answer}");
+    let meta = std::fs::metadata(dir.join("fcgi.sock")).unwrap();
+    assert_eq!(
+        std::os::unix::fs::MetadataExt::mode(&meta) & 0o777,
+        0o777,
+        "umask 0"
+    );
+}
+
+/// supervisord's `[fcgi-program:x]`: its socket bound by the daemon and
+/// given on each process's stdin, with socket_owner and socket_mode.
+#[test]
+fn a_supervisord_fcgi_program_gets_its_socket_on_stdin() {
+    let owner = if is_root() {
+        "socket_owner = nobody:nogroup\n"
+    } else {
+        ""
+    };
+    let daemon = supervisor(&format!(
+        "[fcgi-program:php]\ncommand = @TESTKIT@ serve stdin\n\
+         socket = unix://%(here)s/%(program_name)s.sock\n{owner}socket_mode = 0660\n\
+         numprocs = 2\nprocess_name = %(program_name)s_%(process_num)02d\n"
+    ));
+    daemon.wait_all("everything running", |p| p["state"] == "RUNNING");
+    let path = daemon.path("php.sock");
+    let answer = ask_unix(&path);
+    assert!(answer.starts_with("php:"), "{answer}");
+    let meta = std::fs::metadata(&path).unwrap();
+    assert_eq!(std::os::unix::fs::MetadataExt::mode(&meta) & 0o777, 0o660);
+    if is_root() {
+        let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+        assert_eq!(
+            std::os::unix::fs::MetadataExt::uid(&meta),
+            nobody.uid.as_raw()
+        );
+    }
+}

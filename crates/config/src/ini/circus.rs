@@ -91,6 +91,7 @@ const WATCHER_KEYS: &[&str] = &[
     "autostart",
     "copy_env",
     "use_sockets",
+    "stdin_socket",
     "close_child_stdout",
     "close_child_stderr",
 ];
@@ -133,7 +134,7 @@ const WATCHER_UNSUPPORTED: &[(&str, &str)] = &[
     ),
     (
         "on_demand",
-        "starting on the first connection needs sockets, not supported yet",
+        "starting a watcher on its socket's first connection is not supported yet",
     ),
     (
         "max_age",
@@ -145,7 +146,6 @@ const WATCHER_UNSUPPORTED: &[(&str, &str)] = &[
     ),
     ("shell_args", "put the arguments in cmd"),
     ("respawn_delay", "not supported yet"),
-    ("stdin_socket", "sockets are not supported yet"),
 ];
 
 /// `[circus]`'s keys.
@@ -164,8 +164,35 @@ const WATCHER: KeyTable = KeyTable {
     unsupported: WATCHER_UNSUPPORTED,
 };
 
-/// What a socket gets in this version.
-const SOCKETS_UNSUPPORTED: &str = "sockets are not supported yet by this version of ringmaster";
+/// `[socket:x]`'s keys.
+const SOCKET: KeyTable = KeyTable {
+    original: "circusd",
+    known: &[
+        "host",
+        "port",
+        "path",
+        "family",
+        "type",
+        "backlog",
+        "umask",
+        "so_reuseport",
+        "proto",
+    ],
+    ignored: &[
+        (
+            "blocking",
+            "the workers set their own socket's blocking mode (the daemon never accepts on it)",
+        ),
+        (
+            "replace",
+            "a stale socket file (nobody answers on it) is always replaced, and a live socket or any other file never is",
+        ),
+    ],
+    unsupported: &[(
+        "interface",
+        "binding to one network device (SO_BINDTODEVICE) is not supported: give the interface's address as host",
+    )],
+};
 
 /// Section kinds circusd knows, for warnings on unknown ones.
 const SECTION_KINDS: &[&str] = &[
@@ -324,10 +351,18 @@ fn expand_circus(
                     );
                 }
             }
-        } else if name.starts_with("sockets.") {
-            return Err(format!(
-                "$(circus.{name}): sockets are not supported yet by this version"
-            ));
+        } else if let Some(socket) = name.strip_prefix("sockets.") {
+            // The descriptor the process gets it on: ringmaster's own
+            // placeholder says it (with use_sockets, every socket is
+            // passed, in the file's order).
+            match template {
+                Some(_) => Some(format!("$(sockets.{socket})")),
+                None => {
+                    return Err(format!(
+                        "$(circus.{name}) is only known in a watcher's cmd and args"
+                    ));
+                }
+            }
         } else {
             return Err(format!(
                 "$(circus.{name}) cannot be expanded (known: circus.env.NAME, circus.wid)"
@@ -556,10 +591,16 @@ fn translate(files: &[IniFile], env: &[(String, String)], report: &mut Report, o
     let local_env = named("env").map_or_else(Vec::new, |sec| read_env(sec, env, report));
     let global_env: Vec<(String, String)> = env.iter().chain(&local_env).cloned().collect();
     let umask = named("circus").and_then(|sec| emit_circus(sec, &global_env, report, out));
+    let sockets: Vec<String> = sections
+        .iter()
+        .filter_map(|s| s.section.name.strip_prefix("socket:"))
+        .map(str::to_owned)
+        .collect();
     let ctx = Context {
         local_env: &local_env,
         global_env: &global_env,
         umask: umask.as_ref(),
+        sockets: &sockets,
     };
     let watchers: Vec<&str> = sections
         .iter()
@@ -585,7 +626,7 @@ fn translate(files: &[IniFile], env: &[(String, String)], report: &mut Report, o
                 emit_watcher(&ctx, *sec, watcher, &section_env, report, out);
             }
             "socket" if name.contains(':') => {
-                report.error(sec.file, sec.section.line, header(), SOCKETS_UNSUPPORTED);
+                emit_socket(*sec, &name["socket:".len()..], &global_env, report, out);
             }
             "plugin" if name.contains(':') => report.warn(
                 sec.file,
@@ -737,6 +778,9 @@ struct Context<'a> {
     global_env: &'a [(String, String)],
     /// `[circus] umask`.
     umask: Option<&'a (String, Origin)>,
+    /// Every `[socket:NAME]`, in the file's order: what `use_sockets`
+    /// passes.
+    sockets: &'a [String],
 }
 
 /// A `[watcher:x]` as read, before it is written out.
@@ -754,6 +798,10 @@ struct Watcher {
     sinks: BTreeMap<&'static str, String>,
     /// Whether a stream goes to circusd's own output.
     echo: bool,
+    /// With `use_sockets`: every socket, passed from fd 3.
+    sockets: Vec<String>,
+    /// `stdin_socket`.
+    stdin_socket: Option<String>,
 }
 
 /// How a watcher is started, stopped and restarted.
@@ -835,9 +883,21 @@ fn read_watcher(
         let message = format!("cannot have {numprocesses} processes with a singleton watcher");
         plain.error(report, "numprocesses", message);
     }
-    if plain.boolean(report, "use_sockets", false) {
-        plain.error(report, "use_sockets", SOCKETS_UNSUPPORTED);
-    }
+    let sockets = if plain.boolean(report, "use_sockets", false) {
+        ctx.sockets.to_vec()
+    } else {
+        if command.contains("$(sockets.") {
+            plain.error(
+                report,
+                "cmd",
+                "$(circus.sockets.NAME) needs use_sockets = True (without it the process gets no socket)",
+            );
+        }
+        Vec::new()
+    };
+    let stdin_socket = plain
+        .text(report, "stdin_socket")
+        .map(|s| s.trim().to_owned());
     // The main file's directory, as a reference (see supervisor.rs).
     let working_dir = path_values.text(report, "working_dir").map_or_else(
         || ("$(here)".to_owned(), sec.header_origin()),
@@ -868,6 +928,8 @@ fn read_watcher(
             .collect(),
         sinks,
         echo,
+        sockets,
+        stdin_socket,
     }
 }
 
@@ -997,6 +1059,117 @@ fn write_watcher(
     }
     if watcher.echo {
         w.header_entry("echo", "true");
+    }
+    if !watcher.sockets.is_empty() {
+        let names: Vec<String> = watcher.sockets.iter().map(|s| emit::string(s)).collect();
+        w.entry("sockets", &format!("[{}]", names.join(", ")), "use_sockets");
+    }
+    if let Some(socket) = &watcher.stdin_socket {
+        w.entry("stdin_socket", &emit::string(socket), "stdin_socket");
+    }
+    w.end();
+}
+
+/// `[socket:NAME]` as `[sockets.NAME]`, with Circus's defaults: host
+/// localhost, port 8080, a unix socket's mode from its umask (a decimal
+/// number, 8 by default, as circusd reads it).
+fn emit_socket(
+    sec: Sec<'_>,
+    name: &str,
+    env: &[(String, String)],
+    report: &mut Report,
+    out: &mut Emitter,
+) {
+    SOCKET.check(sec, report, &[], |_| false);
+    let expand = |value: &str, _: &Path| expand_circus(value, env, None);
+    let values = Values::new(sec, &expand);
+    let errors_before = report.errors.len();
+    let family = values
+        .text(report, "family")
+        .map_or_else(|| "AF_INET".to_owned(), |f| f.trim().to_ascii_uppercase());
+    let kind = values.text(report, "type").map_or_else(
+        || "SOCK_STREAM".to_owned(),
+        |t| t.trim().to_ascii_uppercase(),
+    );
+    let datagram = match kind.as_str() {
+        "SOCK_STREAM" => false,
+        "SOCK_DGRAM" => true,
+        other => {
+            values.error(
+                report,
+                "type",
+                format!("'{other}' is not SOCK_STREAM or SOCK_DGRAM"),
+            );
+            false
+        }
+    };
+    if let Some(proto) = values.text(report, "proto") {
+        let proto = proto.trim().to_ascii_lowercase();
+        let expected = if datagram { "udp" } else { "tcp" };
+        if !proto.is_empty() && proto != expected && !(family == "AF_UNIX" && proto == "0") {
+            values.error(
+                report,
+                "proto",
+                format!("protocol '{proto}' is not supported here ({kind} means {expected})"),
+            );
+        }
+    }
+    let path = values.text(report, "path");
+    let address = match (family.as_str(), path) {
+        (_, Some(path)) => {
+            if datagram {
+                values.error(report, "type", "a unix datagram socket is not supported");
+            }
+            format!("unix://{}", path.trim())
+        }
+        ("AF_UNIX", None) => {
+            values.error(report, "path", "an AF_UNIX socket needs a path");
+            String::new()
+        }
+        ("AF_INET" | "AF_INET6", None) => {
+            let host = values
+                .text(report, "host")
+                .map_or_else(|| "localhost".to_owned(), |h| h.trim().to_owned());
+            let port = values.int(report, "port", 8080);
+            let host = match (family.as_str(), host.as_str()) {
+                ("AF_INET6", "localhost") => "[::1]".to_owned(),
+                ("AF_INET6", h) if !h.starts_with('[') => format!("[{h}]"),
+                _ => host,
+            };
+            let scheme = if datagram { "udp" } else { "tcp" };
+            format!("{scheme}://{host}:{port}")
+        }
+        (other, None) => {
+            values.error(
+                report,
+                "family",
+                format!("'{other}' is not AF_INET, AF_INET6 or AF_UNIX"),
+            );
+            String::new()
+        }
+    };
+    let unix = address.starts_with("unix://");
+    let umask = values.int(report, "umask", 8);
+    if report.errors.len() > errors_before {
+        return;
+    }
+    let mut w = Writer::new(sec, out, "circusd's default");
+    w.begin(&["sockets", name]);
+    w.entry(
+        "address",
+        &emit::string(&address),
+        if unix { "path" } else { "port" },
+    );
+    if values.has("backlog") {
+        let backlog = values.int(report, "backlog", 2048);
+        w.entry("backlog", &backlog.to_string(), "backlog");
+    }
+    if values.boolean(report, "so_reuseport", false) {
+        w.entry("reuseport", "true", "so_reuseport");
+    }
+    if unix {
+        let mode = 0o777 & !(umask as u32 & 0o777);
+        w.entry("mode", &emit::string(&format!("{mode:04o}")), "umask");
     }
     w.end();
 }

@@ -546,9 +546,10 @@ fn translate(
     for sec in &sections {
         let name = sec.section.name.as_str();
         match name.split_once(':') {
-            Some(("program", program)) => {
+            Some((kind @ ("program" | "fcgi-program"), program)) => {
                 let group = groups.get(program).map_or(program, String::as_str);
-                emit_program(&ctx, *sec, program, group, report, out);
+                let fcgi = kind == "fcgi-program";
+                emit_program(&ctx, *sec, (program, group, fcgi), report, out);
             }
             Some(("group", _)) => {}
             None if matches!(name, "supervisord" | "unix_http_server" | "include") => {}
@@ -582,15 +583,6 @@ fn other_section(sec: Sec<'_>, report: &mut Report) {
         }
         "eventlistener" if named => {
             "event listeners are not supported; `ringmasterctl events` streams every state change"
-        }
-        "fcgi-program" if named => {
-            report.error(
-                sec.file,
-                sec.section.line,
-                format!("[{name}]"),
-                "fcgi-program is not supported yet by this version of ringmaster",
-            );
-            return;
         }
         _ => {
             report.unknown_section(sec, kind, SECTION_KINDS, "supervisord");
@@ -897,6 +889,9 @@ struct Program {
     redirect_stderr: bool,
 }
 
+/// The keys only an `[fcgi-program:x]` has.
+const FCGI_KEYS: &[&str] = &["socket", "socket_backlog", "socket_owner", "socket_mode"];
+
 /// How a program is started, stopped and restarted.
 struct Policy {
     priority: i64,
@@ -911,12 +906,12 @@ struct Policy {
     stop_group: Option<bool>,
 }
 
-/// `[program:x]` as `[watchers.x]`.
+/// `[program:x]` as `[watchers.x]`; an `[fcgi-program:x]` (`fcgi`) also
+/// as `[sockets.x]`, passed on its stdin as supervisord does.
 fn emit_program(
     ctx: &Context<'_>,
     sec: Sec<'_>,
-    program: &str,
-    group: &str,
+    (program, group, fcgi): (&str, &str, bool),
     report: &mut Report,
     out: &mut Emitter,
 ) {
@@ -929,12 +924,122 @@ fn emit_program(
         );
         return;
     }
-    PROGRAM.check(sec, report, &[], |_| false);
+    let also: &[&str] = if fcgi { FCGI_KEYS } else { &[] };
+    PROGRAM.check(sec, report, also, |key| fcgi && FCGI_KEYS.contains(&key));
     let errors_before = report.errors.len();
     let read = read_program(ctx, sec, program, group, report);
+    let socket = if fcgi {
+        read_fcgi_socket(ctx, sec, program, group, report)
+    } else {
+        None
+    };
     if report.errors.len() == errors_before {
-        write_program(sec, program, group, &read, out);
+        write_program(sec, (program, group, fcgi), &read, out);
+        if let Some(socket) = socket {
+            write_fcgi_socket(sec, program, &socket, out);
+        }
     }
+}
+
+/// An fcgi-program's socket, as supervisord reads it.
+struct FcgiSocket {
+    address: String,
+    backlog: Option<i64>,
+    owner: Option<String>,
+    group: Option<String>,
+    mode: Option<String>,
+}
+
+/// `socket`, `socket_backlog`, `socket_owner` (`user[:group]`) and
+/// `socket_mode` (0700 by default, as supervisord's) of `[fcgi-program:x]`.
+fn read_fcgi_socket(
+    ctx: &Context<'_>,
+    sec: Sec<'_>,
+    program: &str,
+    group: &str,
+    report: &mut Report,
+) -> Option<FcgiSocket> {
+    let names = Names {
+        defined_env: ctx.daemon.environment.iter().cloned().collect(),
+        program: Some(program),
+        group: Some(group),
+        ..Names::outside_programs(sec.file, ctx.main, ctx.host, ctx.env, true)
+    };
+    let expand = |value: &str, file: &Path| expand_text(&names.for_file(file), value);
+    let values = Values::new(sec, &expand);
+    let Some(address) = values.text(report, "socket") else {
+        values.section_error(
+            report,
+            "an fcgi-program needs socket (tcp://HOST:PORT or unix:///PATH)",
+        );
+        return None;
+    };
+    let address = address.trim().to_owned();
+    let unix = address.starts_with("unix://");
+    if !unix && !address.starts_with("tcp://") {
+        values.error(
+            report,
+            "socket",
+            format!("'{address}' is not tcp://HOST:PORT or unix:///PATH"),
+        );
+        return None;
+    }
+    let backlog = values
+        .has("socket_backlog")
+        .then(|| values.int(report, "socket_backlog", 0));
+    let (mut owner, mut owner_group, mut mode) = (None, None, None);
+    if unix {
+        if let Some(text) = values.text(report, "socket_owner") {
+            let (user, grp) = text
+                .trim()
+                .split_once(':')
+                .map_or((text.trim(), None), |(u, g)| (u, Some(g)));
+            owner = Some(user.to_owned());
+            owner_group = grp.map(str::to_owned);
+        }
+        mode = Some(
+            values
+                .octal(report, "socket_mode", "socket_mode")
+                .unwrap_or_else(|| "0700".to_owned()),
+        );
+    } else {
+        for key in ["socket_owner", "socket_mode"] {
+            if values.has(key) {
+                values.warn(
+                    report,
+                    key,
+                    "ignored: only a unix socket has a file (supervisord ignores it too)",
+                );
+            }
+        }
+    }
+    Some(FcgiSocket {
+        address,
+        backlog,
+        owner,
+        group: owner_group,
+        mode,
+    })
+}
+
+/// `[sockets.x]` of an fcgi-program.
+fn write_fcgi_socket(sec: Sec<'_>, name: &str, socket: &FcgiSocket, out: &mut Emitter) {
+    let mut w = Writer::new(sec, out, "supervisord's default");
+    w.begin(&["sockets", name]);
+    w.entry("address", &emit::string(&socket.address), "socket");
+    if let Some(backlog) = socket.backlog {
+        w.entry("backlog", &backlog.to_string(), "socket_backlog");
+    }
+    if let Some(owner) = &socket.owner {
+        w.entry("owner", &emit::string(owner), "socket_owner");
+    }
+    if let Some(group) = &socket.group {
+        w.entry("group", &emit::string(group), "socket_owner");
+    }
+    if let Some(mode) = &socket.mode {
+        w.setting("mode", &emit::string(mode), "socket_mode");
+    }
+    w.end();
 }
 
 /// Reads a program's keys in supervisord's order: those read before its
@@ -1184,7 +1289,12 @@ fn read_directory(each: Values<'_>, daemon: &Daemon, report: &mut Report) -> (St
 }
 
 /// Writes a program read without errors as `[watchers.NAME]`.
-fn write_program(sec: Sec<'_>, name: &str, group: &str, program: &Program, out: &mut Emitter) {
+fn write_program(
+    sec: Sec<'_>,
+    (name, group, fcgi): (&str, &str, bool),
+    program: &Program,
+    out: &mut Emitter,
+) {
     let mut w = Writer::new(sec, out, "supervisord's default");
     w.begin(&["watchers", name]);
     if let Some(command) = &program.command {
@@ -1224,6 +1334,10 @@ fn write_program(sec: Sec<'_>, name: &str, group: &str, program: &Program, out: 
             "stderr_logfile"
         };
         w.entry("stderr", stderr, key);
+    }
+    if fcgi {
+        // supervisord gives an fcgi-program its socket on fd 0.
+        w.header_entry("stdin_socket", &emit::string(name));
     }
     w.end();
 }
