@@ -53,7 +53,7 @@ VENV = os.path.join(BENCH, ".venv")
 VENV_PYTHON = os.path.join(VENV, "bin", "python")
 # The peers, and the real programs tests run under ringmaster (gunicorn:
 # a killed master's workers must not outlive it).
-PEERS = ["supervisor==4.3.0", "circus==0.19.0", "gunicorn==23.0.0"]
+PEERS = ["supervisor==4.3.0", "circus==0.19.0", "gunicorn==23.0.0", "flask==3.1.3"]
 # What the venv was last set up with: a change of PEERS installs again.
 VENV_STAMP = os.path.join(VENV, "ringmaster-peers.txt")
 RELEASE = os.path.join(ROOT, "target", "release")

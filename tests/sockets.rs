@@ -55,6 +55,10 @@ address = "udp://127.0.0.1:0"
 address = "unix://@DIR@/admin.sock"
 
 [watchers.got]
+cmd = "@TESTKIT@ sockets"
+sockets = ["web", "stats", "admin"]
+
+[watchers.named]
 cmd = "@TESTKIT@ sockets --admin-fd $(sockets.admin)"
 sockets = ["web", "stats", "admin"]
 env = { WEB_FD = "$(sockets.web)" }
@@ -85,8 +89,14 @@ cmd = "@TESTKIT@ sockets"
     assert!(got["fd5"].ends_with(" inheritable listening"), "{got:?}");
     assert_eq!(got["fds"], "0,1,2,3,4,5", "nothing else is inherited");
 
-    // The placeholders are the child's descriptor numbers.
-    let pid = daemon.process("got:1")["pid"].as_i64().unwrap();
+    // The placeholders are the child's descriptor numbers; a command that
+    // names its sockets so is not told again by LISTEN_FDS (gunicorn
+    // would take the socket twice).
+    let named = report(&daemon.wait_file("logs/named-1.out.log", "end"));
+    assert_eq!(named["listen_fds"], "-");
+    assert_eq!(named["fd3"], got["fd3"]);
+    assert_eq!(named["fds"], "0,1,2,3,4,5");
+    let pid = daemon.process("named:1")["pid"].as_i64().unwrap();
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
     assert!(cmdline.ends_with(b"--admin-fd\x005\x00"), "{cmdline:?}");
     let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
@@ -104,7 +114,10 @@ cmd = "@TESTKIT@ sockets"
     assert_eq!(std::fs::metadata(&admin).unwrap().mode() & 0o777, 0o660);
     let listed = daemon.ctl(&["sockets"]);
     let text = String::from_utf8_lossy(&listed.stdout);
-    assert!(text.contains(&format!("web    tcp://{web}  got")), "{text}");
+    assert!(
+        text.contains(&format!("web    tcp://{web}  got, named")),
+        "{text}"
+    );
     drop(daemon);
     assert!(!admin.exists(), "the unix socket's file is removed at exit");
 }

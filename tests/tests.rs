@@ -36,3 +36,4 @@ mod stopping;
 mod systemd;
 mod tail;
 mod terminal;
+mod web;

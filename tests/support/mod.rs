@@ -760,3 +760,20 @@ pub fn rss_bytes(pid: i32) -> u64 {
         })
         .map_or(0, |kb| kb * 1024)
 }
+
+/// A program Debian installs (`.ci/run` installs its package), or None with
+/// a SKIPPED line when it is missing locally. In CI a missing one fails.
+pub fn system_program(name: &str, package: &str) -> Option<PathBuf> {
+    for dir in ["/usr/bin", "/usr/sbin", "/usr/local/bin"] {
+        let path = Path::new(dir).join(name);
+        if path.exists() {
+            return Some(path);
+        }
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{name} is missing in CI (.ci/run installs the {package} package)"
+    );
+    eprintln!("SKIPPED: {name} is missing (apt-get install {package})");
+    None
+}

@@ -385,8 +385,13 @@ pub struct WatcherConfig {
     pub priority: i32,
     /// Resource limits set in the child.
     pub rlimits: Vec<(Rlimit, RlimitValue)>,
-    /// Sockets passed as fds 3, 4, ... in this order, with `LISTEN_FDS`.
+    /// Sockets passed as fds 3, 4, ... in this order.
     pub sockets: Vec<String>,
+    /// Whether the processes are told of their sockets systemd's way
+    /// (`LISTEN_FDS`, `LISTEN_FDNAMES`, `LISTEN_PID`): unless the command
+    /// or environment names them by `$(sockets.NAME)` already (gunicorn
+    /// given `--bind fd://3` and `LISTEN_FDS=1` would take fd 3 twice).
+    pub listen_fds: bool,
     /// A socket passed as stdin instead of /dev/null (supervisord's
     /// fcgi-program, Circus's `stdin_socket`).
     pub stdin_socket: Option<String>,

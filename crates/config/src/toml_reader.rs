@@ -917,6 +917,22 @@ fn valid_watcher_name(name: &str) -> bool {
             .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
+fn check_watcher_name(
+    reader: &mut Reader,
+    src: &Source<'_>,
+    name_key: &Spanned<std::borrow::Cow<'_, str>>,
+) {
+    let name = name_key.get_ref().as_ref();
+    if !valid_watcher_name(name) {
+        reader.invalid(
+            src,
+            name_key.span().start,
+            &format!("watchers.{name}"),
+            "watcher names use letters, digits, '_', '-' and '.', and 'all' is reserved",
+        );
+    }
+}
+
 fn read_watcher(
     reader: &mut Reader,
     src: &Source<'_>,
@@ -927,16 +943,8 @@ fn read_watcher(
     let name = name_key.get_ref().as_ref();
     let prefix = format!("watchers.{name}.");
     let errors_before = reader.errors.len();
-    if !valid_watcher_name(name) {
-        reader.invalid(
-            src,
-            name_key.span().start,
-            &format!("watchers.{name}"),
-            "watcher names use letters, digits, '_', '-' and '.', and 'all' is reserved",
-        );
-    }
+    check_watcher_name(reader, src, name_key);
     let table = reader.table(src, &format!("watchers.{name}"), value)?;
-
     let (keys, locations) = sort_watcher_keys(reader, src, table, name_key, &prefix);
     let k = |key: &str| format!("{prefix}{key}");
     let watcher = WatcherKeys {
@@ -997,8 +1005,8 @@ fn read_watcher(
     if reader.errors.len() > errors_before {
         return None;
     }
-    let passed_is_empty = passed.is_empty();
     // The rest of this function is the literal, one field a line.
+    let (has_sockets, listen_fds) = socket_flags(&passed, &keys);
     Some(WatcherConfig {
         name: name.to_owned(),
         command: Command { argv: argv?, shell },
@@ -1024,6 +1032,7 @@ fn read_watcher(
         priority: policy.priority,
         rlimits: identity.rlimits,
         sockets: passed,
+        listen_fds,
         stdin_socket,
         stdout: streams.0?,
         stderr: streams.1?,
@@ -1031,8 +1040,38 @@ fn read_watcher(
         essential: policy.essential,
         // A watcher that shares sockets rolls unless told otherwise: its
         // workers can be replaced one by one without refusing anyone.
-        rolling_reload: policy.rolling_reload.unwrap_or(!passed_is_empty),
+        rolling_reload: policy.rolling_reload.unwrap_or(has_sockets),
         locations,
+    })
+}
+
+/// Whether a watcher passes sockets, and whether it tells its processes
+/// of them by `LISTEN_FDS` (when nothing names them by placeholder).
+fn socket_flags(passed: &[String], keys: &BTreeMap<&str, &Spanned<DeValue<'_>>>) -> (bool, bool) {
+    let has = !passed.is_empty();
+    (has, has && !names_a_socket(keys))
+}
+
+/// Whether `cmd`, `args` or an `env` value names a socket by its
+/// placeholder (`$(sockets.web)`, not the escaped `$$(sockets.web)`).
+fn names_a_socket(keys: &BTreeMap<&str, &Spanned<DeValue<'_>>>) -> bool {
+    fn strings<'a>(value: &'a DeValue<'_>, out: &mut Vec<&'a str>) {
+        match value {
+            DeValue::String(s) => out.push(s.as_ref()),
+            DeValue::Array(items) => items.iter().for_each(|i| strings(i.get_ref(), out)),
+            DeValue::Table(table) => table.values().for_each(|v| strings(v.get_ref(), out)),
+            _ => {}
+        }
+    }
+    let mut texts = Vec::new();
+    for key in ["cmd", "args", "env"] {
+        if let Some(value) = keys.get(key) {
+            strings(value.get_ref(), &mut texts);
+        }
+    }
+    texts.iter().any(|text| {
+        text.match_indices("$(sockets.")
+            .any(|(at, _)| !text[..at].ends_with('$'))
     })
 }
 

@@ -96,7 +96,7 @@ pub(crate) fn prepare(
         env.push(("NOTIFY_SOCKET".into(), notify.into()));
     }
     let passed = pass_sockets(&w.sockets, listeners)?;
-    if !passed.is_empty() {
+    if w.listen_fds && !passed.is_empty() {
         // As systemd passes sockets (sd_listen_fds); LISTEN_PID is added
         // by the child itself.
         env.push(("LISTEN_FDS".into(), passed.len().to_string().into()));
@@ -126,7 +126,7 @@ pub(crate) fn prepare(
         credentials: user.credentials,
         umask: w.umask,
         rlimits,
-        listen_pid: !passed.is_empty(),
+        listen_pid: w.listen_fds && !passed.is_empty(),
     })?;
 
     let stdin = match &w.stdin_socket {

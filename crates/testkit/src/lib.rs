@@ -22,8 +22,9 @@
 //! - `access-log COUNT MS`: write COUNT numbered 50-byte lines to stdout, one write(2) every MS
 //!   milliseconds (a web worker's access log), then sleep (silently).
 //! - `sockets`: what was passed, as watchexec's test-socketfd reports it: `listen_fds`,
-//!   `listen_fdnames`, `listen_pid_is_self`, then per descriptor from 3 `fdN=KIND ADDRESS
-//!   inheritable|cloexec listening|bound`, the open descriptors, and `end`; then sleep.
+//!   `listen_fdnames`, `listen_pid_is_self`, then per open descriptor from 3 (and a socket on
+//!   0-2) `fdN=KIND ADDRESS inheritable|cloexec listening|bound`, the open descriptors, and
+//!   `end`; then sleep.
 //! - `http-late MS ADDR`: after MS milliseconds, listen on ADDR itself and answer every
 //!   request with `200 OK` and `RINGMASTER_PROCESS pid=N`, for ever.
 //! - `notify-late MS [child]`: after MS milliseconds send `READY=1` to `$NOTIFY_SOCKET` (with
@@ -407,13 +408,6 @@ fn print_sockets() {
     println!("listen_fdnames={}", var("LISTEN_FDNAMES"));
     let own = std::env::var("LISTEN_PID").ok() == Some(std::process::id().to_string());
     println!("listen_pid_is_self={own}");
-    let count: i32 = var("LISTEN_FDS").parse().unwrap_or(0);
-    for fd in 0..3 + count {
-        if fd < 3 && !is_socket(fd) {
-            continue;
-        }
-        println!("fd{fd}={}", describe_socket(fd));
-    }
     // The listing's own descriptor is closed once it is collected.
     let listed: Vec<i32> = std::fs::read_dir("/proc/self/fd")
         .map(|dir| {
@@ -426,6 +420,12 @@ fn print_sockets() {
         .filter(|fd| std::fs::read_link(format!("/proc/self/fd/{fd}")).is_ok())
         .collect();
     open.sort_unstable();
+    // Every socket on 0..=2, and whatever else is open from 3 on.
+    for &fd in &open {
+        if fd >= 3 || is_socket(fd) {
+            println!("fd{fd}={}", describe_socket(fd));
+        }
+    }
     let open: Vec<String> = open.iter().map(i32::to_string).collect();
     println!("fds={}", open.join(","));
     println!("end");
