@@ -171,3 +171,41 @@ ready = { notify = true }
     daemon.wait_state("later:1", "RUNNING");
     assert_eq!(daemon.process("waits:1")["state"], "STARTING");
 }
+
+#[test]
+fn a_cmd_check_passes_when_its_command_exits_0_and_runs_with_the_watchers_environment() {
+    let daemon = Daemon::start(
+        r#"
+[watchers.app]
+cmd = "sleep 1; touch @DIR@/up-$RINGMASTER_WID; exec sleep 100"
+shell = true
+numprocesses = 2
+env = { MARKER = "@DIR@/up" }
+ready = { cmd = "sh -c 'test -e $MARKER-$RINGMASTER_WID && test $RINGMASTER_PID -gt 1'", interval = "100ms" }
+start_secs = "0s"
+"#,
+    );
+    let waited = starting_for(&daemon, "app:2");
+    assert!(
+        waited >= Duration::from_millis(800),
+        "RUNNING after {waited:?}"
+    );
+    daemon.wait_state("app:1", "RUNNING");
+}
+
+#[test]
+fn a_cmd_check_that_keeps_failing_is_a_failed_start() {
+    let daemon = Daemon::start(
+        r#"
+[watchers.never]
+cmd = "@TESTKIT@ sleep"
+ready = { cmd = "false", timeout = "400ms", interval = "50ms" }
+start_retries = 0
+"#,
+    );
+    let fatal = daemon.wait_state("never:1", "FATAL");
+    assert_eq!(
+        fatal["reason"], "not ready within 400ms; gave up after 1 attempts",
+        "{fatal}"
+    );
+}

@@ -31,6 +31,9 @@ pub enum ReadyCheck {
     Tcp(Template),
     /// `GET URL` answers 2xx.
     Http(Template),
+    /// This command (argv, split like `cmd`, no shell), run as the
+    /// watcher's user with its environment, exits 0.
+    Cmd(Vec<Template>),
     /// The process (or one of its descendants) sends `READY=1` to its
     /// own `NOTIFY_SOCKET`, as sd_notify(3) does.
     Notify,
@@ -45,6 +48,7 @@ impl ReadyCheck {
         match self {
             Self::Tcp(_) => "tcp",
             Self::Http(_) => "http",
+            Self::Cmd(_) => "cmd",
             Self::Notify => "notify",
             Self::Log(_) => "log",
         }

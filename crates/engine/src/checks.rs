@@ -1,7 +1,8 @@
 //! Readiness checks that poll a process from outside (`ready = { tcp }`,
 //! `{ http }`): each runs as a task of its own, off the engine's, and
 //! reports a pass as an input of the engine; the lifecycle's timer decides
-//! when it is too late. A check ends when it passes or when its process
+//! when it is too late. A `{ cmd }` check's command is a child of the
+//! engine's (it owns every child); here is only its pause between tries. A check ends when it passes or when its process
 //! leaves STARTING (the engine cancels it). With no check configured no
 //! task exists, so an idle daemon still never wakes up.
 
@@ -31,6 +32,15 @@ pub(crate) struct Passed {
     pub pid: Pid,
 }
 
+/// What the checks tell the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CheckEvent {
+    /// A check passed.
+    Passed(Passed),
+    /// Time to run a `cmd` check's command again for this process.
+    RunAgain(Passed),
+}
+
 /// What a polled check tries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Probe {
@@ -44,12 +54,12 @@ pub(crate) enum Probe {
 #[derive(Debug)]
 pub(crate) struct Checks {
     running: HashMap<ProcId, AbortHandle>,
-    passed: mpsc::UnboundedSender<Passed>,
+    passed: mpsc::UnboundedSender<CheckEvent>,
 }
 
 impl Checks {
     /// No check yet, and where passes will be reported.
-    pub fn new() -> (Self, mpsc::UnboundedReceiver<Passed>) {
+    pub fn new() -> (Self, mpsc::UnboundedReceiver<CheckEvent>) {
         let (passed, reports) = mpsc::unbounded_channel();
         (
             Self {
@@ -62,7 +72,7 @@ impl Checks {
 
     /// Where a check that is not polled (a log line, a notification)
     /// reports its pass.
-    pub fn reporter(&self) -> mpsc::UnboundedSender<Passed> {
+    pub fn reporter(&self) -> mpsc::UnboundedSender<CheckEvent> {
         self.passed.clone()
     }
 
@@ -74,11 +84,23 @@ impl Checks {
         let task = tokio::spawn(async move {
             loop {
                 if tries(&probe).await {
-                    let _ = passed.send(Passed { id, pid });
+                    let _ = passed.send(CheckEvent::Passed(Passed { id, pid }));
                     return;
                 }
                 tokio::time::sleep(interval).await;
             }
+        });
+        self.running.insert(id, task.abort_handle());
+    }
+
+    /// Asks for the `cmd` check of process `pid` of slot `id` to run again
+    /// after `interval` (unless the check is cancelled meanwhile).
+    pub fn again_after(&mut self, id: ProcId, pid: Pid, interval: Duration) {
+        self.cancel(id);
+        let events = self.passed.clone();
+        let task = tokio::spawn(async move {
+            tokio::time::sleep(interval).await;
+            let _ = events.send(CheckEvent::RunAgain(Passed { id, pid }));
         });
         self.running.insert(id, task.abort_handle());
     }

@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::time::DelayQueue;
 
 use crate::EngineError;
-use crate::checks::{Checks, Passed, Probe};
+use crate::checks::{CheckEvent, Checks, Passed, Probe};
 use crate::control::{self, Authorizer, Input, SocketFile};
 use crate::exits::ExitWatch;
 use crate::jobs::Job;
@@ -167,7 +167,10 @@ pub(crate) struct Engine {
     /// Readiness checks polling STARTING processes ...
     checks: Checks,
     /// ... and their passes (and those of log checks).
-    check_passed: mpsc::UnboundedReceiver<Passed>,
+    check_passed: mpsc::UnboundedReceiver<CheckEvent>,
+    /// `ready = { cmd }` commands running: their pid, and the slot and
+    /// process they check.
+    probes: HashMap<Pid, Passed>,
     /// The socket of `ready = { notify = true }`, bound at the first spawn
     /// that needs it ...
     notify_ready: Option<NotifyReady>,
@@ -229,6 +232,7 @@ impl Engine {
             listeners: Listeners::default(),
             checks,
             check_passed,
+            probes: HashMap::new(),
             notify_ready: None,
             notified: mpsc::unbounded_channel(),
             rolls: Vec::new(),
@@ -293,7 +297,10 @@ impl Engine {
                 Some(done) = self.drains.join_next(), if !self.drains.is_empty() => log_drain(done),
                 Some(notice) = self.log_notices.recv() => self.on_log_notice(notice),
                 Some(pid) = self.exited.recv() => self.reap_child(pid),
-                Some(passed) = self.check_passed.recv() => self.on_ready(passed),
+                Some(event) = self.check_passed.recv() => match event {
+                    CheckEvent::Passed(passed) => self.on_ready(passed),
+                    CheckEvent::RunAgain(check) => self.run_probe(check),
+                },
                 Some(lineage) = self.notified.1.recv() => self.on_notified(&lineage),
                 () = sleep_until(self.sweep_at) => {
                     self.sweep_at = None;
@@ -547,6 +554,7 @@ impl Engine {
         let probe = match &ready.check {
             ReadyCheck::Tcp(address) => Probe::Tcp(address.render(wid)),
             ReadyCheck::Http(url) => Probe::Http(url.render(wid)),
+            ReadyCheck::Cmd(_) => return self.run_probe(Passed { id, pid }),
             ReadyCheck::Log(_) | ReadyCheck::Notify => return,
         };
         let interval = ready.interval;
@@ -587,6 +595,66 @@ impl Engine {
         }
     }
 
+    /// Runs a `ready = { cmd }` check's command once for `check`'s
+    /// process, if it is still the one starting; its exit decides (see
+    /// [`Self::on_probe_exit`]). One that cannot be spawned is tried
+    /// again after the interval.
+    fn run_probe(&mut self, check: Passed) {
+        let Passed { id, pid } = check;
+        if !matches!(self.procs[id].life.phase, lifecycle::Phase::Starting { pid: p, .. } if p == pid)
+        {
+            return;
+        }
+        let watcher = self.watcher(id);
+        let Some(ready) = &watcher.ready else {
+            return;
+        };
+        let ReadyCheck::Cmd(argv) = &ready.check else {
+            return;
+        };
+        let interval = ready.interval;
+        let name = &self.procs[id].name;
+        let spawned = launch::prepare_probe(
+            watcher,
+            argv,
+            name,
+            pid,
+            &self.system,
+            &self.config.daemon.socket,
+        )
+        .map_err(|e| e.to_string())
+        .and_then(|prepared| self.os.spawn(&prepared).map_err(|e| e.to_string()));
+        match spawned {
+            Ok(spawned) => {
+                match spawned.pidfd {
+                    Some(pidfd) => self.exit_watch.watch(spawned.pid, pidfd),
+                    None => self.all_watched = false,
+                }
+                self.probes.insert(spawned.pid, check);
+            }
+            Err(reason) => {
+                tracing::warn!(process = %self.procs[id].shown(), "cannot run the ready check: {reason}");
+                self.checks.again_after(id, pid, interval);
+            }
+        }
+    }
+
+    /// A `cmd` check's command exited: 0 passes, anything else tries
+    /// again after the interval while the process is still starting.
+    fn on_probe_exit(&mut self, check: Passed, exit: Exit) {
+        if exit == Exit::Code(0) {
+            return self.on_ready(check);
+        }
+        let Passed { id, pid } = check;
+        let starting = matches!(self.procs[id].life.phase, lifecycle::Phase::Starting { pid: p, .. } if p == pid);
+        if let Some(ready) = &self.watcher(id).ready
+            && starting
+        {
+            let interval = ready.interval;
+            self.checks.again_after(id, pid, interval);
+        }
+    }
+
     /// A readiness check passed.
     fn on_ready(&mut self, passed: Passed) {
         if self.by_pid.get(&passed.pid) == Some(&passed.id) {
@@ -597,8 +665,14 @@ impl Engine {
     /// A state change: the log line and the event.
     fn on_transition(&mut self, id: ProcId, from: ProcessState, to: ProcessState) {
         if from == ProcessState::Starting {
-            // Passed, or too late: either way its check is over.
+            // Passed, or too late: either way its check is over, and a
+            // check command still running is ended.
             self.checks.cancel(id);
+            for (&probe, check) in &self.probes {
+                if check.id == id {
+                    let _ = self.os.signal(-probe.as_raw(), lifecycle::sigkill());
+                }
+            }
         }
         debug_assert!(
             lifecycle::TRANSITIONS.contains(&(from, to)),
@@ -845,7 +919,7 @@ impl Engine {
                 let watch = log_ready.clone().map(|pattern| {
                     let reporter = self.checks.reporter();
                     LineWatch::new(pattern, move || {
-                        let _ = reporter.send(Passed { id, pid });
+                        let _ = reporter.send(CheckEvent::Passed(Passed { id, pid }));
                     })
                 });
                 let stream = Stream {
@@ -889,11 +963,14 @@ impl Engine {
     fn reap(&mut self) {
         let mut orphans = 0usize;
         let mut exits = Vec::new();
+        let mut probes = Vec::new();
         loop {
             match self.os.reap() {
                 Ok(Some((pid, exit))) => {
                     if let Some(id) = self.by_pid.remove(&pid) {
                         exits.push((id, exit));
+                    } else if let Some(check) = self.probes.remove(&pid) {
+                        probes.push((check, exit));
                     } else {
                         orphans += 1;
                     }
@@ -907,6 +984,9 @@ impl Engine {
         }
         for (id, exit) in exits {
             self.on_exit(id, exit);
+        }
+        for (check, exit) in probes {
+            self.on_probe_exit(check, exit);
         }
         if orphans > 0 {
             tracing::debug!(count = orphans, "reaped orphaned descendants");
@@ -935,6 +1015,8 @@ impl Engine {
             Ok(Some(exit)) => {
                 if let Some(id) = self.by_pid.remove(&pid) {
                     self.on_exit(id, exit);
+                } else if let Some(check) = self.probes.remove(&pid) {
+                    self.on_probe_exit(check, exit);
                 }
             }
             // Reaped already by the SIGCHLD sweep (its pid may even be

@@ -75,21 +75,7 @@ pub(crate) fn prepare(
 ) -> Result<Prepared, LaunchError> {
     let wid = name.wid;
     let user = resolve_user(w.user.as_deref(), w.group.as_deref())?;
-
-    let mut env: Vec<(OsString, OsString)> = Vec::new();
-    if w.copy_env {
-        env.extend(system.base_env.iter().cloned());
-    }
-    env.extend(user.env.into_iter().map(|(k, v)| (OsString::from(k), v)));
-    env.extend(
-        w.env
-            .iter()
-            .map(|(k, v)| (OsString::from(k), OsString::from(v.render(wid)))),
-    );
-    env.push(("RINGMASTER_PROCESS".into(), name.to_string().into()));
-    env.push(("RINGMASTER_WATCHER".into(), name.watcher.clone().into()));
-    env.push(("RINGMASTER_WID".into(), wid.to_string().into()));
-    env.push((SOCKET_ENV.into(), socket.as_os_str().to_owned()));
+    let mut env = environment(w, name, system, socket, user.env);
     if matches!(&w.ready, Some(r) if r.check == ReadyCheck::Notify)
         && let Some(notify) = &system.notify_socket
     {
@@ -103,29 +89,13 @@ pub(crate) fn prepare(
         env.push(("LISTEN_FDNAMES".into(), w.sockets.join(":").into()));
     }
 
-    let mut rlimits: Vec<(Resource, u64, u64)> = w
-        .rlimits
-        .iter()
-        .map(|&(limit, value)| {
-            let value = match value {
-                RlimitValue::Limit(n) => n,
-                RlimitValue::Unlimited => libc_infinity(),
-            };
-            (resource(limit), value, value)
-        })
-        .collect();
-    if !w.rlimits.iter().any(|(l, _)| *l == Rlimit::Nofile) {
-        // The daemon raised its own soft limit; children get the original.
-        rlimits.push((Resource::RLIMIT_NOFILE, system.nofile.0, system.nofile.1));
-    }
-
     let launch = Launch::prepare(LaunchRequest {
         argv: w.command.argv.iter().map(|t| t.render(wid)).collect(),
         env,
         working_dir: w.working_dir.render(wid),
         credentials: user.credentials,
         umask: w.umask,
-        rlimits,
+        rlimits: limits(w, system),
         listen_pid: w.listen_fds && !passed.is_empty(),
     })?;
 
@@ -155,6 +125,91 @@ pub(crate) fn prepare(
         },
         captures,
     })
+}
+
+/// A `ready = { cmd }` check's command for process `target` of slot
+/// `name`: as the watcher's user, with its environment (and
+/// `RINGMASTER_PID`, the process checked), limits and directory; its
+/// input and output are /dev/null.
+pub(crate) fn prepare_probe(
+    w: &WatcherConfig,
+    argv: &[ringmaster_config::Template],
+    name: &ProcessName,
+    target: nix::unistd::Pid,
+    system: &System,
+    socket: &Path,
+) -> Result<Prepared, LaunchError> {
+    let user = resolve_user(w.user.as_deref(), w.group.as_deref())?;
+    let mut env = environment(w, name, system, socket, user.env);
+    env.push(("RINGMASTER_PID".into(), target.to_string().into()));
+    let launch = Launch::prepare(LaunchRequest {
+        argv: argv.iter().map(|t| t.render(name.wid)).collect(),
+        env,
+        working_dir: w.working_dir.render(name.wid),
+        credentials: user.credentials,
+        umask: w.umask,
+        rlimits: limits(w, system),
+        listen_pid: false,
+    })?;
+    let null = || open_null().map(OwnedFd::from).map_err(LaunchError::Null);
+    Ok(Prepared {
+        launch,
+        stdio: Stdio {
+            stdin: null()?,
+            stdout: null()?,
+            stderr: null()?,
+            passed: Vec::new(),
+        },
+        captures: Vec::new(),
+    })
+}
+
+/// A process's environment, built explicitly in this order (later wins):
+/// the daemon's (with `copy_env`), the user's passwd variables, the
+/// watcher's `env`, then ringmaster's own.
+fn environment(
+    w: &WatcherConfig,
+    name: &ProcessName,
+    system: &System,
+    socket: &Path,
+    passwd: Vec<(String, OsString)>,
+) -> Vec<(OsString, OsString)> {
+    let wid = name.wid;
+    let mut env: Vec<(OsString, OsString)> = Vec::new();
+    if w.copy_env {
+        env.extend(system.base_env.iter().cloned());
+    }
+    env.extend(passwd.into_iter().map(|(k, v)| (OsString::from(k), v)));
+    env.extend(
+        w.env
+            .iter()
+            .map(|(k, v)| (OsString::from(k), OsString::from(v.render(wid)))),
+    );
+    env.push(("RINGMASTER_PROCESS".into(), name.to_string().into()));
+    env.push(("RINGMASTER_WATCHER".into(), name.watcher.clone().into()));
+    env.push(("RINGMASTER_WID".into(), wid.to_string().into()));
+    env.push((SOCKET_ENV.into(), socket.as_os_str().to_owned()));
+    env
+}
+
+/// The watcher's resource limits; RLIMIT_NOFILE as the daemon found it
+/// unless the watcher sets it (the daemon raised its own soft limit).
+fn limits(w: &WatcherConfig, system: &System) -> Vec<(Resource, u64, u64)> {
+    let mut rlimits: Vec<(Resource, u64, u64)> = w
+        .rlimits
+        .iter()
+        .map(|&(limit, value)| {
+            let value = match value {
+                RlimitValue::Limit(n) => n,
+                RlimitValue::Unlimited => libc_infinity(),
+            };
+            (resource(limit), value, value)
+        })
+        .collect();
+    if !w.rlimits.iter().any(|(l, _)| *l == Rlimit::Nofile) {
+        rlimits.push((Resource::RLIMIT_NOFILE, system.nofile.0, system.nofile.1));
+    }
+    rlimits
 }
 
 /// Duplicates of the sockets called `names`, in order, for one child.

@@ -7,8 +7,8 @@ use super::{Reader, WatcherKeys};
 use crate::readiness::{DEFAULT_READY_INTERVAL, DEFAULT_READY_TIMEOUT, Readiness, ReadyCheck};
 use crate::template::Context;
 
-const KINDS: &[&str] = &["tcp", "http", "notify", "log"];
-const KINDS_LATER: &[&str] = &["cmd"];
+const KINDS: &[&str] = &["tcp", "http", "cmd", "notify", "log"];
+const KINDS_LATER: &[&str] = &[];
 const OPTIONS: &[&str] = &["timeout", "interval"];
 
 /// Reads `ready`, if the watcher has one.
@@ -39,7 +39,7 @@ pub(super) fn read_ready(
                     }
                 }
             }
-            "tcp" | "http" | "notify" | "log" => {
+            "tcp" | "http" | "cmd" | "notify" | "log" => {
                 if let Some(check) = read_check(reader, w, &k, name, item, ctx) {
                     checks.push((name, check));
                 }
@@ -71,7 +71,7 @@ pub(super) fn read_ready(
                 w.src,
                 value.span().start,
                 &key,
-                "names no check: give one of tcp, http, notify or log",
+                "names no check: give one of tcp, http, cmd, notify or log",
             );
             None
         }
@@ -111,6 +111,9 @@ fn read_check(
             "only `notify = true` means something: remove `ready` for no check",
         );
         return None;
+    }
+    if kind == "cmd" {
+        return super::read_cmd(reader, w.src, key, value, false, ctx).map(ReadyCheck::Cmd);
     }
     let text = reader.string(w.src, key, value)?;
     match kind {
