@@ -1127,12 +1127,13 @@ SIZES = {
              "reload_watchers": 100, "reloads": 10, "repl_lines": 50,
              "notify_procs": 100, "notify_idle_secs": 10, "pid1_procs": 1000,
              "crowd": [1000, 100, 1 << 30, 200], "scale": [1000, 100, 100],
-             "chatty": [100, 1000, 10]},
+             "chatty": [100, 1000, 10], "web_steady_secs": 5},
     "quick": {"reps": 1, "idle_secs": 1, "spawn": [20], "kills": 2,
               "log_lines": 40_000, "ctl_calls": 3, "raw_calls": 20, "stop": [20], "restart_files": [5],
               "reload_watchers": 10, "reloads": 2, "repl_lines": 3,
               "notify_procs": 10, "notify_idle_secs": 1, "pid1_procs": 20,
-              "crowd": [50, 10, 1 << 20, 5], "scale": [20, 5, 5], "chatty": [10, 100, 10]},
+              "crowd": [50, 10, 1 << 20, 5], "scale": [20, 5, 5], "chatty": [10, 100, 10],
+              "web_steady_secs": 1},
 }
 
 
@@ -1269,6 +1270,257 @@ def markdown(results, tools, size):
     return "\n".join(rows)
 
 
+# -------------------------------------------------------------------- web --
+#
+# The deploy users run: a Flask app under gunicorn, 4 workers, behind one
+# port, under wrk's load (16 connections); the workers replaced by each
+# tool's way of restarting them: ringmaster's rolling restart of 4
+# single-worker gunicorns on a socket it holds, Circus's restart of the
+# same on its [socket:web], supervisord's restart of one gunicorn master
+# with 4 workers, and gunicorn's own HUP reload under supervisord.
+
+WEB_WORKERS = 4
+WEB_APP = "from flask import Flask\n\napp = Flask(__name__)\n\n\n@app.route('/')\ndef index():\n    return 'ok\\n'\n"
+
+
+def wrk_path():
+    return shutil.which("wrk")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def parse_wrk(text):
+    """requests, rps, p50/p99/max latency (ms), failures, from wrk --latency."""
+    def ms(value):
+        for suffix, factor in (("us", 0.001), ("ms", 1.0), ("s", 1000.0), ("m", 60000.0)):
+            if value.endswith(suffix):
+                return float(value[:-len(suffix)]) * factor
+        return float(value)
+    out = {"requests": 0, "failed": 0}
+    for line in text.splitlines():
+        words = line.split()
+        if not words:
+            continue
+        if words[0] == "Latency" and len(words) >= 4:
+            out["max_ms"] = ms(words[3])
+        elif words[0] == "50%":
+            out["p50_ms"] = ms(words[1])
+        elif words[0] == "99%":
+            out["p99_ms"] = ms(words[1])
+        elif "requests in" in line:
+            out["requests"] = int(words[0])
+        elif words[0] == "Requests/sec:":
+            out["rps"] = float(words[1])
+        elif line.strip().startswith("Socket errors:"):
+            out["failed"] += sum(int(part.split()[-1]) for part in line.split(":", 1)[1].split(","))
+        elif line.strip().startswith("Non-2xx or 3xx responses:"):
+            out["failed"] += int(words[-1])
+    return out
+
+
+def wrk_start(port, seconds):
+    return subprocess.Popen([wrk_path(), "-t", "2", "-c", "16", "--timeout", "10s", "--latency",
+                             "-d", "%ds" % seconds, "http://127.0.0.1:%d/" % port],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wrk_stop(proc):
+    """Stops wrk (it prints what it measured so far on SIGINT)."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+    return parse_wrk(out)
+
+
+class WebSetup:
+    """One tool serving the app on `port`, and its way of replacing the workers."""
+
+    def __init__(self, variant, port):
+        self.variant, self.port = variant, port
+        self.dir = tempfile.mkdtemp(prefix="rm-bench-web-")
+        with open(os.path.join(self.dir, "app.py"), "w") as f:
+            f.write(WEB_APP)
+        self.gunicorn = os.path.join(VENV, "bin", "gunicorn")
+        self.proc = None
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def start(self):
+        if self.variant == "ringmaster":
+            text = ('[daemon]\nsocket = "%s"\nlogs_dir = "%s"\nlog_level = "warn"\n\n'
+                    '[sockets.web]\naddress = "tcp://127.0.0.1:%d"\n\n[watchers.web]\n'
+                    'cmd = "%s --workers 1 --chdir %s app:app"\nsockets = ["web"]\nnumprocesses = %d\n'
+                    'ready = { notify = true, timeout = "30s" }\nstop_timeout = "30s"\n'
+                    % (self.path("rm.sock"), self.path("logs"), self.port, self.gunicorn, self.dir,
+                       WEB_WORKERS))
+            with open(self.path("web.toml"), "w") as f:
+                f.write(text)
+            command = [RINGMASTERD, self.path("web.toml")]
+        elif self.variant == "circus":
+            text = ("[circus]\nendpoint = ipc://%s\npubsub_endpoint = ipc://%s\nloglevel = WARNING\n"
+                    "logoutput = %s\n\n[watcher:web]\ncmd = %s --workers 1 --chdir %s "
+                    "--bind fd://$(circus.sockets.web) app:app\nuse_sockets = True\nnumprocesses = %d\n"
+                    "copy_env = True\ngraceful_timeout = 30\n\n[socket:web]\nhost = 127.0.0.1\nport = %d\n"
+                    % (self.path("endpoint"), self.path("pubsub"), self.path("circus.log"), self.gunicorn,
+                       self.dir, WEB_WORKERS, self.port))
+            with open(self.path("circus.ini"), "w") as f:
+                f.write(text)
+            command = [os.path.join(VENV, "bin", "circusd"), self.path("circus.ini")]
+        else:
+            text = ("[supervisord]\nnodaemon = true\nlogfile = %s\npidfile = %s\nloglevel = warn\n\n"
+                    "[unix_http_server]\nfile = %s\n\n[rpcinterface:supervisor]\n"
+                    "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n\n"
+                    "[supervisorctl]\nserverurl = unix://%s\n\n[program:web]\n"
+                    "command = %s --workers %d --bind 127.0.0.1:%d --chdir %s app:app\n"
+                    "stopwaitsecs = 30\nstdout_logfile = NONE\nstderr_logfile = NONE\n"
+                    % (self.path("sd.log"), self.path("sd.pid"), self.path("sd.sock"), self.path("sd.sock"),
+                       self.gunicorn, WEB_WORKERS, self.port, self.dir))
+            with open(self.path("supervisord.conf"), "w") as f:
+                f.write(text)
+            command = [os.path.join(VENV, "bin", "supervisord"), "-c", self.path("supervisord.conf")]
+        self.err = open(self.path("daemon.err"), "w")
+        self.proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=self.err, stderr=self.err,
+                                     cwd=self.dir, start_new_session=True)
+        wait_for(lambda: self.workers_ready(), 120, "%s serving" % self.variant, interval=0.05)
+        return self
+
+    def workers(self):
+        """The pids of the processes that accept (gunicorn workers)."""
+        found = []
+        for pid in descendants(self.proc.pid):
+            try:
+                with open("/proc/%d/cmdline" % pid, "rb") as f:
+                    argv = f.read().split(b"\0")
+            except OSError:
+                continue
+            if any(b"gunicorn" in a for a in argv[:2]):
+                found.append(pid)
+        # Gunicorn's workers are the arbiters' children.
+        def parent(pid):
+            try:
+                return status_value(pid, "PPid")
+            except OSError:
+                return None
+        return sorted(p for p in found if parent(p) in found)
+
+    def workers_ready(self):
+        if len(self.workers()) != WEB_WORKERS:
+            return False
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
+                s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+                return b" 200 " in s.recv(100)
+        except OSError:
+            return False
+
+    def ctl(self, *args):
+        if self.variant == "ringmaster":
+            cmd = [RINGMASTERCTL, "-s", self.path("rm.sock")] + list(args)
+        elif self.variant == "circus":
+            cmd = [os.path.join(VENV, "bin", "circusctl"), "--endpoint", "ipc://" + self.path("endpoint"),
+                   "--timeout", "60"] + list(args)
+        else:
+            cmd = [os.path.join(VENV, "bin", "supervisorctl"), "-c", self.path("supervisord.conf")] + list(args)
+        return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120)
+
+    def replace_workers(self):
+        """Replaces every worker as this tool does; returns once all are new."""
+        before = set(self.workers())
+        if self.variant == "ringmaster":
+            self.ctl("restart", "--rolling", "web")
+        elif self.variant == "circus":
+            self.ctl("restart", "web")
+        elif self.variant == "supervisord":
+            self.ctl("restart", "web")
+        else:
+            self.ctl("signal", "HUP", "web")
+        wait_for(lambda: len(set(self.workers()) - before) == WEB_WORKERS and
+                 not (set(self.workers()) & before), 120, "new workers", interval=0.02)
+
+    def close(self):
+        if self.proc is not None and self.proc.poll() is None:
+            for pid in descendants(self.proc.pid):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            self.proc.kill()
+            self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def web_serving(variant, steady_secs):
+    """Steady rps/latency; the same during a replacement of all workers
+    (and its duration); during a kill -9 of one worker."""
+    if not wrk_path():
+        return "n/a"
+    setup = WebSetup(variant, free_port()).start()
+    try:
+        steady = wrk_stop(wait_and_return(wrk_start(setup.port, steady_secs), steady_secs))
+        load = wrk_start(setup.port, 600)
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        setup.replace_workers()
+        roll_s = time.monotonic() - t0
+        rolling = wrk_stop(load)
+        load = wrk_start(setup.port, 600)
+        time.sleep(0.5)
+        victim = setup.workers()[0]
+        os.kill(victim, signal.SIGKILL)
+        wait_for(lambda: victim not in setup.workers() and len(setup.workers()) == WEB_WORKERS, 60,
+                 "a replacement worker", interval=0.02)
+        time.sleep(0.5)
+        killed = wrk_stop(load)
+    finally:
+        setup.close()
+    return {"steady": steady, "roll": rolling, "roll_s": roll_s, "kill": killed,
+            "roll_vs_steady": rolling.get("rps", 0) / steady["rps"] if steady.get("rps") else None}
+
+
+def wait_and_return(proc, seconds):
+    proc.wait(timeout=seconds + 30)
+    return proc
+
+
+WEB_VARIANTS = ["ringmaster", "circus", "supervisord", "gunicorn-hup"]
+WEB_FIGURES = [
+    (("steady", "rps"), "steady state: requests/s", ""),
+    (("steady", "p50_ms"), "steady state: p50 latency", "ms"),
+    (("steady", "p99_ms"), "steady state: p99 latency", "ms"),
+    (("roll_s",), "replacing all 4 workers: time until all are new", "s"),
+    (("roll", "rps"), "during the replacement: requests/s", ""),
+    (("roll_vs_steady",), "during the replacement: throughput / steady", ""),
+    (("roll", "p99_ms"), "during the replacement: p99 latency", "ms"),
+    (("roll", "max_ms"), "during the replacement: worst latency", "ms"),
+    (("roll", "failed"), "during the replacement: failed requests", ""),
+    (("kill", "failed"), "kill -9 of a worker: failed requests", ""),
+    (("kill", "max_ms"), "kill -9 of a worker: worst latency", "ms"),
+]
+
+
+def web_markdown(results):
+    if not any("web" in rep for rep in results["reps"]):
+        return ""
+    rows = ["", "Web serving (gunicorn + Flask, 4 workers, wrk with 16 connections): ringmaster "
+            "`restart --rolling` of 4 single-worker gunicorns on its socket; Circus `restart` of the same "
+            "on `[socket:web]`; supervisord `restart` of one gunicorn with 4 workers; gunicorn's own "
+            "HUP reload under supervisord.", "",
+            "| figure | " + " | ".join(WEB_VARIANTS) + " |", "|" + "---|" * (len(WEB_VARIANTS) + 1)]
+    for path, label, unit in WEB_FIGURES:
+        cells = []
+        for variant in WEB_VARIANTS:
+            values = [dig(dig(rep, ("web", variant)), path) if isinstance(dig(rep, ("web", variant)), dict)
+                      else dig(rep, ("web", variant)) for rep in results["reps"] if "web" in rep]
+            cells.append(fmt(aggregate(values), unit))
+        rows.append("| %s | %s |" % (label, " | ".join(cells)))
+    return "\n".join(rows)
+
+
 # ------------------------------------------------------------------ main --
 
 def run_scenario(tool, name, func, *args):
@@ -1288,7 +1540,7 @@ def main():
     parser.add_argument("--reps", type=int, help="repetitions (default 3, quick 1)")
     parser.add_argument("--tools", default=",".join(TOOLS), help="comma-separated rows to run")
     parser.add_argument("--only", help="comma-separated scenarios: "
-                        "idle,spawn,restart,log,chatty,ctl,scale,crowd,stop,reload,repl,notify,pid1")
+                        "idle,spawn,restart,log,chatty,ctl,scale,crowd,stop,reload,repl,notify,pid1,web")
     parser.add_argument("--no-build", action="store_true", help="use the existing release build")
     parser.add_argument("--bin-dir", help="take ringmasterd, ringmasterctl and the testkit from this "
                         "directory (another build, to compare); implies --no-build")
@@ -1309,7 +1561,7 @@ def main():
         size["reps"] = args.reps
     tools = [t for t in args.tools.split(",") if t]
     scenarios = set((args.only or "idle,spawn,restart,log,chatty,ctl,scale,crowd,stop,reload,repl,"
-                                 "notify,pid1").split(","))
+                                 "notify,pid1,web").split(","))
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     results = {"started": stamp, "quick": args.quick, "size": size, "tools": tools,
                "machine": {"cpus": os.cpu_count(), "kernel": platform.release(),
@@ -1370,6 +1622,16 @@ def main():
         if "pid1" in scenarios and "ringmaster" in tools:
             rep_results["ringmaster"]["pid1"] = run_scenario(
                 "ringmaster", "pid1 %d" % size["pid1_procs"], pid1_shutdown, size["pid1_procs"])
+        if "web" in scenarios:
+            web = rep_results.setdefault("web", {})
+            for variant in WEB_VARIANTS:
+                t0 = time.monotonic()
+                try:
+                    web[variant] = web_serving(variant, size["web_steady_secs"])
+                    print("  %-12s web        %.1fs" % (variant, time.monotonic() - t0), flush=True)
+                except Exception as err:  # a failed run is a row of "failed", not a crash
+                    print("  %-12s web        FAILED: %s" % (variant, err), flush=True)
+                    web[variant] = None
         if "stop" in scenarios:
             for n in size["stop"]:
                 for how in ("ctl", "sigterm"):
@@ -1385,7 +1647,7 @@ def main():
     base = os.path.join(out_dir, "run-%s%s" % (stamp, "-quick" if args.quick else ""))
     with open(base + ".json", "w") as f:
         json.dump(results, f, indent=2)
-    table = markdown(results, tools, size)
+    table = markdown(results, tools, size) + web_markdown(results)
     header = ("# ringmaster vs supervisord vs Circus (%s%s)\n\nMachine: %d CPUs, %s, Linux %s. "
               "Median of %d repetition(s), (min-max) when they differ.\n\n"
               % (stamp, ", QUICK: figures mean nothing" if args.quick else "", os.cpu_count(),
