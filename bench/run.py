@@ -1354,7 +1354,7 @@ class WebSetup:
         if self.variant == "ringmaster":
             text = ('[daemon]\nsocket = "%s"\nlogs_dir = "%s"\nlog_level = "warn"\n\n'
                     '[sockets.web]\naddress = "tcp://127.0.0.1:%d"\n\n[watchers.web]\n'
-                    'cmd = "%s --workers 1 --chdir %s app:app"\nsockets = ["web"]\nnumprocesses = %d\n'
+                    'cmd = "%s --workers 1 --preload --chdir %s app:app"\nsockets = ["web"]\nnumprocesses = %d\n'
                     'ready = { notify = true, timeout = "30s" }\nstop_timeout = "30s"\n'
                     % (self.path("rm.sock"), self.path("logs"), self.port, self.gunicorn, self.dir,
                        WEB_WORKERS))
@@ -1363,7 +1363,7 @@ class WebSetup:
             command = [RINGMASTERD, self.path("web.toml")]
         elif self.variant == "circus":
             text = ("[circus]\nendpoint = ipc://%s\npubsub_endpoint = ipc://%s\nloglevel = WARNING\n"
-                    "logoutput = %s\n\n[watcher:web]\ncmd = %s --workers 1 --chdir %s "
+                    "logoutput = %s\n\n[watcher:web]\ncmd = %s --workers 1 --preload --chdir %s "
                     "--bind fd://$(circus.sockets.web) app:app\nuse_sockets = True\nnumprocesses = %d\n"
                     "copy_env = True\ngraceful_timeout = 30\n\n[socket:web]\nhost = 127.0.0.1\nport = %d\n"
                     % (self.path("endpoint"), self.path("pubsub"), self.path("circus.log"), self.gunicorn,
@@ -1376,10 +1376,12 @@ class WebSetup:
                     "[unix_http_server]\nfile = %s\n\n[rpcinterface:supervisor]\n"
                     "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n\n"
                     "[supervisorctl]\nserverurl = unix://%s\n\n[program:web]\n"
-                    "command = %s --workers %d --bind 127.0.0.1:%d --chdir %s app:app\n"
+                    "command = %s --workers %d%s --bind 127.0.0.1:%d --chdir %s app:app\n"
                     "stopwaitsecs = 30\nstdout_logfile = NONE\nstderr_logfile = NONE\n"
                     % (self.path("sd.log"), self.path("sd.pid"), self.path("sd.sock"), self.path("sd.sock"),
-                       self.gunicorn, WEB_WORKERS, self.port, self.dir))
+                       # HUP reloads the app only without --preload.
+                       self.gunicorn, WEB_WORKERS, "" if self.variant == "gunicorn-hup" else " --preload",
+                       self.port, self.dir))
             with open(self.path("supervisord.conf"), "w") as f:
                 f.write(text)
             command = [os.path.join(VENV, "bin", "supervisord"), "-c", self.path("supervisord.conf")]
