@@ -589,3 +589,51 @@ fn a_roll_stops_at_a_worker_that_fails_and_the_rest_keep_serving() {
     let address = tcp_address(&daemon, "web");
     assert!(ask(&address).unwrap().starts_with("web:"));
 }
+
+#[test]
+fn a_socket_changed_at_the_same_address_is_changed_in_place_without_restarts() {
+    let before = "[sockets.app]\naddress = \"unix://@DIR@/app.sock\"\nmode = \"0600\"\n\
+                  [sockets.web]\naddress = \"tcp://127.0.0.1:0\"\nbacklog = 16\n\
+                  [watchers.web]\ncmd = \"@TESTKIT@ serve\"\nsockets = [\"web\", \"app\"]\nstart_secs = \"0s\"\n";
+    let builder = Daemon::builder().body(before);
+    let config = builder.write_config();
+    let daemon = builder.launch(config.clone());
+    let pid = daemon.wait_state("web:1", "RUNNING")["pid"].clone();
+    let address = tcp_address(&daemon, "web");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("mode = \"0600\"", "mode = \"0640\"")
+        .replace("backlog = 16", "backlog = 64");
+    std::fs::write(&config, &text).unwrap();
+    let reloaded = daemon.request("reload", json!(null));
+    assert_eq!(
+        reloaded["result"]["sockets_changed"],
+        json!(["app", "web"]),
+        "{reloaded}"
+    );
+    assert_eq!(
+        reloaded["result"]["changed"],
+        json!([]),
+        "its processes keep the socket"
+    );
+    let meta = std::fs::metadata(daemon.path("app.sock")).unwrap();
+    assert_eq!(meta.mode() & 0o777, 0o640);
+    assert_eq!(daemon.process("web:1")["pid"], pid);
+    assert_eq!(tcp_address(&daemon, "web"), address);
+    assert!(ask(&address).unwrap().starts_with("web:1"));
+
+    // SO_REUSEPORT cannot change on a bound socket: refused, nothing changed.
+    std::fs::write(
+        &config,
+        text.replace("backlog = 64", "backlog = 64\nreuseport = true"),
+    )
+    .unwrap();
+    let refused = daemon.request("reload", json!(null));
+    assert_eq!(refused["ok"], false, "{refused}");
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("cannot change reuseport of tcp://127.0.0.1:0"),
+        "{message}"
+    );
+    assert_eq!(daemon.process("web:1")["pid"], pid);
+}

@@ -143,6 +143,45 @@ fn roll_under_load(daemon: &Daemon, wrk: &Path, port: u16, dir: &Path) -> (Load,
     (load, took)
 }
 
+/// The daemon of the native form: `[sockets.web]` on a free port and the
+/// four gunicorns, serving v1; with its port and directory.
+fn native_stack(gunicorn: &Path) -> (Daemon, u16, PathBuf) {
+    let port = free_port();
+    let builder = Daemon::builder();
+    let dir = builder.path().to_path_buf();
+    releases(&dir);
+    let daemon = builder
+        .body(&format!(
+            "[sockets.web]\naddress = \"tcp://127.0.0.1:{port}\"\n\n[watchers.web]\nsockets = [\"web\"]\n{}",
+            web_watcher(gunicorn, &dir)
+        ))
+        .start();
+    serving_v1(&daemon, port);
+    (daemon, port, dir)
+}
+
+/// Waits until every worker runs and v1 answers.
+fn serving_v1(daemon: &Daemon, port: u16) {
+    daemon.wait_all("four workers running", |p| p["state"] == "RUNNING");
+    wait_until("v1 answering", DEADLINE, || {
+        http_get(port, "/").filter(|a| a.ends_with("v1\n"))
+    });
+}
+
+/// Flips to v2 and rolls under load: no request failed, and every answer
+/// afterwards comes from v2.
+fn roll_loses_nothing(daemon: &Daemon, wrk: &Path, port: u16, dir: &Path) {
+    let (load, _) = roll_under_load(daemon, wrk, port, dir);
+    assert!(load.requests > 100, "{}", load.text);
+    assert_eq!(
+        load.failed(),
+        0,
+        "failed requests during the roll:\n{}",
+        load.text
+    );
+    assert_all_v2(port);
+}
+
 fn assert_all_v2(port: u16) {
     for _ in 0..40 {
         let answer = http_get(port, "/").unwrap_or_default();
@@ -155,29 +194,8 @@ fn a_release_is_rolled_under_load_with_no_request_lost() {
     let Some((gunicorn, wrk)) = tools() else {
         return;
     };
-    let port = free_port();
-    let builder = Daemon::builder();
-    let dir = builder.path().to_path_buf();
-    releases(&dir);
-    let daemon = builder
-        .body(&format!(
-            "[sockets.web]\naddress = \"tcp://127.0.0.1:{port}\"\n\n[watchers.web]\nsockets = [\"web\"]\n{}",
-            web_watcher(&gunicorn, &dir)
-        ))
-        .start();
-    daemon.wait_all("four workers ready", |p| p["state"] == "RUNNING");
-    wait_until("v1 answering", DEADLINE, || {
-        http_get(port, "/").filter(|a| a.ends_with("v1\n"))
-    });
-    let (load, _) = roll_under_load(&daemon, &wrk, port, &dir);
-    assert!(load.requests > 100, "{}", load.text);
-    assert_eq!(
-        load.failed(),
-        0,
-        "failed requests during the roll:\n{}",
-        load.text
-    );
-    assert_all_v2(port);
+    let (daemon, port, dir) = native_stack(&gunicorn);
+    roll_loses_nothing(&daemon, &wrk, port, &dir);
 }
 
 #[test]
@@ -202,19 +220,8 @@ fn the_same_from_a_circus_ini_socket() {
     let daemon = builder
         .env("RINGMASTER_SOCKET", socket.to_str().unwrap())
         .launch(config);
-    daemon.wait_all("four workers running", |p| p["state"] == "RUNNING");
-    wait_until("v1 answering", DEADLINE, || {
-        http_get(port, "/").filter(|a| a.ends_with("v1\n"))
-    });
-    let (load, _) = roll_under_load(&daemon, &wrk, port, &dir);
-    assert!(load.requests > 100, "{}", load.text);
-    assert_eq!(
-        load.failed(),
-        0,
-        "failed requests during the roll:\n{}",
-        load.text
-    );
-    assert_all_v2(port);
+    serving_v1(&daemon, port);
+    roll_loses_nothing(&daemon, &wrk, port, &dir);
 }
 
 #[test]
@@ -222,20 +229,7 @@ fn a_worker_killed_under_load_refuses_no_connection() {
     let Some((gunicorn, wrk)) = tools() else {
         return;
     };
-    let port = free_port();
-    let builder = Daemon::builder();
-    let dir = builder.path().to_path_buf();
-    releases(&dir);
-    let daemon = builder
-        .body(&format!(
-            "[sockets.web]\naddress = \"tcp://127.0.0.1:{port}\"\n\n[watchers.web]\nsockets = [\"web\"]\n{}",
-            web_watcher(&gunicorn, &dir)
-        ))
-        .start();
-    daemon.wait_all("four workers ready", |p| p["state"] == "RUNNING");
-    wait_until("v1 answering", DEADLINE, || {
-        http_get(port, "/").filter(|a| a.ends_with("v1\n"))
-    });
+    let (daemon, port, _dir) = native_stack(&gunicorn);
     let load = start_load(&wrk, port);
     std::thread::sleep(Duration::from_secs(1));
     let victim = daemon.process("web:2")["pid"].as_i64().unwrap() as i32;

@@ -101,6 +101,11 @@ impl Listeners {
         self.bound.insert(listener.config.name.clone(), listener);
     }
 
+    /// The socket called `name`, to change.
+    pub fn get_mut(&mut self, name: &str) -> Option<&mut Listener> {
+        self.bound.get_mut(name)
+    }
+
     /// Closes the socket called `name`.
     pub fn remove(&mut self, name: &str) {
         self.bound.remove(name);
@@ -143,6 +148,66 @@ impl Listener {
             local,
             file,
         })
+    }
+}
+
+impl Listener {
+    /// Whether [`Self::update`] can apply `new`: not a change of
+    /// SO_REUSEPORT, which only means something before bind.
+    pub fn can_update(&self, new: &SocketConfig) -> Result<(), BindError> {
+        if new.reuseport == self.config.reuseport {
+            return Ok(());
+        }
+        Err(BindError {
+            name: new.name.clone(),
+            address: new.address.to_string(),
+            what: "change reuseport of",
+            source: std::io::Error::other(
+                "SO_REUSEPORT is set before bind: give the socket a new address, or restart the daemon",
+            ),
+        })
+    }
+
+    /// Applies `new`, a change of this socket's options at the same
+    /// address, to the socket itself: its processes keep it, so they need
+    /// not be restarted. The backlog is set again by listen(2); a unix
+    /// socket's file gets its owner, group and mode again. SO_REUSEPORT
+    /// only means something before bind: changing it is refused.
+    pub fn update(&mut self, new: &SocketConfig) -> Result<(), BindError> {
+        self.can_update(new)?;
+        let fail = |what: &'static str, source: std::io::Error| BindError {
+            name: new.name.clone(),
+            address: new.address.to_string(),
+            what,
+            source,
+        };
+        if new.backlog != self.config.backlog && !matches!(new.address, SocketAddress::Udp(_)) {
+            listen_on(&self.fd, new.backlog).map_err(|(what, e)| fail(what, e))?;
+        }
+        if let Some(file) = &self.file {
+            let owner = resolve_owner(new).map_err(|(what, e)| fail(what, e))?;
+            let path = file.dir.fd_path(&file.name).map_err(|e| {
+                fail(
+                    "set the owner and mode of",
+                    std::io::Error::other(e.to_string()),
+                )
+            })?;
+            let ours = matches!(file.dir.stat(&file.name), Ok(Some(st)) if (st.st_dev, st.st_ino) == file.inode);
+            if !ours {
+                return Err(fail(
+                    "set the owner and mode of",
+                    std::io::Error::other("the socket's file was replaced"),
+                ));
+            }
+            let chown = |e| fail("set the owner of", e);
+            std::os::unix::fs::lchown(&path, owner.0.map(Uid::as_raw), owner.1.map(Gid::as_raw))
+                .map_err(chown)?;
+            let mode = new.mode.unwrap_or(DEFAULT_UNIX_MODE);
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(mode))
+                .map_err(|e| fail("set the mode of", e))?;
+        }
+        self.config = new.clone();
+        Ok(())
     }
 }
 

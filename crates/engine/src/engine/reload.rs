@@ -67,11 +67,16 @@ impl Engine {
             };
             let old = self.procs.watcher(id);
             // Its processes hold the old socket: they need the new one.
+            let moved = |s: &String| {
+                result.sockets_changed.contains(s)
+                    && self.config.socket(s).map(|c| &c.address)
+                        != new.socket(s).map(|c| &c.address)
+            };
             let rebound = watcher
                 .sockets
                 .iter()
                 .chain(&watcher.stdin_socket)
-                .any(|s| result.sockets_changed.contains(s));
+                .any(moved);
             if rebound || spawn_relevant(&old.config) != spawn_relevant(watcher) {
                 result.changed.push(watcher.name.clone());
             } else if old.live != watcher.numprocesses {
@@ -132,25 +137,34 @@ impl Engine {
         }
     }
 
-    /// Binds the sockets `diff` adds or changes, then closes the removed
-    /// ones and the changed ones' old sockets; any bind failure closes
-    /// what it bound and refuses the reload. A changed socket at the same
-    /// address cannot be bound beside its old self: that one is closed
-    /// first (connections are refused for that moment).
+    /// Binds the sockets `diff` adds or moves to a new address, then
+    /// changes in place those that keep their address (their processes
+    /// keep them: no restart), closes the removed ones and the moved ones'
+    /// old sockets. A failure before anything is replaced closes what it
+    /// bound and refuses the reload. A socket that keeps its address cannot
+    /// be bound again beside itself (its workers hold it open), hence the
+    /// change in place.
     fn rebind(&mut self, new: &Config, diff: &ReloadResult) -> Result<(), Refusal> {
         let mut bound = Vec::new();
+        let mut in_place = Vec::new();
         for name in diff.sockets_added.iter().chain(&diff.sockets_changed) {
             let Some(config) = new.socket(name) else {
                 continue;
             };
-            let same_place = self
-                .listeners
-                .get(name)
-                .is_some_and(|old| old.config.address == config.address);
-            if same_place {
-                self.listeners.remove(name);
+            match self.listeners.get(name) {
+                Some(old) if old.config.address == config.address => {
+                    // Refused before anything changes.
+                    old.can_update(config)?;
+                    in_place.push(config);
+                }
+                _ => bound.push(Listener::bind(config)?),
             }
-            bound.push(Listener::bind(config)?);
+        }
+        for config in in_place {
+            if let Some(listener) = self.listeners.get_mut(&config.name) {
+                listener.update(config)?;
+                tracing::info!(socket = %config.name, "reload: socket changed in place");
+            }
         }
         for listener in bound {
             tracing::info!(socket = %listener.config.name, address = %listener.local, "reload: socket bound");
