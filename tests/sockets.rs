@@ -421,31 +421,50 @@ start_secs = "0s"
 /// Requests sent one after another on a thread until stopped.
 struct Load {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: std::thread::JoinHandle<(u32, Vec<String>)>,
+    answered: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    thread: std::thread::JoinHandle<Vec<String>>,
 }
 
 impl Load {
+    /// Starts the requests, and returns once one has been answered.
     fn on(address: &str) -> Self {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (address, flag) = (address.to_owned(), stop.clone());
+        let answered = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let (address, flag, count) = (address.to_owned(), stop.clone(), answered.clone());
         let thread = std::thread::spawn(move || {
-            let (mut answered, mut failed) = (0u32, Vec::new());
+            let mut failed = Vec::new();
             while !flag.load(std::sync::atomic::Ordering::Relaxed) {
                 match ask(&address) {
-                    Ok(answer) if answer.starts_with("web:") => answered += 1,
+                    Ok(answer) if answer.starts_with("web:") => {
+                        count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
                     Ok(answer) => failed.push(format!("answer {answer:?}")),
                     Err(err) => failed.push(err.to_string()),
                 }
             }
-            (answered, failed)
+            failed
         });
-        Self { stop, thread }
+        let load = Self {
+            stop,
+            answered,
+            thread,
+        };
+        wait_until("requests flowing", DEADLINE, || {
+            (load.count() > 0).then_some(())
+        });
+        load
+    }
+
+    fn count(&self) -> u32 {
+        self.answered.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Requests answered, and what went wrong with the others.
     fn stop(self) -> (u32, Vec<String>) {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        self.thread.join().unwrap()
+        let answered = self.answered.clone();
+        let failed = self.thread.join().unwrap();
+        (answered.load(std::sync::atomic::Ordering::Relaxed), failed)
     }
 }
 
