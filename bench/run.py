@@ -1461,8 +1461,9 @@ def web_serving(variant, steady_secs):
     (and its duration); during a kill -9 of one worker."""
     if not wrk_path():
         return "n/a"
-    setup = WebSetup(variant, free_port()).start()
+    setup = WebSetup(variant, free_port())
     try:
+        setup.start()
         steady = wrk_stop(wait_and_return(wrk_start(setup.port, steady_secs), steady_secs))
         load = wrk_start(setup.port, 600)
         time.sleep(0.5)
