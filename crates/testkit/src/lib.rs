@@ -382,33 +382,14 @@ fn print_creds() {
             .map(|p| p.display().to_string())
             .unwrap_or_default()
     );
-    // Listing /proc/self/fd opens one descriptor for the listing itself:
-    // report only those that are still open afterwards.
-    let listed: Vec<i32> = std::fs::read_dir("/proc/self/fd")
-        .map(|d| {
-            d.filter_map(Result::ok)
-                .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
-                .collect()
-        })
-        .unwrap_or_default();
-    let mut fds: Vec<String> = listed
-        .into_iter()
-        .filter(|fd| std::fs::read_link(format!("/proc/self/fd/{fd}")).is_ok())
-        .map(|fd| fd.to_string())
-        .collect();
-    fds.sort();
+    let fds: Vec<String> = open_fds().iter().map(i32::to_string).collect();
     println!("fds={}", fds.join(","));
     println!("end");
 }
 
-/// Reports the descriptors passed from 3 on and the systemd variables.
-fn print_sockets() {
-    let var = |name: &str| std::env::var(name).unwrap_or_else(|_| "-".into());
-    println!("listen_fds={}", var("LISTEN_FDS"));
-    println!("listen_fdnames={}", var("LISTEN_FDNAMES"));
-    let own = std::env::var("LISTEN_PID").ok() == Some(std::process::id().to_string());
-    println!("listen_pid_is_self={own}");
-    // The listing's own descriptor is closed once it is collected.
+/// The descriptors open in this process, in order. Listing /proc/self/fd
+/// opens one for the listing itself: only those still open afterwards.
+fn open_fds() -> Vec<i32> {
     let listed: Vec<i32> = std::fs::read_dir("/proc/self/fd")
         .map(|dir| {
             dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
@@ -420,6 +401,17 @@ fn print_sockets() {
         .filter(|fd| std::fs::read_link(format!("/proc/self/fd/{fd}")).is_ok())
         .collect();
     open.sort_unstable();
+    open
+}
+
+/// Reports the descriptors passed from 3 on and the systemd variables.
+fn print_sockets() {
+    let var = |name: &str| std::env::var(name).unwrap_or_else(|_| "-".into());
+    println!("listen_fds={}", var("LISTEN_FDS"));
+    println!("listen_fdnames={}", var("LISTEN_FDNAMES"));
+    let own = std::env::var("LISTEN_PID").ok() == Some(std::process::id().to_string());
+    println!("listen_pid_is_self={own}");
+    let open = open_fds();
     // Every socket on 0..=2, and whatever else is open from 3 on.
     for &fd in &open {
         if fd >= 3 || is_socket(fd) {
