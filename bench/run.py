@@ -166,6 +166,15 @@ def descendants(root):
     return found
 
 
+def kill_descendants(root):
+    """SIGKILL to everything below root (by pid, from /proc)."""
+    for pid in descendants(root):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def alive(pid):
     try:
         with open("/proc/%d/stat" % pid) as f:
@@ -301,11 +310,7 @@ class Tool:
                 os.kill(self.proc.pid, signal.SIGSTOP)
             except ProcessLookupError:
                 pass
-            for pid in descendants(self.proc.pid):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            kill_descendants(self.proc.pid)
             self.proc.kill()
         if self.proc is not None:
             self.proc.wait()
@@ -1446,11 +1451,7 @@ class WebSetup:
 
     def close(self):
         if self.proc is not None and self.proc.poll() is None:
-            for pid in descendants(self.proc.pid):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            kill_descendants(self.proc.pid)
             self.proc.kill()
             self.proc.wait()
         shutil.rmtree(self.dir, ignore_errors=True)

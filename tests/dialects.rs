@@ -166,7 +166,6 @@ fn errors_name_the_ini_file_line_and_key() {
 #[test]
 fn a_circus_watcher_sees_what_circusd_would_give_it() {
     let builder = Daemon::builder();
-    let dir = builder.path().to_path_buf();
     let user = if is_root() { "uid = nobody\n" } else { "" };
     let text = format!(
         "[env]\nAPP = demo\n\n[env:kit]\nPATH_COPY = $PATH\n\n[watcher:kit]\n\
@@ -175,12 +174,7 @@ fn a_circus_watcher_sees_what_circusd_would_give_it() {
          stdout_stream.class = FileStream\nstdout_stream.filename = out-$(circus.wid).log\n",
         testkit()
     );
-    let config = dir.join("circus.ini");
-    std::fs::write(&config, text).unwrap();
-    let socket = dir.join("rm.sock");
-    let daemon = builder
-        .env("RINGMASTER_SOCKET", socket.to_str().unwrap())
-        .launch(config);
+    let daemon = builder.launch_circus(&text);
     daemon.wait_all("everything running", |p| p["state"] == "RUNNING");
     let env = report(&daemon.wait_file("out-2.log", "\nend\n").replace("env ", ""));
     assert_eq!(env["APP"], "demo");
@@ -334,12 +328,7 @@ fn circus_sockets_are_bound_by_the_daemon_and_passed_to_the_watchers() {
         kit = testkit(),
         dir = dir.display()
     );
-    let config = dir.join("circus.ini");
-    std::fs::write(&config, text).unwrap();
-    let socket = dir.join("rm.sock");
-    let daemon = builder
-        .env("RINGMASTER_SOCKET", socket.to_str().unwrap())
-        .launch(config);
+    let daemon = builder.launch_circus(&text);
     daemon.wait_all("everything running", |p| p["state"] == "RUNNING");
     let pid = daemon.process("web:1")["pid"].as_i64().unwrap();
     let argv = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();

@@ -214,12 +214,7 @@ fn the_same_from_a_circus_ini_socket() {
         gunicorn.display(),
         dir.display()
     );
-    let config = dir.join("circus.ini");
-    std::fs::write(&config, text).unwrap();
-    let socket = dir.join("rm.sock");
-    let daemon = builder
-        .env("RINGMASTER_SOCKET", socket.to_str().unwrap())
-        .launch(config);
+    let daemon = builder.launch_circus(&text);
     serving_v1(&daemon, port);
     roll_loses_nothing(&daemon, &wrk, port, &dir);
 }

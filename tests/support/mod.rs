@@ -214,6 +214,17 @@ impl Builder {
         self.launch(config)
     }
 
+    /// Starts the daemon on a circus.ini holding `text`, written in this
+    /// builder's directory; a circus.ini names no control socket, so
+    /// `$RINGMASTER_SOCKET` places it at `rm.sock` there.
+    pub fn launch_circus(self, text: &str) -> Daemon {
+        let config = self.path().join("circus.ini");
+        std::fs::write(&config, text).unwrap();
+        let socket = self.path().join("rm.sock");
+        self.env("RINGMASTER_SOCKET", socket.to_str().unwrap())
+            .launch(config)
+    }
+
     /// Starts the daemon on an existing config file (whose socket must be
     /// `rm.sock` in this builder's directory).
     pub fn launch(mut self, config: PathBuf) -> Daemon {
