@@ -118,7 +118,13 @@ impl Process {
             uptime_secs: self.life.phase.since().map(|t| t.elapsed().as_secs_f64()),
             restarts: self.life.restarts,
             last_exit: self.life.last_exit.map(exit_info),
-            reason: self.life.reason.clone(),
+            // A slot waiting in the start queue is still STOPPED (nothing
+            // runs yet); the reason says a start is coming.
+            reason: if self.queued && !alive {
+                Some(START_QUEUED.to_owned())
+            } else {
+                self.life.reason.clone()
+            },
             log_error: (!self.log_errors.is_empty()).then(|| {
                 self.log_errors
                     .iter()
@@ -130,6 +136,9 @@ impl Process {
         }
     }
 }
+
+/// The reason `status` gives for a slot whose start is queued.
+const START_QUEUED: &str = "start queued";
 
 /// The protocol's view of an exit.
 pub(crate) fn exit_info(exit: Exit) -> ExitInfo {

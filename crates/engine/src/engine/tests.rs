@@ -460,6 +460,16 @@ async fn requests_are_answered_while_a_thousand_processes_start() {
     let running = processes.iter().filter(|p| p["state"] == "RUNNING").count();
     assert_eq!(processes.len(), 1000);
     assert!(running < 1000, "answered only after every start: {running}");
+    // Those not spawned yet say why they are STOPPED.
+    let queued = processes
+        .iter()
+        .filter(|p| p["state"] == "STOPPED")
+        .collect::<Vec<_>>();
+    assert!(!queued.is_empty());
+    assert!(
+        queued.iter().all(|p| p["reason"] == "start queued"),
+        "{queued:?}"
+    );
     // Queued ones are told apart: a start waits for them, and all run.
     let reply = daemon.ask("start", json!({"names": ["web"]})).await;
     let outcomes = reply["result"]["processes"].as_array().unwrap();
