@@ -31,6 +31,7 @@ mod reload;
 mod repl;
 mod scaling;
 mod sockets;
+mod stack;
 mod stats;
 mod stopping;
 mod systemd;

@@ -464,14 +464,15 @@ fn nothing_named(response: &Response) -> bool {
     }
 }
 
-/// The exit code of a successful answer: `status` with a process not
-/// RUNNING is 3, a command that acted on processes is 1 if any failed.
+/// The exit code of a successful answer: `status` with a process neither
+/// RUNNING nor a completed one-shot job is 3, a command that acted on
+/// processes is 1 if any failed.
 fn answered(response: &Response) -> u8 {
     if let Response::Status(status) = response {
         let all_running = status
             .processes
             .iter()
-            .all(|p| p.state == ProcessState::Running);
+            .all(|p| p.state == ProcessState::Running || p.completed);
         return if all_running {
             exit_code::OK
         } else {

@@ -292,6 +292,7 @@ pub(crate) const TRANSITIONS: &[(ProcessState, ProcessState)] = {
         (Fatal, Backoff),
         (Fatal, Fatal),
         (Starting, Running),
+        (Starting, Exited),
         (Starting, Backoff),
         (Starting, Fatal),
         (Starting, Stopped),
@@ -471,6 +472,21 @@ fn quick_failure(life: &mut Life, reason: String, ctx: &Context<'_>, out: &mut V
     }
 }
 
+/// Whether `exit` is one of the watcher's `exit_codes`.
+fn expected(exit: Exit, settings: Settings<'_>) -> bool {
+    matches!(exit, Exit::Code(code) if settings.exit_codes.contains(&code))
+}
+
+/// Whether the slot ran to a successful end with nothing more to come: a
+/// one-shot job that completed (EXITED with one of its `exit_codes`, and
+/// no restart for it). `status` counts it as fine and `depends_on` as
+/// ready.
+pub(crate) fn completed(life: &Life, settings: Settings<'_>) -> bool {
+    life.phase == Phase::Exited
+        && settings.restart != Restart::Always
+        && life.last_exit.is_some_and(|exit| expected(exit, settings))
+}
+
 /// Whether an exit from RUNNING is restarted.
 pub(crate) fn should_restart(exit: Exit, ctx: &Context<'_>) -> bool {
     if ctx.retired {
@@ -479,10 +495,7 @@ pub(crate) fn should_restart(exit: Exit, ctx: &Context<'_>) -> bool {
     match ctx.settings.restart {
         Restart::Always => true,
         Restart::Never => false,
-        Restart::OnFailure => match exit {
-            Exit::Code(code) => !ctx.settings.exit_codes.contains(&code),
-            Exit::Signal { .. } => true,
-        },
+        Restart::OnFailure => !expected(exit, ctx.settings),
     }
 }
 
@@ -528,7 +541,8 @@ fn leader_gone(
     out: &mut Vec<Effect>,
 ) {
     let described = describe_exit(exit);
-    if was == ProcessState::Starting {
+    let one_shot_done = ctx.settings.restart == Restart::Never && expected(exit, ctx.settings);
+    if was == ProcessState::Starting && !one_shot_done {
         let how = if ctx.settings.ready_timeout.is_some() {
             "exited before it was ready"
         } else {
@@ -537,7 +551,11 @@ fn leader_gone(
         return quick_failure(life, format!("{how} ({described})"), ctx, out);
     }
     out.push(Effect::CancelTimer);
-    life.reason = Some(described);
+    life.reason = Some(if one_shot_done {
+        format!("completed ({described})")
+    } else {
+        described
+    });
     enter(life, Phase::Exited, out);
     if !ctx.shutting_down && should_restart(exit, ctx) {
         life.restarts += 1;

@@ -11,8 +11,9 @@ use ringmaster_protocol::{
     ActionOutcome, ExitInfo, ProcessInfo, ProcessName, ProcessState, signals,
 };
 
-use crate::lifecycle::{Life, describe_exit};
+use crate::lifecycle::{self, Life, Settings, describe_exit};
 use crate::table::WatcherId;
+use ringmaster_config::WatcherConfig;
 use ringmaster_spawn::Exit;
 use tokio_util::time::delay_queue;
 
@@ -102,8 +103,9 @@ impl Process {
         }
     }
 
-    /// The process as `status` reports it.
-    pub fn info(&self) -> ProcessInfo {
+    /// The process as `status` reports it (its watcher's `settings` say
+    /// whether an exit completed a one-shot job).
+    pub fn info(&self, settings: &WatcherConfig) -> ProcessInfo {
         let alive = self.pid().is_some();
         ProcessInfo {
             name: self.name.clone(),
@@ -133,6 +135,7 @@ impl Process {
                     .join("; ")
             }),
             log_lost_bytes: self.log_lost.load(Ordering::Relaxed),
+            completed: lifecycle::completed(&self.life, Settings::of(settings)),
         }
     }
 }

@@ -143,6 +143,10 @@ pub struct ProcessInfo {
     /// Output bytes that could not be written to its log files.
     #[serde(default)]
     pub log_lost_bytes: u64,
+    /// A one-shot job that ran to its end with one of its `exit_codes`
+    /// (EXITED, no restart coming): a success.
+    #[serde(default)]
+    pub completed: bool,
 }
 
 /// One process in the result of `stats`.

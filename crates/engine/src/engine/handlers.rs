@@ -218,7 +218,10 @@ impl Engine {
     fn handle_status(&self, names: &[String]) -> Result<Response, Refusal> {
         let ids = self.resolve(names, true)?;
         Ok(Response::Status(StatusResult {
-            processes: ids.iter().map(|&i| self.procs[i].info()).collect(),
+            processes: ids
+                .iter()
+                .map(|&i| self.procs[i].info(self.watcher(i)))
+                .collect(),
         }))
     }
 

@@ -57,18 +57,11 @@ impl Slot {
     }
 
     fn step(&mut self, input: Input) -> Vec<Effect> {
+        let exit_codes = self.exit_codes.clone();
         let ctx = Context {
             settings: Settings {
-                start_secs: self.start_secs,
-                ready_timeout: self.ready_timeout,
-                start_retries: self.start_retries,
-                backoff_max: self.backoff_max,
-                restart: self.restart,
-                exit_codes: &self.exit_codes,
-                stop_signal: self.stop_signal,
-                stop_timeout: self.stop_timeout,
-                stop_group: self.stop_group,
-                stop_orphans: self.stop_orphans,
+                exit_codes: &exit_codes,
+                ..settings_of(self)
             },
             now: self.now,
             shutting_down: self.shutting_down,
@@ -169,6 +162,101 @@ fn ms(n: u64) -> Duration {
 }
 
 // ----- starting -------------------------------------------------------
+
+// ----- one-shot jobs ------------------------------------------------------
+
+/// A `restart = "never"` watcher: a migration, a cache warm-up.
+fn one_shot() -> Slot {
+    let mut slot = Slot::new();
+    slot.restart = Restart::Never;
+    slot.exit_codes = vec![0, 3];
+    slot
+}
+
+#[test]
+fn a_one_shot_that_exits_with_an_expected_code_at_once_has_completed() {
+    for code in [0, 3] {
+        let mut slot = one_shot();
+        slot.start();
+        let effects = slot.exit(code, false);
+        assert_eq!(slot.state(), S::Exited);
+        assert_eq!(
+            slot.life.reason.as_deref(),
+            Some(format!("completed (exit status {code})").as_str())
+        );
+        assert!(!effects.contains(&Effect::Spawn), "{effects:?}");
+        assert_eq!(slot.life.failures, 0);
+        assert_eq!(
+            slot.seen,
+            [(S::Stopped, S::Starting), (S::Starting, S::Exited)]
+        );
+        assert!(completed(&slot.life, settings_of(&slot)));
+    }
+}
+
+#[test]
+fn a_one_shot_that_fails_quickly_still_backs_off() {
+    let mut slot = one_shot();
+    slot.start();
+    slot.exit(1, false);
+    assert_eq!(slot.state(), S::Backoff);
+    assert!(!completed(&slot.life, settings_of(&slot)));
+}
+
+#[test]
+fn a_one_shot_whose_group_lingers_completes_once_it_is_gone() {
+    let mut slot = one_shot();
+    slot.start();
+    slot.exit(0, true);
+    assert_eq!(slot.state(), S::Stopping);
+    slot.step(Input::GroupCheck { group_alive: false });
+    assert_eq!(slot.state(), S::Exited);
+    assert!(completed(&slot.life, settings_of(&slot)));
+}
+
+#[test]
+fn only_an_expected_exit_with_no_restart_coming_is_completed() {
+    // on-failure, expected code after RUNNING: done, not restarted.
+    let mut slot = Slot::new();
+    slot.running();
+    slot.exit(0, false);
+    assert!(completed(&slot.life, settings_of(&slot)));
+    // An unexpected code that is not restarted is not a success.
+    let mut slot = one_shot();
+    slot.running();
+    slot.exit(1, false);
+    assert_eq!(slot.state(), S::Exited);
+    assert!(!completed(&slot.life, settings_of(&slot)));
+    // always: EXITED only on its way to the next run.
+    let mut slot = Slot::new();
+    slot.restart = Restart::Always;
+    slot.running();
+    slot.exit(0, false);
+    assert!(!completed(&slot.life, settings_of(&slot)));
+    // A stopped one-shot is not complete, whatever its last exit.
+    let mut slot = one_shot();
+    slot.running();
+    slot.step(Input::Stop);
+    slot.exit(0, false);
+    assert_eq!(slot.state(), S::Stopped);
+    assert!(!completed(&slot.life, settings_of(&slot)));
+}
+
+/// The settings [`completed`] reads, from a test slot.
+fn settings_of(slot: &Slot) -> Settings<'_> {
+    Settings {
+        start_secs: slot.start_secs,
+        ready_timeout: slot.ready_timeout,
+        start_retries: slot.start_retries,
+        backoff_max: slot.backoff_max,
+        restart: slot.restart,
+        exit_codes: &slot.exit_codes,
+        stop_signal: slot.stop_signal,
+        stop_timeout: slot.stop_timeout,
+        stop_group: slot.stop_group,
+        stop_orphans: slot.stop_orphans,
+    }
+}
 
 // ----- readiness --------------------------------------------------------
 
@@ -1184,6 +1272,11 @@ fn every_listed_transition_can_happen() {
     let mut slot = Slot::new();
     slot.running();
     slot.step(Input::Stop);
+    slot.exit(0, false);
+    record(&slot);
+    // Starting -> Exited: a one-shot job completes.
+    let mut slot = one_shot();
+    slot.start();
     slot.exit(0, false);
     record(&slot);
     for transition in TRANSITIONS {
