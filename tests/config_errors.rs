@@ -84,9 +84,9 @@ fn bad_watcher_values_name_file_line_and_key() {
         &["RINGMASTER_TEST_NOPE is not set"],
     );
     assert_error(
-        &format!("{w}depends_on = [\"db\"]\n"),
+        &format!("{w}hooks = {{ before_start = \"true\" }}\n"),
         &[],
-        "CONFIG:3:1: watchers.web.depends_on",
+        "CONFIG:3:1: watchers.web.hooks",
         &["not supported yet"],
     );
     assert_error(
@@ -374,5 +374,44 @@ fn bad_readiness_checks_name_file_line_and_key() {
         &[],
         "CONFIG:3:43: watchers.web.ready.timeout",
         &["must be more than 0"],
+    );
+}
+
+/// Test plan G38: `depends_on` names only watchers, and a cycle is an
+/// error naming every member with the file and line of its `depends_on`.
+#[test]
+fn bad_dependencies_name_file_line_and_key() {
+    assert_error(
+        "[watchers.web]\ncmd = \"sleep 1\"\ndepends_on = [\"rdis\"]\n\n[watchers.redis]\ncmd = \"sleep 1\"\n",
+        &[],
+        "CONFIG:3:1: watchers.web.depends_on",
+        &["no watcher 'rdis' is defined", "did you mean 'redis'"],
+    );
+    assert_error(
+        "[watchers.web]\ncmd = \"sleep 1\"\ndepends_on = [\"web\"]\n",
+        &[],
+        "CONFIG:3:1: watchers.web.depends_on",
+        &["cannot depend on itself"],
+    );
+    assert_error(
+        "[watchers.a]\ncmd = \"sleep 1\"\ndepends_on = [\"b\"]\n\n\
+         [watchers.b]\ncmd = \"sleep 1\"\ndepends_on = [\"c\"]\n\n\
+         [watchers.c]\ncmd = \"sleep 1\"\ndepends_on = [\"a\"]\n\n\
+         [watchers.d]\ncmd = \"sleep 1\"\ndepends_on = [\"a\"]\n",
+        &[],
+        "CONFIG:3:1: watchers.a.depends_on",
+        &[
+            "depends_on forms a cycle: a -> b -> c -> a",
+            "(a at ",
+            "ringmaster.toml:3:1, b at ",
+            "ringmaster.toml:7:1, c at ",
+            "ringmaster.toml:11:1)",
+        ],
+    );
+    assert_error(
+        "[watchers.web]\ncmd = \"sleep 1\"\ndepends_on = \"redis\"\n",
+        &[],
+        "CONFIG:3:14: watchers.web.depends_on",
+        &["a list of watcher names"],
     );
 }

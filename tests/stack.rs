@@ -46,3 +46,104 @@ backoff_max = "50ms"
         "{with_the_failure:?}"
     );
 }
+
+/// Test plan G38 with real processes: a database that takes its time, a
+/// migration that needs it, an app that needs the migration done, a proxy
+/// in front. Each step checks its predecessor's work and would fail for
+/// good (no retries) if it ran too early; shutdown goes the other way.
+#[test]
+fn a_stack_starts_in_dependency_order_and_stops_in_reverse() {
+    let mut daemon = Daemon::start(
+        r#"
+[watchers.proxy]
+cmd = "@TESTKIT@ sleep"
+depends_on = ["app"]
+start_secs = "0"
+priority = 1
+
+[watchers.app]
+cmd = "sh -c 'test -e @DIR@/migrations && exec @TESTKIT@ sleep'"
+depends_on = ["db", "migrate"]
+start_retries = 0
+start_secs = "200ms"
+
+[watchers.migrate]
+cmd = "sh -c 'test -e @DIR@/db-up && echo migrated >> @DIR@/migrations'"
+depends_on = ["db"]
+restart = "never"
+start_retries = 0
+
+[watchers.db]
+cmd = "sh -c 'sleep 0.5; touch @DIR@/db-up; exec @TESTKIT@ sleep'"
+ready = { cmd = "test -e @DIR@/db-up", interval = "50ms" }
+priority = 999
+"#,
+    );
+    let proxy = daemon.wait_state("proxy:1", "RUNNING");
+    assert_eq!(daemon.process("db:1")["state"], "RUNNING");
+    assert_eq!(daemon.process("app:1")["state"], "RUNNING");
+    assert_eq!(daemon.process("migrate:1")["completed"], true);
+    assert_eq!(daemon.read("migrations"), "migrated\n");
+    assert_eq!(proxy["restarts"], 0, "{proxy}");
+
+    daemon.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(daemon.wait_exit(crate::support::DEADLINE), Some(0));
+    let log = daemon.daemon_log();
+    let stopping = |name: &str| {
+        log.find(&format!("RUNNING -> STOPPING process={name}"))
+            .unwrap_or_else(|| panic!("{name} was not stopped:\n{log}"))
+    };
+    assert!(stopping("proxy:1") < stopping("app:1"), "{log}");
+    assert!(stopping("app:1") < stopping("db:1"), "{log}");
+}
+
+/// `start` of the top of a stopped stack starts what it needs first, and a
+/// dependency that fails leaves it STOPPED with the reason.
+#[test]
+fn start_pulls_in_dependencies_and_a_failed_one_blocks() {
+    let daemon = Daemon::start(
+        r#"
+[watchers.db]
+cmd = "@TESTKIT@ sleep"
+autostart = false
+start_secs = "0"
+
+[watchers.web]
+cmd = "@TESTKIT@ sleep"
+autostart = false
+depends_on = ["db"]
+start_secs = "0"
+
+[watchers.broken]
+cmd = "sh -c 'exit 7'"
+autostart = false
+start_retries = 0
+
+[watchers.needs_broken]
+cmd = "@TESTKIT@ sleep"
+autostart = false
+depends_on = ["broken"]
+"#,
+    );
+    let started = daemon.ctl(&["start", "web"]);
+    assert_eq!(started.status.code(), Some(0), "{started:?}");
+    assert_eq!(daemon.process("db:1")["state"], "RUNNING");
+
+    let refused = daemon.ctl(&["start", "needs_broken"]);
+    assert_eq!(refused.status.code(), Some(1), "{refused:?}");
+    let text = String::from_utf8_lossy(&refused.stdout).into_owned()
+        + &String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        text.contains("not started: dependency 'broken' failed"),
+        "{text}"
+    );
+    let blocked = daemon.process("needs_broken:1");
+    assert_eq!(blocked["state"], "STOPPED", "{blocked}");
+    assert!(
+        blocked["reason"]
+            .as_str()
+            .unwrap()
+            .contains("broken:1: FATAL, exited too quickly (exit status 7)"),
+        "{blocked}"
+    );
+}

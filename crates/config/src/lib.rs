@@ -9,6 +9,7 @@
 //! (`$(name)`, `$(here)`, `$(env.VAR)`) are expanded at load time; `$(wid)`
 //! stays in a [`Template`] until a process is spawned.
 
+mod dependencies;
 mod env_file;
 mod error;
 mod ini;
@@ -24,6 +25,7 @@ mod units;
 
 use std::path::{Path, PathBuf};
 
+pub use dependencies::ranks as dependency_ranks;
 pub use error::{ConfigError, ConfigErrors, ConfigWarning, Location};
 pub use listen::{DEFAULT_BACKLOG, SocketAddress, SocketConfig};
 pub use model::{

@@ -381,8 +381,12 @@ pub struct WatcherConfig {
     /// Whether what is left of the process group when the leader exits on
     /// its own is stopped before the process is restarted.
     pub stop_orphans: bool,
-    /// Start order (ascending) and stop order (descending).
+    /// Start order (ascending) and stop order (descending), among what
+    /// `depends_on` leaves free.
     pub priority: i32,
+    /// Watchers that must be ready (RUNNING, or a one-shot completed)
+    /// before this one starts, and that stop after it.
+    pub depends_on: Vec<String>,
     /// Resource limits set in the child.
     pub rlimits: Vec<(Rlimit, RlimitValue)>,
     /// Sockets passed as fds 3, 4, ... in this order.

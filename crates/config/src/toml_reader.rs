@@ -69,8 +69,9 @@ const WATCHER_KEYS: &[&str] = &[
     "stdin_socket",
     "ready",
     "reload",
+    "depends_on",
 ];
-const WATCHER_KEYS_LATER: &[&str] = &["depends_on", "health", "metrics_port", "hooks"];
+const WATCHER_KEYS_LATER: &[&str] = &["health", "metrics_port", "hooks"];
 const SINK_KEYS: &[&str] = &["file", "max_size", "backups", "timestamps"];
 
 /// Rotated files kept when max_size is set and backups is not.
@@ -487,6 +488,9 @@ pub(crate) fn load_text(
 
     check_duplicate_watchers(&mut reader, &watchers);
     sockets::check_sockets(&mut reader, &listen, &watchers);
+    reader
+        .errors
+        .extend(crate::dependencies::check(watchers.iter().map(|(w, _)| w)));
 
     let groups = groups_value
         .map(|value| read_groups(&mut reader, &src, value, &watchers))
@@ -986,6 +990,7 @@ fn read_watcher(
     };
 
     let ready = ready::read_ready(reader, &watcher, &ctx);
+    let depends_on = sockets::read_names(reader, &watcher, "depends_on", "watcher");
     let identity = read_identity(reader, &watcher);
     let policy = read_policy(reader, &watcher);
     let streams = read_streams(reader, &watcher, name, daemon, &ctx);
@@ -1030,6 +1035,7 @@ fn read_watcher(
         stop_group: policy.stop_group,
         stop_orphans: policy.stop_orphans,
         priority: policy.priority,
+        depends_on,
         rlimits: identity.rlimits,
         sockets: passed,
         listen_fds,

@@ -1,5 +1,6 @@
 //! The engine task: owns every process and applies Supervisor's state rules.
 
+mod dependencies;
 mod handlers;
 mod reload;
 mod rolls;
@@ -181,6 +182,8 @@ pub(crate) struct Engine {
     ),
     /// Rolling restarts in progress.
     rolls: Vec<rolls::ActiveRoll>,
+    /// Slots whose start waits for their `depends_on` to be ready.
+    awaiting: Vec<ProcId>,
 }
 
 impl Engine {
@@ -236,6 +239,7 @@ impl Engine {
             notify_ready: None,
             notified: mpsc::unbounded_channel(),
             rolls: Vec::new(),
+            awaiting: Vec::new(),
         })
     }
 
@@ -453,8 +457,9 @@ impl Engine {
             .into_iter()
             .filter(|&id| self.watcher(id).autostart)
             .collect();
-        // Stable: equal priorities keep configuration order.
-        order.sort_by_key(|&id| self.watcher(id).priority);
+        // Dependencies first, then by priority; stable: equal priorities
+        // keep configuration order.
+        order.sort_by_key(|&id| self.procs.order(id));
         for id in order {
             self.queue_start(id);
         }
@@ -478,8 +483,9 @@ impl Engine {
             let Some(id) = self.start_queue.pop_front() else {
                 return;
             };
-            // Taken out meanwhile (stopped, shut down).
-            if std::mem::take(&mut self.procs[id].queued) {
+            // Taken out meanwhile (stopped, shut down), or held back by
+            // its dependencies.
+            if std::mem::take(&mut self.procs[id].queued) && !self.start_gated(id) {
                 self.drive(id, lifecycle::Input::Start);
             }
         }
@@ -496,8 +502,10 @@ impl Engine {
             input,
             lifecycle::Input::Stop | lifecycle::Input::Shutdown | lifecycle::Input::Kill
         ) {
-            // A queued start is overtaken: the stop wins.
+            // A queued start, or one waiting for its dependencies, is
+            // overtaken: the stop wins.
             self.procs[id].queued = false;
+            self.procs[id].gate = None;
         }
         let mut next = Some(input);
         let mut gave_up = false;
@@ -536,6 +544,9 @@ impl Engine {
             }
         }
         self.update_jobs(id);
+        if !self.awaiting.is_empty() {
+            self.recheck_awaiting();
+        }
         self.update_notify();
         self.announce_stopped(id);
         if gave_up {
@@ -848,12 +859,18 @@ impl Engine {
         self.emit_event(owner, state, state, Some(reason));
     }
 
+    /// Whether slot `id` is a one-shot job that completed.
+    pub(super) fn completed(&self, id: ProcId) -> bool {
+        lifecycle::completed(&self.procs[id].life, Settings::of(self.watcher(id)))
+    }
+
     fn update_jobs(&mut self, id: ProcId) {
         let shutting_down = self.shutdown.is_some();
+        let completed = self.completed(id);
         let process = &self.procs[id];
         let mut index = 0;
         while index < self.jobs.len() {
-            if self.jobs[index].update(id, process, shutting_down) {
+            if self.jobs[index].update(id, process, completed, shutting_down) {
                 self.jobs.swap_remove(index).finish();
             } else {
                 index += 1;
@@ -1099,9 +1116,11 @@ impl Engine {
             self.procs[id].held = false;
             self.drive(id, lifecycle::Input::Shutdown);
         }
-        // Starts still queued will not happen (each slot's flag was
-        // cleared by its Shutdown input, deciding the requests waiting).
+        // Starts still queued or waiting for dependencies will not happen
+        // (each slot's flags were cleared by its Shutdown input, deciding
+        // the requests waiting).
         self.start_queue.clear();
+        self.awaiting.clear();
     }
 
     /// Stops the next priority group (all at once when fast).
@@ -1109,11 +1128,11 @@ impl Engine {
         let Some(shutdown) = self.shutdown.as_ref() else {
             return;
         };
-        let alive: Vec<(ProcId, i32)> = self
+        let alive: Vec<(ProcId, (u32, i32))> = self
             .procs
             .ids()
             .filter(|&id| self.procs[id].life.phase.is_alive())
-            .map(|id| (id, self.watcher(id).priority))
+            .map(|id| (id, self.procs.order(id)))
             .collect();
         for id in lifecycle::shutdown_wave(&alive, shutdown.fast) {
             // A stop already under way keeps what follows it (a leader's

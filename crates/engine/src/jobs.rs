@@ -6,7 +6,7 @@ use ringmaster_protocol::{ActionOutcome, ActionResult, ProcessState, Reply, Resp
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-use crate::process::{ProcId, Process};
+use crate::process::{Gate, ProcId, Process};
 
 /// What a job waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,10 +35,17 @@ pub(crate) struct Job {
 impl Job {
     /// Decides every undecided entry of `proc` that can be decided now;
     /// returns true when the whole job is decided.
-    pub fn update(&mut self, proc: ProcId, process: &Process, shutting_down: bool) -> bool {
+    /// `completed`: the process is a one-shot job that completed.
+    pub fn update(
+        &mut self,
+        proc: ProcId,
+        process: &Process,
+        completed: bool,
+        shutting_down: bool,
+    ) -> bool {
         for (id, outcome) in &mut self.entries {
             if *id == proc && outcome.is_none() {
-                *outcome = evaluate(self.goal, process, shutting_down);
+                *outcome = evaluate(self.goal, process, completed, shutting_down);
             }
         }
         self.entries.iter().all(|(_, o)| o.is_some())
@@ -54,10 +61,12 @@ impl Job {
     }
 }
 
-/// The outcome for `process` if its state decides the goal.
+/// The outcome for `process` if its state decides the goal (`completed`:
+/// it is a one-shot job that completed, which a start counts as done).
 pub(crate) fn evaluate(
     goal: Goal,
     process: &Process,
+    completed: bool,
     shutting_down: bool,
 ) -> Option<ActionOutcome> {
     use ProcessState as S;
@@ -65,6 +74,14 @@ pub(crate) fn evaluate(
         return None;
     }
     let outcome = |ok: bool, message: String| Some(process.outcome(ok, message));
+    match (&process.gate, goal) {
+        (Some(Gate::Waiting(_)), _) => return None,
+        (Some(Gate::Blocked(why)), Goal::Running) => return outcome(false, why.clone()),
+        _ => {}
+    }
+    if completed && goal == Goal::Running {
+        return outcome(true, "completed".into());
+    }
     match goal {
         // A restart is undecided while its stop goes on (STOPPING).
         Goal::Running => match process.state() {
@@ -127,7 +144,7 @@ mod tests {
     }
 
     fn decided(goal: Goal, state: ProcessState, restarting: bool) -> Option<bool> {
-        evaluate(goal, &process(state, restarting), false).map(|o| o.ok)
+        evaluate(goal, &process(state, restarting), false, false).map(|o| o.ok)
     }
 
     #[test]

@@ -721,9 +721,10 @@ fn kill(life: &mut Life, out: &mut Vec<Effect>) {
 }
 
 /// Which of the processes still alive a graceful shutdown stops now: the
-/// highest priority level among them (all of them when `fast`). Each is
-/// `(id, priority)`.
-pub(crate) fn shutdown_wave<T: Copy>(alive: &[(T, i32)], fast: bool) -> Vec<T> {
+/// highest level among them (all of them when `fast`). Each is `(id,
+/// level)`; the engine's level is (dependency rank, priority), so what
+/// depends on others stops before them.
+pub(crate) fn shutdown_wave<T: Copy, L: Ord + Copy>(alive: &[(T, L)], fast: bool) -> Vec<T> {
     let Some(top) = alive.iter().map(|&(_, priority)| priority).max() else {
         return Vec::new();
     };

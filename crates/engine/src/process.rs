@@ -20,6 +20,15 @@ use tokio_util::time::delay_queue;
 /// A process slot's id in the engine's table.
 pub(crate) type ProcId = crate::table::SlotId;
 
+/// A start held back by `depends_on`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Gate {
+    /// Started once these watchers (named, comma-separated) are ready.
+    Waiting(String),
+    /// Not started: a dependency failed (the reason, as status shows it).
+    Blocked(String),
+}
+
 /// One process slot (`web:2`); survives restarts.
 #[derive(Debug)]
 pub(crate) struct Process {
@@ -51,6 +60,9 @@ pub(crate) struct Process {
     /// A start is queued for it (the engine starts queued slots a few at a
     /// time, answering requests in between); requests wait on it.
     pub queued: bool,
+    /// Where its start stands with the watcher's `depends_on`: waiting for
+    /// a dependency to be ready, or not started because one failed.
+    pub gate: Option<Gate>,
     /// A slot above the watcher's numprocesses after `decr`: stopped, never
     /// restarted, invisible to names and `status`; `incr` revives it.
     pub retired: bool,
@@ -62,6 +74,7 @@ impl Process {
             alias: None,
             held: false,
             queued: false,
+            gate: None,
             retired: false,
             name,
             watcher,
@@ -103,6 +116,21 @@ impl Process {
         }
     }
 
+    /// Why it is where it is, as `status` says. A slot whose start waits
+    /// (in the start queue, or for a dependency) is still STOPPED:
+    /// nothing runs yet, and the reason says what it waits for.
+    fn reason(&self) -> Option<String> {
+        if self.pid().is_some() {
+            return self.life.reason.clone();
+        }
+        match &self.gate {
+            Some(Gate::Waiting(names)) => Some(format!("waiting for {names}")),
+            Some(Gate::Blocked(why)) => Some(why.clone()),
+            None if self.queued => Some(START_QUEUED.to_owned()),
+            None => self.life.reason.clone(),
+        }
+    }
+
     /// The process as `status` reports it (its watcher's `settings` say
     /// whether an exit completed a one-shot job).
     pub fn info(&self, settings: &WatcherConfig) -> ProcessInfo {
@@ -120,13 +148,7 @@ impl Process {
             uptime_secs: self.life.phase.since().map(|t| t.elapsed().as_secs_f64()),
             restarts: self.life.restarts,
             last_exit: self.life.last_exit.map(exit_info),
-            // A slot waiting in the start queue is still STOPPED (nothing
-            // runs yet); the reason says a start is coming.
-            reason: if self.queued && !alive {
-                Some(START_QUEUED.to_owned())
-            } else {
-                self.life.reason.clone()
-            },
+            reason: self.reason(),
             log_error: (!self.log_errors.is_empty()).then(|| {
                 self.log_errors
                     .iter()

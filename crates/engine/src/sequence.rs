@@ -22,9 +22,10 @@ pub(crate) struct Sequence<T> {
 }
 
 impl<T: Copy + PartialEq> Sequence<T> {
-    /// Groups `ids` into levels by `priority`, highest first; `then_start`
-    /// makes it a restart.
-    pub fn new(ids: &[T], priority: impl Fn(T) -> i32, then_start: bool) -> Self {
+    /// Groups `ids` into levels by `priority` (the engine's is dependency
+    /// rank, then priority), highest first; `then_start` makes it a
+    /// restart.
+    pub fn new<L: Ord + Copy>(ids: &[T], priority: impl Fn(T) -> L, then_start: bool) -> Self {
         let mut sorted = ids.to_vec();
         // Stable: within a level, the request's order.
         sorted.sort_by_key(|&id| std::cmp::Reverse(priority(id)));

@@ -48,6 +48,9 @@ pub(crate) struct Watcher {
     pub removed: bool,
     /// Its slots by wid (`slots[wid - 1]`), retired ones included.
     pub slots: Vec<SlotId>,
+    /// Its depth in the `depends_on` graph (0: depends on nothing): what
+    /// stops first, the deepest, and what starts first, the shallowest.
+    pub rank: u32,
 }
 
 /// Every watcher and slot, and the indexes over them.
@@ -71,7 +74,39 @@ impl Table {
             let id = table.add_watcher(watcher.clone());
             table.grow(id, watcher.numprocesses, config);
         }
+        table.rank_watchers();
         table
+    }
+
+    /// Gives every watcher its rank in the `depends_on` graph of the
+    /// watchers not removed (after a load or a reload).
+    pub(crate) fn rank_watchers(&mut self) {
+        let ranks = ringmaster_config::dependency_ranks(
+            self.watchers
+                .iter()
+                .filter(|w| !w.removed)
+                .map(|w| &w.config),
+        );
+        for watcher in &mut self.watchers {
+            watcher.rank = ranks.get(&watcher.config.name).copied().unwrap_or(0);
+        }
+    }
+
+    /// The watchers `id` depends on (those a reload removed are gone).
+    pub(crate) fn dependencies(&self, id: WatcherId) -> Vec<WatcherId> {
+        self.watchers[id.0]
+            .config
+            .depends_on
+            .iter()
+            .filter_map(|name| self.live_watcher(name))
+            .collect()
+    }
+
+    /// The order key of slot `slot` for starting (ascending) and stopping
+    /// (descending): its watcher's rank, then its priority.
+    pub(crate) fn order(&self, slot: SlotId) -> (u32, i32) {
+        let watcher = &self.watchers[self.slots[slot.0].watcher.0];
+        (watcher.rank, watcher.config.priority)
     }
 
     /// Adds a watcher with no process yet.
@@ -84,6 +119,7 @@ impl Table {
             live: 0,
             removed: false,
             slots: Vec::new(),
+            rank: 0,
         });
         id
     }

@@ -148,13 +148,25 @@ pub(super) fn read_watcher_sockets(
     reader: &mut Reader,
     w: &WatcherKeys<'_, '_, '_>,
 ) -> Vec<String> {
-    let Some(value) = w.get("sockets") else {
+    read_names(reader, w, "sockets", "socket")
+}
+
+/// A watcher's list of names (`sockets`, `depends_on`), each given once;
+/// `what` is what a name names.
+pub(super) fn read_names(
+    reader: &mut Reader,
+    w: &WatcherKeys<'_, '_, '_>,
+    list: &str,
+    what: &str,
+) -> Vec<String> {
+    let Some(value) = w.get(list) else {
         return Vec::new();
     };
-    let (src, key) = (w.src, w.key("sockets"));
+    let (src, key) = (w.src, w.key(list));
     let key = key.as_str();
     let DeValue::Array(items) = value.get_ref() else {
-        reader.type_error(src, key, value, "a list of socket names", value.get_ref());
+        let expected = format!("a list of {what} names");
+        reader.type_error(src, key, value, &expected, value.get_ref());
         return Vec::new();
     };
     let mut names: Vec<String> = Vec::new();
@@ -167,7 +179,7 @@ pub(super) fn read_watcher_sockets(
                 src,
                 item.span().start,
                 key,
-                format!("socket '{name}' is listed twice"),
+                format!("{what} '{name}' is listed twice"),
             );
         } else {
             names.push(name.to_owned());

@@ -391,7 +391,7 @@ impl Engine {
                 let outcome = if already.contains(&proc) {
                     Some(process.outcome(true, already_message))
                 } else {
-                    evaluate(goal, process, shutting_down)
+                    evaluate(goal, process, self.completed(proc), shutting_down)
                 };
                 (proc, outcome)
             })

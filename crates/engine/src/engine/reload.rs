@@ -26,8 +26,10 @@ fn spawn_relevant(watcher: &WatcherConfig) -> WatcherConfig {
     let mut watcher = watcher.clone();
     watcher.locations.clear();
     watcher.numprocesses = 0;
-    // How a change is applied is not a change of the processes.
+    // How a change is applied is not a change of the processes, nor is
+    // the start order (the new graph applies to the next starts).
     watcher.rolling_reload = false;
+    watcher.depends_on.clear();
     watcher
 }
 
@@ -131,7 +133,8 @@ impl Engine {
         }
         self.config = new;
         self.procs.realias(&self.config);
-        to_start.sort_by_key(|&id| self.watcher(id).priority);
+        self.procs.rank_watchers();
+        to_start.sort_by_key(|&id| self.procs.order(id));
         for id in to_start {
             self.start_slot(id);
         }
@@ -280,6 +283,9 @@ impl Engine {
         let mut already = Vec::new();
         for &slot in &ids {
             if self.procs[slot].state().is_at_rest() {
+                // A start still queued or waiting for dependencies is off.
+                self.procs[slot].queued = false;
+                self.procs[slot].gate = None;
                 already.push(slot);
             } else {
                 self.drive(slot, lifecycle::Input::Stop);
@@ -291,6 +297,11 @@ impl Engine {
     /// Restarts a slot: stopped then started again when it has a process,
     /// started at once when it has none (a BACKOFF retry is cut short).
     pub(super) fn restart_slot(&mut self, id: ProcId) {
+        if self.procs[id].state().is_at_rest() {
+            // Nothing to stop: a start, through the queue and the
+            // dependencies' gate.
+            return self.queue_start(id);
+        }
         self.drive(id, lifecycle::Input::Restart);
     }
 

@@ -11,7 +11,7 @@ impl Engine {
     /// `then_start`, everything is started again afterwards, lowest
     /// priority first. Returns without waiting.
     pub(super) fn stop_in_order(&mut self, ids: &[ProcId], then_start: bool) {
-        let sequence = Sequence::new(ids, |id| self.watcher(id).priority, then_start);
+        let sequence = Sequence::new(ids, |id| self.procs.order(id), then_start);
         if !sequence.spans_levels() {
             for &id in ids {
                 if then_start {

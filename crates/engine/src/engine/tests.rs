@@ -200,6 +200,20 @@ impl Daemon {
         panic!("{name} never got there: {last}");
     }
 
+    /// `status` of `name` once `check` holds, letting virtual time pass
+    /// 10 ms between looks (timers fire at their exact times meanwhile).
+    async fn after(&self, name: &str, check: impl Fn(&Value) -> bool) -> Value {
+        let mut last = Value::Null;
+        for _ in 0..10_000 {
+            last = self.process(name).await;
+            if check(&last) {
+                return last;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("{name} never got there: {last}");
+    }
+
     /// A `start` of `names` sent from a task of its own; its reply.
     fn start_in_background(self: &Arc<Self>, names: Value) -> JoinHandle<Value> {
         let daemon = self.clone();
@@ -474,4 +488,163 @@ async fn requests_are_answered_while_a_thousand_processes_start() {
     let reply = daemon.ask("start", json!({"names": ["web"]})).await;
     let outcomes = reply["result"]["processes"].as_array().unwrap();
     assert!(outcomes.iter().all(|p| p["state"] == "RUNNING"), "{reply}");
+}
+
+// ----- depends_on -----------------------------------------------------------
+
+/// A watcher of one `sleep` named `name`, with `extra` keys.
+fn watcher(name: &str, extra: &str) -> String {
+    format!(
+        "[watchers.{name}]\ncmd = \"/bin/sleep 1000\"\nstdout = \"null\"\nstderr = \"null\"\n{extra}\n"
+    )
+}
+
+/// The pid of each spawn so far, in order, with its time since `since`.
+fn spawns(daemon: &Daemon, since: Instant) -> Vec<(Duration, i32)> {
+    let script = daemon.script.lock().unwrap();
+    script
+        .spawned
+        .iter()
+        .map(|(t, pid)| (*t - since, *pid))
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_chain_starts_each_link_once_the_one_before_is_running() {
+    let t0 = Instant::now();
+    let daemon = boot(
+        &[
+            watcher(
+                "proxy",
+                "start_secs = \"0\"\ndepends_on = [\"app\"]\npriority = 1",
+            ),
+            watcher("app", "start_secs = \"1s\"\ndepends_on = [\"db\"]"),
+            watcher("db", "start_secs = \"2s\"\npriority = 999"),
+        ]
+        .concat(),
+        Script::default(),
+    );
+    let waiting = daemon
+        .until("app:1", |p| p["reason"] == "waiting for db")
+        .await;
+    assert_eq!(waiting["state"], "STOPPED", "{waiting}");
+    assert_eq!(daemon.process("proxy:1").await["reason"], "waiting for app");
+    daemon.after("proxy:1", |p| p["state"] == "RUNNING").await;
+    let times: Vec<Duration> = spawns(&daemon, t0).iter().map(|(t, _)| *t).collect();
+    // db at once, app when db is RUNNING (2 s), proxy when app is (3 s),
+    // whatever their priorities say.
+    assert_eq!(
+        times,
+        [
+            Duration::ZERO,
+            Duration::from_secs(2),
+            Duration::from_secs(3)
+        ]
+    );
+    // Shutdown goes the other way: proxy, then app, then db.
+    let pids: Vec<i32> = spawns(&daemon, t0).iter().map(|(_, pid)| *pid).collect();
+    let script = daemon.script.clone();
+    assert_eq!(daemon.shut_down().await, 0);
+    let terms: Vec<i32> = script
+        .lock()
+        .unwrap()
+        .signals
+        .iter()
+        .filter(|(_, _, s)| *s == TERM)
+        .map(|(_, target, _)| target.abs())
+        .collect();
+    assert_eq!(terms, [pids[2], pids[1], pids[0]]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_diamond_waits_for_both_sides_and_a_one_shot_for_its_completion() {
+    let t0 = Instant::now();
+    let daemon = boot(
+        &[
+            watcher("migrate", "restart = \"never\"\nstart_secs = \"5s\""),
+            watcher("left", "start_secs = \"1s\"\ndepends_on = [\"migrate\"]"),
+            watcher("right", "start_secs = \"3s\"\ndepends_on = [\"migrate\"]"),
+            watcher(
+                "top",
+                "start_secs = \"0\"\ndepends_on = [\"left\", \"right\"]",
+            ),
+        ]
+        .concat(),
+        Script::default(),
+    );
+    let migrate = daemon
+        .until("migrate:1", |p| p["state"] == "STARTING")
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The migration ends after half a second: completed, not a failure.
+    daemon.exit(migrate["pid"].as_i64().unwrap(), 0);
+    let done = daemon.until("migrate:1", |p| p["state"] == "EXITED").await;
+    assert_eq!(done["completed"], true, "{done}");
+    daemon.after("top:1", |p| p["state"] == "RUNNING").await;
+    let times: Vec<Duration> = spawns(&daemon, t0).iter().map(|(t, _)| *t).collect();
+    let half = Duration::from_millis(500);
+    assert_eq!(
+        times,
+        [Duration::ZERO, half, half, half + Duration::from_secs(3)]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_dependency_leaves_its_dependents_stopped_with_the_reason() {
+    let daemon = Arc::new(boot(
+        &[
+            watcher("db", "start_retries = 0\nautostart = false"),
+            watcher("app", "depends_on = [\"db\"]\nautostart = false"),
+            watcher("proxy", "depends_on = [\"app\"]\nautostart = false"),
+        ]
+        .concat(),
+        Script {
+            exit_at_once: Some(1),
+            ..Script::default()
+        },
+    ));
+    let reply = daemon.ask("start", json!({"names": ["proxy"]})).await;
+    let entry = &reply["result"]["processes"][0];
+    assert_eq!(entry["ok"], false, "{reply}");
+    assert_eq!(
+        entry["message"],
+        "not started: dependency 'app' failed (app:1: not started: dependency 'db' failed \
+         (db:1: FATAL, exited too quickly (exit status 1); gave up after 1 attempts))",
+        "{reply}"
+    );
+    assert_eq!(daemon.process("db:1").await["state"], "FATAL");
+    let app = daemon.process("app:1").await;
+    assert_eq!(app["state"], "STOPPED", "{app}");
+    assert!(
+        app["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("not started: dependency 'db' failed"),
+        "{app}"
+    );
+    // Only db was ever spawned.
+    assert_eq!(daemon.spawn_times(Instant::now()).len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn starting_a_stopped_stack_by_its_top_starts_what_it_needs_first() {
+    let daemon = boot(
+        &[
+            watcher("db", "start_secs = \"1s\"\nautostart = false"),
+            watcher(
+                "web",
+                "start_secs = \"0\"\nautostart = false\ndepends_on = [\"db\"]",
+            ),
+            watcher("other", "autostart = false"),
+        ]
+        .concat(),
+        Script::default(),
+    );
+    let t0 = Instant::now();
+    let reply = daemon.ask("start", json!({"names": ["web"]})).await;
+    assert_eq!(reply["result"]["processes"][0]["ok"], true, "{reply}");
+    assert_eq!(t0.elapsed(), Duration::from_secs(1), "{reply}");
+    assert_eq!(daemon.process("db:1").await["state"], "RUNNING");
+    assert_eq!(daemon.process("other:1").await["state"], "STOPPED");
+    assert_eq!(daemon.shut_down().await, 0);
 }

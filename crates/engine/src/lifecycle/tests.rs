@@ -1119,7 +1119,7 @@ fn shutdown_stops_the_highest_priority_level_first() {
         shutdown_wave(&alive, true),
         ["web", "db", "worker", "cache"]
     );
-    assert!(shutdown_wave::<&str>(&[], false).is_empty());
+    assert!(shutdown_wave::<&str, i32>(&[], false).is_empty());
 }
 
 // ----- essential --------------------------------------------------------
