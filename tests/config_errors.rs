@@ -84,9 +84,9 @@ fn bad_watcher_values_name_file_line_and_key() {
         &["RINGMASTER_TEST_NOPE is not set"],
     );
     assert_error(
-        &format!("{w}hooks = {{ before_start = \"true\" }}\n"),
+        &format!("{w}metrics_port = 9101\n"),
         &[],
-        "CONFIG:3:1: watchers.web.hooks",
+        "CONFIG:3:1: watchers.web.metrics_port",
         &["not supported yet"],
     );
     assert_error(
@@ -413,5 +413,48 @@ fn bad_dependencies_name_file_line_and_key() {
         &[],
         "CONFIG:3:14: watchers.web.depends_on",
         &["a list of watcher names"],
+    );
+}
+
+/// Health checks and hooks: one check per table, known names only,
+/// durations and counts in range.
+#[test]
+fn bad_health_checks_and_hooks_name_file_line_and_key() {
+    let w = "[watchers.web]\ncmd = \"sleep 1\"\n";
+    assert_error(
+        &format!("{w}health = {{ log = \"up\" }}\n"),
+        &[],
+        "watchers.web.health.log",
+        &["unknown key"],
+    );
+    assert_error(
+        &format!("{w}health = {{ interval = \"1s\" }}\n"),
+        &[],
+        "CONFIG:3:10: watchers.web.health",
+        &["names no check: give one of tcp, http or cmd"],
+    );
+    assert_error(
+        &format!("{w}health = {{ tcp = \"127.0.0.1:1\", failures = 0 }}\n"),
+        &[],
+        "watchers.web.health.failures",
+        &["out of range"],
+    );
+    assert_error(
+        &format!("{w}hooks = {{ before_strat = \"true\" }}\n"),
+        &[],
+        "watchers.web.hooks.before_strat",
+        &["unknown key", "did you mean 'before_start'"],
+    );
+    assert_error(
+        &format!("{w}hooks = {{ after_stop = \"\" }}\n"),
+        &[],
+        "watchers.web.hooks.after_stop",
+        &["must not be empty"],
+    );
+    assert_error(
+        &format!("{w}hook_timeout = \"0s\"\n"),
+        &[],
+        "CONFIG:3:16: watchers.web.hook_timeout",
+        &["must be more than 0"],
     );
 }

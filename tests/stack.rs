@@ -147,3 +147,203 @@ depends_on = ["broken"]
         "{blocked}"
     );
 }
+
+/// A loopback port nobody listens on now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Spec §5b health: a worker that hangs (alive, answering nothing: here
+/// stopped with SIGSTOP) fails its checks and is restarted, with the
+/// reason kept; a slow one that answers within its timeout is left alone.
+#[test]
+fn a_hung_worker_is_restarted_and_a_slow_one_is_not() {
+    let (hung_port, slow_port) = (free_port(), free_port());
+    let daemon = Daemon::start(&format!(
+        r#"
+[watchers.hung]
+cmd = "@TESTKIT@ http-late 0 127.0.0.1:{hung_port}"
+ready = {{ tcp = "127.0.0.1:{hung_port}", interval = "20ms" }}
+health = {{ http = "http://127.0.0.1:{hung_port}/health", interval = "100ms", timeout = "300ms", failures = 2 }}
+stop_timeout = "1s"
+
+[watchers.slow]
+cmd = "@TESTKIT@ http-late 0 127.0.0.1:{slow_port} 250"
+ready = {{ tcp = "127.0.0.1:{slow_port}", interval = "20ms" }}
+health = {{ http = "http://127.0.0.1:{slow_port}/", interval = "100ms", timeout = "1s", failures = 2 }}
+"#
+    ));
+    let hung = daemon.wait_state("hung:1", "RUNNING");
+    let slow = daemon.wait_state("slow:1", "RUNNING");
+    let hung_pid = hung["pid"].as_i64().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(hung_pid as i32),
+        nix::sys::signal::Signal::SIGSTOP,
+    )
+    .unwrap();
+    let unhealthy = daemon.wait_for("hung:1 unhealthy", |p| {
+        p["name"] == "hung:1" && p["health"]["failures"] == 1
+    });
+    assert_eq!(unhealthy["state"], "RUNNING", "{unhealthy}");
+    let line = String::from_utf8_lossy(&daemon.ctl(&["status", "hung"]).stdout).into_owned();
+    assert!(line.contains("RUNNING (unhealthy 1/2)"), "{line}");
+
+    let replaced = daemon.wait_for("hung:1 replaced", |p| {
+        p["name"] == "hung:1"
+            && p["state"] == "RUNNING"
+            && p["pid"].as_i64().is_some_and(|pid| pid != hung_pid)
+    });
+    let health = &replaced["health"];
+    assert_eq!(health["restarts"], 1, "{replaced}");
+    assert_eq!(health["failures"], 0, "{replaced}");
+    assert_eq!(replaced["restarts"], 1, "{replaced}");
+    assert!(
+        health["last_failure"]
+            .as_str()
+            .unwrap()
+            .contains("no answer within 300ms"),
+        "{replaced}"
+    );
+    assert!(
+        daemon
+            .daemon_log()
+            .contains("unhealthy: 2 health checks failed in a row"),
+        "{}",
+        daemon.daemon_log()
+    );
+
+    // The slow one answered every check in 250 ms, within its 1 s.
+    let slow_now = daemon.wait_for("slow:1 checked 4 times", |p| {
+        p["name"] == "slow:1" && p["health"]["checks"].as_u64().is_some_and(|n| n >= 4)
+    });
+    assert_eq!(slow_now["pid"], slow["pid"], "{slow_now}");
+    assert_eq!(slow_now["health"]["failures"], 0, "{slow_now}");
+    assert_eq!(slow_now["health"]["restarts"], 0, "{slow_now}");
+}
+
+/// A `cmd` health check runs as the watcher's processes do, and a command
+/// that outlives its timeout is a failure.
+#[test]
+fn a_cmd_health_check_fails_on_its_exit_code_or_its_timeout() {
+    let daemon = Daemon::start(
+        r#"
+[watchers.app]
+cmd = "@TESTKIT@ sleep"
+start_secs = "0"
+health = { cmd = "sh -c 'test ! -e @DIR@/sick'", interval = "50ms", timeout = "1s", failures = 3 }
+
+[watchers.stuck]
+cmd = "@TESTKIT@ sleep"
+start_secs = "0"
+health = { cmd = "sleep 30", interval = "50ms", timeout = "200ms", failures = 1 }
+"#,
+    );
+    let app = daemon.wait_for("app:1 checked", |p| {
+        p["name"] == "app:1" && p["health"]["checks"].as_u64().is_some_and(|n| n >= 2)
+    });
+    assert_eq!(app["health"]["failures"], 0, "{app}");
+    std::fs::write(daemon.path("sick"), "").unwrap();
+    let sick = daemon.wait_for("app:1 failing", |p| {
+        p["name"] == "app:1" && p["health"]["failures"] == 2
+    });
+    assert_eq!(
+        sick["health"]["last_failure"], "check command: exit status 1",
+        "{sick}"
+    );
+    std::fs::remove_file(daemon.path("sick")).unwrap();
+    let well = daemon.wait_for("app:1 well again", |p| {
+        p["name"] == "app:1" && p["health"]["failures"] == 0
+    });
+    assert_eq!(
+        well["pid"], app["pid"],
+        "below the threshold: not restarted"
+    );
+
+    let stuck = daemon.wait_for("stuck:1 restarted", |p| {
+        p["name"] == "stuck:1" && p["health"]["restarts"] == 1
+    });
+    assert_eq!(
+        stuck["health"]["last_failure"], "check command did not finish within 200ms",
+        "{stuck}"
+    );
+}
+
+/// Spec §5b hooks, in the order of a life: before_start before the spawn
+/// (its output in the log, marked), after_start once RUNNING, before_stop
+/// while the process is still alive, after_stop with how it ended.
+#[test]
+fn hooks_run_around_a_process_with_its_pid_and_exit() {
+    let daemon = Daemon::start(
+        r#"
+[watchers.app]
+cmd = "@TESTKIT@ sleep"
+start_secs = "0"
+env = { ORDER = "@DIR@/order" }
+hooks = { before_start = "sh -c 'echo prepared $RINGMASTER_PROCESS $RINGMASTER_HOOK; echo prep >> $ORDER'", after_start = "sh -c 'echo started $RINGMASTER_PID >> $ORDER'", before_stop = "sh -c 'kill -0 $RINGMASTER_PID && echo stopping-alive >> $ORDER'", after_stop = "sh -c 'echo stopped $RINGMASTER_EXIT >> $ORDER'" }
+"#,
+    );
+    let running = daemon.wait_state("app:1", "RUNNING");
+    let pid = running["pid"].as_i64().unwrap();
+    daemon.wait_file("order", "started");
+    assert_eq!(daemon.read("order"), format!("prep\nstarted {pid}\n"));
+    let log = daemon.wait_file("logs/app-1.out.log", "prepared");
+    assert!(
+        log.contains("[hook before_start] prepared app:1 before_start\n"),
+        "{log}"
+    );
+
+    let stopped = daemon.ctl(&["stop", "app"]);
+    assert_eq!(stopped.status.code(), Some(0), "{stopped:?}");
+    let order = daemon.wait_file("order", "stopped");
+    assert_eq!(
+        order,
+        format!("prep\nstarted {pid}\nstopping-alive\nstopped SIGTERM\n")
+    );
+}
+
+/// A before_start hook that fails, or outlives hook_timeout, fails the
+/// start under the BACKOFF rules, with the reason; the process never runs.
+#[test]
+fn a_failing_before_start_hook_aborts_the_start() {
+    let daemon = Daemon::start(
+        r#"
+[watchers.gated]
+cmd = "@TESTKIT@ sleep"
+hooks = { before_start = "sh -c 'echo no database; exit 3'" }
+start_retries = 1
+backoff_max = "50ms"
+
+[watchers.slow]
+cmd = "@TESTKIT@ sleep"
+hooks = { before_start = "sleep 30" }
+hook_timeout = "200ms"
+start_retries = 0
+"#,
+    );
+    let gated = daemon.wait_state("gated:1", "FATAL");
+    assert_eq!(
+        gated["reason"], "before_start hook failed (exit status 3); gave up after 2 attempts",
+        "{gated}"
+    );
+    assert_eq!(
+        gated["last_exit"],
+        serde_json::Value::Null,
+        "never ran: {gated}"
+    );
+    let log = daemon.read("logs/gated-1.out.log");
+    assert_eq!(
+        log.matches("[hook before_start] no database\n").count(),
+        2,
+        "{log}"
+    );
+    let slow = daemon.wait_state("slow:1", "FATAL");
+    assert_eq!(
+        slow["reason"],
+        "before_start hook failed (did not finish within 200ms); gave up after 1 attempts",
+        "{slow}"
+    );
+}

@@ -12,6 +12,7 @@
 mod dependencies;
 mod env_file;
 mod error;
+mod hooks;
 mod ini;
 mod listen;
 mod model;
@@ -27,12 +28,16 @@ use std::path::{Path, PathBuf};
 
 pub use dependencies::ranks as dependency_ranks;
 pub use error::{ConfigError, ConfigErrors, ConfigWarning, Location};
+pub use hooks::{DEFAULT_HOOK_TIMEOUT, HookPoint, Hooks};
 pub use listen::{DEFAULT_BACKLOG, SocketAddress, SocketConfig};
 pub use model::{
     Command, Config, DaemonConfig, FileSink, Group, LogFormat, LogLevel, OutputSink, Restart,
     Rlimit, RlimitValue, StartRetries, StderrSink, WatcherConfig,
 };
-pub use readiness::{DEFAULT_READY_INTERVAL, DEFAULT_READY_TIMEOUT, Readiness, ReadyCheck};
+pub use readiness::{
+    DEFAULT_HEALTH_FAILURES, DEFAULT_HEALTH_INTERVAL, DEFAULT_HEALTH_TIMEOUT,
+    DEFAULT_READY_INTERVAL, DEFAULT_READY_TIMEOUT, Health, Readiness, ReadyCheck,
+};
 pub use socket::socket_of;
 pub use template::{Part, Template, WidFormat};
 

@@ -368,6 +368,9 @@ pub struct WatcherConfig {
     pub start_secs: Duration,
     /// The check that makes a process RUNNING, instead of `start_secs`.
     pub ready: Option<crate::readiness::Readiness>,
+    /// The check run while a process is RUNNING; failing it restarts the
+    /// process.
+    pub health: Option<crate::readiness::Health>,
     /// Quick failures retried before FATAL.
     pub start_retries: StartRetries,
     /// Cap on the delay between quick-failure retries.
@@ -384,6 +387,8 @@ pub struct WatcherConfig {
     /// Start order (ascending) and stop order (descending), among what
     /// `depends_on` leaves free.
     pub priority: i32,
+    /// Commands run around each process's life, and their timeout.
+    pub hooks: crate::hooks::Hooks,
     /// Watchers that must be ready (RUNNING, or a one-shot completed)
     /// before this one starts, and that stop after it.
     pub depends_on: Vec<String>,

@@ -1,4 +1,5 @@
-//! When a process counts as started: its `ready` check.
+//! When a process counts as started (its `ready` check) and as healthy
+//! while it runs (its `health` check).
 
 use std::time::Duration;
 
@@ -10,6 +11,28 @@ pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often a polled check (tcp, http) is tried when `interval` is not
 /// given.
 pub const DEFAULT_READY_INTERVAL: Duration = Duration::from_millis(250);
+
+/// How often a `health` check runs when `interval` is not given.
+pub const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_secs(10);
+/// How long one `health` check may take when `timeout` is not given.
+pub const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
+/// Failures in a row that restart a process when `failures` is not given.
+pub const DEFAULT_HEALTH_FAILURES: u32 = 3;
+
+/// A watcher's `health = { ... }`: checked while a process is RUNNING;
+/// after `failures` failures in a row the process is restarted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    /// What is checked: `Tcp`, `Http` or `Cmd` only.
+    pub check: ReadyCheck,
+    /// From the end of one check to the start of the next (and from
+    /// RUNNING to the first).
+    pub interval: Duration,
+    /// How long one check may take; longer is a failure.
+    pub timeout: Duration,
+    /// Failures in a row that restart the process.
+    pub failures: u32,
+}
 
 /// A watcher's `ready = { ... }`: its processes are STARTING until the
 /// check passes, and one that has not passed within `timeout` is a failed

@@ -70,8 +70,11 @@ const WATCHER_KEYS: &[&str] = &[
     "ready",
     "reload",
     "depends_on",
+    "health",
+    "hooks",
+    "hook_timeout",
 ];
-const WATCHER_KEYS_LATER: &[&str] = &["health", "metrics_port", "hooks"];
+const WATCHER_KEYS_LATER: &[&str] = &["metrics_port"];
 const SINK_KEYS: &[&str] = &["file", "max_size", "backups", "timestamps"];
 
 /// Rotated files kept when max_size is set and backups is not.
@@ -990,6 +993,8 @@ fn read_watcher(
     };
 
     let ready = ready::read_ready(reader, &watcher, &ctx);
+    let health = ready::read_health(reader, &watcher, &ctx);
+    let hooks = read_hooks(reader, &watcher, &ctx);
     let depends_on = sockets::read_names(reader, &watcher, "depends_on", "watcher");
     let identity = read_identity(reader, &watcher);
     let policy = read_policy(reader, &watcher);
@@ -1028,6 +1033,7 @@ fn read_watcher(
         exit_codes: policy.exit_codes,
         start_secs: policy.start_secs,
         ready,
+        health,
         start_retries: policy.start_retries,
         backoff_max: policy.backoff_max,
         stop_signal: policy.stop_signal,
@@ -1035,6 +1041,7 @@ fn read_watcher(
         stop_group: policy.stop_group,
         stop_orphans: policy.stop_orphans,
         priority: policy.priority,
+        hooks,
         depends_on,
         rlimits: identity.rlimits,
         sockets: passed,
@@ -1636,6 +1643,55 @@ fn read_policy(reader: &mut Reader, w: &WatcherKeys<'_, '_, '_>) -> Policy {
             )
         }),
     }
+}
+
+/// `hooks = { before_start = "COMMAND", ... }` and `hook_timeout`.
+fn read_hooks(
+    reader: &mut Reader,
+    w: &WatcherKeys<'_, '_, '_>,
+    ctx: &Context<'_>,
+) -> crate::hooks::Hooks {
+    use crate::hooks::{DEFAULT_HOOK_TIMEOUT, HookPoint};
+    let mut hooks = crate::hooks::Hooks {
+        commands: Vec::new(),
+        timeout: w.duration(reader, "hook_timeout", DEFAULT_HOOK_TIMEOUT),
+    };
+    if hooks.timeout.is_zero()
+        && let Some(value) = w.get("hook_timeout")
+    {
+        reader.invalid(
+            w.src,
+            value.span().start,
+            &w.key("hook_timeout"),
+            "must be more than 0",
+        );
+    }
+    let Some(value) = w.get("hooks") else {
+        return hooks;
+    };
+    let key = w.key("hooks");
+    let Some(table) = reader.table(w.src, &key, value) else {
+        return hooks;
+    };
+    let names: Vec<&str> = HookPoint::ALL.iter().map(|p| p.name()).collect();
+    for (name_key, item) in table {
+        let name = name_key.get_ref().as_ref();
+        let Some(point) = HookPoint::ALL.into_iter().find(|p| p.name() == name) else {
+            reader.unknown_key(
+                w.src,
+                name_key.span().start,
+                &format!("{key}."),
+                name,
+                &names,
+                &[],
+            );
+            continue;
+        };
+        if let Some(argv) = read_cmd(reader, w.src, &format!("{key}.{name}"), item, false, ctx) {
+            hooks.commands.push((point, argv));
+        }
+    }
+    hooks
 }
 
 /// Where stdout and stderr go (`None` for one with errors), and echo.

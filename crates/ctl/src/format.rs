@@ -167,9 +167,17 @@ pub(crate) fn status(processes: &[ProcessInfo]) -> String {
         .map(|p| shown_name(&p.name, p.alias.as_deref()))
         .collect();
     let width = names.iter().map(String::len).max().unwrap_or(0);
+    let notes: Vec<String> = processes.iter().map(health_note).collect();
+    let state_width = processes
+        .iter()
+        .zip(&notes)
+        .map(|(p, note)| p.state.as_str().len() + note.len())
+        .max()
+        .unwrap_or(0)
+        .max(8);
     let colour = colour_wanted();
     let mut out = String::new();
-    for (process, name) in processes.iter().zip(&names) {
+    for ((process, name), note) in processes.iter().zip(&names).zip(&notes) {
         let detail = match (process.pid, process.uptime_secs) {
             (Some(pid), Some(uptime)) => format!("pid {pid}, uptime {}", uptime_text(uptime)),
             (Some(pid), None) => format!("pid {pid}"),
@@ -180,7 +188,7 @@ pub(crate) fn status(processes: &[ProcessInfo]) -> String {
             (None, 0) => detail,
             (None, lost) => format!("{detail}  [{lost} bytes of output lost to log errors]"),
         };
-        let state = state_cell(process.state, colour);
+        let state = state_cell(process.state, note, state_width, colour);
         let _ = writeln!(out, "{name:width$}  {state}  {detail}");
     }
     out
@@ -249,11 +257,24 @@ fn colour_wanted() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
-/// A state padded to the column's width, coloured when asked: green
-/// running, yellow on the way, red failing.
-fn state_cell(state: ProcessState, colour: bool) -> String {
-    let padded = format!("{:<8}", state.as_str());
+/// ` (unhealthy 2/3)` for a RUNNING process whose health checks are
+/// failing, else nothing.
+fn health_note(process: &ProcessInfo) -> String {
+    match &process.health {
+        Some(health) if health.failures > 0 && process.state == ProcessState::Running => {
+            format!(" (unhealthy {}/{})", health.failures, health.threshold)
+        }
+        _ => String::new(),
+    }
+}
+
+/// A state and its `note` padded to `width`, coloured when asked: green
+/// running, yellow on the way or unhealthy, red failing.
+fn state_cell(state: ProcessState, note: &str, width: usize, colour: bool) -> String {
+    let word = state.as_str();
+    let padded = format!("{:<width$}", format!("{word}{note}"));
     let code = match state {
+        ProcessState::Running if !note.is_empty() => "33",
         ProcessState::Running => "32",
         ProcessState::Starting | ProcessState::Stopping => "33",
         ProcessState::Backoff | ProcessState::Fatal => "31",
@@ -261,7 +282,6 @@ fn state_cell(state: ProcessState, colour: bool) -> String {
     };
     if colour {
         // Colour the word only, so the padding stays plain.
-        let word = state.as_str();
         format!("\x1b[{code}m{word}\x1b[0m{}", &padded[word.len()..])
     } else {
         padded
@@ -422,16 +442,20 @@ mod tests {
 
     #[test]
     fn states_are_coloured_only_when_asked() {
-        assert_eq!(state_cell(ProcessState::Running, false), "RUNNING ");
+        assert_eq!(state_cell(ProcessState::Running, "", 8, false), "RUNNING ");
         assert_eq!(
-            state_cell(ProcessState::Running, true),
+            state_cell(ProcessState::Running, "", 8, true),
             "\x1b[32mRUNNING\x1b[0m "
         );
         assert_eq!(
-            state_cell(ProcessState::Fatal, true),
+            state_cell(ProcessState::Fatal, "", 8, true),
             "\x1b[31mFATAL\x1b[0m   "
         );
-        assert_eq!(state_cell(ProcessState::Stopped, true), "STOPPED ");
+        assert_eq!(state_cell(ProcessState::Stopped, "", 8, true), "STOPPED ");
+        assert_eq!(
+            state_cell(ProcessState::Running, " (unhealthy 1/3)", 24, true),
+            "\x1b[33mRUNNING\x1b[0m (unhealthy 1/3) "
+        );
     }
 
     #[test]

@@ -1,10 +1,13 @@
-//! Readiness checks that poll a process from outside (`ready = { tcp }`,
-//! `{ http }`): each runs as a task of its own, off the engine's, and
-//! reports a pass as an input of the engine; the lifecycle's timer decides
-//! when it is too late. A `{ cmd }` check's command is a child of the
-//! engine's (it owns every child); here is only its pause between tries. A check ends when it passes or when its process
-//! leaves STARTING (the engine cancels it). With no check configured no
-//! task exists, so an idle daemon still never wakes up.
+//! Checks that poll a process from outside: readiness (`ready = { tcp }`,
+//! `{ http }`) while it is STARTING, health (`health = { tcp | http }`)
+//! while it is RUNNING. Each runs as a task of its own, off the engine's,
+//! and reports to the engine as an input; the lifecycle decides what a
+//! result means. A `{ cmd }` check's command is a child of the engine's
+//! (it owns every child); here are only its pauses between runs and a
+//! health command's deadline. A check ends when its process leaves the
+//! state it is checked in (the engine cancels it). With no check
+//! configured no task exists, so an idle daemon still never wakes up;
+//! with health checks it wakes once per check.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -19,26 +22,39 @@ use tokio::task::AbortHandle;
 
 use crate::process::ProcId;
 
-/// Longest one try may take: a server that accepts but never answers
-/// fails this try, and the next one comes after the interval.
+/// Longest one readiness try may take: a server that accepts but never
+/// answers fails this try, and the next one comes after the interval.
 const TRY_LIMIT: Duration = Duration::from_secs(2);
 
-/// A check of process `pid` (in slot `id`) passed.
+/// The process a check is about: slot `id`, process `pid`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Passed {
+pub(crate) struct Checked {
     /// The slot.
     pub id: ProcId,
-    /// The process that passed.
+    /// The process checked (a result for an earlier one means nothing).
     pub pid: Pid,
 }
 
-/// What the checks tell the engine.
+/// Which check a `cmd` run is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    /// `ready`: exit 0 makes a STARTING process RUNNING.
+    Ready,
+    /// `health`: exit 0 within the timeout is healthy.
+    Health,
+}
+
+/// What the checks tell the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum CheckEvent {
-    /// A check passed.
-    Passed(Passed),
+    /// A readiness check passed.
+    Passed(Checked),
+    /// A health check ran: passed, or why not.
+    Health(Checked, Result<(), String>),
     /// Time to run a `cmd` check's command again for this process.
-    RunAgain(Passed),
+    RunAgain(Checked, Purpose),
+    /// The health or hook command `probe` did not finish in time.
+    TooSlow { probe: Pid },
 }
 
 /// What a polled check tries.
@@ -50,21 +66,25 @@ pub(crate) enum Probe {
     Http(String),
 }
 
-/// The polled checks under way, one per STARTING slot at most.
+/// The polled checks under way, one per slot at most (readiness and
+/// health never overlap: one is for STARTING, the other for RUNNING), and
+/// the deadlines of health commands.
 #[derive(Debug)]
 pub(crate) struct Checks {
     running: HashMap<ProcId, AbortHandle>,
-    passed: mpsc::UnboundedSender<CheckEvent>,
+    deadlines: HashMap<Pid, AbortHandle>,
+    events: mpsc::UnboundedSender<CheckEvent>,
 }
 
 impl Checks {
-    /// No check yet, and where passes will be reported.
+    /// No check yet, and where results will be reported.
     pub fn new() -> (Self, mpsc::UnboundedReceiver<CheckEvent>) {
-        let (passed, reports) = mpsc::unbounded_channel();
+        let (events, reports) = mpsc::unbounded_channel();
         (
             Self {
                 running: HashMap::new(),
-                passed,
+                deadlines: HashMap::new(),
+                events,
             },
             reports,
         )
@@ -73,36 +93,79 @@ impl Checks {
     /// Where a check that is not polled (a log line, a notification)
     /// reports its pass.
     pub fn reporter(&self) -> mpsc::UnboundedSender<CheckEvent> {
-        self.passed.clone()
+        self.events.clone()
     }
 
     /// Polls `probe` for process `pid` of slot `id` every `interval`
     /// until it passes; a check already running for the slot is replaced.
     pub fn start(&mut self, id: ProcId, pid: Pid, probe: Probe, interval: Duration) {
-        self.cancel(id);
-        let passed = self.passed.clone();
-        let task = tokio::spawn(async move {
+        let events = self.events.clone();
+        self.run(id, async move {
             loop {
-                if tries(&probe).await {
-                    let _ = passed.send(CheckEvent::Passed(Passed { id, pid }));
+                if attempt(&probe, TRY_LIMIT).await.is_ok() {
+                    let _ = events.send(CheckEvent::Passed(Checked { id, pid }));
                     return;
                 }
                 tokio::time::sleep(interval).await;
             }
         });
-        self.running.insert(id, task.abort_handle());
     }
 
-    /// Asks for the `cmd` check of process `pid` of slot `id` to run again
-    /// after `interval` (unless the check is cancelled meanwhile).
-    pub fn again_after(&mut self, id: ProcId, pid: Pid, interval: Duration) {
-        self.cancel(id);
-        let events = self.passed.clone();
-        let task = tokio::spawn(async move {
-            tokio::time::sleep(interval).await;
-            let _ = events.send(CheckEvent::RunAgain(Passed { id, pid }));
+    /// Tries `probe` for process `pid` of slot `id` every `interval`
+    /// (the first one `interval` from now), each within `timeout`,
+    /// reporting every result, until cancelled.
+    pub fn start_health(
+        &mut self,
+        id: ProcId,
+        pid: Pid,
+        probe: Probe,
+        interval: Duration,
+        timeout: Duration,
+    ) {
+        let events = self.events.clone();
+        self.run(id, async move {
+            loop {
+                tokio::time::sleep(interval).await;
+                let outcome = attempt(&probe, timeout).await;
+                if events
+                    .send(CheckEvent::Health(Checked { id, pid }, outcome))
+                    .is_err()
+                {
+                    return;
+                }
+            }
         });
-        self.running.insert(id, task.abort_handle());
+    }
+
+    /// Asks for the `cmd` check (`purpose`) of process `pid` of slot `id`
+    /// to run again after `interval` (unless the check is cancelled
+    /// meanwhile).
+    pub fn again_after(&mut self, id: ProcId, pid: Pid, interval: Duration, purpose: Purpose) {
+        let events = self.events.clone();
+        self.run(id, async move {
+            tokio::time::sleep(interval).await;
+            let _ = events.send(CheckEvent::RunAgain(Checked { id, pid }, purpose));
+        });
+    }
+
+    /// Reports the health or hook command `probe` too slow after `timeout`,
+    /// unless [`Self::finished`] says it ended first.
+    pub fn deadline(&mut self, probe: Pid, timeout: Duration) {
+        let events = self.events.clone();
+        let task = tokio::spawn(async move {
+            tokio::time::sleep(timeout).await;
+            let _ = events.send(CheckEvent::TooSlow { probe });
+        });
+        if let Some(old) = self.deadlines.insert(probe, task.abort_handle()) {
+            old.abort();
+        }
+    }
+
+    /// The command `probe` ended: its deadline, if any, is off.
+    pub fn finished(&mut self, probe: Pid) {
+        if let Some(task) = self.deadlines.remove(&probe) {
+            task.abort();
+        }
     }
 
     /// Ends the check of slot `id`, if one runs.
@@ -111,21 +174,42 @@ impl Checks {
             task.abort();
         }
     }
+
+    /// Runs `check` as slot `id`'s one check, replacing any other.
+    fn run(&mut self, id: ProcId, check: impl Future<Output = ()> + Send + 'static) {
+        self.cancel(id);
+        let task = tokio::spawn(check);
+        self.running.insert(id, task.abort_handle());
+    }
 }
 
-/// One try of `probe`, within [`TRY_LIMIT`].
-async fn tries(probe: &Probe) -> bool {
+/// One try of `probe` within `limit`: passed, or why not.
+async fn attempt(probe: &Probe, limit: Duration) -> Result<(), String> {
     let attempt = async {
         match probe {
-            Probe::Tcp(address) => TcpStream::connect(address.as_str()).await.is_ok(),
-            Probe::Http(url) => http_status(url)
+            Probe::Tcp(address) => TcpStream::connect(address.as_str())
                 .await
-                .is_ok_and(|s| (200..300).contains(&s)),
+                .map(drop)
+                .map_err(|e| format!("tcp {address}: {e}")),
+            Probe::Http(url) => match http_status(url).await {
+                Ok(status) if (200..300).contains(&status) => Ok(()),
+                Ok(status) => Err(format!("GET {url} answered {status}")),
+                Err(e) => Err(format!("GET {url}: {e}")),
+            },
         }
     };
-    tokio::time::timeout(TRY_LIMIT, attempt)
+    let what = match probe {
+        Probe::Tcp(address) => format!("tcp {address}"),
+        Probe::Http(url) => format!("GET {url}"),
+    };
+    tokio::time::timeout(limit, attempt)
         .await
-        .unwrap_or(false)
+        .unwrap_or_else(|_| {
+            Err(format!(
+                "{what}: no answer within {}",
+                crate::lifecycle::humanize(limit)
+            ))
+        })
 }
 
 /// The status `GET url` answers with.
@@ -179,9 +263,15 @@ mod tests {
             }
         });
         let url = format!("http://{address}/health");
-        assert!(!tries(&Probe::Http(url.clone())).await, "503 is not ready");
-        assert!(tries(&Probe::Http(url)).await, "200 is");
+        let first = attempt(&Probe::Http(url.clone()), TRY_LIMIT).await;
+        assert_eq!(first, Err(format!("GET {url} answered 503")), "503 fails");
+        assert_eq!(
+            attempt(&Probe::Http(url), TRY_LIMIT).await,
+            Ok(()),
+            "200 passes"
+        );
         server.await.unwrap();
-        assert!(!tries(&Probe::Tcp(address.to_string())).await, "closed now");
+        let closed = attempt(&Probe::Tcp(address.to_string()), TRY_LIMIT).await;
+        assert!(closed.is_err_and(|e| e.contains("refused")), "closed now");
     }
 }

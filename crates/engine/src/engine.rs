@@ -1,7 +1,9 @@
 //! The engine task: owns every process and applies Supervisor's state rules.
 
+mod checking;
 mod dependencies;
 mod handlers;
+mod hooks;
 mod reload;
 mod rolls;
 mod sequences;
@@ -14,7 +16,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use nix::unistd::Pid;
-use ringmaster_config::{Config, ReadyCheck, WatcherConfig};
+use ringmaster_config::{Config, HookPoint, ReadyCheck, WatcherConfig};
 use ringmaster_logs::{LineWatch, LogHub, LogNotice, PumpReport, Stream};
 use ringmaster_protocol::{Event, ProcessState, Reply, Response, ShutdownResult, signals};
 use ringmaster_spawn::Exit;
@@ -27,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::time::DelayQueue;
 
 use crate::EngineError;
-use crate::checks::{CheckEvent, Checks, Passed, Probe};
+use crate::checks::{CheckEvent, Checked, Checks, Purpose};
 use crate::control::{self, Authorizer, Input, SocketFile};
 use crate::exits::ExitWatch;
 use crate::jobs::Job;
@@ -165,13 +167,14 @@ pub(crate) struct Engine {
     start_queue: std::collections::VecDeque<ProcId>,
     /// The sockets bound for the workers (`[sockets.NAME]`).
     listeners: Listeners,
-    /// Readiness checks polling STARTING processes ...
+    /// Checks polling STARTING (readiness) and RUNNING (health) processes
+    /// ...
     checks: Checks,
-    /// ... and their passes (and those of log checks).
+    /// ... and their results (and the passes of log checks).
     check_passed: mpsc::UnboundedReceiver<CheckEvent>,
-    /// `ready = { cmd }` commands running: their pid, and the slot and
-    /// process they check.
-    probes: HashMap<Pid, Passed>,
+    /// `ready = { cmd }` and `health = { cmd }` commands running: their
+    /// pid, the slot and process they check, and for which check.
+    probes: HashMap<Pid, (Checked, Purpose)>,
     /// The socket of `ready = { notify = true }`, bound at the first spawn
     /// that needs it ...
     notify_ready: Option<NotifyReady>,
@@ -184,6 +187,8 @@ pub(crate) struct Engine {
     rolls: Vec<rolls::ActiveRoll>,
     /// Slots whose start waits for their `depends_on` to be ready.
     awaiting: Vec<ProcId>,
+    /// Hook commands running: their pid, and what each is for.
+    hook_runs: HashMap<Pid, hooks::HookRun>,
 }
 
 impl Engine {
@@ -240,6 +245,7 @@ impl Engine {
             notified: mpsc::unbounded_channel(),
             rolls: Vec::new(),
             awaiting: Vec::new(),
+            hook_runs: HashMap::new(),
         })
     }
 
@@ -301,10 +307,7 @@ impl Engine {
                 Some(done) = self.drains.join_next(), if !self.drains.is_empty() => log_drain(done),
                 Some(notice) = self.log_notices.recv() => self.on_log_notice(notice),
                 Some(pid) = self.exited.recv() => self.reap_child(pid),
-                Some(event) = self.check_passed.recv() => match event {
-                    CheckEvent::Passed(passed) => self.on_ready(passed),
-                    CheckEvent::RunAgain(check) => self.run_probe(check),
-                },
+                Some(event) = self.check_passed.recv() => self.on_check(event),
                 Some(lineage) = self.notified.1.recv() => self.on_notified(&lineage),
                 () = sleep_until(self.sweep_at) => {
                     self.sweep_at = None;
@@ -502,11 +505,22 @@ impl Engine {
             input,
             lifecycle::Input::Stop | lifecycle::Input::Shutdown | lifecycle::Input::Kill
         ) {
-            // A queued start, or one waiting for its dependencies, is
-            // overtaken: the stop wins.
+            // A queued start, one waiting for its dependencies or for its
+            // before_start hook, is overtaken: the stop wins.
             self.procs[id].queued = false;
             self.procs[id].gate = None;
+            self.cancel_before_start(id);
         }
+        // A stop of a RUNNING process with a before_stop hook waits for it.
+        if self.hold_for_before_stop(id, &input) {
+            return;
+        }
+        self.step_slot(id, input);
+    }
+
+    /// [`Self::drive`] past the hooks: the lifecycle's step and its
+    /// effects.
+    pub(super) fn step_slot(&mut self, id: ProcId, input: lifecycle::Input) {
         let mut next = Some(input);
         let mut gave_up = false;
         while let Some(input) = next.take() {
@@ -520,7 +534,7 @@ impl Engine {
             };
             for effect in lifecycle::step(&mut process.life, input, &ctx) {
                 match effect {
-                    Effect::Spawn => next = Some(self.spawn(id)),
+                    Effect::Spawn => next = self.spawn_or_hook(id),
                     Effect::CheckReady { pid } => self.start_check(id, pid),
                     Effect::Signal { target, signal } => {
                         let _ = self.os.signal(target, signal);
@@ -554,136 +568,19 @@ impl Engine {
         }
     }
 
-    /// Starts the readiness check of process `pid` of slot `id`: a polled
-    /// one as a task; a log check already watches its output (from the
-    /// spawn), a notify check its socket.
-    fn start_check(&mut self, id: ProcId, pid: Pid) {
-        let wid = self.procs[id].name.wid;
-        let Some(ready) = &self.watcher(id).ready else {
-            return;
-        };
-        let probe = match &ready.check {
-            ReadyCheck::Tcp(address) => Probe::Tcp(address.render(wid)),
-            ReadyCheck::Http(url) => Probe::Http(url.render(wid)),
-            ReadyCheck::Cmd(_) => return self.run_probe(Passed { id, pid }),
-            ReadyCheck::Log(_) | ReadyCheck::Notify => return,
-        };
-        let interval = ready.interval;
-        self.checks.start(id, pid, probe, interval);
-    }
-
-    /// A `READY=1` came from the first of `lineage` (then its parent,
-    /// and so on): the first of them that is a process waiting for one
-    /// is ready.
-    fn on_notified(&mut self, lineage: &[Pid]) {
-        for &pid in lineage {
-            let Some(&id) = self.by_pid.get(&pid) else {
-                continue;
-            };
-            let waits = matches!(&self.watcher(id).ready, Some(r) if r.check == ReadyCheck::Notify);
-            if waits && self.procs[id].life.phase.pid() == Some(pid) {
-                self.drive(id, lifecycle::Input::Ready { pid });
-            }
-            // The nearest supervised process decides, waiting or not.
-            return;
-        }
-    }
-
-    /// Binds the notify socket if `id`'s watcher needs it and it is not
-    /// bound yet; a failure leaves its processes without NOTIFY_SOCKET
-    /// (they will not become ready: the reason is logged).
-    fn bind_notify_if_needed(&mut self, id: ProcId) {
-        let wants = matches!(&self.watcher(id).ready, Some(r) if r.check == ReadyCheck::Notify);
-        if !wants || self.notify_ready.is_some() {
-            return;
-        }
-        match NotifyReady::bind(self.notified.0.clone()) {
-            Ok(socket) => {
-                self.system.notify_socket = Some(socket.address().to_owned());
-                self.notify_ready = Some(socket);
-            }
-            Err(err) => tracing::error!("cannot bind the readiness notification socket: {err}"),
-        }
-    }
-
-    /// Runs a `ready = { cmd }` check's command once for `check`'s
-    /// process, if it is still the one starting; its exit decides (see
-    /// [`Self::on_probe_exit`]). One that cannot be spawned is tried
-    /// again after the interval.
-    fn run_probe(&mut self, check: Passed) {
-        let Passed { id, pid } = check;
-        if !matches!(self.procs[id].life.phase, lifecycle::Phase::Starting { pid: p, .. } if p == pid)
-        {
-            return;
-        }
-        let watcher = self.watcher(id);
-        let Some(ready) = &watcher.ready else {
-            return;
-        };
-        let ReadyCheck::Cmd(argv) = &ready.check else {
-            return;
-        };
-        let interval = ready.interval;
-        let name = &self.procs[id].name;
-        let spawned = launch::prepare_probe(
-            watcher,
-            argv,
-            name,
-            pid,
-            &self.system,
-            &self.config.daemon.socket,
-        )
-        .map_err(|e| e.to_string())
-        .and_then(|prepared| self.os.spawn(&prepared).map_err(|e| e.to_string()));
-        match spawned {
-            Ok(spawned) => {
-                match spawned.pidfd {
-                    Some(pidfd) => self.exit_watch.watch(spawned.pid, pidfd),
-                    None => self.all_watched = false,
-                }
-                self.probes.insert(spawned.pid, check);
-            }
-            Err(reason) => {
-                tracing::warn!(process = %self.procs[id].shown(), "cannot run the ready check: {reason}");
-                self.checks.again_after(id, pid, interval);
-            }
-        }
-    }
-
-    /// A `cmd` check's command exited: 0 passes, anything else tries
-    /// again after the interval while the process is still starting.
-    fn on_probe_exit(&mut self, check: Passed, exit: Exit) {
-        if exit == Exit::Code(0) {
-            return self.on_ready(check);
-        }
-        let Passed { id, pid } = check;
-        let starting = matches!(self.procs[id].life.phase, lifecycle::Phase::Starting { pid: p, .. } if p == pid);
-        if let Some(ready) = &self.watcher(id).ready
-            && starting
-        {
-            let interval = ready.interval;
-            self.checks.again_after(id, pid, interval);
-        }
-    }
-
-    /// A readiness check passed.
-    fn on_ready(&mut self, passed: Passed) {
-        if self.by_pid.get(&passed.pid) == Some(&passed.id) {
-            self.drive(passed.id, lifecycle::Input::Ready { pid: passed.pid });
-        }
-    }
-
     /// A state change: the log line and the event.
     fn on_transition(&mut self, id: ProcId, from: ProcessState, to: ProcessState) {
-        if from == ProcessState::Starting {
-            // Passed, or too late: either way its check is over, and a
-            // check command still running is ended.
-            self.checks.cancel(id);
-            for (&probe, check) in &self.probes {
-                if check.id == id {
-                    let _ = self.os.signal(-probe.as_raw(), lifecycle::sigkill());
-                }
-            }
+        if matches!(from, ProcessState::Starting | ProcessState::Running) {
+            // Passed, or too late, or no longer running: either way its
+            // check is over, and a check command still running is ended.
+            self.end_checks(id);
+        }
+        if to == ProcessState::Running {
+            self.start_health(id);
+            self.run_side_hook(id, HookPoint::AfterStart);
+        }
+        if from.has_pid() && !to.has_pid() {
+            self.run_side_hook(id, HookPoint::AfterStop);
         }
         debug_assert!(
             lifecycle::TRANSITIONS.contains(&(from, to)),
@@ -936,7 +833,7 @@ impl Engine {
                 let watch = log_ready.clone().map(|pattern| {
                     let reporter = self.checks.reporter();
                     LineWatch::new(pattern, move || {
-                        let _ = reporter.send(CheckEvent::Passed(Passed { id, pid }));
+                        let _ = reporter.send(CheckEvent::Passed(Checked { id, pid }));
                     })
                 });
                 let stream = Stream {
@@ -981,13 +878,16 @@ impl Engine {
         let mut orphans = 0usize;
         let mut exits = Vec::new();
         let mut probes = Vec::new();
+        let mut hooks = Vec::new();
         loop {
             match self.os.reap() {
                 Ok(Some((pid, exit))) => {
                     if let Some(id) = self.by_pid.remove(&pid) {
                         exits.push((id, exit));
-                    } else if let Some(check) = self.probes.remove(&pid) {
-                        probes.push((check, exit));
+                    } else if let Some(run) = self.probes.remove(&pid) {
+                        probes.push((pid, run, exit));
+                    } else if let Some(run) = self.hook_runs.remove(&pid) {
+                        hooks.push((pid, run, exit));
                     } else {
                         orphans += 1;
                     }
@@ -1002,8 +902,11 @@ impl Engine {
         for (id, exit) in exits {
             self.on_exit(id, exit);
         }
-        for (check, exit) in probes {
-            self.on_probe_exit(check, exit);
+        for (pid, run, exit) in probes {
+            self.on_probe_exit(pid, run, exit);
+        }
+        for (pid, run, exit) in hooks {
+            self.on_hook_exit(pid, run, Ok(exit));
         }
         if orphans > 0 {
             tracing::debug!(count = orphans, "reaped orphaned descendants");
@@ -1032,8 +935,10 @@ impl Engine {
             Ok(Some(exit)) => {
                 if let Some(id) = self.by_pid.remove(&pid) {
                     self.on_exit(id, exit);
-                } else if let Some(check) = self.probes.remove(&pid) {
-                    self.on_probe_exit(check, exit);
+                } else if let Some(run) = self.probes.remove(&pid) {
+                    self.on_probe_exit(pid, run, exit);
+                } else if let Some(run) = self.hook_runs.remove(&pid) {
+                    self.on_hook_exit(pid, run, Ok(exit));
                 }
             }
             // Reaped already by the SIGCHLD sweep (its pid may even be
@@ -1146,8 +1051,13 @@ impl Engine {
         }
     }
 
+    /// Every process is gone, and every hook has ended (an `after_stop`
+    /// hook of the last processes runs before the daemon exits; each is
+    /// bounded by `hook_timeout`).
     fn shutdown_complete(&self) -> bool {
-        self.shutdown.is_some() && self.procs.iter().all(|p| !p.life.phase.is_alive())
+        self.shutdown.is_some()
+            && self.hook_runs.is_empty()
+            && self.procs.iter().all(|p| !p.life.phase.is_alive())
     }
 
     /// Once every watcher is down: the processes the daemon adopted that

@@ -70,7 +70,9 @@ pub(crate) fn evaluate(
     shutting_down: bool,
 ) -> Option<ActionOutcome> {
     use ProcessState as S;
-    if process.held || process.queued {
+    // Not decided while something comes first: its turn in a sequence,
+    // the start queue, or a before_start or before_stop hook.
+    if process.held || process.queued || process.hook.is_some() {
         return None;
     }
     let outcome = |ok: bool, message: String| Some(process.outcome(ok, message));

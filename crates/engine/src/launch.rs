@@ -7,9 +7,12 @@ use std::path::Path;
 
 use nix::fcntl::OFlag;
 use nix::sys::resource::Resource;
-use ringmaster_config::{OutputSink, ReadyCheck, Rlimit, RlimitValue, StderrSink, WatcherConfig};
+use ringmaster_config::{
+    HookPoint, OutputSink, ReadyCheck, Rlimit, RlimitValue, StderrSink, WatcherConfig,
+};
 use ringmaster_logs::{Echo, SinkSpec};
-use ringmaster_protocol::{ProcessName, SOCKET_ENV};
+use ringmaster_protocol::{ProcessName, SOCKET_ENV, signals};
+use ringmaster_spawn::Exit;
 use ringmaster_spawn::{Launch, LaunchRequest, PrepareError, Stdio, resolve_user};
 
 use crate::listeners::Listeners;
@@ -164,6 +167,92 @@ pub(crate) fn prepare_probe(
     })
 }
 
+/// What a hook is run for: the point, the process (its pid, if it has or
+/// had one) and how it ended (for `after_stop`).
+pub(crate) struct HookFor<'a> {
+    /// When it runs.
+    pub point: HookPoint,
+    /// The slot's name.
+    pub name: &'a ProcessName,
+    /// The name people read (`site:web_00`, else `web:1`).
+    pub shown: &'a str,
+    /// The process's pid (none before a first spawn).
+    pub pid: Option<nix::unistd::Pid>,
+    /// How the process ended (`after_stop`).
+    pub exit: Option<Exit>,
+}
+
+/// A hook's command for a process of watcher `w`: as the watcher's user,
+/// with its environment, limits and directory plus `RINGMASTER_HOOK`,
+/// `RINGMASTER_PID` and `RINGMASTER_EXIT` (when known); its stdout and
+/// stderr, through one pipe, go to the watcher's stdout log file with each
+/// line marked `[hook before_start] ` (nowhere when stdout is "null").
+pub(crate) fn prepare_hook(
+    w: &WatcherConfig,
+    argv: &[ringmaster_config::Template],
+    hook: &HookFor<'_>,
+    system: &System,
+    socket: &Path,
+) -> Result<Prepared, LaunchError> {
+    let user = resolve_user(w.user.as_deref(), w.group.as_deref())?;
+    let mut env = environment(w, hook.name, system, socket, user.env);
+    env.push(("RINGMASTER_HOOK".into(), hook.point.name().into()));
+    if let Some(pid) = hook.pid {
+        env.push(("RINGMASTER_PID".into(), pid.to_string().into()));
+    }
+    if let Some(exit) = hook.exit {
+        let text = match exit {
+            Exit::Code(code) => code.to_string(),
+            Exit::Signal { signal, .. } => format!("SIG{}", signals::name(signal)),
+        };
+        env.push(("RINGMASTER_EXIT".into(), text.into()));
+    }
+    let launch = Launch::prepare(LaunchRequest {
+        argv: argv.iter().map(|t| t.render(hook.name.wid)).collect(),
+        env,
+        working_dir: w.working_dir.render(hook.name.wid),
+        credentials: user.credentials,
+        umask: w.umask,
+        rlimits: limits(w, system),
+        listen_pid: false,
+    })?;
+    let mut captures = Vec::new();
+    let out = match &w.stdout {
+        OutputSink::File(file) => {
+            let sink = SinkSpec {
+                path: file.path.render(hook.name.wid).into(),
+                // The process's own stream rotates the file; a hook's
+                // short run only appends to it.
+                max_size: None,
+                backups: 0,
+                timestamps: file.timestamps,
+                prefix: format!("[hook {}] ", hook.point.name()),
+            };
+            let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(LaunchError::Pipe)?;
+            captures.push(Capture {
+                stream: 0,
+                label: format!("{} {} hook", hook.shown, hook.point.name()),
+                read,
+                sink: Some(sink),
+                echo: None,
+            });
+            write
+        }
+        OutputSink::Null => OwnedFd::from(open_null().map_err(LaunchError::Null)?),
+    };
+    let err = out.try_clone().map_err(LaunchError::Duplicate)?;
+    Ok(Prepared {
+        launch,
+        stdio: Stdio {
+            stdin: OwnedFd::from(open_null().map_err(LaunchError::Null)?),
+            stdout: out,
+            stderr: err,
+            passed: Vec::new(),
+        },
+        captures,
+    })
+}
+
 /// A process's environment, built explicitly in this order (later wins):
 /// the daemon's (with `copy_env`), the user's passwd variables, the
 /// watcher's `env`, then ringmaster's own.
@@ -259,6 +348,7 @@ fn output(
             max_size: file.max_size,
             backups: file.backups,
             timestamps: file.timestamps,
+            prefix: String::new(),
         }),
     };
     let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(LaunchError::Pipe)?;

@@ -185,8 +185,14 @@ pub(crate) enum Input {
     Spawned { pid: Pid },
     /// That spawn failed.
     SpawnFailed { reason: String },
+    /// The watcher's before_start hook failed, so no spawn happened: a
+    /// quick failure, for `reason`.
+    HookFailed { reason: String },
     /// The readiness check of the process `pid` passed.
     Ready { pid: Pid },
+    /// The health check of the RUNNING process `pid` failed too many times
+    /// in a row: it is restarted, for `reason`.
+    Unhealthy { pid: Pid, reason: String },
     /// The leader was reaped; `group_alive`: members of its process group
     /// are still alive.
     Exited { exit: Exit, group_alive: bool },
@@ -321,12 +327,22 @@ pub(crate) fn step(life: &mut Life, input: Input, ctx: &Context<'_>) -> Vec<Effe
         Input::SpawnFailed { reason } => {
             quick_failure(life, format!("spawn error: {reason}"), ctx, &mut out);
         }
+        Input::HookFailed { reason } => quick_failure(life, reason, ctx, &mut out),
         Input::Ready { pid } => {
             // A report for a process that is no longer the one starting
             // (stopped, replaced) means nothing.
             if matches!(life.phase, Phase::Starting { pid: p, .. } if p == pid) {
                 out.push(Effect::CancelTimer);
                 became_running(life, &mut out);
+            }
+        }
+        Input::Unhealthy { pid, reason } => {
+            // A verdict on a process that is no longer the one running
+            // (stopped, exited, replaced) means nothing.
+            if matches!(life.phase, Phase::Running { pid: p, .. } if p == pid) {
+                life.reason = Some(reason);
+                life.restarts += 1;
+                begin_stop(life, Then::Start, ctx, &mut out);
             }
         }
         Input::Exited { exit, group_alive } => exited(life, exit, group_alive, ctx, &mut out),
@@ -741,7 +757,8 @@ pub(crate) fn backoff_delay(failures: u32, max: Duration) -> Duration {
     FIRST_BACKOFF.saturating_mul(1 << exponent).min(max)
 }
 
-fn humanize(d: Duration) -> String {
+/// `250ms`, `1.5s`: a duration as status and the daemon's log say it.
+pub(crate) fn humanize(d: Duration) -> String {
     if d.as_millis() < 1000 {
         format!("{}ms", d.as_millis())
     } else {

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use nix::unistd::Pid;
 use ringmaster_logs::{Pump, Tap};
 use ringmaster_protocol::{
-    ActionOutcome, ExitInfo, ProcessInfo, ProcessName, ProcessState, signals,
+    ActionOutcome, ExitInfo, HealthInfo, ProcessInfo, ProcessName, ProcessState, signals,
 };
 
 use crate::lifecycle::{self, Life, Settings, describe_exit};
@@ -27,6 +27,31 @@ pub(crate) enum Gate {
     Waiting(String),
     /// Not started: a dependency failed (the reason, as status shows it).
     Blocked(String),
+}
+
+/// A hook a slot's life waits for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PendingHook {
+    /// `before_start` or `before_stop`.
+    pub point: ringmaster_config::HookPoint,
+    /// The hook's pid.
+    pub pid: Pid,
+    /// What follows it (`before_stop`: the stop or restart asked for).
+    pub then: Option<crate::lifecycle::Input>,
+}
+
+/// A slot's health checks: failures in a row of the current process, and
+/// what outlives it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct HealthState {
+    /// Checks failed in a row (the current process; 0 when healthy).
+    pub failures: u32,
+    /// Checks of the current process.
+    pub checks: u64,
+    /// Why the last failed check failed.
+    pub last_failure: Option<String>,
+    /// Restarts the health check caused.
+    pub restarts: u32,
 }
 
 /// One process slot (`web:2`); survives restarts.
@@ -63,6 +88,11 @@ pub(crate) struct Process {
     /// Where its start stands with the watcher's `depends_on`: waiting for
     /// a dependency to be ready, or not started because one failed.
     pub gate: Option<Gate>,
+    /// Its health check's count and memory.
+    pub health: HealthState,
+    /// A hook its life waits for: `before_start` (the spawn follows) or
+    /// `before_stop` (the stop follows).
+    pub hook: Option<PendingHook>,
     /// A slot above the watcher's numprocesses after `decr`: stopped, never
     /// restarted, invisible to names and `status`; `incr` revives it.
     pub retired: bool,
@@ -75,6 +105,8 @@ impl Process {
             held: false,
             queued: false,
             gate: None,
+            health: HealthState::default(),
+            hook: None,
             retired: false,
             name,
             watcher,
@@ -127,6 +159,7 @@ impl Process {
             Some(Gate::Waiting(names)) => Some(format!("waiting for {names}")),
             Some(Gate::Blocked(why)) => Some(why.clone()),
             None if self.queued => Some(START_QUEUED.to_owned()),
+            None if self.hook.is_some() => Some("running its before_start hook".to_owned()),
             None => self.life.reason.clone(),
         }
     }
@@ -158,6 +191,13 @@ impl Process {
             }),
             log_lost_bytes: self.log_lost.load(Ordering::Relaxed),
             completed: lifecycle::completed(&self.life, Settings::of(settings)),
+            health: settings.health.as_ref().map(|health| HealthInfo {
+                failures: self.health.failures,
+                threshold: health.failures,
+                checks: self.health.checks,
+                last_failure: self.health.last_failure.clone(),
+                restarts: self.health.restarts,
+            }),
         }
     }
 }

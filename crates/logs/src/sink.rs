@@ -27,6 +27,9 @@ pub struct SinkSpec {
     pub backups: u32,
     /// Prefix each line with an RFC 3339 UTC timestamp.
     pub timestamps: bool,
+    /// Put this before each line (after the timestamp): a hook's output
+    /// marks its lines `[hook before_start] ` in its process's log.
+    pub prefix: String,
 }
 
 impl SinkSpec {
@@ -37,6 +40,7 @@ impl SinkSpec {
             max_size: None,
             backups: 0,
             timestamps: false,
+            prefix: String::new(),
         }
     }
 }
@@ -57,7 +61,7 @@ pub struct Sink {
     device: u64,
     /// Whether it is a regular file (not a FIFO or a terminal).
     regular: bool,
-    /// Whether the next byte starts a line (for timestamps).
+    /// Whether the next byte starts a line (for timestamps and prefixes).
     at_line_start: bool,
     /// Scratch buffer for timestamped output, reused across writes.
     scratch: Vec<u8>,
@@ -119,14 +123,18 @@ impl Sink {
     /// Writes `data`, timestamping and rotating as configured. On error the
     /// bytes not yet written are the caller's to count.
     pub fn write(&mut self, data: &[u8]) -> std::io::Result<()> {
-        if self.spec.timestamps {
+        if self.spec.timestamps || !self.spec.prefix.is_empty() {
             let mut scratch = std::mem::take(&mut self.scratch);
             scratch.clear();
-            let stamp = rfc3339(SystemTime::now());
+            let stamp = if self.spec.timestamps {
+                rfc3339(SystemTime::now()) + " "
+            } else {
+                String::new()
+            };
             for piece in data.split_inclusive(|&b| b == b'\n') {
                 if self.at_line_start {
                     scratch.extend_from_slice(stamp.as_bytes());
-                    scratch.push(b' ');
+                    scratch.extend_from_slice(self.spec.prefix.as_bytes());
                 }
                 scratch.extend_from_slice(piece);
                 self.at_line_start = piece.ends_with(b"\n");
@@ -236,6 +244,7 @@ mod tests {
             max_size: max,
             backups,
             timestamps: false,
+            prefix: String::new(),
         }
     }
 
@@ -321,6 +330,20 @@ mod tests {
             assert_eq!(rest, want);
             assert!(stamp.ends_with('Z') && stamp.len() == 27, "{stamp}");
         }
+    }
+
+    #[test]
+    fn a_prefix_starts_each_line_including_partial_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = spec(dir.path(), None, 0);
+        s.prefix = "[hook before_start] ".into();
+        let mut sink = Sink::open(s).unwrap();
+        sink.write(b"one\ntw").unwrap();
+        sink.write(b"o\nthree\n").unwrap();
+        assert_eq!(
+            read(dir.path(), "out.log"),
+            "[hook before_start] one\n[hook before_start] two\n[hook before_start] three\n"
+        );
     }
 
     #[test]

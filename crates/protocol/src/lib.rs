@@ -23,8 +23,8 @@ mod suggest;
 pub use command::Command;
 pub use names::{ProcessName, ProcessNameError, ProcessState, shown_name};
 pub use reply::{
-    ActionOutcome, ActionResult, ErrorBody, ErrorKind, Event, ExitInfo, MaintailResult, Output,
-    PidEntry, PidResult, ProcessInfo, ProcessStats, ReloadAction, ReloadResult, ReloadStep,
+    ActionOutcome, ActionResult, ErrorBody, ErrorKind, Event, ExitInfo, HealthInfo, MaintailResult,
+    Output, PidEntry, PidResult, ProcessInfo, ProcessStats, ReloadAction, ReloadResult, ReloadStep,
     ReopenResult, Reply, ReplyError, Response, Scaled, ShutdownResult, SocketInfo, SocketsResult,
     StatsResult, StatusResult, StreamLine, TailResult, TreeStats, VersionResult,
 };

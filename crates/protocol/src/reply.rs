@@ -147,6 +147,24 @@ pub struct ProcessInfo {
     /// (EXITED, no restart coming): a success.
     #[serde(default)]
     pub completed: bool,
+    /// Its health check, when the watcher has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthInfo>,
+}
+
+/// Where a process stands with its watcher's `health` check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthInfo {
+    /// Checks failed in a row, now (0: healthy).
+    pub failures: u32,
+    /// Failures in a row that restart it (the watcher's `failures`).
+    pub threshold: u32,
+    /// Checks of the current process so far.
+    pub checks: u64,
+    /// Why the last failed check failed (kept across restarts).
+    pub last_failure: Option<String>,
+    /// Restarts its health check caused since the daemon started.
+    pub restarts: u32,
 }
 
 /// One process in the result of `stats`.

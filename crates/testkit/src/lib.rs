@@ -25,8 +25,9 @@
 //!   `listen_fdnames`, `listen_pid_is_self`, then per open descriptor from 3 (and a socket on
 //!   0-2) `fdN=KIND ADDRESS inheritable|cloexec listening|bound`, the open descriptors, and
 //!   `end`; then sleep.
-//! - `http-late MS ADDR`: after MS milliseconds, listen on ADDR itself and answer every
-//!   request with `200 OK` and `RINGMASTER_PROCESS pid=N`, for ever.
+//! - `http-late MS ADDR [ANSWER_MS]`: after MS milliseconds, listen on ADDR itself and answer
+//!   every request (ANSWER_MS milliseconds after it came) with `200 OK` and
+//!   `RINGMASTER_PROCESS pid=N`, for ever.
 //! - `notify-late MS [child]`: after MS milliseconds send `READY=1` to `$NOTIFY_SOCKET` (with
 //!   `child`, from a child process that lives on, as a forking server's), print `notified`, then
 //!   sleep.
@@ -101,7 +102,7 @@ pub fn run(args: &[String]) -> i32 {
             sleep_forever()
         }
         "serve" => serve(arg(1)),
-        "http-late" => http_late(number(arg(1), 0), arg(2)),
+        "http-late" => http_late(number(arg(1), 0), arg(2), number(arg(3), 0)),
         "notify-late" => {
             std::thread::sleep(Duration::from_millis(number(arg(1), 0)));
             if arg(2) == Some("child") {
@@ -549,7 +550,7 @@ fn serve(arg: Option<&str>) -> i32 {
 }
 
 /// Listens on `address` only after `delay_ms`, then answers HTTP requests.
-fn http_late(delay_ms: u64, address: Option<&str>) -> i32 {
+fn http_late(delay_ms: u64, address: Option<&str>, answer_ms: u64) -> i32 {
     use std::io::Read;
     std::thread::sleep(Duration::from_millis(delay_ms));
     let Some(address) = address else {
@@ -576,6 +577,7 @@ fn http_late(delay_ms: u64, address: Option<&str>) -> i32 {
         let mut head = [0u8; 4096];
         let _ = conn.set_read_timeout(Some(Duration::from_millis(500)));
         let _ = conn.read(&mut head);
+        std::thread::sleep(Duration::from_millis(answer_ms));
         let _ = conn.write_all(answer.as_bytes());
     }
     0

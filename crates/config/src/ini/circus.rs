@@ -763,7 +763,8 @@ fn scan_watcher_keys<'a>(sec: Sec<'a>, report: &mut Report) -> SortedKeys<'a> {
                 sec.file_of(key),
                 entry.line,
                 sec.name(key),
-                "ignored: hooks are not supported yet by this version",
+                "ignored: a Circus hook names a Python function, which ringmaster cannot call; \
+                 write the hook as a command in native TOML (hooks = { before_start = \"...\" })",
             );
         }
     }

@@ -1,15 +1,29 @@
-//! A watcher's `ready = { tcp | http | notify | log, timeout, interval }`.
+//! A watcher's `ready = { tcp | http | cmd | notify | log, timeout,
+//! interval }` and `health = { tcp | http | cmd, interval, timeout,
+//! failures }`: one check each, read the same way.
+
+use std::time::Duration;
 
 use toml::Spanned;
 use toml::de::DeValue;
 
 use super::{Reader, WatcherKeys};
-use crate::readiness::{DEFAULT_READY_INTERVAL, DEFAULT_READY_TIMEOUT, Readiness, ReadyCheck};
+use crate::readiness::{
+    DEFAULT_HEALTH_FAILURES, DEFAULT_HEALTH_INTERVAL, DEFAULT_HEALTH_TIMEOUT,
+    DEFAULT_READY_INTERVAL, DEFAULT_READY_TIMEOUT, Health, Readiness, ReadyCheck,
+};
 use crate::template::Context;
 
-const KINDS: &[&str] = &["tcp", "http", "cmd", "notify", "log"];
-const KINDS_LATER: &[&str] = &[];
-const OPTIONS: &[&str] = &["timeout", "interval"];
+const READY_KINDS: &[&str] = &["tcp", "http", "cmd", "notify", "log"];
+const HEALTH_KINDS: &[&str] = &["tcp", "http", "cmd"];
+
+/// A check table as written: its one check and the options given.
+struct CheckTable {
+    check: ReadyCheck,
+    timeout: Option<Duration>,
+    interval: Option<Duration>,
+    failures: Option<u32>,
+}
 
 /// Reads `ready`, if the watcher has one.
 pub(super) fn read_ready(
@@ -17,61 +31,87 @@ pub(super) fn read_ready(
     w: &WatcherKeys<'_, '_, '_>,
     ctx: &Context<'_>,
 ) -> Option<Readiness> {
-    let value = w.get("ready")?;
-    let key = w.key("ready");
+    let table = read_check_table(reader, w, "ready", READY_KINDS, ctx)?;
+    Some(Readiness {
+        check: table.check,
+        timeout: table.timeout.unwrap_or(DEFAULT_READY_TIMEOUT),
+        interval: table.interval.unwrap_or(DEFAULT_READY_INTERVAL),
+    })
+}
+
+/// Reads `health`, if the watcher has one.
+pub(super) fn read_health(
+    reader: &mut Reader,
+    w: &WatcherKeys<'_, '_, '_>,
+    ctx: &Context<'_>,
+) -> Option<Health> {
+    let table = read_check_table(reader, w, "health", HEALTH_KINDS, ctx)?;
+    Some(Health {
+        check: table.check,
+        interval: table.interval.unwrap_or(DEFAULT_HEALTH_INTERVAL),
+        timeout: table.timeout.unwrap_or(DEFAULT_HEALTH_TIMEOUT),
+        failures: table.failures.unwrap_or(DEFAULT_HEALTH_FAILURES),
+    })
+}
+
+/// Reads the table `name` (`ready` or `health`): exactly one check of
+/// `kinds`, and its options (`failures` for health only).
+fn read_check_table(
+    reader: &mut Reader,
+    w: &WatcherKeys<'_, '_, '_>,
+    name: &str,
+    kinds: &[&str],
+    ctx: &Context<'_>,
+) -> Option<CheckTable> {
+    let value = w.get(name)?;
+    let key = w.key(name);
     let table = reader.table(w.src, &key, value)?;
     let errors_before = reader.errors.len();
+    let options: &[&str] = if name == "health" {
+        &["interval", "timeout", "failures"]
+    } else {
+        &["timeout", "interval"]
+    };
     let mut checks: Vec<(&str, ReadyCheck)> = Vec::new();
-    let mut timeout = DEFAULT_READY_TIMEOUT;
-    let mut interval = DEFAULT_READY_INTERVAL;
-    for (name_key, item) in table {
-        let name = name_key.get_ref().as_ref();
-        let k = format!("{key}.{name}");
-        match name {
-            "timeout" | "interval" => {
-                if let Some(d) = reader.duration(w.src, &k, item) {
-                    if d.is_zero() {
-                        reader.invalid(w.src, item.span().start, &k, "must be more than 0");
-                    } else if name == "timeout" {
-                        timeout = d;
-                    } else {
-                        interval = d;
-                    }
-                }
+    let mut read = CheckTable {
+        check: ReadyCheck::Notify,
+        timeout: None,
+        interval: None,
+        failures: None,
+    };
+    for (item_key, item) in table {
+        let item_name = item_key.get_ref().as_ref();
+        let k = format!("{key}.{item_name}");
+        if options.contains(&item_name) {
+            read_option(reader, w, &k, item_name, item, &mut read);
+        } else if kinds.contains(&item_name) {
+            if let Some(check) = read_check(reader, w, &k, item_name, item, ctx) {
+                checks.push((item_name, check));
             }
-            "tcp" | "http" | "cmd" | "notify" | "log" => {
-                if let Some(check) = read_check(reader, w, &k, name, item, ctx) {
-                    checks.push((name, check));
-                }
-            }
-            other => {
-                let known: Vec<&str> = KINDS.iter().chain(OPTIONS).copied().collect();
-                reader.unknown_key(
-                    w.src,
-                    name_key.span().start,
-                    &format!("{key}."),
-                    other,
-                    &known,
-                    KINDS_LATER,
-                );
-            }
+        } else {
+            let known: Vec<&str> = kinds.iter().chain(options).copied().collect();
+            reader.unknown_key(
+                w.src,
+                item_key.span().start,
+                &format!("{key}."),
+                item_name,
+                &known,
+                &[],
+            );
         }
     }
     if reader.errors.len() > errors_before {
         return None;
     }
     match checks.len() {
-        1 => checks.pop().map(|(_, check)| Readiness {
-            check,
-            timeout,
-            interval,
-        }),
+        1 => checks.pop().map(|(_, check)| CheckTable { check, ..read }),
         0 => {
+            let (last, first) = kinds.split_last().unwrap_or((&"", &[]));
             reader.invalid(
                 w.src,
                 value.span().start,
                 &key,
-                "names no check: give one of tcp, http, cmd, notify or log",
+                format!("names no check: give one of {} or {last}", first.join(", ")),
             );
             None
         }
@@ -89,6 +129,33 @@ pub(super) fn read_ready(
             );
             None
         }
+    }
+}
+
+/// One of `timeout`, `interval` (more than 0) or `failures` (1 or more).
+fn read_option(
+    reader: &mut Reader,
+    w: &WatcherKeys<'_, '_, '_>,
+    key: &str,
+    name: &str,
+    item: &Spanned<DeValue<'_>>,
+    read: &mut CheckTable,
+) {
+    if name == "failures" {
+        read.failures = reader
+            .integer_in(w.src, key, item, 1, i64::from(u32::MAX))
+            .map(|n| n as u32);
+        return;
+    }
+    let Some(d) = reader.duration(w.src, key, item) else {
+        return;
+    };
+    if d.is_zero() {
+        reader.invalid(w.src, item.span().start, key, "must be more than 0");
+    } else if name == "timeout" {
+        read.timeout = Some(d);
+    } else {
+        read.interval = Some(d);
     }
 }
 

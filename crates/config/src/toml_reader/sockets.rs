@@ -241,35 +241,45 @@ pub(super) fn check_sockets(
     }
 }
 
-/// A `ready = { tcp }` check on the watcher's own socket always passes:
+/// A `tcp` check (`ready` or `health`) on the watcher's own socket always passes:
 /// the daemon's socket accepts into its backlog before any worker does.
 fn warn_if_the_check_is_the_socket(
     reader: &mut Reader,
     watcher: &WatcherConfig,
     sockets: &HashMap<&str, &SocketConfig>,
 ) {
-    let Some(crate::readiness::ReadyCheck::Tcp(target)) = watcher.ready.as_ref().map(|r| &r.check)
-    else {
-        return;
-    };
-    let Ok(target) = target.render(1).parse::<std::net::SocketAddr>() else {
-        return;
-    };
-    let held = watcher
-        .sockets
-        .iter()
-        .filter_map(|n| sockets.get(n.as_str()))
-        .any(|s| {
-            matches!(&s.address, SocketAddress::Tcp(a)
-            if a.port() == target.port() && (a.ip() == target.ip() || a.ip().is_unspecified()))
-        });
-    if held {
-        reader.warnings.push(crate::error::ConfigWarning {
-            location: watcher.location("ready"),
-            key: format!("watchers.{}.ready", watcher.name),
-            message: format!(
-                "always passes: {target} is this watcher's own socket, which the daemon holds (connections wait in its backlog before any worker accepts); use notify or log, or a check on a port of the worker's own"
-            ),
-        });
+    let checks = [
+        ("ready", watcher.ready.as_ref().map(|r| &r.check)),
+        ("health", watcher.health.as_ref().map(|h| &h.check)),
+    ];
+    for (key, check) in checks {
+        let Some(crate::readiness::ReadyCheck::Tcp(target)) = check else {
+            continue;
+        };
+        let Ok(target) = target.render(1).parse::<std::net::SocketAddr>() else {
+            continue;
+        };
+        let held = watcher
+            .sockets
+            .iter()
+            .filter_map(|n| sockets.get(n.as_str()))
+            .any(|s| {
+                matches!(&s.address, SocketAddress::Tcp(a)
+                if a.port() == target.port() && (a.ip() == target.ip() || a.ip().is_unspecified()))
+            });
+        if held {
+            let instead = if key == "ready" {
+                "use notify or log, or a check on a port of the worker's own"
+            } else {
+                "use a cmd check, or a check on a port of the worker's own"
+            };
+            reader.warnings.push(crate::error::ConfigWarning {
+                location: watcher.location(key),
+                key: format!("watchers.{}.{key}", watcher.name),
+                message: format!(
+                    "always passes: {target} is this watcher's own socket, which the daemon holds (connections wait in its backlog before any worker accepts); {instead}"
+                ),
+            });
+        }
     }
 }

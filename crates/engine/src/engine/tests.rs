@@ -648,3 +648,36 @@ async fn starting_a_stopped_stack_by_its_top_starts_what_it_needs_first() {
     assert_eq!(daemon.process("other:1").await["state"], "STOPPED");
     assert_eq!(daemon.shut_down().await, 0);
 }
+
+// ----- health ---------------------------------------------------------------
+
+#[tokio::test(start_paused = true)]
+async fn failing_health_checks_restart_a_running_process_at_the_threshold() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = closed.local_addr().unwrap();
+    drop(closed);
+    let t0 = Instant::now();
+    let daemon = boot(
+        &web(&format!(
+            "start_secs = \"0\"\nhealth = {{ tcp = \"{address}\", interval = \"1s\", failures = 3 }}"
+        )),
+        Script::default(),
+    );
+    let first = daemon
+        .after("web:1", |p| p["health"]["failures"] == 2)
+        .await;
+    assert_eq!(first["state"], "RUNNING", "{first}");
+    let restarted = daemon
+        .after("web:1", |p| {
+            p["health"]["restarts"] == 1 && p["state"] == "RUNNING"
+        })
+        .await;
+    assert_eq!(restarted["restarts"], 1, "{restarted}");
+    // Checks at 1 s, 2 s and 3 s; the third restarts it then.
+    assert_eq!(
+        daemon.spawn_times(t0),
+        [Duration::ZERO, Duration::from_secs(3)]
+    );
+    let last = restarted["health"]["last_failure"].as_str().unwrap();
+    assert!(last.starts_with(&format!("tcp {address}: ")), "{last}");
+}

@@ -258,6 +258,65 @@ fn settings_of(slot: &Slot) -> Settings<'_> {
     }
 }
 
+// ----- health -------------------------------------------------------------
+
+#[test]
+fn an_unhealthy_running_process_is_restarted_with_the_reason() {
+    let mut slot = Slot::new();
+    slot.running();
+    let effects = slot.step(Input::Unhealthy {
+        pid: Pid::from_raw(LEADER),
+        reason: "unhealthy: no answer".into(),
+    });
+    assert_eq!(slot.state(), S::Stopping);
+    assert_eq!(signals_sent(&effects), [(-LEADER, TERM), (-LEADER, CONT)]);
+    assert_eq!(slot.life.reason.as_deref(), Some("unhealthy: no answer"));
+    assert_eq!(slot.life.restarts, 1);
+    let effects = slot.exit(0, false);
+    assert!(effects.contains(&Effect::Spawn), "{effects:?}");
+    assert_eq!(slot.life.failures, 0, "not a quick failure");
+}
+
+#[test]
+fn a_health_verdict_on_another_process_changes_nothing() {
+    let mut slot = Slot::new();
+    slot.start();
+    let starting = slot.step(Input::Unhealthy {
+        pid: Pid::from_raw(LEADER),
+        reason: "x".into(),
+    });
+    assert!(starting.is_empty(), "STARTING is not checked: {starting:?}");
+    slot.advance(slot.start_secs);
+    slot.step(Input::Timer { group_alive: true });
+    let other = slot.step(Input::Unhealthy {
+        pid: Pid::from_raw(LEADER + 1),
+        reason: "x".into(),
+    });
+    assert!(other.is_empty(), "{other:?}");
+    assert_eq!(slot.state(), S::Running);
+}
+
+// ----- hooks --------------------------------------------------------------
+
+#[test]
+fn a_failed_before_start_hook_is_a_quick_failure_in_its_own_words() {
+    let mut slot = Slot::new();
+    slot.start_retries = StartRetries::Limited(1);
+    slot.step(Input::Start);
+    slot.step(Input::HookFailed {
+        reason: "before_start hook failed (exit status 3)".into(),
+    });
+    assert_eq!(slot.state(), S::Backoff);
+    assert_eq!(
+        slot.life.reason.as_deref(),
+        Some("before_start hook failed (exit status 3); retrying in 100ms")
+    );
+    slot.step(Input::HookFailed {
+        reason: "before_start hook failed (exit status 3)".into(),
+    });
+    assert_eq!(slot.state(), S::Fatal);
+}
+
 // ----- readiness --------------------------------------------------------
 
 /// A slot whose watcher has a `ready` check with a 2 s timeout.
