@@ -347,3 +347,41 @@ start_retries = 0
         "{slow}"
     );
 }
+
+/// `events` carries each health change: a failure (RUNNING -> RUNNING,
+/// with the count and why) and the pass that clears them.
+#[test]
+fn health_changes_are_events() {
+    let daemon = Daemon::start(
+        r#"
+[watchers.app]
+cmd = "@TESTKIT@ sleep"
+start_secs = "0"
+health = { cmd = "test ! -e @DIR@/sick", interval = "50ms", failures = 1000 }
+"#,
+    );
+    daemon.wait_state("app:1", "RUNNING");
+    let mut events = crate::support::Connection::open(&daemon.socket);
+    events.send_raw(b"{\"id\":7,\"cmd\":\"events\"}\n");
+    std::fs::write(daemon.path("sick"), "").unwrap();
+    let next_health_event = |events: &mut crate::support::Connection| loop {
+        let line = events.read_reply();
+        let event = line["event"].clone();
+        if event["process"] == "app:1" && event["from"] == "RUNNING" && event["to"] == "RUNNING" {
+            return event;
+        }
+    };
+    let sick = next_health_event(&mut events);
+    let reason = sick["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("unhealthy ") && reason.ends_with("/1000: check command: exit status 1"),
+        "{sick}"
+    );
+    std::fs::remove_file(daemon.path("sick")).unwrap();
+    loop {
+        let event = next_health_event(&mut events);
+        if event["reason"] == "healthy again" {
+            break;
+        }
+    }
+}
