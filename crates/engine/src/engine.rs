@@ -511,9 +511,13 @@ impl Engine {
             self.procs[id].gate = None;
             self.cancel_before_start(id);
         }
-        // A stop of a RUNNING process with a before_stop hook waits for it.
+        // A stop of a RUNNING process with a before_stop hook waits for it;
+        // one whose process exits meanwhile goes ahead now.
         if self.hold_for_before_stop(id, &input) {
             return;
+        }
+        if matches!(input, lifecycle::Input::Exited { .. }) {
+            self.release_before_stop(id);
         }
         self.step_slot(id, input);
     }

@@ -56,8 +56,24 @@ fn read_socket(
         let k = format!("{path}.{key_name}");
         match key_name {
             "address" => {
-                if let Some(text) = reader.string(src, &k, value) {
-                    match SocketAddress::parse(text, Path::new(&src.here)) {
+                // $(env.VAR) and $(here), as in the daemon's own paths.
+                let daemon_env = |var: &str| std::env::var(var).ok();
+                let ctx = crate::template::Context {
+                    name: "",
+                    here: &src.here,
+                    env: &daemon_env,
+                    sockets: &[],
+                };
+                let text = reader.string(src, &k, value).map(str::to_owned);
+                if let Some(text) = text
+                    && let Some(expanded) = reader.expand(src, &k, value, &text, &ctx)
+                {
+                    if expanded.uses_wid() {
+                        let why = "$(wid) means nothing here: the daemon binds one socket for every process";
+                        reader.invalid(src, value.span().start, &k, why);
+                        continue;
+                    }
+                    match SocketAddress::parse(&expanded.render(0), Path::new(&src.here)) {
                         Ok(parsed) => address = Some(parsed),
                         Err(message) => reader.invalid(src, value.span().start, &k, message),
                     }

@@ -42,7 +42,8 @@ impl Engine {
             return Some(self.spawn(id));
         }
         if self.procs[id].hook.is_some() {
-            // Its hook already runs: one spawn follows it.
+            // Its before_start hook already runs: one spawn follows it (a
+            // before_stop hook is released when its process exits).
             return None;
         }
         match self.run_hook(id, HookPoint::BeforeStart) {
@@ -107,6 +108,18 @@ impl Engine {
                 tracing::warn!(process = %shown, "cannot run the before_stop hook: {reason}; stopping anyway");
                 false
             }
+        }
+    }
+
+    /// The process of slot `id` exited while its before_stop hook ran:
+    /// the stop or restart that waited is carried out now (the hook runs
+    /// on, nothing waits for it), so the exit ends a stop, not a run.
+    pub(super) fn release_before_stop(&mut self, id: ProcId) {
+        let before_stop = self.procs[id]
+            .hook
+            .take_if(|h| h.point == HookPoint::BeforeStop);
+        if let Some(then) = before_stop.and_then(|h| h.then) {
+            self.step_slot(id, then);
         }
     }
 

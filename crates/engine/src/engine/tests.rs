@@ -681,3 +681,43 @@ async fn failing_health_checks_restart_a_running_process_at_the_threshold() {
     let last = restarted["health"]["last_failure"].as_str().unwrap();
     assert!(last.starts_with(&format!("tcp {address}: ")), "{last}");
 }
+
+// ----- hooks ----------------------------------------------------------------
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_waits_for_before_stop_and_a_process_that_exits_meanwhile_stays_stopped() {
+    let daemon = Arc::new(boot(
+        &web("start_secs = \"0\"\nrestart = \"always\"\nhooks = { before_stop = \"/bin/true\" }"),
+        Script::default(),
+    ));
+    let pid = daemon.until("web:1", |p| p["state"] == "RUNNING").await["pid"]
+        .as_i64()
+        .unwrap();
+    let stop = {
+        let daemon = daemon.clone();
+        tokio::spawn(async move { daemon.ask("stop", json!({"names": ["web"]})).await })
+    };
+    // The hook is spawned; no signal reaches the process while it runs.
+    let hook = loop {
+        let spawned = spawns(&daemon, Instant::now());
+        if spawned.len() == 2 {
+            break i64::from(spawned[1].1);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let target = i32::try_from(pid).unwrap();
+    let signalled = daemon.signals_sent(Instant::now());
+    assert!(
+        signalled.iter().all(|s| s.1.abs() != target),
+        "{signalled:?}"
+    );
+    assert_eq!(daemon.process("web:1").await["state"], "RUNNING");
+    // The process dies on its own before the hook ends: the stop asked
+    // for goes ahead, and it is not restarted.
+    daemon.exit(pid, 1);
+    let reply = stop.await.unwrap();
+    assert_eq!(reply["result"]["processes"][0]["ok"], true, "{reply}");
+    assert_eq!(daemon.process("web:1").await["state"], "STOPPED");
+    daemon.exit(hook, 0);
+    assert_eq!(spawns(&daemon, Instant::now()).len(), 2, "no respawn");
+}
