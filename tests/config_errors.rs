@@ -328,6 +328,18 @@ fn bad_sockets_name_file_line_and_key() {
         "CONFIG:3:10: sockets.again.address",
         &["tcp://127.0.0.1:8000 is already socket 'web'"],
     );
+    assert_error(
+        "[sockets.web]\naddress = \"tcp://127.0.0.1:$(wid+8000)\"\n",
+        &[],
+        "CONFIG:2:11: sockets.web.address",
+        &["$(wid) means nothing here"],
+    );
+    assert_error(
+        "[sockets.web]\naddress = \"tcp://127.0.0.1:$(env.RINGMASTER_TEST_NO_PORT)\"\n",
+        &[],
+        "CONFIG:2:11: sockets.web.address",
+        &["RINGMASTER_TEST_NO_PORT is not set"],
+    );
 }
 
 #[test]
