@@ -693,7 +693,7 @@ impl Engine {
                 .ids()
                 .filter(|&id| !self.procs[id].retired && self.watcher(id).autostart)
                 .all(|id| {
-                    !self.procs[id].queued
+                    !self.procs[id].start_pending()
                         && !matches!(
                             self.procs[id].state(),
                             ProcessState::Starting | ProcessState::Backoff | ProcessState::Stopping

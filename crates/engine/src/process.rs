@@ -148,6 +148,18 @@ impl Process {
         }
     }
 
+    /// Whether a start of it is on its way though it is not STARTING
+    /// yet: queued, waiting for its dependencies, or for its before_start
+    /// hook.
+    pub fn start_pending(&self) -> bool {
+        self.queued
+            || matches!(self.gate, Some(Gate::Waiting(_)))
+            || self
+                .hook
+                .as_ref()
+                .is_some_and(|h| h.point == ringmaster_config::HookPoint::BeforeStart)
+    }
+
     /// Why it is where it is, as `status` says. A slot whose start waits
     /// (in the start queue, or for a dependency) is still STOPPED:
     /// nothing runs yet, and the reason says what it waits for.

@@ -24,6 +24,10 @@ pub(crate) struct SlotView {
     pub pid: Option<Pid>,
     /// Why it is in that state (a failure's reason).
     pub reason: Option<String>,
+    /// A start of it is on its way though it is not STARTING yet (its
+    /// before_start hook runs, it waits for its dependencies or in the
+    /// start queue): not a failure.
+    pub start_pending: bool,
 }
 
 /// What the engine does next for a roll.
@@ -123,6 +127,7 @@ impl<T: Copy + PartialEq> Roll<T> {
                     self.endings.push((slot, Ending::Replaced { old, new }));
                     steps.push(Step::Replaced { slot, old, new });
                 }
+                ProcessState::Stopped | ProcessState::Exited if now.start_pending => index += 1,
                 ProcessState::Backoff
                 | ProcessState::Fatal
                 | ProcessState::Stopped
@@ -205,6 +210,7 @@ mod tests {
                             state: S::Stopping,
                             pid,
                             reason: None,
+                            start_pending: false,
                         },
                     );
                 }
@@ -218,6 +224,7 @@ mod tests {
             state,
             pid: pid.map(|p| Pid::from_raw(p as i32)),
             reason: reason.map(str::to_owned),
+            start_pending: false,
         }
     }
 
@@ -282,6 +289,32 @@ mod tests {
                 .is_empty()
         );
         drop(world);
+    }
+
+    #[test]
+    fn a_stopped_slot_whose_start_is_on_its_way_is_waited_for() {
+        let world = World::new(1);
+        let mut roll = Roll::new(&[1], 1);
+        world.advance(&mut roll);
+        // Its old process is gone and its before_start hook runs.
+        world.slots.borrow_mut().insert(
+            1,
+            SlotView {
+                start_pending: true,
+                ..view(S::Stopped, None, Some("stopped (exit status 0)"))
+            },
+        );
+        assert!(world.advance(&mut roll).is_empty());
+        world.set(1, S::Running, Some(201), None);
+        let steps = world.advance(&mut roll);
+        assert_eq!(
+            steps[0],
+            Step::Replaced {
+                slot: 1,
+                old: Some(Pid::from_raw(101)),
+                new: Pid::from_raw(201)
+            }
+        );
     }
 
     #[test]

@@ -61,6 +61,7 @@ impl Engine {
                         state: process.state(),
                         pid: process.pid(),
                         reason: process.life.reason.clone(),
+                        start_pending: process.start_pending(),
                     }
                 })
             };
