@@ -52,8 +52,10 @@ BENCH = os.path.join(ROOT, "bench")
 VENV = os.path.join(BENCH, ".venv")
 VENV_PYTHON = os.path.join(VENV, "bin", "python")
 # The peers, and the real programs tests run under ringmaster (gunicorn:
-# a killed master's workers must not outlive it).
-PEERS = ["supervisor==4.3.0", "circus==0.19.0", "gunicorn==23.0.0", "flask==3.1.3"]
+# a killed master's workers must not outlive it; celery with its Redis
+# client: examples/webapp's worker).
+PEERS = ["supervisor==4.3.0", "circus==0.19.0", "gunicorn==23.0.0", "flask==3.1.3",
+         "celery[redis]==5.5.3"]
 # What the venv was last set up with: a change of PEERS installs again.
 VENV_STAMP = os.path.join(VENV, "ringmaster-peers.txt")
 RELEASE = os.path.join(ROOT, "target", "release")
@@ -264,9 +266,11 @@ FILES = "files"
 class Watcher:
     """One supervised program, described once for every tool."""
 
-    def __init__(self, name, argv, count=1, stdout=None, autostart=True, restart=True):
+    def __init__(self, name, argv, count=1, stdout=None, autostart=True, restart=True, extra=""):
         self.name, self.argv, self.count = name, argv, count
         self.stdout, self.autostart, self.restart = stdout, autostart, restart
+        #: More keys, for ringmaster's configuration only (its own features).
+        self.extra = extra
 
 
 class Tool:
@@ -339,6 +343,8 @@ class Ringmaster(Tool):
             out.append('start_secs = "0"')
             out.append("autostart = %s" % ("true" if w.autostart else "false"))
             out.append('restart = "%s"' % ("always" if w.restart else "never"))
+            if w.extra:
+                out.append(w.extra)
             if w.stdout == FILES:
                 out.append("")  # ringmaster's default: a file per stream
             else:
@@ -1101,6 +1107,101 @@ def systemd_notify(tool_cls, count, idle_secs):
     return results
 
 
+def health_wakeups(tool_cls, count, idle_secs):
+    """ringmaster only: COUNT sleeping children, each with a health check
+    (a TCP connect, every second, to a socket the bench holds): the
+    daemon's wake-ups and CPU over IDLE_SECS, against the checks made."""
+    if tool_cls is not Ringmaster:
+        return None
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4096)
+    port = listener.getsockname()[1]
+    check = 'health = { tcp = "127.0.0.1:%d", interval = "1s" }' % port
+    try:
+        with Ringmaster([Watcher("checked", [SLEEP, "100000"], count, extra=check)]) as tool:
+            wait_for(lambda: tool.running() == count, 60, "%d running" % count, interval=0.05)
+            time.sleep(1.5)
+            pid = tool.proc.pid
+            checks0 = sum(p["health"]["checks"] for p in tool.request("status")["result"]["processes"])
+            cpu0, wake0 = cpu_seconds(pid), voluntary_switches(pid)
+            time.sleep(idle_secs)
+            cpu, wake = cpu_seconds(pid) - cpu0, voluntary_switches(pid) - wake0
+            checks = sum(p["health"]["checks"] for p in tool.request("status")["result"]["processes"]) - checks0
+            return {"checks": checks, "wakeups": wake, "cpu_ms": cpu * 1000,
+                    "wakeups_per_check": wake / checks if checks else None, "idle_secs": idle_secs}
+    finally:
+        listener.close()
+
+
+#: The example stack (examples/webapp): redis-server, nginx and the venv's
+#: celery must be there.
+WEBAPP = os.path.join(ROOT, "examples", "webapp")
+
+
+def stack_ready(tool_cls):
+    """ringmaster only: examples/webapp as it is (Redis, Celery, 4
+    gunicorn workers with a migration hook, nginx, in dependency order):
+    from starting ringmasterd until nginx is RUNNING, and until a task
+    answers through nginx, Celery and Redis."""
+    if tool_cls is not Ringmaster:
+        return None
+    for program in ("/usr/bin/redis-server", "/usr/sbin/nginx", os.path.join(VENV, "bin", "celery")):
+        if not os.path.exists(program):
+            print("  stack: %s is missing, skipped" % program, flush=True)
+            return None
+    work = tempfile.mkdtemp(prefix="rm-bench-stack-")
+    for name in os.listdir(WEBAPP):
+        if os.path.isfile(os.path.join(WEBAPP, name)):
+            shutil.copy(os.path.join(WEBAPP, name), work)
+    os.makedirs(os.path.join(work, "state"))
+    ports = {}
+    for key in ("WEBAPP_HTTP_PORT", "WEBAPP_WEB_PORT", "WEBAPP_REDIS_PORT"):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            ports[key] = str(probe.getsockname()[1])
+    env = dict(os.environ, WEBAPP_VENV=VENV, PATH=os.environ.get("PATH", "") + ":/usr/sbin:/sbin", **ports)
+    err = open(os.path.join(work, "daemon.err"), "w")
+    t0 = time.monotonic()
+    proc = subprocess.Popen([RINGMASTERD, os.path.join(work, "ringmaster.toml")], stdin=subprocess.DEVNULL,
+                            stdout=err, stderr=err, env=env, start_new_session=True)
+    sock_path = os.path.join(work, "state", "ringmaster.sock")
+
+    def nginx_running():
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.connect(sock_path)
+                s.sendall(b'{"id":1,"cmd":"status","args":{"names":["nginx"]}}\n')
+                reply = json.loads(s.makefile().readline())
+            return reply["result"]["processes"][0]["state"] == "RUNNING"
+        except (OSError, ValueError, KeyError, IndexError):
+            return False
+
+    def task_answered():
+        try:
+            with socket.create_connection(("127.0.0.1", int(ports["WEBAPP_HTTP_PORT"])), timeout=5) as s:
+                s.sendall(b"GET /add?x=2&y=3 HTTP/1.0\r\n\r\n")
+                return b'"result":5' in s.makefile("rb").read()
+        except OSError:
+            return False
+    try:
+        wait_for(nginx_running, 120, "the stack running", interval=0.01)
+        running = time.monotonic() - t0
+        wait_for(task_answered, 60, "a task through nginx", interval=0.05)
+        answered = time.monotonic() - t0
+        return {"running_s": running, "task_s": answered}
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            kill_descendants(proc.pid)
+            proc.kill()
+            proc.wait()
+        err.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def pid1_shutdown(tool_cls, count):
     """ringmaster only: the daemon as PID 1 of its own PID namespace
     (unshare), COUNT children; time from SIGTERM to the daemon until it and
@@ -1132,13 +1233,13 @@ SIZES = {
              "reload_watchers": 100, "reloads": 10, "repl_lines": 50,
              "notify_procs": 100, "notify_idle_secs": 10, "pid1_procs": 1000,
              "crowd": [1000, 100, 1 << 30, 200], "scale": [1000, 100, 100],
-             "chatty": [100, 1000, 10], "web_steady_secs": 5},
+             "chatty": [100, 1000, 10], "web_steady_secs": 5, "health": [100, 10]},
     "quick": {"reps": 1, "idle_secs": 1, "spawn": [20], "kills": 2,
               "log_lines": 40_000, "ctl_calls": 3, "raw_calls": 20, "stop": [20], "restart_files": [5],
               "reload_watchers": 10, "reloads": 2, "repl_lines": 3,
               "notify_procs": 10, "notify_idle_secs": 1, "pid1_procs": 20,
               "crowd": [50, 10, 1 << 20, 5], "scale": [20, 5, 5], "chatty": [10, 100, 10],
-              "web_steady_secs": 1},
+              "web_steady_secs": 1, "health": [5, 2]},
 }
 
 
@@ -1183,6 +1284,12 @@ FIGURES = [
     (("notify", "plain", "wakeups"), "wake-ups while idle under systemd, no watchdog", "", True),
     (("notify", "watchdog", "wakeups"), "wake-ups while idle under systemd, WatchdogSec=2", "", True),
     (("pid1", "seconds"), "shutdown as PID 1 (SIGTERM until all gone)", "s", True),
+    (("health", "checks"), "health: tcp checks made by 100 processes over 10 s (1 s interval)", "", False),
+    (("health", "wakeups"), "health: daemon wake-ups over those 10 s", "", True),
+    (("health", "wakeups_per_check"), "health: daemon wake-ups per check", "", True),
+    (("health", "cpu_ms"), "health: daemon CPU over those 10 s", "ms", True),
+    (("stack", "running_s"), "examples/webapp: ringmasterd to every watcher RUNNING", "s", True),
+    (("stack", "task_s"), "examples/webapp: ringmasterd to a task answered through nginx", "s", True),
 ]
 
 
@@ -1544,7 +1651,8 @@ def main():
     parser.add_argument("--reps", type=int, help="repetitions (default 3, quick 1)")
     parser.add_argument("--tools", default=",".join(TOOLS), help="comma-separated rows to run")
     parser.add_argument("--only", help="comma-separated scenarios: "
-                        "idle,spawn,restart,log,chatty,ctl,scale,crowd,stop,reload,repl,notify,pid1,web")
+                        "idle,spawn,restart,log,chatty,ctl,scale,crowd,stop,reload,repl,notify,pid1,web,"
+                        "health,stack")
     parser.add_argument("--no-build", action="store_true", help="use the existing release build")
     parser.add_argument("--bin-dir", help="take ringmasterd, ringmasterctl and the testkit from this "
                         "directory (another build, to compare); implies --no-build")
@@ -1565,7 +1673,7 @@ def main():
         size["reps"] = args.reps
     tools = [t for t in args.tools.split(",") if t]
     scenarios = set((args.only or "idle,spawn,restart,log,chatty,ctl,scale,crowd,stop,reload,repl,"
-                                 "notify,pid1,web").split(","))
+                                 "notify,pid1,web,health,stack").split(","))
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     results = {"started": stamp, "quick": args.quick, "size": size, "tools": tools,
                "machine": {"cpus": os.cpu_count(), "kernel": platform.release(),
@@ -1623,6 +1731,11 @@ def main():
         if "notify" in scenarios and "ringmaster" in tools:
             rep_results["ringmaster"]["notify"] = run_scenario(
                 "ringmaster", "notify", systemd_notify, size["notify_procs"], size["notify_idle_secs"])
+        if "health" in scenarios and "ringmaster" in tools:
+            rep_results["ringmaster"]["health"] = run_scenario(
+                "ringmaster", "health", health_wakeups, *size["health"])
+        if "stack" in scenarios and "ringmaster" in tools:
+            rep_results["ringmaster"]["stack"] = run_scenario("ringmaster", "stack", stack_ready)
         if "pid1" in scenarios and "ringmaster" in tools:
             rep_results["ringmaster"]["pid1"] = run_scenario(
                 "ringmaster", "pid1 %d" % size["pid1_procs"], pid1_shutdown, size["pid1_procs"])

@@ -38,3 +38,4 @@ mod systemd;
 mod tail;
 mod terminal;
 mod web;
+mod webapp;

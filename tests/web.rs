@@ -44,16 +44,16 @@ fn flip_to_v2(dir: &Path) {
 
 /// What wrk reported: requests, and every kind of failure it counts.
 #[derive(Debug, Default)]
-struct Load {
-    requests: u64,
+pub(crate) struct Load {
+    pub requests: u64,
     /// connect, read, write, timeout.
     socket_errors: [u64; 4],
     non_2xx: u64,
-    text: String,
+    pub text: String,
 }
 
 impl Load {
-    fn failed(&self) -> u64 {
+    pub fn failed(&self) -> u64 {
         self.socket_errors.iter().sum::<u64>() + self.non_2xx
     }
 }
@@ -89,9 +89,14 @@ fn parse_wrk(text: &str) -> Load {
 
 /// wrk with 16 connections for [`LOAD`] against `port`.
 fn start_load(wrk: &Path, port: u16) -> std::process::Child {
+    start_load_for(wrk, port, LOAD)
+}
+
+/// wrk with 16 connections for `duration` against `port`.
+pub(crate) fn start_load_for(wrk: &Path, port: u16, duration: Duration) -> std::process::Child {
     Command::new(wrk)
         .args(["-t", "2", "-c", "16", "--timeout", "5s", "-d"])
-        .arg(format!("{}s", LOAD.as_secs()))
+        .arg(format!("{}s", duration.as_secs()))
         .arg(format!("http://127.0.0.1:{port}/"))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -99,7 +104,7 @@ fn start_load(wrk: &Path, port: u16) -> std::process::Child {
         .unwrap()
 }
 
-fn finish_load(child: std::process::Child) -> Load {
+pub(crate) fn finish_load(child: std::process::Child) -> Load {
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success(), "wrk failed: {}", stderr(&output));
     parse_wrk(&String::from_utf8_lossy(&output.stdout))
