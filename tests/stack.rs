@@ -385,3 +385,44 @@ health = { cmd = "test ! -e @DIR@/sick", interval = "50ms", failures = 1000 }
         }
     }
 }
+
+/// A reload applies a changed graph without restarting anything: the
+/// watchers are unchanged, and the next shutdown goes by the new order.
+#[test]
+fn reload_applies_a_changed_dependency_graph_without_restarts() {
+    let mut daemon = Daemon::start(
+        r#"
+[watchers.first]
+cmd = "@TESTKIT@ sleep"
+start_secs = "0"
+
+[watchers.second]
+cmd = "@TESTKIT@ sleep"
+start_secs = "0"
+depends_on = ["first"]
+"#,
+    );
+    let first = daemon.wait_state("first:1", "RUNNING")["pid"].clone();
+    let second = daemon.wait_state("second:1", "RUNNING")["pid"].clone();
+    let text = std::fs::read_to_string(&daemon.config).unwrap();
+    let flipped = text.replace("depends_on = [\"first\"]\n", "").replace(
+        "[watchers.first]\n",
+        "[watchers.first]\ndepends_on = [\"second\"]\n",
+    );
+    std::fs::write(&daemon.config, flipped).unwrap();
+    let reload = daemon.ctl(&["--json", "reload"]);
+    assert_eq!(reload.status.code(), Some(0), "{reload:?}");
+    let result: serde_json::Value = serde_json::from_slice(&reload.stdout).unwrap();
+    assert_eq!(result["changed"], serde_json::json!([]), "{result}");
+    assert_eq!(daemon.process("first:1")["pid"], first);
+    assert_eq!(daemon.process("second:1")["pid"], second);
+
+    daemon.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(daemon.wait_exit(crate::support::DEADLINE), Some(0));
+    let log = daemon.daemon_log();
+    let stopping = |name: &str| {
+        log.find(&format!("RUNNING -> STOPPING process={name}"))
+            .unwrap()
+    };
+    assert!(stopping("first:1") < stopping("second:1"), "{log}");
+}

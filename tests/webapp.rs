@@ -55,6 +55,7 @@ fn the_example_stack_runs_end_to_end() {
         "{}:/usr/sbin:/sbin",
         std::env::var("PATH").unwrap_or_default()
     );
+    supervisord_form_reads(&dir, &venv, &path);
     let mut daemon = builder
         .env("WEBAPP_HTTP_PORT", &http.to_string())
         .env("WEBAPP_WEB_PORT", &web.to_string())
@@ -116,6 +117,25 @@ fn the_example_stack_runs_end_to_end() {
     assert!(stopping("nginx:1") < stopping("web:1"), "{log}");
     assert!(stopping("web:1") < stopping("redis:1"), "{log}");
     assert!(stopping("celery:1") < stopping("redis:1"), "{log}");
+}
+
+/// The supervisord.conf beside it, for comparison, is a file ringmasterd
+/// runs too (with the virtualenv where ./run makes it).
+fn supervisord_form_reads(dir: &Path, venv: &Path, path: &str) {
+    std::os::unix::fs::symlink(venv, dir.join(".venv")).unwrap();
+    let checked = std::process::Command::new(crate::support::ringmasterd())
+        .arg("--check")
+        .arg(dir.join("supervisord.conf"))
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    assert_eq!(
+        checked.status.code(),
+        Some(0),
+        "{}{}",
+        crate::support::stdout(&checked),
+        stderr(&checked)
+    );
 }
 
 /// Redis goes away: Celery's health check fails and it is restarted; once
