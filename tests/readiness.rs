@@ -4,16 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{DEADLINE, Daemon, wait_until};
-
-/// A loopback port nobody listens on now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use crate::support::{DEADLINE, Daemon, free_port, wait_until};
 
 /// How long `name` stays STARTING after the daemon is up: polled until
 /// RUNNING, asserting it is STARTING (or queued to start) meanwhile.

@@ -1,7 +1,7 @@
 //! The whole stack (spec §5b, test plan A, G38): one-shot jobs, start
 //! order by `depends_on`, and stopping in the reverse order.
 
-use crate::support::Daemon;
+use crate::support::{Daemon, free_port};
 
 /// A migration as a one-shot job: it runs once, however short its run, and
 /// ends EXITED as a success that `status` counts as fine; a one-shot that
@@ -146,15 +146,6 @@ depends_on = ["broken"]
             .contains("broken:1: FATAL, exited too quickly (exit status 7)"),
         "{blocked}"
     );
-}
-
-/// A loopback port nobody listens on now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Spec §5b health: a worker that hangs (alive, answering nothing: here
