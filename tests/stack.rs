@@ -159,13 +159,13 @@ fn a_hung_worker_is_restarted_and_a_slow_one_is_not() {
 [watchers.hung]
 cmd = "@TESTKIT@ http-late 0 127.0.0.1:{hung_port}"
 ready = {{ tcp = "127.0.0.1:{hung_port}", interval = "20ms" }}
-health = {{ http = "http://127.0.0.1:{hung_port}/health", interval = "100ms", timeout = "300ms", failures = 2 }}
+health = {{ http = "http://127.0.0.1:{hung_port}/health", interval = "100ms", timeout = "300ms", failures = 3 }}
 stop_timeout = "1s"
 
 [watchers.slow]
 cmd = "@TESTKIT@ http-late 0 127.0.0.1:{slow_port} 250"
 ready = {{ tcp = "127.0.0.1:{slow_port}", interval = "20ms" }}
-health = {{ http = "http://127.0.0.1:{slow_port}/", interval = "100ms", timeout = "1s", failures = 2 }}
+health = {{ http = "http://127.0.0.1:{slow_port}/", interval = "100ms", timeout = "2s", failures = 2 }}
 "#
     ));
     let hung = daemon.wait_state("hung:1", "RUNNING");
@@ -176,12 +176,15 @@ health = {{ http = "http://127.0.0.1:{slow_port}/", interval = "100ms", timeout 
         nix::sys::signal::Signal::SIGSTOP,
     )
     .unwrap();
-    let unhealthy = daemon.wait_for("hung:1 unhealthy", |p| {
-        p["name"] == "hung:1" && p["health"]["failures"] == 1
+    daemon.wait_for("hung:1 unhealthy", |p| {
+        p["name"] == "hung:1" && p["state"] == "RUNNING" && p["health"]["failures"] == 1
     });
-    assert_eq!(unhealthy["state"], "RUNNING", "{unhealthy}");
+    // Its next failures come 400 ms apart: still RUNNING, unhealthy.
     let line = String::from_utf8_lossy(&daemon.ctl(&["status", "hung"]).stdout).into_owned();
-    assert!(line.contains("RUNNING (unhealthy 1/2)"), "{line}");
+    assert!(
+        line.contains("RUNNING (unhealthy 1/3)") || line.contains("RUNNING (unhealthy 2/3)"),
+        "{line}"
+    );
 
     let replaced = daemon.wait_for("hung:1 replaced", |p| {
         p["name"] == "hung:1"
@@ -202,12 +205,12 @@ health = {{ http = "http://127.0.0.1:{slow_port}/", interval = "100ms", timeout 
     assert!(
         daemon
             .daemon_log()
-            .contains("unhealthy: 2 health checks failed in a row"),
+            .contains("unhealthy: 3 health checks failed in a row"),
         "{}",
         daemon.daemon_log()
     );
 
-    // The slow one answered every check in 250 ms, within its 1 s.
+    // The slow one answered every check in 250 ms, within its 2 s.
     let slow_now = daemon.wait_for("slow:1 checked 4 times", |p| {
         p["name"] == "slow:1" && p["health"]["checks"].as_u64().is_some_and(|n| n >= 4)
     });
@@ -225,7 +228,7 @@ fn a_cmd_health_check_fails_on_its_exit_code_or_its_timeout() {
 [watchers.app]
 cmd = "@TESTKIT@ sleep"
 start_secs = "0"
-health = { cmd = "sh -c 'test ! -e @DIR@/sick'", interval = "50ms", timeout = "1s", failures = 3 }
+health = { cmd = "sh -c 'test ! -e @DIR@/sick'", interval = "50ms", timeout = "5s", failures = 1000 }
 
 [watchers.stuck]
 cmd = "@TESTKIT@ sleep"
@@ -239,7 +242,7 @@ health = { cmd = "sleep 30", interval = "50ms", timeout = "200ms", failures = 1 
     assert_eq!(app["health"]["failures"], 0, "{app}");
     std::fs::write(daemon.path("sick"), "").unwrap();
     let sick = daemon.wait_for("app:1 failing", |p| {
-        p["name"] == "app:1" && p["health"]["failures"] == 2
+        p["name"] == "app:1" && p["health"]["failures"].as_u64() >= Some(2)
     });
     assert_eq!(
         sick["health"]["last_failure"], "check command: exit status 1",

@@ -99,9 +99,11 @@ fn the_example_stack_runs_end_to_end() {
         "{migrations}"
     );
 
-    // A request through nginx, gunicorn, Redis and Celery.
-    let answer = http_get(http, "/add?x=2&y=3").unwrap_or_default();
-    assert!(answer.contains("\"result\":5"), "{answer}");
+    // A request through nginx, gunicorn, Redis and Celery (which nginx
+    // does not wait for: it may still be starting).
+    wait_until("a task answered through nginx", SLOW, || {
+        http_get(http, "/add?x=2&y=3").filter(|a| a.contains("\"result\":5"))
+    });
 
     redis_outage(&daemon, http);
     rolling_restart_under_load(&daemon, &wrk, http);
