@@ -46,19 +46,26 @@ impl Engine {
             // before_stop hook is released when its process exits).
             return None;
         }
-        match self.run_hook(id, HookPoint::BeforeStart) {
-            Ok(pid) => {
-                self.procs[id].hook = Some(PendingHook {
-                    point: HookPoint::BeforeStart,
-                    pid,
-                    then: None,
-                });
-                None
-            }
+        match self.hold_with_hook(id, HookPoint::BeforeStart, None) {
+            Ok(()) => None,
             Err(reason) => Some(lifecycle::Input::SpawnFailed {
                 reason: format!("cannot run the before_start hook: {reason}"),
             }),
         }
+    }
+
+    /// Runs the `point` hook of slot `id` as the one its life waits for,
+    /// with what follows it (`then`).
+    fn hold_with_hook(
+        &mut self,
+        id: ProcId,
+        point: HookPoint,
+        then: Option<lifecycle::Input>,
+    ) -> Result<(), String> {
+        let pid = self.run_hook(id, point)?;
+        self.procs[id].hook = Some(PendingHook { point, pid, then });
+        self.update_jobs(id);
+        Ok(())
     }
 
     /// A stop took a slot whose before_start hook runs: the hook is
@@ -93,16 +100,8 @@ impl Engine {
             }
             return true;
         }
-        match self.run_hook(id, HookPoint::BeforeStop) {
-            Ok(pid) => {
-                self.procs[id].hook = Some(PendingHook {
-                    point: HookPoint::BeforeStop,
-                    pid,
-                    then: Some(input.clone()),
-                });
-                self.update_jobs(id);
-                true
-            }
+        match self.hold_with_hook(id, HookPoint::BeforeStop, Some(input.clone())) {
+            Ok(()) => true,
             Err(reason) => {
                 let shown = self.procs[id].shown();
                 tracing::warn!(process = %shown, "cannot run the before_stop hook: {reason}; stopping anyway");

@@ -189,27 +189,34 @@ impl Daemon {
     /// `status` of `name` once `check` holds, without letting virtual time
     /// pass (the engine is polled in between); panics if it never does.
     async fn until(&self, name: &str, check: impl Fn(&Value) -> bool) -> Value {
-        let mut last = Value::Null;
-        for _ in 0..10_000 {
-            last = self.process(name).await;
-            if check(&last) {
-                return last;
-            }
-            tokio::task::yield_now().await;
-        }
-        panic!("{name} never got there: {last}");
+        self.watch(name, check, None).await
     }
 
     /// `status` of `name` once `check` holds, letting virtual time pass
     /// 10 ms between looks (timers fire at their exact times meanwhile).
     async fn after(&self, name: &str, check: impl Fn(&Value) -> bool) -> Value {
+        self.watch(name, check, Some(Duration::from_millis(10)))
+            .await
+    }
+
+    /// Looks at `name` until `check` holds, yielding or sleeping `pause`
+    /// between looks; panics if it never does.
+    async fn watch(
+        &self,
+        name: &str,
+        check: impl Fn(&Value) -> bool,
+        pause: Option<Duration>,
+    ) -> Value {
         let mut last = Value::Null;
         for _ in 0..10_000 {
             last = self.process(name).await;
             if check(&last) {
                 return last;
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            match pause {
+                Some(pause) => tokio::time::sleep(pause).await,
+                None => tokio::task::yield_now().await,
+            }
         }
         panic!("{name} never got there: {last}");
     }
