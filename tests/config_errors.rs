@@ -244,7 +244,9 @@ fn check_prints_a_summary_and_exit_codes_follow_the_contract() {
     let path = dir.path().join("ringmaster.toml");
     std::fs::write(
         &path,
-        "[daemon]\ninclude = [\"conf.d/*.toml\"]\n[watchers.web]\ncmd = \"python3 -m http.server $(env.RM_PORT)\"\nnumprocesses = 2\n",
+        "[daemon]\ninclude = [\"conf.d/*.toml\"]\n[watchers.web]\ncmd = \"python3 -m http.server $(env.RM_PORT)\"\nnumprocesses = 2\n\
+         depends_on = [\"worker\"]\nhealth = { tcp = \"127.0.0.1:$(env.RM_PORT)\", interval = \"5s\" }\n\
+         hooks = { before_start = \"true\", after_stop = \"true\" }\n",
     )
     .unwrap();
     std::fs::create_dir(dir.path().join("conf.d")).unwrap();
@@ -264,6 +266,10 @@ fn check_prints_a_summary_and_exit_codes_follow_the_contract() {
     assert!(text.contains(": OK"), "{text}");
     assert!(text.contains("watchers 2 (3 processes)"), "{text}");
     assert!(text.contains("python3 -m http.server 8080"), "{text}");
+    assert!(
+        text.contains("after worker; health by tcp every 5s; hooks before_start, after_stop"),
+        "{text}"
+    );
 
     let unset = Command::new(ringmasterd())
         .arg("--check")

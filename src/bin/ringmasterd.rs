@@ -194,8 +194,36 @@ fn check(config: &Config) -> ExitCode {
                 .map(|u| format!("  (as {u})"))
                 .unwrap_or_default(),
         );
+        let order = start_order(w);
+        if !order.is_empty() {
+            say!("    {:width$}  {order}", "");
+        }
     }
     ExitCode::SUCCESS
+}
+
+/// What `--check` says of a watcher's start order, checks and hooks:
+/// `after db; ready by tcp; health by http every 5s; hooks before_start`.
+fn start_order(w: &ringmaster_config::WatcherConfig) -> String {
+    let mut notes = Vec::new();
+    if !w.depends_on.is_empty() {
+        notes.push(format!("after {}", w.depends_on.join(", ")));
+    }
+    if let Some(ready) = &w.ready {
+        notes.push(format!("ready by {}", ready.check.kind()));
+    }
+    if let Some(health) = &w.health {
+        notes.push(format!(
+            "health by {} every {:?}",
+            health.check.kind(),
+            health.interval
+        ));
+    }
+    let hooks: Vec<&str> = w.hooks.commands.iter().map(|(p, _)| p.name()).collect();
+    if !hooks.is_empty() {
+        notes.push(format!("hooks {}", hooks.join(", ")));
+    }
+    notes.join("; ")
 }
 
 fn init_logging(level: LogLevel, format: LogFormat) {
