@@ -93,6 +93,15 @@ fn the_example_stack_runs_end_to_end() {
         last_web < at(&log, "STOPPED -> STARTING process=nginx:1"),
         "{log}"
     );
+    // Every worker passes its health check, on its own health socket.
+    for wid in 1..=4 {
+        let name = format!("web:{wid}");
+        let checked = wait_until("a health check of each worker", SLOW, || {
+            let web = daemon.process(&name);
+            (web["health"]["checks"].as_u64() >= Some(1)).then_some(web)
+        });
+        assert_eq!(checked["health"]["failures"], 0, "{checked}");
+    }
     let migrations = daemon.read("state/logs/web-1.out.log");
     assert!(
         migrations.contains("[hook before_start] schema at version 2"),
@@ -193,5 +202,7 @@ fn rolling_restart_under_load(daemon: &Daemon, wrk: &Path, http: u16) {
     for (wid, old) in (1..=4).zip(before) {
         let now = daemon.process(&format!("web:{wid}"));
         assert_ne!(now["pid"].as_i64(), Some(old), "{now}");
+        // Replaced by the roll, never by a failed health check.
+        assert_eq!(now["health"]["restarts"], 0, "{now}");
     }
 }
