@@ -86,15 +86,7 @@ priority = 999
     assert_eq!(daemon.read("migrations"), "migrated\n");
     assert_eq!(proxy["restarts"], 0, "{proxy}");
 
-    daemon.signal(nix::sys::signal::Signal::SIGTERM);
-    assert_eq!(daemon.wait_exit(crate::support::DEADLINE), Some(0));
-    let log = daemon.daemon_log();
-    let stopping = |name: &str| {
-        log.find(&format!("RUNNING -> STOPPING process={name}"))
-            .unwrap_or_else(|| panic!("{name} was not stopped:\n{log}"))
-    };
-    assert!(stopping("proxy:1") < stopping("app:1"), "{log}");
-    assert!(stopping("app:1") < stopping("db:1"), "{log}");
+    daemon.shut_down_in_order(crate::support::DEADLINE, &["proxy:1", "app:1", "db:1"]);
 }
 
 /// `start` of the top of a stopped stack starts what it needs first, and a
@@ -411,12 +403,5 @@ depends_on = ["first"]
     assert_eq!(daemon.process("first:1")["pid"], first);
     assert_eq!(daemon.process("second:1")["pid"], second);
 
-    daemon.signal(nix::sys::signal::Signal::SIGTERM);
-    assert_eq!(daemon.wait_exit(crate::support::DEADLINE), Some(0));
-    let log = daemon.daemon_log();
-    let stopping = |name: &str| {
-        log.find(&format!("RUNNING -> STOPPING process={name}"))
-            .unwrap()
-    };
-    assert!(stopping("first:1") < stopping("second:1"), "{log}");
+    daemon.shut_down_in_order(crate::support::DEADLINE, &["first:1", "second:1"]);
 }

@@ -444,6 +444,31 @@ impl Daemon {
     pub fn daemon_log(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
+
+    /// Sends SIGTERM, waits up to `deadline` for exit 0, and asserts that
+    /// the shutdown began stopping `names` in that order (earlier stops,
+    /// a rolling restart's, do not count).
+    pub fn shut_down_in_order(&mut self, deadline: Duration, names: &[&str]) {
+        self.signal(nix::sys::signal::Signal::SIGTERM);
+        assert_eq!(self.wait_exit(deadline), Some(0));
+        let log = self.daemon_log();
+        let from = log
+            .find("SIGTERM: shutting down")
+            .unwrap_or_else(|| panic!("no shutdown in the daemon's log:\n{log}"));
+        let stopping = |name: &str| {
+            log[from..]
+                .find(&format!("RUNNING -> STOPPING process={name}"))
+                .unwrap_or_else(|| panic!("{name} was not stopped:\n{log}"))
+        };
+        for pair in names.windows(2) {
+            assert!(
+                stopping(pair[0]) < stopping(pair[1]),
+                "{} did not stop before {}:\n{log}",
+                pair[0],
+                pair[1]
+            );
+        }
+    }
 }
 
 impl Drop for Daemon {
