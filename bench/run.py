@@ -55,7 +55,7 @@ VENV_PYTHON = os.path.join(VENV, "bin", "python")
 # a killed master's workers must not outlive it; celery with its Redis
 # client: examples/webapp's worker).
 PEERS = ["supervisor==4.3.0", "circus==0.19.0", "gunicorn==23.0.0", "flask==3.1.3",
-         "celery[redis]==5.5.3"]
+         "celery[redis]==5.5.3", "prometheus_client==0.26.0"]
 # What the venv was last set up with: a change of PEERS installs again.
 VENV_STAMP = os.path.join(VENV, "ringmaster-peers.txt")
 RELEASE = os.path.join(ROOT, "target", "release")

@@ -84,10 +84,22 @@ fn bad_watcher_values_name_file_line_and_key() {
         &["RINGMASTER_TEST_NOPE is not set"],
     );
     assert_error(
-        &format!("{w}metrics_port = 9101\n"),
+        &format!("{w}metrics_port = 0\n"),
         &[],
-        "CONFIG:3:1: watchers.web.metrics_port",
-        &["not supported yet"],
+        "CONFIG:3:16: watchers.web.metrics_port",
+        &["0 is out of range (1 to 65535)"],
+    );
+    assert_error(
+        &format!("{w}metrics_port = 65535\nnumprocesses = 2\n"),
+        &[],
+        "CONFIG:3:16: watchers.web.metrics_port",
+        &["65535 + 2 workers passes port 65535"],
+    );
+    assert_error(
+        "[watchers.web]\ncmd = \"serve --port $(metrics_port)\"\n",
+        &[],
+        "CONFIG:2:7: watchers.web.cmd",
+        &["$(metrics_port): this watcher has no metrics_port"],
     );
     assert_error(
         "[watchers.web\ncmd = 1\n",
@@ -143,10 +155,22 @@ fn bad_tables_and_sinks_name_file_line_and_key() {
         &["unknown value 'loud'"],
     );
     assert_error(
-        "[daemon]\nmetrics = \"127.0.0.1:9\"\n",
+        "[daemon]\nmetrics = \"9321\"\n",
         &[],
-        "CONFIG:2:1: daemon.metrics",
-        &["not supported yet"],
+        "CONFIG:2:11: daemon.metrics",
+        &["'9321' is not HOST:PORT"],
+    );
+    assert_error(
+        "[daemon]\nmetrics = \"127.0.0.1:http\"\n",
+        &[],
+        "CONFIG:2:11: daemon.metrics",
+        &["'http' is not a port number"],
+    );
+    assert_error(
+        "[daemon]\nmetrics = \"no-such-host.invalid:9321\"\n",
+        &[],
+        "CONFIG:2:11: daemon.metrics",
+        &["no-such-host.invalid"],
     );
     assert_error(
         &format!("{w}env_file = \"missing.env\"\n"),

@@ -22,6 +22,7 @@ mod events;
 mod examples;
 mod lifecycle;
 mod logfiles;
+mod metrics;
 mod operator;
 mod output;
 mod privileges;

@@ -756,6 +756,39 @@ pub fn http_get(port: u16, path: &str) -> Option<String> {
     response.starts_with("HTTP/").then_some(response)
 }
 
+/// The TCP addresses `pid` listens on (from /proc/PID/fd and
+/// /proc/net/tcp, tcp6), as the kernel writes them (hex).
+pub fn tcp_listeners(pid: i32) -> Vec<String> {
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|dir| {
+            dir.flatten()
+                .filter_map(|e| std::fs::read_link(e.path()).ok())
+                .filter_map(|target| {
+                    let target = target.to_string_lossy().into_owned();
+                    Some(
+                        target
+                            .strip_prefix("socket:[")?
+                            .strip_suffix(']')?
+                            .to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut listening = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // local address, state (0A: LISTEN), inode.
+            if fields.len() > 9 && fields[3] == "0A" && inodes.iter().any(|i| i == fields[9]) {
+                listening.push(fields[1].to_owned());
+            }
+        }
+    }
+    listening
+}
+
 /// The processes in process group `pgid` (from /proc).
 pub fn group_members(pgid: i32) -> Vec<i32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {

@@ -107,6 +107,20 @@ pub struct DaemonConfig {
     pub log_format: LogFormat,
     /// Upper bound on a graceful shutdown before everything is killed.
     pub shutdown_timeout: Duration,
+    /// The HTTP listener for `/metrics`, `/health` and `/targets`; none
+    /// unless configured.
+    pub metrics: Option<MetricsListen>,
+}
+
+/// `[daemon] metrics = "HOST:PORT"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsListen {
+    /// The address to bind (the first the name resolves to).
+    pub address: std::net::SocketAddr,
+    /// As written, for messages.
+    pub text: String,
+    /// Where it was set.
+    pub location: Location,
 }
 
 /// Daemon log verbosity.
@@ -396,6 +410,9 @@ pub struct WatcherConfig {
     pub rlimits: Vec<(Rlimit, RlimitValue)>,
     /// Sockets passed as fds 3, 4, ... in this order.
     pub sockets: Vec<String>,
+    /// The port worker 1 serves its own metrics on; worker N uses
+    /// `metrics_port + N - 1` (`$(metrics_port)`), listed in `/targets`.
+    pub metrics_port: Option<u16>,
     /// Whether the processes are told of their sockets systemd's way
     /// (`LISTEN_FDS`, `LISTEN_FDNAMES`, `LISTEN_PID`): unless the command
     /// or environment names them by `$(sockets.NAME)` already (gunicorn

@@ -68,6 +68,7 @@ fn toml_path(line: &str, here: &Path) -> Option<PathBuf> {
         here: &here_text,
         env: &env,
         sockets: &[],
+        metrics_port: None,
     };
     let expanded = template::expand(text, &ctx, &mut Vec::new()).ok()?;
     Some(here.join(expanded.render(0)))

@@ -192,6 +192,9 @@ pub(crate) struct Context<'a> {
     /// The watcher's `sockets`, in order: `$(sockets.NAME)` is 3 plus the
     /// index of NAME, the descriptor the child finds it on.
     pub sockets: &'a [String],
+    /// The watcher's `metrics_port`: `$(metrics_port)` is it plus the
+    /// worker slot less one.
+    pub metrics_port: Option<u16>,
 }
 
 /// Expands every placeholder but `$(wid)`. A `$(` is ours only when one of
@@ -261,7 +264,13 @@ fn placeholder(name: &str, ctx: &Context<'_>) -> Result<Option<Part>, String> {
     match name {
         "name" => Ok(Some(Part::Literal(ctx.name.to_owned()))),
         "here" => Ok(Some(Part::Literal(ctx.here.to_owned()))),
-        "metrics_port" => Err("placeholder $(metrics_port) is not supported yet".into()),
+        "metrics_port" => match ctx.metrics_port {
+            Some(port) => Ok(Some(Part::Wid(WidFormat {
+                offset: i64::from(port) - 1,
+                width: 0,
+            }))),
+            None => Err("$(metrics_port): this watcher has no metrics_port".into()),
+        },
         _ => {
             if let Some(var) = name.strip_prefix("env.") {
                 (ctx.env)(var)
@@ -309,6 +318,7 @@ mod tests {
                 here: "/etc/rm",
                 env: &env,
                 sockets: &["web".to_owned(), "admin".to_owned()],
+                metrics_port: None,
             },
             &mut notes,
         )?;

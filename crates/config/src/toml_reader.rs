@@ -73,8 +73,9 @@ const WATCHER_KEYS: &[&str] = &[
     "health",
     "hooks",
     "hook_timeout",
+    "metrics_port",
 ];
-const WATCHER_KEYS_LATER: &[&str] = &["metrics_port"];
+const WATCHER_KEYS_LATER: &[&str] = &[];
 const SINK_KEYS: &[&str] = &["file", "max_size", "backups", "timestamps"];
 
 /// Rotated files kept when max_size is set and backups is not.
@@ -758,6 +759,7 @@ fn read_daemon(
         here: &src.here,
         env: &no_env,
         sockets: &[],
+        metrics_port: None,
     };
     let mut socket = None;
     let mut socket_mode = None;
@@ -768,6 +770,7 @@ fn read_daemon(
     let mut log_format = LogFormat::Text;
     let mut shutdown_timeout = defaults::SHUTDOWN_TIMEOUT;
     let mut includes = Vec::new();
+    let mut metrics = None;
 
     let table = value.and_then(|v| reader.table(src, "daemon", v));
     for (key, value) in table.into_iter().flatten() {
@@ -799,6 +802,7 @@ fn read_daemon(
                 }
             }
             "include" => includes = read_includes(reader, src, value, &ctx),
+            "metrics" => metrics = read_metrics_listen(reader, src, k, value, &ctx),
             other => reader.unknown_key(
                 src,
                 key.span().start,
@@ -830,8 +834,61 @@ fn read_daemon(
         log_level,
         log_format,
         shutdown_timeout,
+        metrics,
     };
     (daemon, includes)
+}
+
+/// `daemon.metrics`: `"HOST:PORT"`, resolved now so that a name that
+/// does not resolve is an error of the file, not of the start-up.
+fn read_metrics_listen(
+    reader: &mut Reader,
+    src: &Source<'_>,
+    key: &str,
+    value: &Spanned<DeValue<'_>>,
+    ctx: &Context<'_>,
+) -> Option<crate::model::MetricsListen> {
+    use std::net::ToSocketAddrs;
+    let text = reader.string(src, key, value)?;
+    let text = reader.expand(src, key, value, text, ctx)?.render(0);
+    let offset = value.span().start;
+    let Some((host, port)) = text.rsplit_once(':') else {
+        reader.invalid(
+            src,
+            offset,
+            key,
+            format!("'{text}' is not HOST:PORT (as \"127.0.0.1:9321\")"),
+        );
+        return None;
+    };
+    if port.parse::<u16>().is_err() {
+        reader.invalid(
+            src,
+            offset,
+            key,
+            format!("'{port}' is not a port number (0 to 65535)"),
+        );
+        return None;
+    }
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let resolved = (host, port.parse::<u16>().unwrap_or(0))
+        .to_socket_addrs()
+        .map(|mut addrs| addrs.next());
+    match resolved {
+        Ok(Some(address)) => Some(crate::model::MetricsListen {
+            address,
+            text,
+            location: src.location(offset),
+        }),
+        Ok(None) => {
+            reader.invalid(src, offset, key, format!("'{host}' resolves to no address"));
+            None
+        }
+        Err(err) => {
+            reader.invalid(src, offset, key, format!("cannot resolve '{host}': {err}"));
+            None
+        }
+    }
 }
 
 /// `daemon.include`: one glob or a list of them.
@@ -962,7 +1019,8 @@ fn read_watcher(
     // sockets, env_file and env come first: other values may refer to
     // them through $(sockets.NAME) and $(env.VAR).
     let passed = sockets::read_watcher_sockets(reader, &watcher);
-    let (file_env, env) = read_environment(reader, &watcher, name, &passed);
+    let metrics_port = read_metrics_port(reader, &watcher);
+    let (file_env, env) = read_environment(reader, &watcher, name, &passed, metrics_port);
     let file_lookup = |var: &str| lookup_file_env(&file_env, var);
     let full_lookup = |var: &str| {
         env.iter()
@@ -977,14 +1035,12 @@ fn read_watcher(
         here: &src.here,
         env: &full_lookup,
         sockets: &passed,
+        metrics_port,
     };
 
     let shell = watcher.boolean(reader, "shell", false);
     let argv = read_argv(reader, &watcher, name_key, shell, &ctx);
-    let numprocesses = keys
-        .get("numprocesses")
-        .and_then(|v| reader.integer_in(src, &k("numprocesses"), v, 0, defaults::MAX_PROCESSES))
-        .map_or(defaults::NUMPROCESSES, |n| n as u32);
+    let numprocesses = read_numprocesses(reader, &watcher, metrics_port);
     let process_name = read_process_name(reader, &watcher, numprocesses, &ctx);
 
     let working_dir = match keys.get("working_dir") {
@@ -1045,6 +1101,7 @@ fn read_watcher(
         depends_on,
         rlimits: identity.rlimits,
         sockets: passed,
+        metrics_port,
         listen_fds,
         stdin_socket,
         stdout: streams.0?,
@@ -1056,6 +1113,40 @@ fn read_watcher(
         rolling_reload: policy.rolling_reload.unwrap_or(has_sockets),
         locations,
     })
+}
+
+/// `metrics_port`: worker 1's own metrics port (1 to 65535).
+fn read_metrics_port(reader: &mut Reader, w: &WatcherKeys<'_, '_, '_>) -> Option<u16> {
+    let value = w.get("metrics_port")?;
+    reader
+        .integer_in(w.src, &w.key("metrics_port"), value, 1, i64::from(u16::MAX))
+        .and_then(|port| u16::try_from(port).ok())
+}
+
+/// `numprocesses`; every worker's metrics port must exist, as worker N
+/// uses `metrics_port + N - 1`.
+fn read_numprocesses(
+    reader: &mut Reader,
+    w: &WatcherKeys<'_, '_, '_>,
+    metrics_port: Option<u16>,
+) -> u32 {
+    let numprocesses = w
+        .get("numprocesses")
+        .and_then(|v| {
+            reader.integer_in(w.src, &w.key("numprocesses"), v, 0, defaults::MAX_PROCESSES)
+        })
+        .map_or(defaults::NUMPROCESSES, |n| n as u32);
+    if let (Some(port), Some(value)) = (metrics_port, w.get("metrics_port"))
+        && u32::from(port) + numprocesses.max(1) - 1 > u32::from(u16::MAX)
+    {
+        reader.invalid(
+            w.src,
+            value.span().start,
+            &w.key("metrics_port"),
+            format!("{port} + {numprocesses} workers passes port 65535"),
+        );
+    }
+    numprocesses
 }
 
 /// Whether a watcher passes sockets, and whether it tells its processes
@@ -1455,6 +1546,7 @@ fn read_environment(
     w: &WatcherKeys<'_, '_, '_>,
     name: &str,
     passed: &[String],
+    metrics_port: Option<u16>,
 ) -> (Vec<(String, String)>, Environment) {
     let src = w.src;
     let daemon_env = |var: &str| std::env::var(var).ok();
@@ -1463,6 +1555,7 @@ fn read_environment(
         here: &src.here,
         env: &daemon_env,
         sockets: &[],
+        metrics_port: None,
     };
     let mut file_env: Vec<(String, String)> = Vec::new();
     if let Some(value) = w.get("env_file")
@@ -1483,6 +1576,7 @@ fn read_environment(
         here: &src.here,
         env: &file_lookup,
         sockets: passed,
+        metrics_port,
     };
     let mut env: Vec<(String, Template)> = file_env
         .iter()

@@ -4,6 +4,7 @@ mod checking;
 mod dependencies;
 mod handlers;
 mod hooks;
+mod metrics;
 mod reload;
 mod rolls;
 mod sequences;
@@ -189,6 +190,10 @@ pub(crate) struct Engine {
     awaiting: Vec<ProcId>,
     /// Hook commands running: their pid, and what each is for.
     hook_runs: HashMap<Pid, hooks::HookRun>,
+    /// When the daemon started, for `/metrics`.
+    started_wall: std::time::SystemTime,
+    /// The HTTP listener of `[daemon] metrics`, until `run` serves it.
+    metrics_listener: Option<std::net::TcpListener>,
 }
 
 impl Engine {
@@ -246,12 +251,21 @@ impl Engine {
             rolls: Vec::new(),
             awaiting: Vec::new(),
             hook_runs: HashMap::new(),
+            started_wall: std::time::SystemTime::now(),
+            metrics_listener: None,
         })
     }
 
     /// The engine with the sockets bound for its configuration.
     pub fn with_listeners(mut self, listeners: Listeners) -> Self {
         self.listeners = listeners;
+        self
+    }
+
+    /// The engine, serving `/metrics`, `/health` and `/targets` on
+    /// `listener` once it runs.
+    pub fn with_metrics(mut self, listener: Option<std::net::TcpListener>) -> Self {
+        self.metrics_listener = listener;
         self
     }
 
@@ -269,6 +283,9 @@ impl Engine {
     ) -> Result<i32, EngineError> {
         let (requests_tx, mut requests) = mpsc::channel::<Input>(1024);
         let token = CancellationToken::new();
+        if let Some(listener) = self.metrics_listener.take() {
+            crate::http::start(listener, requests_tx.clone(), token.clone());
+        }
         let server = tokio::spawn(control::serve(
             listener,
             authorizer,
@@ -323,6 +340,9 @@ impl Engine {
                     Input::Request(incoming) => self.handle(incoming),
                     Input::Taps { name, stderr, reply } => {
                         let _ = reply.send(self.taps(&name, stderr));
+                    }
+                    Input::Metrics { reply } => {
+                        let _ = reply.send(self.metrics_snapshot());
                     }
                 },
             }
@@ -847,6 +867,7 @@ impl Engine {
                     tap: self.procs[id].taps[c.stream].clone(),
                     echo: c.echo,
                     lost: self.procs[id].log_lost.clone(),
+                    received: self.procs[id].log_bytes[c.stream].clone(),
                     watch,
                 };
                 self.logs.attach(c.read, stream)

@@ -15,6 +15,7 @@ mod checks;
 mod control;
 mod engine;
 mod exits;
+mod http;
 mod jobs;
 mod launch;
 mod lifecycle;
@@ -74,6 +75,16 @@ pub enum EngineError {
     /// A `[sockets.NAME]` could not be bound.
     #[error(transparent)]
     Bind(#[from] listeners::BindError),
+    /// `[daemon] metrics` could not be bound.
+    #[error("cannot listen for metrics on {address} ({location}): {source}")]
+    Metrics {
+        /// The address as configured.
+        address: String,
+        /// Where it was configured.
+        location: String,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// Runs the daemon until a requested shutdown completes. Returns the exit
@@ -92,9 +103,33 @@ pub async fn run(config: Config) -> Result<i32, EngineError> {
             return Err(err.into());
         }
     };
+    let metrics = match bind_metrics(&config.daemon) {
+        Ok(metrics) => metrics,
+        Err(err) => {
+            socket.remove();
+            return Err(err);
+        }
+    };
     // Handlers first, so no SIGCHLD from the first spawn can be missed.
     let signals = os::Signals::install()?;
-    let engine =
-        engine::Engine::new(config, system, Box::new(os::Kernel))?.with_listeners(listeners);
+    let engine = engine::Engine::new(config, system, Box::new(os::Kernel))?
+        .with_listeners(listeners)
+        .with_metrics(metrics);
     engine.run(listener, authorizer, socket, signals).await
+}
+
+/// Binds `[daemon] metrics`, when set.
+fn bind_metrics(
+    daemon: &ringmaster_config::DaemonConfig,
+) -> Result<Option<std::net::TcpListener>, EngineError> {
+    let Some(metrics) = &daemon.metrics else {
+        return Ok(None);
+    };
+    std::net::TcpListener::bind(metrics.address)
+        .map(Some)
+        .map_err(|source| EngineError::Metrics {
+            address: metrics.text.clone(),
+            location: metrics.location.to_string(),
+            source,
+        })
 }

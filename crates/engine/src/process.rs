@@ -77,6 +77,8 @@ pub(crate) struct Process {
     /// Output bytes that could not be written to log files, ever; the
     /// log writers add to it as bytes are lost.
     pub log_lost: Arc<AtomicU64>,
+    /// Output bytes read from stdout and stderr, ever (`/metrics`).
+    pub log_bytes: [Arc<AtomicU64>; 2],
     /// `GROUP:NAME`, supervisord's name for it, when configured.
     pub alias: Option<String>,
     /// A stop or restart of several priority levels will act on it when
@@ -118,6 +120,7 @@ impl Process {
             taps: [Tap::new(), Tap::new()],
             log_errors: Vec::new(),
             log_lost: Arc::default(),
+            log_bytes: [Arc::default(), Arc::default()],
         }
     }
 

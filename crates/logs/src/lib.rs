@@ -80,6 +80,9 @@ pub struct Stream {
     /// Bytes that could not be written to the file, added to as they are
     /// lost: the one count `status` shows, kept by the owner across runs.
     pub lost: Arc<AtomicU64>,
+    /// Bytes read from the stream, added to as they arrive: the owner's
+    /// count across runs (`/metrics`).
+    pub received: Arc<AtomicU64>,
     /// A readiness check on the stream's lines, matched as they are read.
     pub watch: Option<LineWatch>,
 }
@@ -203,10 +206,19 @@ impl LogHub {
             tap,
             echo,
             lost,
+            received,
             watch,
         } = stream;
         let nonblocking = set_nonblocking(&pipe);
-        let writer = Writer::new(owner, label.clone(), sink, echo, lost, self.notices.clone());
+        let counts = writer::Counts { lost, received };
+        let writer = Writer::new(
+            owner,
+            label.clone(),
+            sink,
+            echo,
+            counts,
+            self.notices.clone(),
+        );
         let token = self.next_token.fetch_add(1, Ordering::Relaxed);
         let shared = pool::Shared::new(token, writer, done_tx);
         if let Err(err) = nonblocking {
@@ -281,6 +293,7 @@ mod tests {
             tap: Tap::new(),
             echo: None,
             lost: Arc::default(),
+            received: Arc::default(),
             watch: None,
         }
     }

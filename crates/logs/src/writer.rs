@@ -30,6 +30,15 @@ struct Failing {
     lost: u64,
 }
 
+/// The owner's counts of a stream's bytes, kept across its runs.
+#[derive(Debug, Default, Clone)]
+pub struct Counts {
+    /// Bytes that could not be written.
+    pub lost: Arc<AtomicU64>,
+    /// Bytes read from the stream.
+    pub received: Arc<AtomicU64>,
+}
+
 /// One stream's file and echo, with its health.
 #[derive(Debug)]
 pub(crate) struct Writer {
@@ -42,8 +51,8 @@ pub(crate) struct Writer {
     echo: Option<Echo>,
     failing: Option<Failing>,
     notices: mpsc::UnboundedSender<LogNotice>,
-    /// The owner's count of lost bytes, across runs.
-    lost: Arc<AtomicU64>,
+    /// The owner's counts, across runs.
+    counts: Counts,
     /// What happened to the bytes so far.
     pub report: PumpReport,
 }
@@ -54,7 +63,7 @@ impl Writer {
         label: String,
         spec: Option<SinkSpec>,
         echo: Option<Echo>,
-        lost: Arc<AtomicU64>,
+        counts: Counts,
         notices: mpsc::UnboundedSender<LogNotice>,
     ) -> Self {
         Self {
@@ -65,7 +74,7 @@ impl Writer {
             echo,
             failing: None,
             notices,
-            lost,
+            counts,
             report: PumpReport::default(),
         }
     }
@@ -104,6 +113,9 @@ impl Writer {
     /// Echoes `data` and writes it to the file, counting what could not be
     /// written. An empty `data` only (re)tries opening the file.
     pub(crate) fn write(&mut self, data: &[u8]) {
+        self.counts
+            .received
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
         if let Some(echo) = self.echo.as_mut() {
             // The daemon's stdout going away must not cost the log file.
             crate::console::stdout().write_waiting(&echo.feed(data), ECHO_WAIT);
@@ -182,7 +194,7 @@ impl Writer {
 
     fn count_lost(&mut self, len: usize) {
         self.report.lost += len as u64;
-        self.lost.fetch_add(len as u64, Ordering::Relaxed);
+        self.counts.lost.fetch_add(len as u64, Ordering::Relaxed);
     }
 
     fn notify(&self, problem: Option<String>, lost: u64) {

@@ -63,6 +63,7 @@ fn read_socket(
                     here: &src.here,
                     env: &daemon_env,
                     sockets: &[],
+                    metrics_port: None,
                 };
                 let text = reader.string(src, &k, value).map(str::to_owned);
                 if let Some(text) = text

@@ -62,6 +62,11 @@ pub(crate) enum Input {
         stderr: bool,
         reply: oneshot::Sender<Result<Vec<TapTarget>, Refusal>>,
     },
+    /// The figures of `/metrics`, `/health` and `/targets` (asked by the
+    /// HTTP listener, which talks to the engine as a connection does).
+    Metrics {
+        reply: oneshot::Sender<ringmaster_metrics::Snapshot>,
+    },
 }
 
 /// One stream to tail.

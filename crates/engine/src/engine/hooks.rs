@@ -182,6 +182,7 @@ impl Engine {
                     tap: ringmaster_logs::Tap::new(),
                     echo: None,
                     lost: self.procs[id].log_lost.clone(),
+                    received: std::sync::Arc::default(),
                     watch: None,
                 };
                 self.logs.attach(capture.read, stream)

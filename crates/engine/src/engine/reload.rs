@@ -364,5 +364,9 @@ fn daemon_changes(old: &Config, new: &Config) -> Vec<String> {
     check("log_level", a.log_level != b.log_level);
     check("log_format", a.log_format != b.log_format);
     check("shutdown_timeout", a.shutdown_timeout != b.shutdown_timeout);
+    check(
+        "metrics",
+        a.metrics.as_ref().map(|m| m.address) != b.metrics.as_ref().map(|m| m.address),
+    );
     changed
 }

@@ -1,0 +1,318 @@
+//! The HTTP listener of `[daemon] metrics`: `/metrics`, `/health` and
+//! `/targets`, read as Prometheus and a load balancer read them.
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use crate::support::{DEADLINE, Daemon, free_port, system_program, wait_until};
+
+/// One HTTP/1.1 request to 127.0.0.1:`port` (closing the connection):
+/// the status code, the headers (lower-cased names) and the body.
+fn request(port: u16, method: &str, path: &str, headers: &[&str]) -> (u16, String, String) {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+    for header in headers {
+        head.push_str(header);
+        head.push_str("\r\n");
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_ascii_lowercase(), body.to_owned())
+}
+
+fn get(port: u16, path: &str) -> (u16, String) {
+    let (status, _, body) = request(port, "GET", path, &[]);
+    (status, body)
+}
+
+/// The value of the sample `series` (name and labels, as written) in
+/// the exposition `text`.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+fn labels(process: &str) -> String {
+    let (watcher, wid) = process.split_once(':').unwrap();
+    format!(r#"watcher="{watcher}",process="{process}",wid="{wid}""#)
+}
+
+#[test]
+fn metrics_health_and_targets_are_served_over_http() {
+    let port = free_port();
+    let worker_port = free_port();
+    let daemon = Daemon::builder()
+        .daemon(&format!("metrics = \"127.0.0.1:{port}\""))
+        .body(&format!(
+            r#"
+[watchers.web]
+cmd = "@TESTKIT@ print-env"
+numprocesses = 2
+metrics_port = {worker_port}
+env = {{ PORT = "$(metrics_port)" }}
+start_secs = "0"
+
+[watchers.batch]
+cmd = "@TESTKIT@ sleep"
+autostart = false
+"#
+        ))
+        .start();
+    daemon.wait_state("web:1", "RUNNING");
+    daemon.wait_state("web:2", "RUNNING");
+    // Each worker got its own port through $(metrics_port).
+    let env = daemon.wait_file("logs/web-2.out.log", "\nend");
+    assert!(
+        env.lines()
+            .any(|l| l == format!("env PORT={}", worker_port + 1)),
+        "{env}"
+    );
+
+    assert_eq!(get(port, "/health"), (200, "ok\n".to_owned()));
+
+    let (status, targets) = get(port, "/targets");
+    assert_eq!(status, 200);
+    let targets: serde_json::Value = serde_json::from_str(&targets).unwrap();
+    assert_eq!(
+        targets,
+        serde_json::json!([
+            {"targets": [format!("127.0.0.1:{worker_port}")],
+             "labels": {"watcher": "web", "wid": "1", "process": "web:1"}},
+            {"targets": [format!("127.0.0.1:{}", worker_port + 1)],
+             "labels": {"watcher": "web", "wid": "2", "process": "web:2"}},
+        ])
+    );
+
+    // The bytes counted are the bytes the log file got.
+    let log = daemon.wait_file("logs/web-1.out.log", "\nend");
+    let web1 = labels("web:1");
+    let text = wait_until("log bytes counted", DEADLINE, || {
+        let (_, text) = get(port, "/metrics");
+        (sample(
+            &text,
+            &format!(r#"ringmaster_process_log_bytes_total{{{web1},stream="stdout"}}"#),
+        ) == Some(log.len() as f64))
+        .then_some(text)
+    });
+    assert_figures(&text);
+    let pid = daemon.process("web:1")["pid"].as_i64().unwrap();
+
+    // A crash shows as a restart and the exit code it ended with.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let text = wait_until("the restart counted", DEADLINE, || {
+        let (_, text) = get(port, "/metrics");
+        (sample(
+            &text,
+            &format!("ringmaster_process_restarts_total{{{web1}}}"),
+        ) == Some(1.0))
+        .then_some(text)
+    });
+    assert_eq!(
+        sample(
+            &text,
+            &format!("ringmaster_process_last_exit_code{{{web1}}}")
+        ),
+        Some(137.0)
+    );
+
+    // A process of an autostart watcher that is down fails /health.
+    assert!(daemon.ctl(&["stop", "web:2"]).status.success());
+    let (status, body) = get(port, "/health");
+    assert_eq!(status, 503);
+    assert_eq!(body, "web:2 STOPPED (stopped (killed by SIGTERM))\n");
+}
+
+/// The figures of the first test's processes, watchers and daemon.
+fn assert_figures(text: &str) {
+    let web1 = labels("web:1");
+    assert_eq!(
+        sample(text, &format!("ringmaster_process_up{{{web1}}}")),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            text,
+            &format!(r#"ringmaster_process_state{{{web1},state="RUNNING"}}"#)
+        ),
+        Some(1.0)
+    );
+    let batch = labels("batch:1");
+    assert_eq!(
+        sample(text, &format!("ringmaster_process_up{{{batch}}}")),
+        Some(0.0)
+    );
+    let rss = sample(
+        text,
+        &format!("ringmaster_process_resident_memory_bytes{{{web1}}}"),
+    );
+    assert!(rss.unwrap() > 0.0, "{text}");
+    assert!(sample(text, &format!("ringmaster_process_open_fds{{{web1}}}")).unwrap() >= 3.0);
+    assert!(
+        sample(
+            text,
+            &format!("ringmaster_process_cpu_seconds_total{{{web1}}}")
+        )
+        .is_some()
+    );
+    assert_eq!(
+        sample(
+            text,
+            r#"ringmaster_watcher_desired_processes{watcher="web"}"#
+        ),
+        Some(2.0)
+    );
+    assert_eq!(
+        sample(
+            text,
+            r#"ringmaster_watcher_running_processes{watcher="batch"}"#
+        ),
+        Some(0.0)
+    );
+    assert!(sample(text, "ringmaster_daemon_resident_memory_bytes").unwrap() > 0.0);
+    assert!(sample(text, "ringmaster_daemon_uptime_seconds").is_some());
+}
+
+#[test]
+fn metrics_pass_promtool_and_speak_both_formats() {
+    let port = free_port();
+    let daemon = Daemon::builder()
+        .daemon(&format!("metrics = \"127.0.0.1:{port}\""))
+        .body(
+            r#"
+[watchers.web]
+cmd = "@TESTKIT@ sleep"
+numprocesses = 3
+start_secs = "0"
+"#,
+        )
+        .start();
+    daemon.wait_state("web:3", "RUNNING");
+
+    // curl and promtool get the Prometheus text format ...
+    let (status, head, text) = request(port, "GET", "/metrics", &[]);
+    assert_eq!(status, 200);
+    assert!(
+        head.contains("content-type: text/plain; version=0.0.4"),
+        "{head}"
+    );
+    assert!(text.contains("# TYPE ringmaster_process_restarts_total counter"));
+    assert!(!text.contains("# EOF"));
+    if let Some(promtool) = system_program("promtool", "prometheus") {
+        let (status, said) = std::process::Command::new(promtool)
+            .args(["check", "metrics"])
+            .stdin(std::process::Stdio::piped())
+            .output_with_input(text.as_bytes());
+        assert!(status.success(), "promtool: {said}\n{text}");
+    }
+    // ... Prometheus, which asks for it, OpenMetrics.
+    let accept =
+        "Accept: application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5";
+    let (status, head, text) = request(port, "GET", "/metrics", &[accept]);
+    assert_eq!(status, 200);
+    assert!(
+        head.contains("content-type: application/openmetrics-text"),
+        "{head}"
+    );
+    assert!(text.ends_with("# EOF\n"));
+    assert!(text.contains("# TYPE ringmaster_process_restarts counter"));
+
+    // HEAD answers as GET without the body; anything else is refused.
+    let (status, _, body) = request(port, "HEAD", "/health", &[]);
+    assert_eq!((status, body.as_str()), (200, ""));
+    let (status, head, _) = request(port, "POST", "/metrics", &[]);
+    assert_eq!(status, 405);
+    assert!(head.contains("allow: get, head"), "{head}");
+    assert_eq!(get(port, "/nope").0, 404);
+    // A client that sends garbage gets an error, and the daemon serves on.
+    let mut raw = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    raw.write_all(b"\x00\x01garbage\r\n\r\n").unwrap();
+    let mut answer = Vec::new();
+    raw.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _ = raw.read_to_end(&mut answer);
+    assert_eq!(get(port, "/health").0, 200);
+}
+
+/// Writes `input` to the command's stdin and waits: (status, stderr and
+/// stdout).
+trait OutputWithInput {
+    fn output_with_input(&mut self, input: &[u8]) -> (std::process::ExitStatus, String);
+}
+
+impl OutputWithInput for std::process::Command {
+    fn output_with_input(&mut self, input: &[u8]) -> (std::process::ExitStatus, String) {
+        let mut child = self
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        let output = child.wait_with_output().unwrap();
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stderr),
+            String::from_utf8_lossy(&output.stdout)
+        );
+        (output.status, said)
+    }
+}
+
+#[test]
+fn nothing_listens_on_the_network_without_metrics() {
+    let daemon = Daemon::start(
+        r#"
+[watchers.web]
+cmd = "@TESTKIT@ sleep"
+start_secs = "0"
+"#,
+    );
+    daemon.wait_state("web:1", "RUNNING");
+    let listening = crate::support::tcp_listeners(daemon.pid());
+    assert!(listening.is_empty(), "the daemon listens on {listening:?}");
+}
+
+#[test]
+fn a_metrics_address_in_use_stops_the_start_naming_it() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ringmaster.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[daemon]\nsocket = \"rm.sock\"\nmetrics = \"127.0.0.1:{port}\"\n\n\
+             [watchers.web]\ncmd = \"sleep 100\"\n"
+        ),
+    )
+    .unwrap();
+    let output = std::process::Command::new(crate::support::ringmasterd())
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        err.contains(&format!("cannot listen for metrics on 127.0.0.1:{port}"))
+            && err.contains("ringmaster.toml:3")
+            && err.contains("in use"),
+        "{err}"
+    );
+    assert!(
+        !dir.path().join("rm.sock").exists(),
+        "the control socket was left behind"
+    );
+}
