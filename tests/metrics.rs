@@ -316,3 +316,168 @@ fn a_metrics_address_in_use_stops_the_start_naming_it() {
         "the control socket was left behind"
     );
 }
+
+/// The multiprocess directory of watcher `watcher` of `daemon`.
+fn multiproc_dir(daemon: &Daemon, watcher: &str) -> std::path::PathBuf {
+    daemon.path(&format!("rm.sock.prometheus/{watcher}"))
+}
+
+#[test]
+fn the_multiproc_directory_is_fresh_private_and_swept_of_dead_live_gauges() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let builder = Daemon::builder();
+    // What a previous run left: gone once the watcher starts.
+    let stale = builder.path().join("rm.sock.prometheus/web");
+    std::fs::create_dir_all(&stale).unwrap();
+    std::fs::write(stale.join("counter_1.db"), b"old").unwrap();
+    let port = free_port();
+    let daemon = builder
+        .daemon(&format!("metrics = \"127.0.0.1:{port}\""))
+        .body(
+            r#"
+[watchers.web]
+cmd = "@TESTKIT@ print-env"
+numprocesses = 2
+user = "nobody"
+prometheus_multiproc = true
+start_secs = "0"
+"#,
+        )
+        .start();
+    daemon.wait_state("web:1", "RUNNING");
+    daemon.wait_state("web:2", "RUNNING");
+    let dir = multiproc_dir(&daemon, "web");
+    assert!(
+        !dir.join("counter_1.db").exists(),
+        "the old directory was kept"
+    );
+    let meta = std::fs::metadata(&dir).unwrap();
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+    assert_eq!(meta.uid(), nobody.uid.as_raw());
+    assert_eq!(meta.permissions().mode() & 0o777, 0o700);
+    let env = daemon.wait_file("logs/web-1.out.log", "\nend");
+    for var in ["PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir"] {
+        assert!(
+            env.lines()
+                .any(|l| l == format!("env {var}={}", dir.display())),
+            "no {var} in\n{env}"
+        );
+    }
+
+    // Files as the workers would write them: web:1's, and a live gauge
+    // of a process that lives on (this test).
+    let pid = daemon.process("web:1")["pid"].as_i64().unwrap();
+    let dead_gauge = dir.join(format!("gauge_livesum_{pid}.db"));
+    let live_gauge = dir.join(format!("gauge_livesum_{}.db", std::process::id()));
+    let counter = dir.join(format!("counter_{pid}.db"));
+    for file in [&dead_gauge, &live_gauge] {
+        std::fs::write(file, [0u8; 8]).unwrap();
+    }
+    std::fs::write(&counter, b"garbage!").unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    wait_until("the dead worker's live gauge removed", DEADLINE, || {
+        (!dead_gauge.exists()).then_some(())
+    });
+    daemon.wait_for("web:1 replaced", |p| {
+        p["name"] == "web:1" && p["state"] == "RUNNING" && p["pid"].as_i64() != Some(pid)
+    });
+    // A worker replaced while the others run keeps the directory: its
+    // counters still count.
+    assert!(counter.exists() && live_gauge.exists());
+    // /metrics/web reads it; a bad file is reported and skipped.
+    let (status, body) = get(port, "/metrics/web");
+    assert_eq!((status, body.as_str()), (200, ""));
+    assert!(
+        daemon
+            .daemon_log()
+            .contains("prometheus_multiproc: skipped counter_")
+    );
+    assert_eq!(get(port, "/metrics/nope").0, 404);
+
+    // Stopped and started again, the watcher starts afresh.
+    assert!(daemon.ctl(&["stop", "web"]).status.success());
+    assert!(daemon.ctl(&["start", "web"]).status.success());
+    daemon.wait_state("web:2", "RUNNING");
+    assert!(!counter.exists(), "a new start kept the old counters");
+}
+
+#[test]
+fn merged_metrics_of_gunicorn_workers_match_the_python_clients_own() {
+    let (Some(gunicorn), Some(python)) = (
+        crate::support::venv_program("gunicorn"),
+        crate::support::venv_program("python"),
+    ) else {
+        return;
+    };
+    let fixtures =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/prometheus");
+    let (port, web) = (free_port(), free_port());
+    let daemon = Daemon::builder()
+        .daemon(&format!("metrics = \"127.0.0.1:{port}\""))
+        .body(&format!(
+            r#"
+[sockets.web]
+address = "tcp://127.0.0.1:{web}"
+
+[watchers.web]
+cmd = "{} --workers 2 --chdir {} app:app"
+sockets = ["web"]
+numprocesses = 2
+prometheus_multiproc = true
+ready = {{ notify = true, timeout = "30s" }}
+"#,
+            gunicorn.display(),
+            fixtures.display()
+        ))
+        .start();
+    daemon.wait_all("both gunicorns running", |p| p["state"] == "RUNNING");
+    // Requests spread over the four workers, each its own connection.
+    let sent = 40;
+    let mut pids = std::collections::BTreeSet::new();
+    for n in 0..sent {
+        let answer = wait_until("an answer", DEADLINE, || {
+            crate::support::http_get(web, &format!("/hit/{n}"))
+        });
+        assert!(
+            answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200"),
+            "{answer}"
+        );
+        pids.extend(
+            answer
+                .lines()
+                .filter_map(|l| l.strip_prefix("pid="))
+                .map(str::to_owned),
+        );
+    }
+    let (_, text) = get(port, "/metrics/web");
+    assert_eq!(
+        sample(&text, r#"app_requests_total{path="/hit"}"#),
+        Some(f64::from(sent)),
+        "served by {pids:?}:\n{text}"
+    );
+    let dir = multiproc_dir(&daemon, "web");
+    let compared = std::process::Command::new(python)
+        .arg(fixtures.join("compare.py"))
+        .arg(&dir)
+        .arg(format!("http://127.0.0.1:{port}/metrics/web"))
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&compared.stdout),
+        String::from_utf8_lossy(&compared.stderr)
+    );
+    assert!(compared.status.success(), "{said}");
+    eprintln!("{said}");
+    if let Some(promtool) = system_program("promtool", "prometheus") {
+        let (status, said) = std::process::Command::new(promtool)
+            .args(["check", "metrics"])
+            .stdin(std::process::Stdio::piped())
+            .output_with_input(text.as_bytes());
+        assert!(status.success(), "promtool: {said}\n{text}");
+    }
+}

@@ -413,6 +413,10 @@ pub struct WatcherConfig {
     /// The port worker 1 serves its own metrics on; worker N uses
     /// `metrics_port + N - 1` (`$(metrics_port)`), listed in `/targets`.
     pub metrics_port: Option<u16>,
+    /// Whether ringmaster owns the Python client's multiprocess directory
+    /// for its workers and serves their merged metrics at
+    /// `/metrics/WATCHER`.
+    pub prometheus_multiproc: bool,
     /// Whether the processes are told of their sockets systemd's way
     /// (`LISTEN_FDS`, `LISTEN_FDNAMES`, `LISTEN_PID`): unless the command
     /// or environment names them by `$(sockets.NAME)` already (gunicorn

@@ -74,6 +74,7 @@ const WATCHER_KEYS: &[&str] = &[
     "hooks",
     "hook_timeout",
     "metrics_port",
+    "prometheus_multiproc",
 ];
 const WATCHER_KEYS_LATER: &[&str] = &[];
 const SINK_KEYS: &[&str] = &["file", "max_size", "backups", "timestamps"];
@@ -1010,7 +1011,6 @@ fn read_watcher(
     check_watcher_name(reader, src, name_key);
     let table = reader.table(src, &format!("watchers.{name}"), value)?;
     let (keys, locations) = sort_watcher_keys(reader, src, table, name_key, &prefix);
-    let k = |key: &str| format!("{prefix}{key}");
     let watcher = WatcherKeys {
         src,
         keys: &keys,
@@ -1044,7 +1044,7 @@ fn read_watcher(
     let process_name = read_process_name(reader, &watcher, numprocesses, &ctx);
 
     let working_dir = match keys.get("working_dir") {
-        Some(value) => read_path_template(reader, src, &k("working_dir"), value, &ctx),
+        Some(value) => read_path_template(reader, src, &watcher.key("working_dir"), value, &ctx),
         None => Some(Template::literal(src.here.clone())),
     };
 
@@ -1102,6 +1102,7 @@ fn read_watcher(
         rlimits: identity.rlimits,
         sockets: passed,
         metrics_port,
+        prometheus_multiproc: watcher.boolean(reader, "prometheus_multiproc", false),
         listen_fds,
         stdin_socket,
         stdout: streams.0?,

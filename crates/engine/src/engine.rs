@@ -5,6 +5,7 @@ mod dependencies;
 mod handlers;
 mod hooks;
 mod metrics;
+mod multiproc;
 mod reload;
 mod rolls;
 mod sequences;
@@ -815,13 +816,17 @@ impl Engine {
     fn spawn(&mut self, id: ProcId) -> lifecycle::Input {
         self.cancel_timer(id);
         self.bind_notify_if_needed(id);
+        let multiproc = match self.prepare_multiproc(id) {
+            Ok(dir) => dir,
+            Err(reason) => return self.spawn_failed(id, reason),
+        };
         let watcher = self.watcher(id);
         let prepared = launch::prepare(
             watcher,
             &self.procs[id].name,
             &self.procs[id].shown(),
             &self.system,
-            &self.config.daemon.socket,
+            (&self.config.daemon.socket, multiproc.as_deref()),
             &self.listeners,
         );
         let prepared = match prepared {
@@ -985,6 +990,7 @@ impl Engine {
         }
         let leader = process.last_pid;
         let group_alive = self.group_alive(leader);
+        self.sweep_live_gauges(id);
         self.drive(id, lifecycle::Input::Exited { exit, group_alive });
     }
 

@@ -112,10 +112,11 @@ async fn answer(engine: &mpsc::Sender<Input>, request: &Request<hyper::body::Inc
         return response;
     }
     let path = request.uri().path();
-    if !matches!(path, "/metrics" | "/health" | "/targets") {
+    let merged = path.strip_prefix("/metrics/").filter(|w| !w.is_empty());
+    if !matches!(path, "/metrics" | "/health" | "/targets") && merged.is_none() {
         return text(
             StatusCode::NOT_FOUND,
-            "not found: ringmasterd serves /metrics, /health and /targets\n",
+            "not found: ringmasterd serves /metrics, /metrics/WATCHER, /health and /targets\n",
         );
     }
     let accept = request
@@ -128,6 +129,9 @@ async fn answer(engine: &mpsc::Sender<Input>, request: &Request<hyper::body::Inc
         let snapshot = snapshot(engine).await?;
         Some(match path.as_str() {
             "/metrics" => metrics(snapshot, accept.as_deref()).await,
+            _ if path.starts_with("/metrics/") => {
+                workers_metrics(&snapshot, &path["/metrics/".len()..]).await
+            }
             "/health" => {
                 let (healthy, body) = ringmaster_metrics::health(&snapshot);
                 let status = if healthy {
@@ -189,6 +193,38 @@ async fn metrics(mut snapshot: Snapshot, accept: Option<&str>) -> Answer {
         Err(err) => text(
             StatusCode::INTERNAL_SERVER_ERROR,
             &format!("cannot render metrics: {err}\n"),
+        ),
+    }
+}
+
+/// `/metrics/WATCHER`: the merged metrics its Python workers wrote
+/// (`prometheus_multiproc`), read on the blocking pool.
+async fn workers_metrics(snapshot: &Snapshot, watcher: &str) -> Answer {
+    let dir = snapshot
+        .watchers
+        .iter()
+        .find(|w| w.name == watcher)
+        .and_then(|w| w.multiproc_dir.clone());
+    let Some(dir) = dir else {
+        return text(
+            StatusCode::NOT_FOUND,
+            &format!("not found: no watcher '{watcher}' with prometheus_multiproc = true\n"),
+        );
+    };
+    match tokio::task::spawn_blocking(move || ringmaster_metrics::merge_dir(&dir)).await {
+        Ok(merged) => {
+            for problem in &merged.problems {
+                tracing::warn!(watcher, "prometheus_multiproc: skipped {problem}");
+            }
+            with_type(
+                StatusCode::OK,
+                ringmaster_metrics::TEXT_CONTENT_TYPE,
+                merged.text,
+            )
+        }
+        Err(err) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("cannot merge metrics: {err}\n"),
         ),
     }
 }

@@ -67,18 +67,32 @@ pub(crate) struct Prepared {
     pub captures: Vec<Capture>,
 }
 
-/// Resolves user, environment, limits and output for `name` of watcher `w`.
+/// Resolves user, environment, limits and output for `name` of watcher `w`;
+/// `paths` are the control socket and the watcher's multiprocess
+/// directory (`prometheus_multiproc`), which its environment names.
 pub(crate) fn prepare(
     w: &WatcherConfig,
     name: &ProcessName,
     shown: &str,
     system: &System,
-    socket: &Path,
+    paths: (&Path, Option<&Path>),
     listeners: &Listeners,
 ) -> Result<Prepared, LaunchError> {
     let wid = name.wid;
+    let (socket, multiproc) = paths;
     let user = resolve_user(w.user.as_deref(), w.group.as_deref())?;
     let mut env = environment(w, name, system, socket, user.env);
+    if let Some(dir) = multiproc {
+        // The client reads the upper-case name; old versions the other.
+        env.push((
+            "PROMETHEUS_MULTIPROC_DIR".into(),
+            dir.as_os_str().to_owned(),
+        ));
+        env.push((
+            "prometheus_multiproc_dir".into(),
+            dir.as_os_str().to_owned(),
+        ));
+    }
     if matches!(&w.ready, Some(r) if r.check == ReadyCheck::Notify)
         && let Some(notify) = &system.notify_socket
     {

@@ -8,9 +8,11 @@
 //! (CPU, memory, descriptors), and [`render`] writes the exposition with
 //! the prometheus-client crate. Nothing here keeps state between scrapes.
 
+mod multiproc;
 mod render;
 mod usage;
 
+pub use multiproc::{MAX_FILE_BYTES, Merged, go_float, merge_dir, python_repr};
 pub use render::{CONTENT_TYPE, TEXT_CONTENT_TYPE, render, to_text_format, wants_openmetrics};
 pub use usage::measure;
 
@@ -53,6 +55,8 @@ pub struct WatcherFigures {
     pub autostart: bool,
     /// Worker 1's own metrics port, when it has one.
     pub metrics_port: Option<u16>,
+    /// Its workers' multiprocess directory (`prometheus_multiproc`).
+    pub multiproc_dir: Option<std::path::PathBuf>,
 }
 
 /// One process slot.

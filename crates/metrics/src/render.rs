@@ -369,6 +369,7 @@ mod tests {
                 running: 1,
                 autostart: true,
                 metrics_port: None,
+                multiproc_dir: None,
             }],
             processes: vec![ProcessFigures {
                 watcher: "web".into(),

@@ -68,6 +68,7 @@ impl Engine {
                 running,
                 autostart: config.autostart,
                 metrics_port: config.metrics_port,
+                multiproc_dir: self.multiproc_dir(config),
             });
         }
         snapshot
