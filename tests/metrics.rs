@@ -481,3 +481,166 @@ ready = {{ notify = true, timeout = "30s" }}
         assert!(status.success(), "promtool: {said}\n{text}");
     }
 }
+
+/// A Prometheus server started by a test, killed when dropped.
+struct Prometheus {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    /// Starts `prometheus` with `config` (YAML) on a free loopback port
+    /// and waits until it is ready.
+    fn start(program: &std::path::Path, config: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("prometheus.yml");
+        std::fs::write(&file, config).unwrap();
+        let port = free_port();
+        let child = std::process::Command::new(program)
+            .arg(format!("--config.file={}", file.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("prometheus.log")).unwrap())
+            .spawn()
+            .unwrap();
+        let prometheus = Self {
+            child,
+            port,
+            _dir: dir,
+        };
+        wait_until("prometheus ready", DEADLINE, || {
+            crate::support::http_get(port, "/-/ready").filter(|a| a.contains(" 200 "))
+        });
+        prometheus
+    }
+
+    /// The values of an instant query, by the labels named in `by`.
+    fn query(&self, query: &str) -> Vec<(serde_json::Value, f64)> {
+        let encoded: String = query
+            .bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect();
+        let (status, body) = get(self.port, &format!("/api/v1/query?query={encoded}"));
+        assert_eq!(status, 200, "{body}");
+        let reply: serde_json::Value = serde_json::from_str(&body).unwrap();
+        reply["data"]["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|r| {
+                let value = r["value"][1].as_str().and_then(|v| v.parse().ok());
+                (r["metric"].clone(), value.unwrap_or(f64::NAN))
+            })
+            .collect()
+    }
+
+    /// Waits until `query` gives the single value `want`.
+    fn wait_for(&self, query: &str, want: f64) {
+        wait_until(
+            &format!("{query} == {want}"),
+            Duration::from_secs(60),
+            || {
+                let got = self.query(query);
+                (got.len() == 1 && (got[0].1 - want).abs() < 1e-9).then_some(())
+            },
+        );
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn prometheus_scrapes_the_daemon_every_worker_and_the_merged_view() {
+    let (Some(gunicorn), Some(prometheus)) = (
+        crate::support::venv_program("gunicorn"),
+        system_program("prometheus", "prometheus"),
+    ) else {
+        return;
+    };
+    let fixtures =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/prometheus");
+    let (port, web) = (free_port(), free_port());
+    // Four free ports in a row for the workers' own endpoints.
+    let first = (0..50)
+        .map(|_| free_port())
+        .find(|&p| {
+            p < 65000 && (1..4).all(|i| std::net::TcpListener::bind(("127.0.0.1", p + i)).is_ok())
+        })
+        .unwrap();
+    let daemon = Daemon::builder()
+        .daemon(&format!("metrics = \"127.0.0.1:{port}\""))
+        .body(&format!(
+            r#"
+[sockets.web]
+address = "tcp://127.0.0.1:{web}"
+
+[watchers.web]
+cmd = "{} --workers 1 --chdir {} app:app"
+sockets = ["web"]
+numprocesses = 4
+metrics_port = {first}
+env = {{ METRICS_PORT = "$(metrics_port)" }}
+prometheus_multiproc = true
+ready = {{ notify = true, timeout = "30s" }}
+"#,
+            gunicorn.display(),
+            fixtures.display()
+        ))
+        .start();
+    daemon.wait_all("four gunicorns running", |p| p["state"] == "RUNNING");
+    let server = Prometheus::start(
+        &prometheus,
+        &format!(
+            "global: {{scrape_interval: 1s}}\n\
+             scrape_configs:\n\
+             - job_name: ringmaster\n  static_configs: [{{targets: ['127.0.0.1:{port}']}}]\n\
+             - job_name: web-merged\n  metrics_path: /metrics/web\n  static_configs: [{{targets: ['127.0.0.1:{port}']}}]\n\
+             - job_name: web-workers\n  http_sd_configs: [{{url: 'http://127.0.0.1:{port}/targets', refresh_interval: 1s}}]\n"
+        ),
+    );
+    let sent = 60;
+    for n in 0..sent {
+        wait_until("an answer", DEADLINE, || {
+            crate::support::http_get(web, &format!("/hit/{n}"))
+        });
+    }
+    server.wait_for(r#"count(up{job="web-workers"} == 1)"#, 4.0);
+    server.wait_for(
+        r#"sum(ringmaster_process_up{job="ringmaster",watcher="web"})"#,
+        4.0,
+    );
+    server.wait_for(
+        r#"sum(app_requests_total{job="web-merged"})"#,
+        f64::from(sent),
+    );
+    server.wait_for(
+        r#"sum(app_requests_total{job="web-workers"})"#,
+        f64::from(sent),
+    );
+    // Each worker is its own target, labelled with its slot (a worker
+    // the kernel gave no request has no series of the counter yet).
+    let workers = server.query(r#"up{job="web-workers"}"#);
+    let mut wids: Vec<String> = workers
+        .iter()
+        .filter_map(|(m, _)| m["wid"].as_str().map(str::to_owned))
+        .collect();
+    wids.sort();
+    assert_eq!(wids, ["1", "2", "3", "4"], "{workers:?}");
+}

@@ -12,7 +12,9 @@
 //! without a connection, so an unscraped daemon never wakes up. None of
 //! these paths needs a login: they show figures, never change anything.
 
+use std::collections::HashSet;
 use std::convert::Infallible;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use http_body_util::Full;
@@ -43,6 +45,28 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 type Answer = Response<Full<Bytes>>;
 
+/// Most distinct problems with multiprocess files remembered, so that
+/// each is logged once rather than at every scrape.
+const MAX_REMEMBERED: usize = 1024;
+
+/// What every connection shares.
+#[derive(Clone)]
+struct Shared {
+    engine: mpsc::Sender<Input>,
+    /// Problems with multiprocess files already logged.
+    reported: Arc<Mutex<HashSet<String>>>,
+}
+
+impl Shared {
+    /// Logs `problem` of `watcher`'s files, unless it was logged before.
+    fn report(&self, watcher: &str, problem: &str) {
+        let mut reported = self.reported.lock().unwrap_or_else(PoisonError::into_inner);
+        if reported.len() < MAX_REMEMBERED && reported.insert(format!("{watcher}: {problem}")) {
+            tracing::warn!(watcher, "prometheus_multiproc: skipped {problem}");
+        }
+    }
+}
+
 /// Serves `listener` until `token` is cancelled.
 pub(crate) fn start(
     listener: std::net::TcpListener,
@@ -65,6 +89,10 @@ pub(crate) fn start(
 }
 
 async fn serve(listener: TcpListener, engine: mpsc::Sender<Input>, token: CancellationToken) {
+    let shared = Shared {
+        engine,
+        reported: Arc::default(),
+    };
     let mut connections = JoinSet::new();
     loop {
         let accepted = tokio::select! {
@@ -75,7 +103,7 @@ async fn serve(listener: TcpListener, engine: mpsc::Sender<Input>, token: Cancel
         match accepted {
             Ok((stream, _)) if connections.len() >= MAX_CONNECTIONS => drop(stream),
             Ok((stream, _)) => {
-                connections.spawn(connection(stream, engine.clone()));
+                connections.spawn(connection(stream, shared.clone()));
             }
             Err(err) => {
                 tracing::warn!("metrics listener: accept failed: {err}");
@@ -86,10 +114,10 @@ async fn serve(listener: TcpListener, engine: mpsc::Sender<Input>, token: Cancel
     connections.abort_all();
 }
 
-async fn connection(stream: TcpStream, engine: mpsc::Sender<Input>) {
+async fn connection(stream: TcpStream, shared: Shared) {
     let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
-        let engine = engine.clone();
-        async move { Ok::<_, Infallible>(answer(&engine, &request).await) }
+        let shared = shared.clone();
+        async move { Ok::<_, Infallible>(answer(&shared, &request).await) }
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -103,7 +131,7 @@ async fn connection(stream: TcpStream, engine: mpsc::Sender<Input>) {
 }
 
 /// The answer to one request.
-async fn answer(engine: &mpsc::Sender<Input>, request: &Request<hyper::body::Incoming>) -> Answer {
+async fn answer(shared: &Shared, request: &Request<hyper::body::Incoming>) -> Answer {
     if request.method() != Method::GET && request.method() != Method::HEAD {
         let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
         response
@@ -126,11 +154,11 @@ async fn answer(engine: &mpsc::Sender<Input>, request: &Request<hyper::body::Inc
         .map(str::to_owned);
     let path = path.to_owned();
     let work = async move {
-        let snapshot = snapshot(engine).await?;
+        let snapshot = snapshot(&shared.engine).await?;
         Some(match path.as_str() {
             "/metrics" => metrics(snapshot, accept.as_deref()).await,
             _ if path.starts_with("/metrics/") => {
-                workers_metrics(&snapshot, &path["/metrics/".len()..]).await
+                workers_metrics(shared, &snapshot, &path["/metrics/".len()..]).await
             }
             "/health" => {
                 let (healthy, body) = ringmaster_metrics::health(&snapshot);
@@ -199,7 +227,7 @@ async fn metrics(mut snapshot: Snapshot, accept: Option<&str>) -> Answer {
 
 /// `/metrics/WATCHER`: the merged metrics its Python workers wrote
 /// (`prometheus_multiproc`), read on the blocking pool.
-async fn workers_metrics(snapshot: &Snapshot, watcher: &str) -> Answer {
+async fn workers_metrics(shared: &Shared, snapshot: &Snapshot, watcher: &str) -> Answer {
     let dir = snapshot
         .watchers
         .iter()
@@ -214,7 +242,7 @@ async fn workers_metrics(snapshot: &Snapshot, watcher: &str) -> Answer {
     match tokio::task::spawn_blocking(move || ringmaster_metrics::merge_dir(&dir)).await {
         Ok(merged) => {
             for problem in &merged.problems {
-                tracing::warn!(watcher, "prometheus_multiproc: skipped {problem}");
+                shared.report(watcher, problem);
             }
             with_type(
                 StatusCode::OK,
