@@ -149,3 +149,29 @@ fn container_example_reads() {
     assert_eq!(web.user.as_deref(), Some("app"));
     assert!(config.watchers.iter().all(|w| w.echo));
 }
+
+#[test]
+fn the_prometheus_examples_pass_promtool() {
+    let Some(promtool) = crate::support::system_program("promtool", "prometheus") else {
+        return;
+    };
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    for check in [
+        ["rules", "prometheus/alerts.yml"],
+        ["config", "prometheus/prometheus.yml"],
+        ["config", "webapp/prometheus.yml"],
+    ] {
+        let output = std::process::Command::new(&promtool)
+            .arg("check")
+            .args(check)
+            .current_dir(&examples)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "promtool check {check:?}: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}

@@ -47,7 +47,7 @@ fn the_example_stack_runs_end_to_end() {
         return;
     };
     let venv = celery.parent().unwrap().parent().unwrap().to_path_buf();
-    let (http, web, redis) = (free_port(), free_port(), free_port());
+    let (http, web, redis, metrics) = (free_port(), free_port(), free_port(), free_port());
     let builder = Daemon::builder();
     let dir = builder.path().to_path_buf();
     copy_example(&dir);
@@ -60,6 +60,7 @@ fn the_example_stack_runs_end_to_end() {
         .env("WEBAPP_HTTP_PORT", &http.to_string())
         .env("WEBAPP_WEB_PORT", &web.to_string())
         .env("WEBAPP_REDIS_PORT", &redis.to_string())
+        .env("WEBAPP_METRICS_PORT", &metrics.to_string())
         .env("WEBAPP_VENV", venv.to_str().unwrap())
         .env("PATH", &path)
         .socket_at(&dir.join("state/ringmaster.sock"))
@@ -113,6 +114,19 @@ fn the_example_stack_runs_end_to_end() {
     wait_until("a task answered through nginx", SLOW, || {
         http_get(http, "/add?x=2&y=3").filter(|a| a.contains("\"result\":5"))
     });
+    // The app's counters, merged across its workers by ringmaster, and
+    // ringmaster's own figures.
+    let merged = http_get(metrics, "/metrics/web").unwrap_or_default();
+    assert!(
+        merged.contains("webapp_requests_total{endpoint=\"add_numbers\",status=\"200\"}"),
+        "{merged}"
+    );
+    let own = http_get(metrics, "/metrics").unwrap_or_default();
+    assert!(
+        own.contains("ringmaster_process_up{watcher=\"nginx\",process=\"nginx:1\",wid=\"1\"} 1"),
+        "{own}"
+    );
+    assert!(http_get(metrics, "/health").is_some_and(|a| a.starts_with("HTTP/1.0 200")));
 
     redis_outage(&daemon, http);
     rolling_restart_under_load(&daemon, &wrk, http);
