@@ -278,9 +278,11 @@ class Tool:
 
     label = "?"
 
-    def __init__(self, watchers):
+    def __init__(self, watchers, daemon_extra=""):
         self.dir = tempfile.mkdtemp(prefix="rm-bench-%s-" % self.label)
         self.watchers = watchers
+        #: More keys of ringmaster's [daemon] table (a line each).
+        self.daemon_extra = daemon_extra
         self.proc = None
         self.err = None
 
@@ -334,8 +336,8 @@ class Ringmaster(Tool):
 
     def write_config(self):
         self.socket = self.path("rm.sock")
-        out = ['[daemon]\nsocket = "%s"\nlogs_dir = "%s"\nlog_level = "warn"\n'
-               % (self.socket, self.path("logs"))]
+        out = ['[daemon]\nsocket = "%s"\nlogs_dir = "%s"\nlog_level = "warn"\n%s'
+               % (self.socket, self.path("logs"), self.daemon_extra)]
         for w in self.watchers:
             out.append("[watchers.%s]" % w.name)
             out.append("args = %s" % json.dumps(w.argv))
@@ -1139,6 +1141,116 @@ def health_wakeups(tool_cls, count, idle_secs):
         listener.close()
 
 
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def http_fetch(port, path):
+    """One GET over a new connection: (seconds, bytes of body)."""
+    t0 = time.perf_counter()
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
+        conn.sendall(("GET %s HTTP/1.0\r\nHost: bench\r\n\r\n" % path).encode())
+        data = b""
+        while True:
+            chunk = conn.recv(1 << 16)
+            if not chunk:
+                break
+            data += chunk
+    took = time.perf_counter() - t0
+    head, _, body = data.partition(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/1.") or b" 200 " not in head.split(b"\r\n")[0]:
+        raise RuntimeError("GET %s: %r" % (path, head[:80]))
+    return took, len(body)
+
+
+def metrics_scrapes(tool_cls, counts, scrapes, idle_secs, workers, series):
+    """ringmaster only: the metrics listener. GET /metrics with each of
+    COUNTS processes logging to files (median of SCRAPES); the daemon's
+    RSS and its wake-ups over IDLE_SECS with the listener on and nobody
+    scraping (10 processes); and GET /metrics/web over WORKERS workers'
+    multiprocess files of SERIES counters each, against the Python
+    client's own MultiProcessCollector and generate_latest on the same
+    directory."""
+    if tool_cls is not Ringmaster:
+        return None
+    result = {}
+    for count in counts:
+        port = free_port()
+        extra = "metrics = \"127.0.0.1:%d\"\n" % port
+        with Ringmaster([Watcher("many", [SLEEP, "100000"], count, stdout=FILES)], daemon_extra=extra) as tool:
+            wait_for(lambda: tool.running() == count, 120, "%d running" % count, interval=0.05)
+            http_fetch(port, "/metrics")
+            samples, size = [], 0
+            for _ in range(scrapes):
+                took, size = http_fetch(port, "/metrics")
+                samples.append(took * 1000)
+            result["scrape_%d" % count] = summary(samples)
+            result["bytes_%d" % count] = size
+    port = free_port()
+    extra = "metrics = \"127.0.0.1:%d\"\n" % port
+    with Ringmaster([Watcher("quiet", [SLEEP, "100000"], 10, stdout=FILES)], daemon_extra=extra) as tool:
+        wait_for(lambda: tool.running() == 10, 60, "10 running", interval=0.05)
+        time.sleep(1.5)
+        pid = tool.proc.pid
+        wake0 = voluntary_switches(pid)
+        time.sleep(idle_secs)
+        # Nobody scraped: the listener alone must not wake the daemon.
+        result["idle_wakeups"] = voluntary_switches(pid) - wake0
+        result["rss_idle_mb"] = status_value(pid, "VmRSS") / 1024
+        http_fetch(port, "/metrics")
+        result["rss_mb"] = status_value(pid, "VmRSS") / 1024
+    port = free_port()
+    extra = "metrics = \"127.0.0.1:%d\"\n" % port
+    multiproc = "prometheus_multiproc = true"
+    with Ringmaster([Watcher("web", [SLEEP, "100000"], 1, stdout=FILES, extra=multiproc)],
+                    daemon_extra=extra) as tool:
+        wait_for(lambda: tool.running() == 1, 60, "web running", interval=0.05)
+        directory = tool.path("rm.sock.prometheus/web")
+        python = os.path.join(VENV, "bin", "python")
+        subprocess.run([python, "-c", MULTIPROC_WRITER, directory, str(workers), str(series)], check=True)
+        samples, size = [], 0
+        for _ in range(scrapes):
+            took, size = http_fetch(port, "/metrics/web")
+            samples.append(took * 1000)
+        result["merged"] = summary(samples)
+        result["merged_bytes"] = size
+        client = subprocess.run([python, "-c", MULTIPROC_CLIENT, directory, str(scrapes)],
+                                check=True, capture_output=True, text=True)
+        result["client_merged"] = summary([float(x) for x in client.stdout.split()])
+    return result
+
+
+#: Writes WORKERS files of SERIES labelled counters each, as WORKERS
+#: workers of an app using prometheus_client in multiprocess mode would.
+MULTIPROC_WRITER = """
+import os, sys
+from prometheus_client.mmap_dict import MmapedDict, mmap_key
+directory, workers, series = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+for worker in range(workers):
+    d = MmapedDict(os.path.join(directory, "counter_%d.db" % (100000 + worker)))
+    for i in range(series):
+        key = mmap_key("app_requests", "app_requests_total", ["route"], ["/r%d" % i], "Requests.")
+        d.write_value(key, float(i + worker), 0.0)
+    d.close()
+"""
+
+#: Times the client's own merge of the directory, in ms per run.
+MULTIPROC_CLIENT = """
+import sys, time
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+directory, runs = sys.argv[1], int(sys.argv[2])
+for _ in range(runs):
+    t0 = time.perf_counter()
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=directory)
+    generate_latest(registry)
+    print((time.perf_counter() - t0) * 1000)
+"""
+
+
 #: The example stack (examples/webapp): redis-server, nginx and the venv's
 #: celery must be there.
 WEBAPP = os.path.join(ROOT, "examples", "webapp")
@@ -1161,7 +1273,7 @@ def stack_ready(tool_cls):
             shutil.copy(os.path.join(WEBAPP, name), work)
     os.makedirs(os.path.join(work, "state"))
     ports = {}
-    for key in ("WEBAPP_HTTP_PORT", "WEBAPP_WEB_PORT", "WEBAPP_REDIS_PORT"):
+    for key in ("WEBAPP_HTTP_PORT", "WEBAPP_WEB_PORT", "WEBAPP_REDIS_PORT", "WEBAPP_METRICS_PORT"):
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             ports[key] = str(probe.getsockname()[1])
@@ -1238,13 +1350,14 @@ SIZES = {
              "reload_watchers": 100, "reloads": 10, "repl_lines": 50,
              "notify_procs": 100, "notify_idle_secs": 10, "pid1_procs": 1000,
              "crowd": [1000, 100, 1 << 30, 200], "scale": [1000, 100, 100],
-             "chatty": [100, 1000, 10], "web_steady_secs": 5, "health": [100, 10]},
+             "chatty": [100, 1000, 10], "web_steady_secs": 5, "health": [100, 10],
+             "metrics": [[100, 1000], 20, 10, 8, 1000]},
     "quick": {"reps": 1, "idle_secs": 1, "spawn": [20], "kills": 2,
               "log_lines": 40_000, "ctl_calls": 3, "raw_calls": 20, "stop": [20], "restart_files": [5],
               "reload_watchers": 10, "reloads": 2, "repl_lines": 3,
               "notify_procs": 10, "notify_idle_secs": 1, "pid1_procs": 20,
               "crowd": [50, 10, 1 << 20, 5], "scale": [20, 5, 5], "chatty": [10, 100, 10],
-              "web_steady_secs": 1, "health": [5, 2]},
+              "web_steady_secs": 1, "health": [5, 2], "metrics": [[10], 3, 1, 2, 10]},
 }
 
 
@@ -1293,6 +1406,16 @@ FIGURES = [
     (("health", "wakeups"), "health: daemon wake-ups over those 10 s", "", True),
     (("health", "wakeups_per_check"), "health: daemon wake-ups per check", "", True),
     (("health", "cpu_ms"), "health: daemon CPU over those 10 s", "ms", True),
+    (("metrics", "scrape_100", "median"), "metrics: GET /metrics, 100 processes: median", "ms", True),
+    (("metrics", "bytes_100"), "metrics: /metrics body, 100 processes", "B", True),
+    (("metrics", "scrape_1000", "median"), "metrics: GET /metrics, 1000 processes: median", "ms", True),
+    (("metrics", "scrape_1000", "p95"), "metrics: GET /metrics, 1000 processes: p95", "ms", True),
+    (("metrics", "bytes_1000"), "metrics: /metrics body, 1000 processes", "B", True),
+    (("metrics", "rss_idle_mb"), "metrics: daemon RSS with the listener on, 10 processes, never scraped", "MB", True),
+    (("metrics", "rss_mb"), "metrics: daemon RSS with the listener on, 10 processes, after a scrape", "MB", True),
+    (("metrics", "idle_wakeups"), "metrics: daemon wake-ups over the idle window, listener on", "", True),
+    (("metrics", "merged", "median"), "metrics: GET /metrics/web, 8 workers x 1000 series: median", "ms", True),
+    (("metrics", "client_merged", "median"), "metrics: the Python client's own merge of them: median", "ms", True),
     (("stack", "running_s"), "examples/webapp: ringmasterd to every watcher RUNNING", "s", True),
     (("stack", "task_s"), "examples/webapp: ringmasterd to a task answered through nginx", "s", True),
 ]
@@ -1657,7 +1780,7 @@ def main():
     parser.add_argument("--tools", default=",".join(TOOLS), help="comma-separated rows to run")
     parser.add_argument("--only", help="comma-separated scenarios: "
                         "idle,spawn,restart,log,chatty,ctl,scale,crowd,stop,reload,repl,notify,pid1,web,"
-                        "health,stack")
+                        "health,stack,metrics")
     parser.add_argument("--no-build", action="store_true", help="use the existing release build")
     parser.add_argument("--bin-dir", help="take ringmasterd, ringmasterctl and the testkit from this "
                         "directory (another build, to compare); implies --no-build")
@@ -1678,7 +1801,7 @@ def main():
         size["reps"] = args.reps
     tools = [t for t in args.tools.split(",") if t]
     scenarios = set((args.only or "idle,spawn,restart,log,chatty,ctl,scale,crowd,stop,reload,repl,"
-                                 "notify,pid1,web,health,stack").split(","))
+                                 "notify,pid1,web,health,stack,metrics").split(","))
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     results = {"started": stamp, "quick": args.quick, "size": size, "tools": tools,
                "machine": {"cpus": os.cpu_count(), "kernel": platform.release(),
@@ -1741,6 +1864,9 @@ def main():
                 "ringmaster", "health", health_wakeups, *size["health"])
         if "stack" in scenarios and "ringmaster" in tools:
             rep_results["ringmaster"]["stack"] = run_scenario("ringmaster", "stack", stack_ready)
+        if "metrics" in scenarios and "ringmaster" in tools:
+            rep_results["ringmaster"]["metrics"] = run_scenario(
+                "ringmaster", "metrics", metrics_scrapes, *size["metrics"])
         if "pid1" in scenarios and "ringmaster" in tools:
             rep_results["ringmaster"]["pid1"] = run_scenario(
                 "ringmaster", "pid1 %d" % size["pid1_procs"], pid1_shutdown, size["pid1_procs"])

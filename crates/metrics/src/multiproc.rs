@@ -299,6 +299,7 @@ fn accumulate(metric: &Metric) -> Samples {
     let mut groups = Groups::default();
     let mut latest: HashMap<(Labels, String), f64> = HashMap::new();
     let mut buckets: Vec<(Labels, Vec<(f64, f64)>)> = Vec::new();
+    let mut bucket_index: HashMap<Labels, usize> = HashMap::new();
     let mode = metric.mode.strip_prefix("live").unwrap_or(&metric.mode);
     for sample in &metric.samples {
         let mut labels = sample.labels.clone();
@@ -329,13 +330,11 @@ fn accumulate(metric: &Metric) -> Samples {
             let Ok(bound) = le.trim().parse::<f64>() else {
                 continue;
             };
-            let at = buckets
-                .iter()
-                .position(|(l, _)| *l == labels)
-                .unwrap_or_else(|| {
-                    buckets.push((labels, Vec::new()));
-                    buckets.len() - 1
-                });
+            let at = *bucket_index.entry(labels.clone()).or_insert_with(|| {
+                buckets.push((labels, Vec::new()));
+                buckets.len() - 1
+            });
+            // Few buckets per label set: a search is cheaper than a map.
             let group = &mut buckets[at].1;
             match group.iter_mut().find(|(b, _)| b.total_cmp(&bound).is_eq()) {
                 Some((_, total)) => *total += value,
@@ -362,33 +361,39 @@ fn accumulate(metric: &Metric) -> Samples {
 }
 
 /// Samples keyed by (name, labels), grouped by a label set, each in the
-/// order first seen (the client's nested dicts).
+/// order first seen (the client's nested dicts), with indexes to find
+/// them: a metric of thousands of series is merged in linear time.
 #[derive(Default)]
 struct Groups {
-    groups: Vec<(Labels, Vec<(Slot, f64)>)>,
+    sets: Vec<(Labels, Vec<(Slot, f64)>)>,
+    by_labels: HashMap<Labels, usize>,
+    /// (group, slot) to the sample's place in its group.
+    by_slot: HashMap<(usize, Slot), usize>,
 }
 
 impl Groups {
     /// Gives the sample `slot` of group `labels` the value `value`, as
     /// `combine` says.
     fn merge(&mut self, labels: &[(String, String)], slot: Slot, value: f64, combine: Combine) {
-        let group = self
-            .groups
-            .iter()
-            .position(|(l, _)| l == labels)
-            .unwrap_or_else(|| {
-                self.groups.push((labels.to_vec(), Vec::new()));
-                self.groups.len() - 1
-            });
-        let samples = &mut self.groups[group].1;
-        match samples.iter_mut().find(|(s, _)| *s == slot) {
-            Some((_, old)) => *old = combine.next(*old, value),
-            None => samples.push((slot, combine.first(value))),
+        let group = if let Some(&group) = self.by_labels.get(labels) {
+            group
+        } else {
+            self.sets.push((labels.to_vec(), Vec::new()));
+            self.by_labels.insert(labels.to_vec(), self.sets.len() - 1);
+            self.sets.len() - 1
+        };
+        let samples = &mut self.sets[group].1;
+        let key = (group, slot);
+        if let Some(&at) = self.by_slot.get(&key) {
+            samples[at].1 = combine.next(samples[at].1, value);
+        } else {
+            samples.push((key.1.clone(), combine.first(value)));
+            self.by_slot.insert(key, samples.len() - 1);
         }
     }
 
     fn into_samples(self) -> Samples {
-        self.groups
+        self.sets
             .into_iter()
             .flat_map(|(_, samples)| samples)
             .map(|((name, labels), value)| (name, labels, value))
