@@ -12,6 +12,7 @@
 
 mod support;
 
+mod cgroups;
 mod compat;
 mod config_errors;
 mod console;

@@ -198,7 +198,10 @@ impl Builder {
         let config = dir.join("ringmaster.toml");
         let text = format!(
             "[daemon]\nsocket = \"{}\"\nlogs_dir = \"{}\"\n{}\n{}",
-            dir.join("rm.sock").display(),
+            self.socket
+                .clone()
+                .unwrap_or_else(|| dir.join("rm.sock"))
+                .display(),
             dir.join("logs").display(),
             self.daemon,
             self.body
@@ -495,6 +498,40 @@ impl Drop for Daemon {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        self.remove_cgroups();
+    }
+}
+
+impl Daemon {
+    /// The cgroup the daemon made for its processes (from its log).
+    pub fn cgroup_base(&self) -> Option<PathBuf> {
+        let log = self.daemon_log();
+        let line = log
+            .lines()
+            .find(|l| l.contains("each process runs in a cgroup of its own"))?;
+        let path = line.split("cgroup=").nth(1)?.split_whitespace().next()?;
+        Some(PathBuf::from(path))
+    }
+
+    /// Removes the cgroups a daemon killed by the test left behind (its
+    /// processes are gone: the cgroups are empty, or about to be).
+    fn remove_cgroups(&self) {
+        let Some(base) = self.cgroup_base() else {
+            return;
+        };
+        for _ in 0..100 {
+            if let Ok(entries) = std::fs::read_dir(&base) {
+                for entry in entries.flatten() {
+                    if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                        let _ = std::fs::remove_dir(entry.path());
+                    }
+                }
+            }
+            if std::fs::remove_dir(&base).is_ok() || !base.exists() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 }
 

@@ -110,6 +110,9 @@ pub struct DaemonConfig {
     /// The HTTP listener for `/metrics`, `/health` and `/targets`; none
     /// unless configured.
     pub metrics: Option<MetricsListen>,
+    /// Whether each process gets a cgroup of its own, when the daemon
+    /// can make them.
+    pub cgroups: bool,
 }
 
 /// `[daemon] metrics = "HOST:PORT"`.

@@ -772,6 +772,7 @@ fn read_daemon(
     let mut shutdown_timeout = defaults::SHUTDOWN_TIMEOUT;
     let mut includes = Vec::new();
     let mut metrics = None;
+    let mut cgroups = true;
 
     let table = value.and_then(|v| reader.table(src, "daemon", v));
     for (key, value) in table.into_iter().flatten() {
@@ -804,6 +805,7 @@ fn read_daemon(
             }
             "include" => includes = read_includes(reader, src, value, &ctx),
             "metrics" => metrics = read_metrics_listen(reader, src, k, value, &ctx),
+            "cgroups" => cgroups = reader.boolean(src, k, value).unwrap_or(cgroups),
             other => reader.unknown_key(
                 src,
                 key.span().start,
@@ -836,6 +838,7 @@ fn read_daemon(
         log_format,
         shutdown_timeout,
         metrics,
+        cgroups,
     };
     (daemon, includes)
 }

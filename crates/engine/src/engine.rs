@@ -11,6 +11,7 @@ mod rolls;
 mod sequences;
 #[cfg(test)]
 mod tests;
+mod trees;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -195,6 +196,12 @@ pub(crate) struct Engine {
     started_wall: std::time::SystemTime,
     /// The HTTP listener of `[daemon] metrics`, until `run` serves it.
     metrics_listener: Option<std::net::TcpListener>,
+    /// The daemon's cgroup for its processes, when it can make them.
+    trees: Option<ringmaster_cgroup::Tree>,
+    /// Numbers the processes' cgroups, so that each run has a new one.
+    cgroup_seq: u64,
+    /// Cgroups of past runs still populated, removed once empty.
+    stale_cgroups: Vec<ringmaster_cgroup::Leaf>,
 }
 
 impl Engine {
@@ -254,12 +261,22 @@ impl Engine {
             hook_runs: HashMap::new(),
             started_wall: std::time::SystemTime::now(),
             metrics_listener: None,
+            trees: None,
+            cgroup_seq: 0,
+            stale_cgroups: Vec::new(),
         })
     }
 
     /// The engine with the sockets bound for its configuration.
     pub fn with_listeners(mut self, listeners: Listeners) -> Self {
         self.listeners = listeners;
+        self
+    }
+
+    /// The engine, running each process in a cgroup of its own under
+    /// `trees`.
+    pub fn with_trees(mut self, trees: Option<ringmaster_cgroup::Tree>) -> Self {
+        self.trees = trees;
         self
     }
 
@@ -365,6 +382,7 @@ impl Engine {
         token.cancel();
         let _ = server.await;
         self.drain_logs().await;
+        self.remove_cgroups();
         socket.remove();
         tracing::info!("ringmasterd stopped");
         Ok(self.exit_code)
@@ -563,6 +581,11 @@ impl Engine {
                     Effect::CheckReady { pid } => self.start_check(id, pid),
                     Effect::Signal { target, signal } => {
                         let _ = self.os.signal(target, signal);
+                        if signal == nix::sys::signal::Signal::SIGKILL as i32 {
+                            self.kill_tree(id);
+                        } else if target < 0 {
+                            self.signal_outside_group(id, target, signal);
+                        }
                     }
                     Effect::Schedule(after) => self.schedule(id, after),
                     Effect::CancelTimer => self.cancel_timer(id),
@@ -829,11 +852,14 @@ impl Engine {
             (&self.config.daemon.socket, multiproc.as_deref()),
             &self.listeners,
         );
-        let prepared = match prepared {
+        let mut prepared = match prepared {
             Ok(prepared) => prepared,
             Err(reason) => return self.spawn_failed(id, reason.to_string()),
         };
+        let (leaf, procs) = self.cgroup_for_spawn(id).unzip();
+        prepared.cgroup = procs;
         let spawned = self.os.spawn(&prepared);
+        prepared.cgroup = None;
         // Our copies of the child's ends must close now, or the pumps
         // would never see EOF.
         drop(prepared.stdio);
@@ -845,8 +871,14 @@ impl Engine {
                 }
                 spawned.pid
             }
-            Err(err) => return self.spawn_failed(id, err.to_string()),
+            Err(err) => {
+                if let Some(leaf) = leaf {
+                    let _ = leaf.remove();
+                }
+                return self.spawn_failed(id, err.to_string());
+            }
         };
+        self.adopt_cgroup(id, leaf);
         let log_ready = match &self.watcher(id).ready {
             Some(ready) => match &ready.check {
                 // Checked when the file was read.
@@ -989,7 +1021,7 @@ impl Engine {
                 .spawn(async move { (name, pump.wait().await, lost.load(Ordering::Relaxed)) });
         }
         let leader = process.last_pid;
-        let group_alive = self.group_alive(leader);
+        let group_alive = self.tree_alive(id, leader);
         self.sweep_live_gauges(id);
         self.drive(id, lifecycle::Input::Exited { exit, group_alive });
     }
@@ -1001,9 +1033,10 @@ impl Engine {
             .filter_map(|id| Some((id, self.procs[id].life.phase.lingering_group()?)))
             .collect();
         for (id, pgid) in lingering {
-            let group_alive = self.group_alive(Some(pgid));
+            let group_alive = self.tree_alive(id, Some(pgid));
             self.drive(id, lifecycle::Input::GroupCheck { group_alive });
         }
+        self.remove_stale_cgroups();
     }
 
     // ----- timers ---------------------------------------------------------
@@ -1014,7 +1047,7 @@ impl Engine {
             Phase::Stopping(stop) => Some(stop.pgid),
             _ => None,
         };
-        let group_alive = self.group_alive(group);
+        let group_alive = self.tree_alive(id, group);
         self.drive(id, lifecycle::Input::Timer { group_alive });
     }
 

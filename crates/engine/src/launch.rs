@@ -65,6 +65,8 @@ pub(crate) struct Prepared {
     pub launch: Launch,
     pub stdio: Stdio,
     pub captures: Vec<Capture>,
+    /// The `cgroup.procs` of the cgroup the child joins, when it has one.
+    pub cgroup: Option<OwnedFd>,
 }
 
 /// Resolves user, environment, limits and output for `name` of watcher `w`;
@@ -141,6 +143,7 @@ pub(crate) fn prepare(
             passed,
         },
         captures,
+        cgroup: None,
     })
 }
 
@@ -178,6 +181,7 @@ pub(crate) fn prepare_probe(
             passed: Vec::new(),
         },
         captures: Vec::new(),
+        cgroup: None,
     })
 }
 
@@ -264,6 +268,7 @@ pub(crate) fn prepare_hook(
             passed: Vec::new(),
         },
         captures,
+        cgroup: None,
     })
 }
 

@@ -112,9 +112,11 @@ pub async fn run(config: Config) -> Result<i32, EngineError> {
     };
     // Handlers first, so no SIGCHLD from the first spawn can be missed.
     let signals = os::Signals::install()?;
+    let trees = process_trees(&config.daemon);
     let engine = engine::Engine::new(config, system, Box::new(os::Kernel))?
         .with_listeners(listeners)
-        .with_metrics(metrics);
+        .with_metrics(metrics)
+        .with_trees(trees);
     engine.run(listener, authorizer, socket, signals).await
 }
 
@@ -132,4 +134,37 @@ fn bind_metrics(
             location: metrics.location.to_string(),
             source,
         })
+}
+
+/// The controllers each process's cgroup gets, where available.
+const CONTROLLERS: &[&str] = &["cpu", "memory", "pids"];
+
+/// The daemon's cgroup for its processes, with what a crashed daemon
+/// left cleaned up; or none, with the reason logged once.
+fn process_trees(daemon: &ringmaster_config::DaemonConfig) -> Option<ringmaster_cgroup::Tree> {
+    if !daemon.cgroups {
+        tracing::info!("cgroups = false: processes are stopped by process group");
+        return None;
+    }
+    match ringmaster_cgroup::Tree::prepare(daemon.socket.as_os_str(), CONTROLLERS) {
+        Ok(tree) => {
+            let left = tree.clean_leftovers();
+            if left > 0 {
+                tracing::warn!(
+                    cgroups = left,
+                    "ended what a previous daemon left in its cgroups"
+                );
+            }
+            tracing::info!(
+                cgroup = %tree.base().display(),
+                controllers = %tree.controllers().join(" "),
+                "each process runs in a cgroup of its own"
+            );
+            Some(tree)
+        }
+        Err(err) => {
+            tracing::warn!("cgroups unavailable ({err}): processes are stopped by process group");
+            None
+        }
+    }
 }

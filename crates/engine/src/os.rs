@@ -35,7 +35,11 @@ pub(crate) struct Kernel;
 
 impl Children for Kernel {
     fn spawn(&mut self, prepared: &Prepared) -> Result<Spawned, SpawnError> {
-        ringmaster_spawn::spawn(&prepared.launch, &prepared.stdio)
+        ringmaster_spawn::spawn_into(
+            &prepared.launch,
+            &prepared.stdio,
+            prepared.cgroup.as_ref().map(std::os::fd::AsFd::as_fd),
+        )
     }
 
     fn reap(&mut self) -> Result<Option<(Pid, Exit)>, nix::Error> {

@@ -79,6 +79,8 @@ pub(crate) struct Process {
     pub log_lost: Arc<AtomicU64>,
     /// Output bytes read from stdout and stderr, ever (`/metrics`).
     pub log_bytes: [Arc<AtomicU64>; 2],
+    /// The cgroup of its current (or last) run, until found empty.
+    pub cgroup: Option<ringmaster_cgroup::Leaf>,
     /// `GROUP:NAME`, supervisord's name for it, when configured.
     pub alias: Option<String>,
     /// A stop or restart of several priority levels will act on it when
@@ -121,6 +123,7 @@ impl Process {
             log_errors: Vec::new(),
             log_lost: Arc::default(),
             log_bytes: [Arc::default(), Arc::default()],
+            cgroup: None,
         }
     }
 
@@ -213,6 +216,10 @@ impl Process {
                 last_failure: self.health.last_failure.clone(),
                 restarts: self.health.restarts,
             }),
+            cgroup: self
+                .cgroup
+                .as_ref()
+                .map(|leaf| leaf.path().display().to_string()),
         }
     }
 }

@@ -5,7 +5,10 @@
 //! apart, and the CPU time used in between is divided by the time that
 //! passed. With `tree`, each process is summed with all its descendants
 //! (found by parent pid), which is what a worker that forks its own
-//! children costs.
+//! children costs; a process in a cgroup of its own is summed over its
+//! cgroup instead (its `cpu.stat`, `memory.current` where the memory
+//! controller is enabled, and the processes in it), which also counts
+//! descendants that left its process tree (a double-forked daemon).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -78,6 +81,16 @@ fn read_all(pids: &[i32], tree: bool) -> HashMap<i32, Reading> {
 /// the result. Blocking: run it off the async runtime.
 pub(crate) fn measure(processes: &[ProcessInfo], tree: bool) -> StatsResult {
     let pids: Vec<i32> = processes.iter().filter_map(|p| p.pid).collect();
+    let cgroup_of = |p: &ProcessInfo| -> Option<std::path::PathBuf> {
+        p.cgroup
+            .as_deref()
+            .filter(|_| tree)
+            .map(std::path::PathBuf::from)
+    };
+    let cgroups_before: Vec<_> = processes
+        .iter()
+        .map(|p| cgroup_of(p).map(|path| ringmaster_cgroup::usage_of(&path)))
+        .collect();
     let first = read_all(&pids, tree);
     let started = Instant::now();
     std::thread::sleep(WINDOW);
@@ -90,7 +103,8 @@ pub(crate) fn measure(processes: &[ProcessInfo], tree: bool) -> StatsResult {
     };
     let processes = processes
         .iter()
-        .map(|p| {
+        .zip(cgroups_before)
+        .map(|(p, cgroup_before)| {
             // Both readings must be of the same process: a pid reused in
             // between would have a smaller tick count.
             let pair = p
@@ -108,17 +122,49 @@ pub(crate) fn measure(processes: &[ProcessInfo], tree: bool) -> StatsResult {
                 threads: pair.map(|(_, b)| b.threads),
                 restarts: p.restarts,
                 uptime_secs: p.uptime_secs,
-                tree: pair.filter(|_| tree).map(|(a, b)| TreeStats {
-                    processes: b.tree_processes,
-                    cpu_percent: percent(a.tree_ticks, b.tree_ticks),
-                    rss_bytes: b.tree_rss_pages * page,
-                }),
+                tree: match (cgroup_of(p), cgroup_before) {
+                    (Some(path), Some(before)) => Some(cgroup_tree(&path, before, elapsed)),
+                    _ => pair.filter(|_| tree).map(|(a, b)| TreeStats {
+                        processes: b.tree_processes,
+                        cpu_percent: percent(a.tree_ticks, b.tree_ticks),
+                        rss_bytes: b.tree_rss_pages * page,
+                        memory_bytes: None,
+                    }),
+                },
             }
         })
         .collect();
     StatsResult {
         window_secs: elapsed,
         processes,
+    }
+}
+
+/// A process's tree as its cgroup counts it, CPU over `elapsed` seconds
+/// since `before`.
+fn cgroup_tree(
+    path: &std::path::Path,
+    before: ringmaster_cgroup::TreeUsage,
+    elapsed: f64,
+) -> TreeStats {
+    let after = ringmaster_cgroup::usage_of(path);
+    let page = procfs::page_size();
+    let rss_pages: u64 = std::fs::read_to_string(path.join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|pid| {
+            procfs::process::Process::new(pid.trim().parse().ok()?)
+                .ok()?
+                .stat()
+                .ok()
+        })
+        .map(|stat| stat.rss)
+        .sum();
+    TreeStats {
+        processes: u32::try_from(after.processes).unwrap_or(u32::MAX),
+        cpu_percent: (after.cpu_seconds - before.cpu_seconds).max(0.0) / elapsed * 100.0,
+        rss_bytes: rss_pages * page,
+        memory_bytes: after.memory_bytes,
     }
 }
 

@@ -86,6 +86,10 @@ pub struct ProcessFigures {
     pub log_bytes: [u64; 2],
     /// CPU, memory and descriptors of the live process, once measured.
     pub usage: Option<Usage>,
+    /// The cgroup its tree runs in, when it has one.
+    pub cgroup: Option<std::path::PathBuf>,
+    /// What its whole tree uses, from its cgroup, once measured.
+    pub tree: Option<ringmaster_cgroup::TreeUsage>,
 }
 
 impl ProcessFigures {

@@ -193,6 +193,7 @@ impl Collector for Figures {
             gauge,
         )?;
         encode_usage(e, processes)?;
+        encode_trees(e, processes)?;
         encode_log_bytes(e, processes)?;
         encode_watchers(e, &self.0)?;
         encode_daemon(e, &self.0)
@@ -233,6 +234,43 @@ fn encode_usage(e: &mut DescriptorEncoder<'_>, processes: &[ProcessFigures]) -> 
             MetricType::Gauge,
         ),
         |p| usage(p).and_then(|u| u.open_fds),
+        gauge,
+    )
+}
+
+/// What each process's whole tree uses, from its cgroup.
+fn encode_trees(e: &mut DescriptorEncoder<'_>, processes: &[ProcessFigures]) -> std::fmt::Result {
+    per_process(
+        e,
+        processes,
+        (
+            "ringmaster_process_tree_cpu_seconds",
+            "CPU time of every process that ran in the process's cgroup",
+            MetricType::Counter,
+        ),
+        |p| p.tree.map(|t| t.cpu_seconds),
+        counter,
+    )?;
+    per_process(
+        e,
+        processes,
+        (
+            "ringmaster_process_tree_processes",
+            "Processes in the process's cgroup now",
+            MetricType::Gauge,
+        ),
+        |p| p.tree.map(|t| t.processes),
+        gauge,
+    )?;
+    per_process(
+        e,
+        processes,
+        (
+            "ringmaster_process_tree_memory_bytes",
+            "Memory charged to the process's cgroup (with the memory controller)",
+            MetricType::Gauge,
+        ),
+        |p| p.tree.and_then(|t| t.memory_bytes),
         gauge,
     )
 }

@@ -1,5 +1,5 @@
 //! CPU, memory and descriptors from /proc, for every live process of a
-//! snapshot and for the daemon. Blocking: the caller runs it off the
+//! snapshot and for the daemon, and each process tree's from its cgroup. Blocking: the caller runs it off the
 //! async runtime.
 
 use crate::{Snapshot, Usage};
@@ -11,6 +11,7 @@ pub fn measure(snapshot: &mut Snapshot) {
     snapshot.daemon.usage = read(snapshot.daemon.pid);
     for process in &mut snapshot.processes {
         process.usage = process.pid.and_then(read);
+        process.tree = process.cgroup.as_deref().map(ringmaster_cgroup::usage_of);
     }
 }
 

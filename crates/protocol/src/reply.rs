@@ -150,6 +150,10 @@ pub struct ProcessInfo {
     /// Its health check, when the watcher has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthInfo>,
+    /// The cgroup its process tree runs in, when the daemon gives each
+    /// process one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<String>,
 }
 
 /// Where a process stands with its watcher's `health` check.
@@ -205,6 +209,10 @@ pub struct TreeStats {
     pub cpu_percent: f64,
     /// Their resident memory (shared pages counted in each).
     pub rss_bytes: u64,
+    /// Memory charged to the process's cgroup, where the memory
+    /// controller is enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_bytes: Option<u64>,
 }
 
 /// Result of `stats`.

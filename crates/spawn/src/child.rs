@@ -61,10 +61,12 @@ pub enum Stage {
     WorkingDir,
     /// execve.
     Exec,
+    /// Joining the process's cgroup.
+    Cgroup,
 }
 
 impl Stage {
-    const ALL: [Stage; 9] = [
+    const ALL: [Stage; 10] = [
         Self::ProcessGroup,
         Self::Rlimit,
         Self::Groups,
@@ -74,6 +76,7 @@ impl Stage {
         Self::Stdio,
         Self::WorkingDir,
         Self::Exec,
+        Self::Cgroup,
     ];
 
     /// What the step does, for error messages.
@@ -88,6 +91,7 @@ impl Stage {
             Self::Stdio => "cannot set up stdin/stdout/stderr",
             Self::WorkingDir => "cannot change to working_dir",
             Self::Exec => "cannot execute",
+            Self::Cgroup => "cannot join its cgroup",
         }
     }
 
@@ -119,6 +123,8 @@ pub(crate) struct Sources<'a> {
     pub report: BorrowedFd<'a>,
     /// To become 3, 4, ...
     pub passed: Vec<BorrowedFd<'a>>,
+    /// The `cgroup.procs` of the cgroup the child joins first.
+    pub cgroup: Option<BorrowedFd<'a>>,
 }
 
 /// Slots kept for passed descriptors (sockets): a child passed more gets
@@ -229,6 +235,8 @@ const STACK_BYTES: usize = 256 * 1024;
 /// What the child's entry point receives.
 struct ChildArgs<'a> {
     launch: &'a Launch,
+    /// `cgroup.procs` to write `0` to before anything else, or -1.
+    cgroup: RawFd,
     argv: &'a [*const c_char],
     envp: &'a [*const c_char],
     fds: ChildFds,
@@ -362,6 +370,7 @@ pub(crate) fn fork_and_exec(
     };
     let args = ChildArgs {
         launch,
+        cgroup: sources.cgroup.map_or(-1, |fd| fd.as_raw_fd()),
         argv: &argv,
         envp: &envp,
         fds,
@@ -439,6 +448,12 @@ extern "C" fn child_entry(arg: *mut libc::c_void) -> libc::c_int {
     // SAFETY: see above; child_main never returns.
     unsafe {
         let args = &*arg.cast::<ChildArgs<'_>>();
+        // Into its cgroup first, so that nothing it ever starts is
+        // outside it. Writing through a descriptor of the shared table
+        // changes no descriptor.
+        if args.cgroup >= 0 && libc::write(args.cgroup, b"0".as_ptr().cast(), 1) != 1 {
+            fail(args.fds.report, Stage::Cgroup, errno());
+        }
         if let Some(boundary) = args.unshare_below {
             own_table(boundary, args.fds.report);
         }

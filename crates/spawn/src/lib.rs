@@ -131,6 +131,16 @@ pub fn reserve_descriptors() {
 /// Forks and execs `launch` with `stdio`. Blocks until the child has exec'd
 /// or failed, which is typically well under a millisecond.
 pub fn spawn(launch: &Launch, stdio: &Stdio) -> Result<Spawned, SpawnError> {
+    spawn_into(launch, stdio, None)
+}
+
+/// As [`spawn`], the child joining first the cgroup whose `cgroup.procs`
+/// is `cgroup` (open for writing), before it does anything else.
+pub fn spawn_into(
+    launch: &Launch,
+    stdio: &Stdio,
+    cgroup: Option<std::os::fd::BorrowedFd<'_>>,
+) -> Result<Spawned, SpawnError> {
     let (err_read, err_write) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| SpawnError::Os {
             what: "cannot create a pipe",
@@ -142,6 +152,7 @@ pub fn spawn(launch: &Launch, stdio: &Stdio) -> Result<Spawned, SpawnError> {
         stderr: stdio.stderr.as_fd(),
         report: err_write.as_fd(),
         passed: stdio.passed.iter().map(AsFd::as_fd).collect(),
+        cgroup,
     };
     let (pid, pidfd) = child::fork_and_exec(launch, &sources).map_err(|source| SpawnError::Os {
         what: "cannot fork",

@@ -60,6 +60,8 @@ impl Engine {
                         .each_ref()
                         .map(|count| count.load(Ordering::Relaxed)),
                     usage: None,
+                    cgroup: process.cgroup.as_ref().map(|leaf| leaf.path().to_owned()),
+                    tree: None,
                 });
             }
             snapshot.watchers.push(WatcherFigures {
