@@ -162,6 +162,8 @@ fn the_example_unit_verifies() {
     ))
     .unwrap();
     assert!(unit.contains("Type=notify") && unit.contains("ExecReload=/bin/kill -HUP $MAINPID"));
+    // The daemon makes a cgroup per process in the service's own.
+    assert!(unit.contains("\nDelegate=yes\n") && !unit.contains("\nProtectControlGroups=true"));
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ringmaster.service");
     std::fs::write(
