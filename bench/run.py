@@ -1222,6 +1222,71 @@ def metrics_scrapes(tool_cls, counts, scrapes, idle_secs, workers, series):
     return result
 
 
+def stop_trees(tool_cls, count):
+    """ringmaster only: `stop` of one process that started COUNT - 1
+    others, in its process group or as setsid escapees, with cgroups and
+    with `cgroups = false`: how long stop took, and how many of them
+    were still alive after it."""
+    if tool_cls is not Ringmaster:
+        return None
+    result = {}
+    for shape, child in (("group", "sleep 1000 &"),
+                         ("setsid", "(setsid sleep 1000 </dev/null >/dev/null 2>&1 &);")):
+        script = "for i in $(seq %d); do %s done; exec sleep 1000" % (count - 1, child)
+        for cgroups in (True, False):
+            extra = "" if cgroups else "cgroups = false\n"
+            watcher = Watcher("tree", ["sh", "-c", script], 1, stdout=FILES, extra='stop_timeout = "10s"')
+            with Ringmaster([watcher], daemon_extra=extra) as tool:
+                wait_for(lambda: tool.running() == 1, 60, "the tree running", interval=0.05)
+                leader = tool.request("status")["result"]["processes"][0]["pid"]
+                wait_for(lambda: len(tree_pids(tool.proc.pid)) >= count, 60, "%d processes" % count,
+                         interval=0.05)
+                pids = tree_pids(tool.proc.pid)
+                t0 = time.monotonic()
+                reply = tool.request("stop", {"names": ["tree"]})
+                took = time.monotonic() - t0
+                if not reply.get("ok"):
+                    raise RuntimeError("stop: %r" % reply)
+                alive = [p for p in pids if p != leader and alive_pid(p)]
+                key = "%s_%s" % (shape, "cgroups" if cgroups else "groups")
+                result[key + "_s"] = took
+                result[key + "_left"] = len(alive)
+                for pid in alive:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except OSError:
+                        pass
+    return result
+
+
+def tree_pids(daemon_pid):
+    """The daemon's descendants (ours: setsid does not change the parent
+    the daemon, a subreaper, adopts them under)."""
+    out, queue = [], [daemon_pid]
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open("/proc/%s/stat" % entry) as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                children.setdefault(ppid, []).append(int(entry))
+            except (OSError, ValueError, IndexError):
+                pass
+    while queue:
+        for kid in children.get(queue.pop(), []):
+            out.append(kid)
+            queue.append(kid)
+    return out
+
+
+def alive_pid(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 #: Writes WORKERS files of SERIES labelled counters each, as WORKERS
 #: workers of an app using prometheus_client in multiprocess mode would.
 MULTIPROC_WRITER = """
@@ -1351,13 +1416,13 @@ SIZES = {
              "notify_procs": 100, "notify_idle_secs": 10, "pid1_procs": 1000,
              "crowd": [1000, 100, 1 << 30, 200], "scale": [1000, 100, 100],
              "chatty": [100, 1000, 10], "web_steady_secs": 5, "health": [100, 10],
-             "metrics": [[100, 1000], 20, 10, 8, 1000]},
+             "metrics": [[100, 1000], 20, 10, 8, 1000], "trees": 100},
     "quick": {"reps": 1, "idle_secs": 1, "spawn": [20], "kills": 2,
               "log_lines": 40_000, "ctl_calls": 3, "raw_calls": 20, "stop": [20], "restart_files": [5],
               "reload_watchers": 10, "reloads": 2, "repl_lines": 3,
               "notify_procs": 10, "notify_idle_secs": 1, "pid1_procs": 20,
               "crowd": [50, 10, 1 << 20, 5], "scale": [20, 5, 5], "chatty": [10, 100, 10],
-              "web_steady_secs": 1, "health": [5, 2], "metrics": [[10], 3, 1, 2, 10]},
+              "web_steady_secs": 1, "health": [5, 2], "metrics": [[10], 3, 1, 2, 10], "trees": 10},
 }
 
 
@@ -1416,6 +1481,12 @@ FIGURES = [
     (("metrics", "idle_wakeups"), "metrics: daemon wake-ups over the idle window, listener on", "", True),
     (("metrics", "merged", "median"), "metrics: GET /metrics/web, 8 workers x 1000 series: median", "ms", True),
     (("metrics", "client_merged", "median"), "metrics: the Python client's own merge of them: median", "ms", True),
+    (("trees", "group_cgroups_s"), "trees: stop of 1 + 99 in its process group, cgroups", "s", True),
+    (("trees", "group_groups_s"), "trees: stop of 1 + 99 in its process group, cgroups = false", "s", True),
+    (("trees", "setsid_cgroups_s"), "trees: stop of 1 + 99 setsid escapees, cgroups", "s", True),
+    (("trees", "setsid_cgroups_left"), "trees: escapees alive after that stop, cgroups", "", True),
+    (("trees", "setsid_groups_s"), "trees: stop of 1 + 99 setsid escapees, cgroups = false", "s", True),
+    (("trees", "setsid_groups_left"), "trees: escapees alive after that stop, cgroups = false", "", True),
     (("stack", "running_s"), "examples/webapp: ringmasterd to every watcher RUNNING", "s", True),
     (("stack", "task_s"), "examples/webapp: ringmasterd to a task answered through nginx", "s", True),
 ]
@@ -1780,7 +1851,7 @@ def main():
     parser.add_argument("--tools", default=",".join(TOOLS), help="comma-separated rows to run")
     parser.add_argument("--only", help="comma-separated scenarios: "
                         "idle,spawn,restart,log,chatty,ctl,scale,crowd,stop,reload,repl,notify,pid1,web,"
-                        "health,stack,metrics")
+                        "health,stack,metrics,trees")
     parser.add_argument("--no-build", action="store_true", help="use the existing release build")
     parser.add_argument("--bin-dir", help="take ringmasterd, ringmasterctl and the testkit from this "
                         "directory (another build, to compare); implies --no-build")
@@ -1801,7 +1872,7 @@ def main():
         size["reps"] = args.reps
     tools = [t for t in args.tools.split(",") if t]
     scenarios = set((args.only or "idle,spawn,restart,log,chatty,ctl,scale,crowd,stop,reload,repl,"
-                                 "notify,pid1,web,health,stack,metrics").split(","))
+                                 "notify,pid1,web,health,stack,metrics,trees").split(","))
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     results = {"started": stamp, "quick": args.quick, "size": size, "tools": tools,
                "machine": {"cpus": os.cpu_count(), "kernel": platform.release(),
@@ -1864,6 +1935,9 @@ def main():
                 "ringmaster", "health", health_wakeups, *size["health"])
         if "stack" in scenarios and "ringmaster" in tools:
             rep_results["ringmaster"]["stack"] = run_scenario("ringmaster", "stack", stack_ready)
+        if "trees" in scenarios and "ringmaster" in tools:
+            rep_results["ringmaster"]["trees"] = run_scenario(
+                "ringmaster", "trees", stop_trees, size["trees"])
         if "metrics" in scenarios and "ringmaster" in tools:
             rep_results["ringmaster"]["metrics"] = run_scenario(
                 "ringmaster", "metrics", metrics_scrapes, *size["metrics"])
