@@ -87,7 +87,9 @@ fn stop_ends_a_double_forked_setsid_daemon_that_ignores_term() {
     );
     assert!(!pid_alive(escapee), "the escapee {escapee} survived stop");
     assert_eq!(daemon.process("forker:1")["state"], "STOPPED");
-    assert!(!cgroup.exists(), "the empty cgroup was left");
+    wait_until("the empty cgroup removed", DEADLINE, || {
+        (!cgroup.exists()).then_some(())
+    });
 }
 
 #[test]
@@ -181,7 +183,13 @@ fn a_crashed_daemons_leftovers_are_ended_at_start() {
         .socket_at(&socket)
         .body("[watchers.quiet]\ncmd = \"sleep 1000\"\nstart_secs = \"0\"\n")
         .start();
-    assert_eq!(second.cgroup_base().as_deref(), Some(base.as_path()));
+    // The socket answers before the cgroups are seen to (a daemon that
+    // still runs on it must be found first): wait for the line.
+    let second_base = wait_until("the second daemon's cgroups", DEADLINE, || {
+        second.cgroup_base()
+    });
+    assert_eq!(second_base, base);
+    second.wait_state("quiet:1", "RUNNING");
     assert!(
         second
             .daemon_log()
@@ -240,5 +248,7 @@ stop_timeout = "1s"
     assert!(current <= 64, "{current} processes");
     let output = daemon.ctl(&["stop", "bomb"]);
     assert!(output.status.success(), "{output:?}");
-    assert!(!cgroup.exists());
+    wait_until("the cgroup removed", DEADLINE, || {
+        (!cgroup.exists()).then_some(())
+    });
 }

@@ -235,6 +235,17 @@ impl Leaf {
         &self.path
     }
 
+    /// Its directory, open (close-on-exec): where clone3 creates a child
+    /// (`CLONE_INTO_CGROUP`).
+    pub fn open_dir(&self) -> Result<OwnedFd, CgroupError> {
+        OpenOptions::new()
+            .read(true)
+            .custom_flags((nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_DIRECTORY).bits())
+            .open(&self.path)
+            .map(OwnedFd::from)
+            .map_err(io(&self.path))
+    }
+
     /// Its `cgroup.procs`, open for writing: a child writes `0` to it to
     /// join (close-on-exec, so no program ever holds it).
     pub fn open_procs(&self) -> Result<OwnedFd, CgroupError> {

@@ -347,6 +347,7 @@ impl Engine {
                 () = sleep_until(self.sweep_at) => {
                     self.sweep_at = None;
                     self.reap();
+                    self.remove_stale_cgroups();
                 }
                 () = tick(&mut watchdog) => self.notify.watchdog(),
                 () = sleep_until(deadline) => {

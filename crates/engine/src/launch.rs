@@ -65,8 +65,9 @@ pub(crate) struct Prepared {
     pub launch: Launch,
     pub stdio: Stdio,
     pub captures: Vec<Capture>,
-    /// The `cgroup.procs` of the cgroup the child joins, when it has one.
-    pub cgroup: Option<OwnedFd>,
+    /// The cgroup the child starts in, when it has one: its directory and
+    /// its `cgroup.procs`.
+    pub cgroup: Option<(OwnedFd, OwnedFd)>,
 }
 
 /// Resolves user, environment, limits and output for `name` of watcher `w`;

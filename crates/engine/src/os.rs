@@ -38,7 +38,13 @@ impl Children for Kernel {
         ringmaster_spawn::spawn_into(
             &prepared.launch,
             &prepared.stdio,
-            prepared.cgroup.as_ref().map(std::os::fd::AsFd::as_fd),
+            prepared
+                .cgroup
+                .as_ref()
+                .map(|(dir, procs)| ringmaster_spawn::CgroupFds {
+                    dir: std::os::fd::AsFd::as_fd(dir),
+                    procs: std::os::fd::AsFd::as_fd(procs),
+                }),
         )
     }
 

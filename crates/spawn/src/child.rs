@@ -39,6 +39,8 @@ use nix::unistd::Pid;
 
 use crate::prepare::Launch;
 
+mod clone3;
+
 /// The step of child set-up that failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
@@ -123,8 +125,8 @@ pub(crate) struct Sources<'a> {
     pub report: BorrowedFd<'a>,
     /// To become 3, 4, ...
     pub passed: Vec<BorrowedFd<'a>>,
-    /// The `cgroup.procs` of the cgroup the child joins first.
-    pub cgroup: Option<BorrowedFd<'a>>,
+    /// The cgroup the child starts in.
+    pub cgroup: Option<crate::CgroupFds<'a>>,
 }
 
 /// Slots kept for passed descriptors (sockets): a child passed more gets
@@ -301,6 +303,15 @@ impl Stack {
         }
     }
 
+    /// The stack above its guard page: its lowest address and its size.
+    fn usable(&self) -> (*mut libc::c_void, usize) {
+        let page = page_size();
+        (
+            (self.base as usize + page) as *mut libc::c_void,
+            STACK_BYTES - page,
+        )
+    }
+
     /// The top of the stack (stacks grow down), 16-byte aligned.
     fn top(&self) -> *mut libc::c_void {
         let top = self.base as usize + STACK_BYTES;
@@ -368,9 +379,9 @@ pub(crate) fn fork_and_exec(
             sources.passed.iter().map(AsRawFd::as_raw_fd).collect(),
         ),
     };
-    let args = ChildArgs {
+    let mut args = ChildArgs {
         launch,
-        cgroup: sources.cgroup.map_or(-1, |fd| fd.as_raw_fd()),
+        cgroup: -1,
         argv: &argv,
         envp: &envp,
         fds,
@@ -384,11 +395,17 @@ pub(crate) fn fork_and_exec(
     } else {
         0
     };
-    let cloned = match clone_child(top, &args, share_files | libc::CLONE_PIDFD) {
-        Err(err) if err.raw_os_error() == Some(libc::EINVAL) => {
-            clone_child(top, &args, share_files | libc::SIGCHLD)
+    let cloned = match sources.cgroup {
+        Some(cgroup) => {
+            let into = clone3::into_cgroup(&spawner, &args, share_files, cgroup.dir.as_raw_fd());
+            into.unwrap_or_else(|| {
+                // No clone3 into a cgroup here: the child moves itself
+                // in first thing, a slower way to the same place.
+                args.cgroup = cgroup.procs.as_raw_fd();
+                clone_with_pidfd(top, &args, share_files)
+            })
         }
-        other => other,
+        None => clone_with_pidfd(top, &args, share_files),
     };
     if let Some(slots) = spawner.slots.as_mut()
         && slots.empty().is_err()
@@ -398,6 +415,20 @@ pub(crate) fn fork_and_exec(
         spawner.slots = None;
     }
     cloned
+}
+
+/// `clone` with CLONE_PIDFD, or without it on a kernel that has none.
+fn clone_with_pidfd(
+    top: *mut libc::c_void,
+    args: &ChildArgs<'_>,
+    share_files: libc::c_int,
+) -> std::io::Result<(Pid, Option<OwnedFd>)> {
+    match clone_child(top, args, share_files | libc::CLONE_PIDFD) {
+        Err(err) if err.raw_os_error() == Some(libc::EINVAL) => {
+            clone_child(top, args, share_files | libc::SIGCHLD)
+        }
+        other => other,
+    }
 }
 
 /// The clone itself, with every signal blocked across it; `extra` adds

@@ -134,12 +134,23 @@ pub fn spawn(launch: &Launch, stdio: &Stdio) -> Result<Spawned, SpawnError> {
     spawn_into(launch, stdio, None)
 }
 
-/// As [`spawn`], the child joining first the cgroup whose `cgroup.procs`
-/// is `cgroup` (open for writing), before it does anything else.
+/// The cgroup a child is to start in: its directory, and its
+/// `cgroup.procs` open for writing.
+#[derive(Debug, Clone, Copy)]
+pub struct CgroupFds<'a> {
+    /// The cgroup's directory (for clone3's CLONE_INTO_CGROUP).
+    pub dir: std::os::fd::BorrowedFd<'a>,
+    /// Its `cgroup.procs`, which the child writes itself into where
+    /// clone3 cannot place it.
+    pub procs: std::os::fd::BorrowedFd<'a>,
+}
+
+/// As [`spawn`], the child starting in `cgroup`: created in it (clone3,
+/// Linux 5.7) or moving itself in before it does anything else.
 pub fn spawn_into(
     launch: &Launch,
     stdio: &Stdio,
-    cgroup: Option<std::os::fd::BorrowedFd<'_>>,
+    cgroup: Option<CgroupFds<'_>>,
 ) -> Result<Spawned, SpawnError> {
     let (err_read, err_write) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| SpawnError::Os {
@@ -227,5 +238,66 @@ mod tests {
         // Every write end is gone from the parent: end of file at once.
         let mut buf = [0u8; 8];
         assert_eq!(nix::unistd::read(&read, &mut buf).unwrap(), 0);
+    }
+
+    /// A child spawned into a cgroup is in it from its first instruction
+    /// (clone3 where the kernel has it; a move before exec elsewhere).
+    #[test]
+    fn a_child_starts_in_its_cgroup() {
+        let Ok(tree) = ringmaster_cgroup::Tree::prepare(
+            std::ffi::OsStr::new("ringmaster-spawn-unit-test"),
+            &[],
+        ) else {
+            eprintln!("SKIPPED: no writable cgroup2 here");
+            return;
+        };
+        let leaf = tree
+            .create(&format!("spawn-{}", std::process::id()))
+            .unwrap();
+        let (dir, procs) = (leaf.open_dir().unwrap(), leaf.open_procs().unwrap());
+        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+        let stdio = Stdio {
+            stdin: OwnedFd::from(std::fs::File::open("/dev/null").unwrap()),
+            stdout: write.try_clone().unwrap(),
+            stderr: write,
+            passed: Vec::new(),
+        };
+        let request = LaunchRequest {
+            argv: vec!["cat".into(), "/proc/self/cgroup".into()],
+            env: vec![("PATH".into(), DEFAULT_PATH.into())],
+            working_dir: "/".into(),
+            credentials: None,
+            umask: None,
+            rlimits: Vec::new(),
+            listen_pid: false,
+        };
+        let launch = Launch::prepare(request).unwrap();
+        let fds = CgroupFds {
+            dir: dir.as_fd(),
+            procs: procs.as_fd(),
+        };
+        let spawned = spawn_into(&launch, &stdio, Some(fds)).unwrap();
+        drop(stdio);
+        let mut said = String::new();
+        std::io::Read::read_to_string(&mut std::fs::File::from(read), &mut said).unwrap();
+        sys::reap_blocking(spawned.pid);
+        let name = leaf
+            .path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        assert!(
+            said.lines()
+                .any(|l| l.starts_with("0::") && l.ends_with(&name)),
+            "{said}"
+        );
+        for _ in 0..100 {
+            if leaf.remove().is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        tree.remove();
     }
 }

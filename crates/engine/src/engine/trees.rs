@@ -1,18 +1,21 @@
 //! Process trees by cgroup v2 (see ringmaster-cgroup): each run of a
 //! process gets a cgroup of its own, `WATCHER-WID-SEQ`, which the child
-//! joins before it execs. Whether a process's tree is still alive is
-//! then whether its cgroup is populated (or its process group has
-//! members not yet reaped), so STOPPING lasts until every process it
-//! started is gone, `setsid` escapees included. A signal for the process
-//! group also goes to the processes of the cgroup outside the group
-//! (once each: a second SIGTERM means "hurry" to some programs), so an
-//! escapee gets the stop signal too, as systemd's `KillMode=control-group`
-//! does; and the SIGKILL of `stop_timeout` (or of the shutdown deadline)
-//! goes to the whole cgroup (`cgroup.kill`). A cgroup is removed as soon as it is
-//! found empty; one still populated when its slot starts again (an
-//! orphan left by `stop_orphans = false`) is kept aside and removed once
-//! empty. Without cgroups (`cgroups = false`, or none the daemon can
-//! make) each of these falls back to the process group, as before.
+//! starts in (clone3) or joins before it execs. Whether a process's tree
+//! is still alive is then whether its cgroup is populated (or its process
+//! group has members not yet reaped), so STOPPING lasts until every
+//! process it started is gone, `setsid` escapees included. A signal for
+//! the process group also goes to the processes of the cgroup outside
+//! the group (once each: a second SIGTERM means "hurry" to some
+//! programs), so an escapee gets the stop signal too, as systemd's
+//! `KillMode=control-group` does; and the SIGKILL of `stop_timeout` (or
+//! of the shutdown deadline) goes to the whole cgroup (`cgroup.kill`).
+//! A cgroup found empty is removed with the orphan sweep that follows,
+//! a moment after the exit: right after its last process exits, `rmdir`
+//! costs half a millisecond, which a restart should not wait for. One
+//! still populated when its slot starts again (an orphan left by
+//! `stop_orphans = false`) is kept aside the same way until it is empty.
+//! Without cgroups (`cgroups = false`, or none the daemon can make) each
+//! of these falls back to the process group, as before.
 
 use std::os::fd::OwnedFd;
 
@@ -23,17 +26,18 @@ use super::Engine;
 use crate::process::ProcId;
 
 impl Engine {
-    /// A fresh cgroup for the next run of slot `id`, and its
-    /// `cgroup.procs` for the child to join; none without cgroups, or
+    /// A fresh cgroup for the next run of slot `id`, with its directory
+    /// and `cgroup.procs` open for the spawn; none without cgroups, or
     /// (with a warning) when it cannot be made.
-    pub(super) fn cgroup_for_spawn(&mut self, id: ProcId) -> Option<(Leaf, OwnedFd)> {
+    pub(super) fn cgroup_for_spawn(&mut self, id: ProcId) -> Option<(Leaf, (OwnedFd, OwnedFd))> {
         let tree = self.trees.as_ref()?;
         self.cgroup_seq += 1;
         let name = &self.procs[id].name;
         let leaf_name = format!("{}-{}-{}", name.watcher, name.wid, self.cgroup_seq);
-        let made = tree
-            .create(&leaf_name)
-            .and_then(|leaf| leaf.open_procs().map(|fd| (leaf, fd)));
+        let made = tree.create(&leaf_name).and_then(|leaf| {
+            let fds = (leaf.open_dir()?, leaf.open_procs()?);
+            Ok((leaf, fds))
+        });
         match made {
             Ok(made) => Some(made),
             Err(err) => {
@@ -57,8 +61,8 @@ impl Engine {
     }
 
     /// Whether slot `id`'s tree has processes: its cgroup is populated,
-    /// or (without one) process group `pgid` has members. A cgroup found
-    /// empty is removed.
+    /// or process group `pgid` has members. A cgroup found empty is set
+    /// aside for removal.
     pub(super) fn tree_alive(&mut self, id: ProcId, pgid: Option<Pid>) -> bool {
         // Members that exited but are not reaped yet have left the
         // cgroup, not the process group.
@@ -72,8 +76,10 @@ impl Engine {
         if group_alive {
             return true;
         }
-        if leaf.remove().is_ok() {
-            self.procs[id].cgroup = None;
+        // Removed with the orphan sweep, a moment later: not in the way of
+        // a restart.
+        if let Some(leaf) = self.procs[id].cgroup.take() {
+            self.stale_cgroups.push(leaf);
         }
         false
     }
