@@ -36,7 +36,7 @@ pub use model::{
 };
 pub use readiness::{
     DEFAULT_HEALTH_FAILURES, DEFAULT_HEALTH_INTERVAL, DEFAULT_HEALTH_TIMEOUT,
-    DEFAULT_READY_INTERVAL, DEFAULT_READY_TIMEOUT, Health, Readiness, ReadyCheck,
+    DEFAULT_READY_INTERVAL, DEFAULT_READY_TIMEOUT, Health, Readiness, ReadyCheck, log_pattern,
 };
 pub use socket::socket_of;
 pub use template::{Part, Template, WidFormat};

@@ -77,3 +77,33 @@ impl ReadyCheck {
         }
     }
 }
+
+/// The regex of a `ready = { log = "..." }` check, as it is matched: on
+/// the bytes of each line, with ASCII classes (`\d`, `\w`, `\s` and case
+/// folding are ASCII's; other characters match as written). Unicode
+/// tables would add a tenth to the daemon's resident memory, for log
+/// lines that are ASCII where it matters.
+pub fn log_pattern(text: &str) -> Result<regex::bytes::Regex, regex::Error> {
+    regex::bytes::RegexBuilder::new(text).unicode(false).build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_patterns_match_bytes_with_ascii_classes() {
+        let ready = log_pattern(r"celery@\S+ ready").unwrap();
+        assert!(ready.is_match(b"[tasks] celery@web-1 ready."));
+        let port = log_pattern(r"(?i)listening at: http://\S+:(\d+)").unwrap();
+        assert!(port.is_match(b"[INFO] Listening at: http://127.0.0.1:8000 (12)"));
+        // Other characters match as written, invalid UTF-8 lines too.
+        assert!(
+            log_pattern("démarré")
+                .unwrap()
+                .is_match("serveur démarré".as_bytes())
+        );
+        assert!(log_pattern("ok").unwrap().is_match(b"\xff\xfe ok"));
+        assert!(log_pattern(r"(?u)\w").is_err());
+    }
+}

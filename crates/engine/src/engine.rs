@@ -883,7 +883,7 @@ impl Engine {
         let log_ready = match &self.watcher(id).ready {
             Some(ready) => match &ready.check {
                 // Checked when the file was read.
-                ReadyCheck::Log(pattern) => regex::bytes::Regex::new(pattern).ok(),
+                ReadyCheck::Log(pattern) => ringmaster_config::log_pattern(pattern).ok(),
                 _ => None,
             },
             None => None,

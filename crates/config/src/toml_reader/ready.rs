@@ -184,7 +184,7 @@ fn read_check(
     }
     let text = reader.string(w.src, key, value)?;
     match kind {
-        "log" => match regex::Regex::new(text) {
+        "log" => match crate::readiness::log_pattern(text) {
             Ok(_) => Some(ReadyCheck::Log(text.to_owned())),
             Err(err) => {
                 let first = err
