@@ -150,18 +150,15 @@ start_secs = "0"
         crate::support::http_get(port, "/metrics")
     });
     let labels = r#"{watcher="forker",process="forker:1",wid="1"}"#;
-    assert!(
-        text.contains(&format!("ringmaster_process_tree_processes{labels} 2")),
+    assert_eq!(
+        crate::metrics::sample(&text, &format!("ringmaster_process_tree_processes{labels}")),
+        Some(2.0),
         "{text}"
     );
-    let cpu = text
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(&format!(
-                "ringmaster_process_tree_cpu_seconds_total{labels} "
-            ))
-        })
-        .and_then(|v| v.parse::<f64>().ok());
+    let cpu = crate::metrics::sample(
+        &text,
+        &format!("ringmaster_process_tree_cpu_seconds_total{labels}"),
+    );
     assert!(cpu.is_some_and(|c| c > 0.0), "{text}");
 }
 

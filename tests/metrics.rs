@@ -38,7 +38,7 @@ fn get(port: u16, path: &str) -> (u16, String) {
 
 /// The value of the sample `series` (name and labels, as written) in
 /// the exposition `text`.
-fn sample(text: &str, series: &str) -> Option<f64> {
+pub(crate) fn sample(text: &str, series: &str) -> Option<f64> {
     text.lines()
         .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
@@ -405,16 +405,15 @@ start_secs = "0"
     assert!(!counter.exists(), "a new start kept the old counters");
 }
 
-#[test]
-fn merged_metrics_of_gunicorn_workers_match_the_python_clients_own() {
-    let (Some(gunicorn), Some(python)) = (
-        crate::support::venv_program("gunicorn"),
-        crate::support::venv_program("python"),
-    ) else {
-        return;
-    };
-    let fixtures =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/prometheus");
+/// The fixture app under gunicorn: NUMPROCESSES gunicorns of WORKERS
+/// workers each on one daemon-held socket, `prometheus_multiproc` on,
+/// `extra` more watcher keys; the daemon, its metrics port and the app's.
+fn gunicorn_stack(
+    gunicorn: &std::path::Path,
+    shape: (u32, u32),
+    extra: &str,
+) -> (Daemon, u16, u16) {
+    let (numprocesses, workers) = shape;
     let (port, web) = (free_port(), free_port());
     let daemon = Daemon::builder()
         .daemon(&format!("metrics = \"127.0.0.1:{port}\""))
@@ -424,17 +423,35 @@ fn merged_metrics_of_gunicorn_workers_match_the_python_clients_own() {
 address = "tcp://127.0.0.1:{web}"
 
 [watchers.web]
-cmd = "{} --workers 2 --chdir {} app:app"
+cmd = "{} --workers {workers} --chdir {} app:app"
 sockets = ["web"]
-numprocesses = 2
+numprocesses = {numprocesses}
 prometheus_multiproc = true
 ready = {{ notify = true, timeout = "30s" }}
+{extra}
 "#,
             gunicorn.display(),
-            fixtures.display()
+            fixtures().display()
         ))
         .start();
-    daemon.wait_all("both gunicorns running", |p| p["state"] == "RUNNING");
+    daemon.wait_all("every gunicorn running", |p| p["state"] == "RUNNING");
+    (daemon, port, web)
+}
+
+/// tests/fixtures/prometheus: the instrumented app and the comparison.
+fn fixtures() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/prometheus")
+}
+
+#[test]
+fn merged_metrics_of_gunicorn_workers_match_the_python_clients_own() {
+    let (Some(gunicorn), Some(python)) = (
+        crate::support::venv_program("gunicorn"),
+        crate::support::venv_program("python"),
+    ) else {
+        return;
+    };
+    let (daemon, port, web) = gunicorn_stack(&gunicorn, (2, 2), "");
     // Requests spread over the four workers, each its own connection.
     let sent = 40;
     let mut pids = std::collections::BTreeSet::new();
@@ -461,7 +478,7 @@ ready = {{ notify = true, timeout = "30s" }}
     );
     let dir = multiproc_dir(&daemon, "web");
     let compared = std::process::Command::new(python)
-        .arg(fixtures.join("compare.py"))
+        .arg(fixtures().join("compare.py"))
         .arg(&dir)
         .arg(format!("http://127.0.0.1:{port}/metrics/web"))
         .output()
@@ -574,9 +591,6 @@ fn prometheus_scrapes_the_daemon_every_worker_and_the_merged_view() {
     ) else {
         return;
     };
-    let fixtures =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/prometheus");
-    let (port, web) = (free_port(), free_port());
     // Four free ports in a row for the workers' own endpoints.
     let first = (0..50)
         .map(|_| free_port())
@@ -584,27 +598,8 @@ fn prometheus_scrapes_the_daemon_every_worker_and_the_merged_view() {
             p < 65000 && (1..4).all(|i| std::net::TcpListener::bind(("127.0.0.1", p + i)).is_ok())
         })
         .unwrap();
-    let daemon = Daemon::builder()
-        .daemon(&format!("metrics = \"127.0.0.1:{port}\""))
-        .body(&format!(
-            r#"
-[sockets.web]
-address = "tcp://127.0.0.1:{web}"
-
-[watchers.web]
-cmd = "{} --workers 1 --chdir {} app:app"
-sockets = ["web"]
-numprocesses = 4
-metrics_port = {first}
-env = {{ METRICS_PORT = "$(metrics_port)" }}
-prometheus_multiproc = true
-ready = {{ notify = true, timeout = "30s" }}
-"#,
-            gunicorn.display(),
-            fixtures.display()
-        ))
-        .start();
-    daemon.wait_all("four gunicorns running", |p| p["state"] == "RUNNING");
+    let extra = format!("metrics_port = {first}\nenv = {{ METRICS_PORT = \"$(metrics_port)\" }}");
+    let (_daemon, port, web) = gunicorn_stack(&gunicorn, (4, 1), &extra);
     let server = Prometheus::start(
         &prometheus,
         &format!(

@@ -189,6 +189,28 @@ pub fn spawn_into(
 mod tests {
     use super::*;
 
+    /// A launch of `argv` with a plain environment, and stdio whose stdout
+    /// and stderr go to the pipe whose read end comes back.
+    fn launch_to_pipe(argv: &[&str]) -> (Launch, Stdio, OwnedFd) {
+        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+        let request = LaunchRequest {
+            argv: argv.iter().map(|a| (*a).into()).collect(),
+            env: vec![("PATH".into(), DEFAULT_PATH.into())],
+            working_dir: "/".into(),
+            credentials: None,
+            umask: None,
+            rlimits: Vec::new(),
+            listen_pid: false,
+        };
+        let stdio = Stdio {
+            stdin: OwnedFd::from(std::fs::File::open("/dev/null").unwrap()),
+            stdout: write.try_clone().unwrap(),
+            stderr: write,
+            passed: Vec::new(),
+        };
+        (Launch::prepare(request).unwrap(), stdio, read)
+    }
+
     fn read_status(pid: Pid, key: &str) -> Option<String> {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
         status
@@ -208,25 +230,7 @@ mod tests {
             .filter_map(|_| std::fs::File::open("/dev/null").ok())
             .collect();
         assert!(held.len() >= 2000, "could not open enough descriptors");
-        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
-        let stdin = OwnedFd::from(std::fs::File::open("/dev/null").unwrap());
-        let stderr = write.try_clone().unwrap();
-        let request = LaunchRequest {
-            argv: vec!["sleep".into(), "10".into()],
-            env: vec![("PATH".into(), DEFAULT_PATH.into())],
-            working_dir: "/".into(),
-            credentials: None,
-            umask: None,
-            rlimits: Vec::new(),
-            listen_pid: false,
-        };
-        let launch = Launch::prepare(request).unwrap();
-        let stdio = Stdio {
-            stdin,
-            stdout: write,
-            stderr,
-            passed: Vec::new(),
-        };
+        let (launch, stdio, read) = launch_to_pipe(&["sleep", "10"]);
         let spawned = spawn(&launch, &stdio).unwrap();
         drop(stdio);
         let size: usize = read_status(spawned.pid, "FDSize:")
@@ -255,23 +259,7 @@ mod tests {
             .create(&format!("spawn-{}", std::process::id()))
             .unwrap();
         let (dir, procs) = (leaf.open_dir().unwrap(), leaf.open_procs().unwrap());
-        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
-        let stdio = Stdio {
-            stdin: OwnedFd::from(std::fs::File::open("/dev/null").unwrap()),
-            stdout: write.try_clone().unwrap(),
-            stderr: write,
-            passed: Vec::new(),
-        };
-        let request = LaunchRequest {
-            argv: vec!["cat".into(), "/proc/self/cgroup".into()],
-            env: vec![("PATH".into(), DEFAULT_PATH.into())],
-            working_dir: "/".into(),
-            credentials: None,
-            umask: None,
-            rlimits: Vec::new(),
-            listen_pid: false,
-        };
-        let launch = Launch::prepare(request).unwrap();
+        let (launch, stdio, read) = launch_to_pipe(&["cat", "/proc/self/cgroup"]);
         let fds = CgroupFds {
             dir: dir.as_fd(),
             procs: procs.as_fd(),
