@@ -36,6 +36,7 @@ mod sockets;
 mod stack;
 mod stats;
 mod stopping;
+mod supervisorctl;
 mod systemd;
 mod tail;
 mod terminal;

@@ -1013,6 +1013,7 @@ impl Engine {
 
     fn on_exit(&mut self, id: ProcId, exit: Exit) {
         let process = &mut self.procs[id];
+        process.ended_wall = Some(std::time::SystemTime::now());
         let shown = process.shown();
         for mut pump in process.pumps.drain(..) {
             pump.finish();

@@ -13,7 +13,7 @@ use ringmaster_protocol::{
 
 use crate::lifecycle::{self, Life, Settings, describe_exit};
 use crate::table::WatcherId;
-use ringmaster_config::WatcherConfig;
+use ringmaster_config::{StderrSink, WatcherConfig};
 use ringmaster_spawn::Exit;
 use tokio_util::time::delay_queue;
 
@@ -66,6 +66,8 @@ pub(crate) struct Process {
     pub last_pid: Option<Pid>,
     /// Wall-clock time of the most recent spawn, for `status`.
     pub spawned_wall: Option<SystemTime>,
+    /// Wall-clock time the most recent run ended.
+    pub ended_wall: Option<SystemTime>,
     /// The pending deadline; its meaning follows from the phase.
     pub timer: Option<delay_queue::Key>,
     /// Pumps of the live process's pipes.
@@ -117,6 +119,7 @@ impl Process {
             life: Life::default(),
             last_pid: None,
             spawned_wall: None,
+            ended_wall: None,
             timer: None,
             pumps: Vec::new(),
             taps: [Tap::new(), Tap::new()],
@@ -220,7 +223,28 @@ impl Process {
                 .cgroup
                 .as_ref()
                 .map(|leaf| leaf.path().display().to_string()),
+            last_start: self.spawned_wall.map(unix_seconds),
+            last_stop: self.ended_wall.map(unix_seconds),
+            stdout_log: log_path(&settings.stdout, self.name.wid),
+            stderr_log: match &settings.stderr {
+                StderrSink::Stdout => log_path(&settings.stdout, self.name.wid),
+                StderrSink::Sink(sink) => log_path(sink, self.name.wid),
+            },
         }
+    }
+}
+
+/// Seconds since the epoch of `time`.
+fn unix_seconds(time: SystemTime) -> f64 {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// The file `sink` writes for slot `wid`, if it writes one.
+fn log_path(sink: &ringmaster_config::OutputSink, wid: u32) -> Option<String> {
+    match sink {
+        ringmaster_config::OutputSink::File(file) => Some(file.path.render(wid)),
+        ringmaster_config::OutputSink::Null => None,
     }
 }
 

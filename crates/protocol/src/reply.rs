@@ -154,6 +154,18 @@ pub struct ProcessInfo {
     /// process one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup: Option<String>,
+    /// Unix time of its most recent spawn, kept after that run ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_start: Option<f64>,
+    /// Unix time its most recent run ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_stop: Option<f64>,
+    /// Its stdout log file, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdout_log: Option<String>,
+    /// Its stderr log file (the stdout one when merged), when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stderr_log: Option<String>,
 }
 
 /// Where a process stands with its watcher's `health` check.

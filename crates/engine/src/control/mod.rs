@@ -18,6 +18,7 @@ mod peer;
 mod requests;
 mod socket;
 mod streams;
+mod supervisor;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -200,6 +201,11 @@ async fn connection(
     token: &CancellationToken,
 ) {
     let cred = stream.peer_cred();
+    if matches!(&cred, Ok(cred) if authorizer.allows(cred.uid(), cred.gid()))
+        && speaks_http(&stream).await
+    {
+        return supervisor::serve(stream, engine.clone()).await;
+    }
     let (read, mut write) = stream.into_split();
     match cred {
         Ok(cred) if authorizer.allows(cred.uid(), cred.gid()) => {}
@@ -246,6 +252,30 @@ async fn connection(
         // The client stopped taking replies (or left): nothing to serve.
         () = &mut writer => {}
     }
+}
+
+/// Whether the client speaks HTTP (supervisord's XML-RPC, `POST /RPC2`)
+/// rather than NDJSON, whose lines begin with `{`: its first byte, read
+/// without taking it, is an upper-case letter. A client that sends
+/// nothing within [`LINE_TIMEOUT`] is taken for an NDJSON one.
+async fn speaks_http(stream: &UnixStream) -> bool {
+    use std::os::fd::AsRawFd;
+    let peek = stream.async_io(tokio::io::Interest::READABLE, || {
+        let mut first = [0u8; 1];
+        match nix::sys::socket::recv(
+            stream.as_raw_fd(),
+            &mut first,
+            nix::sys::socket::MsgFlags::MSG_PEEK | nix::sys::socket::MsgFlags::MSG_DONTWAIT,
+        ) {
+            Ok(0) => Ok(None),
+            Ok(_) => Ok(Some(first[0])),
+            Err(errno) => Err(std::io::Error::from(errno)),
+        }
+    });
+    matches!(
+        tokio::time::timeout(LINE_TIMEOUT, peek).await,
+        Ok(Ok(Some(first))) if first.is_ascii_uppercase()
+    )
 }
 
 /// How a connection's request loop ended.

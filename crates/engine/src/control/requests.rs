@@ -112,7 +112,7 @@ pub(super) async fn serve_requests<R: AsyncBufRead + Unpin>(
 }
 
 /// Sends `request` to the engine and waits for its reply.
-async fn ask_engine(engine: &mpsc::Sender<Input>, id: Value, request: Request) -> Reply {
+pub(super) async fn ask_engine(engine: &mpsc::Sender<Input>, id: Value, request: Request) -> Reply {
     let (reply, answer) = oneshot::channel();
     let gone = |id| Refusal::Gone.reply(id);
     if engine

@@ -1,0 +1,141 @@
+//! supervisord's own tools against ringmaster (issue 21): supervisorctl
+//! from supervisor 4.3.0, run against ringmasterd and against supervisord
+//! for the same file, side by side.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::support::{DEADLINE, Daemon, venv_program, wait_until};
+
+/// The file both run: processes named supervisord's way, one group of
+/// two, one alone, one not started.
+fn conf(dir: &Path) -> String {
+    let socket = dir.join("supervisor.sock");
+    format!(
+        "[unix_http_server]\nfile={socket}\n\n\
+         [supervisord]\nlogfile={dir}/supervisord.log\npidfile={dir}/supervisord.pid\n\n\
+         [rpcinterface:supervisor]\nsupervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n\n\
+         [supervisorctl]\nserverurl=unix://{socket}\n\n\
+         [program:web]\ncommand=sleep 1000\nnumprocs=2\nprocess_name=%(program_name)s_%(process_num)02d\nstartsecs=0\n\n\
+         [program:one]\ncommand=sleep 1000\nstartsecs=0\n\n\
+         [program:off]\ncommand=sleep 1000\nautostart=false\n",
+        socket = socket.display(),
+        dir = dir.display()
+    )
+}
+
+/// `supervisorctl -c CONF ARGS`: exit code and stdout, with pids and
+/// times masked.
+fn supervisorctl(ctl: &Path, conf: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let output = Command::new(ctl)
+        .arg("-c")
+        .arg(conf)
+        .args(args)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    let masked: Vec<String> = text
+        .lines()
+        .map(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            words
+                .iter()
+                .map(|w| {
+                    if w.trim_end_matches(',')
+                        .chars()
+                        .all(|c| c.is_ascii_digit() || c == ':')
+                        && w.chars().any(|c| c.is_ascii_digit())
+                    {
+                        "N"
+                    } else {
+                        w
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    (output.status.code(), masked.join("\n"))
+}
+
+/// supervisord itself on `conf`, killed when dropped.
+struct Supervisord(std::process::Child);
+
+impl Drop for Supervisord {
+    fn drop(&mut self) {
+        // Its group: supervisord and the sleeps it started.
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(self.0.id() as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn supervisorctl_reads_ringmaster_as_it_reads_supervisord() {
+    let (Some(ctl), Some(supervisord)) =
+        (venv_program("supervisorctl"), venv_program("supervisord"))
+    else {
+        return;
+    };
+    // supervisord, on a file of its own.
+    let theirs = tempfile::tempdir().unwrap();
+    let their_conf = theirs.path().join("supervisord.conf");
+    std::fs::write(&their_conf, conf(theirs.path())).unwrap();
+    let child = {
+        use std::os::unix::process::CommandExt;
+        Command::new(&supervisord)
+            .args(["-n", "-c"])
+            .arg(&their_conf)
+            .process_group(0)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let _supervisord = Supervisord(child);
+    // ringmasterd, on the same file in its own directory.
+    let builder = Daemon::builder();
+    let ours = builder.path().to_path_buf();
+    let our_conf: PathBuf = ours.join("supervisord.conf");
+    std::fs::write(&our_conf, conf(&ours)).unwrap();
+    let daemon = builder
+        .socket_at(&ours.join("supervisor.sock"))
+        .launch(our_conf.clone());
+    daemon.wait_state("one:1", "RUNNING");
+
+    for args in [
+        &["status"][..],
+        &["status", "web:*"],
+        &["status", "one"],
+        &["pid", "one"],
+    ] {
+        let settled = |conf: &Path| {
+            wait_until(&format!("supervisorctl {args:?}"), DEADLINE, || {
+                let (code, text) = supervisorctl(&ctl, conf, args);
+                (!text.contains("STARTING") && !text.is_empty()).then_some((code, text))
+            })
+        };
+        let (their_code, their_text) = settled(&their_conf);
+        let (our_code, our_text) = settled(&our_conf);
+        assert_eq!(our_text, their_text, "supervisorctl {args:?}");
+        assert_eq!(our_code, their_code, "supervisorctl {args:?}: {our_text}");
+    }
+    // The daemon's own pid, as supervisorctl pid prints it.
+    let (_, pid) = supervisorctl_raw(&ctl, &our_conf, &["pid"]);
+    assert_eq!(pid.trim(), daemon.pid().to_string());
+}
+
+fn supervisorctl_raw(ctl: &Path, conf: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let output = Command::new(ctl)
+        .arg("-c")
+        .arg(conf)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
