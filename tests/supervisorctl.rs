@@ -18,7 +18,7 @@ fn conf(dir: &Path) -> String {
          [supervisorctl]\nserverurl=unix://{socket}\n\n\
          [program:web]\ncommand=sleep 1000\nnumprocs=2\nprocess_name=%(program_name)s_%(process_num)02d\nstartsecs=0\n\n\
          [program:one]\ncommand=sleep 1000\nstartsecs=0\n\n\
-         [program:off]\ncommand=sleep 1000\nautostart=false\n",
+         [program:off]\ncommand=sleep 1000\nautostart=false\nstartsecs=0\n",
         socket = socket.display(),
         dir = dir.display()
     )
@@ -114,11 +114,37 @@ fn supervisorctl_reads_ringmaster_as_it_reads_supervisord() {
         let settled = |conf: &Path| {
             wait_until(&format!("supervisorctl {args:?}"), DEADLINE, || {
                 let (code, text) = supervisorctl(&ctl, conf, args);
-                (!text.contains("STARTING") && !text.is_empty()).then_some((code, text))
+                let settled = !text.is_empty()
+                    && !text.contains("STARTING")
+                    && !text.contains("no such file")
+                    && !text.contains("refused");
+                settled.then_some((code, text))
             })
         };
         let (their_code, their_text) = settled(&their_conf);
         let (our_code, our_text) = settled(&our_conf);
+        assert_eq!(our_text, their_text, "supervisorctl {args:?}");
+        assert_eq!(our_code, their_code, "supervisorctl {args:?}: {our_text}");
+    }
+    // Starting, stopping and signalling, and their errors, in the order
+    // an operator would type them.
+    for args in [
+        &["stop", "one"][..],
+        &["stop", "one"],
+        &["start", "one"],
+        &["start", "one"],
+        &["start", "off"],
+        &["restart", "web:*"],
+        &["signal", "HUP", "web:web_00"],
+        &["signal", "NOPE", "web:web_00"],
+        &["stop", "nope"],
+        &["start", "nope:*"],
+        &["stop", "all"],
+        &["start", "all"],
+        &["status"],
+    ] {
+        let (their_code, their_text) = supervisorctl(&ctl, &their_conf, args);
+        let (our_code, our_text) = supervisorctl(&ctl, &our_conf, args);
         assert_eq!(our_text, their_text, "supervisorctl {args:?}");
         assert_eq!(our_code, their_code, "supervisorctl {args:?}: {our_text}");
     }
