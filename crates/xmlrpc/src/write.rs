@@ -40,7 +40,7 @@ fn write_value(out: &mut String, value: &Value) {
             let _ = write!(
                 out,
                 "<string>{}</string>",
-                quick_xml::escape::partial_escape(s)
+                quick_xml::escape::partial_escape(xml_chars(s))
             );
         }
         Value::Double(d) => {
@@ -78,6 +78,21 @@ fn write_value(out: &mut String, value: &Value) {
     out.push_str("</value>");
 }
 
+/// `s` with the characters XML 1.0 cannot carry (control characters but
+/// tab, newline and carriage return: a log line's colour codes) as U+FFFD,
+/// so that the client's parser reads the response at all.
+fn xml_chars(s: &str) -> std::borrow::Cow<'_, str> {
+    let allowed = |c: char| c >= ' ' || matches!(c, '\t' | '\n' | '\r');
+    if s.chars().all(allowed) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    std::borrow::Cow::Owned(
+        s.chars()
+            .map(|c| if allowed(c) { c } else { '\u{fffd}' })
+            .collect(),
+    )
+}
+
 /// A double as Python's `repr` writes it (`1.0`, not `1`).
 fn python_double(d: f64) -> String {
     if d.is_finite() && d.fract() == 0.0 && d.abs() < 1e16 {
@@ -108,6 +123,10 @@ mod tests {
         );
         assert!(response(&Value::from("a<b&c")).contains("<string>a&lt;b&amp;c</string>"));
         assert!(response(&Value::Double(3.0)).contains("<double>3.0</double>"));
+        // A log's colour codes would make the response unreadable.
+        assert!(
+            response(&Value::from("\u{1b}[31mred")).contains("<string>\u{fffd}[31mred</string>")
+        );
     }
 
     #[test]

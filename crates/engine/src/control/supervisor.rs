@@ -28,6 +28,7 @@ use super::Input;
 
 mod actions;
 mod info;
+mod logs;
 
 use info::{group_and_name, process_info};
 
@@ -115,6 +116,14 @@ const METHODS: &[&str] = &[
     "supervisor.signalProcess",
     "supervisor.signalProcessGroup",
     "supervisor.signalAllProcesses",
+    "supervisor.readProcessStdoutLog",
+    "supervisor.readProcessStderrLog",
+    "supervisor.tailProcessStdoutLog",
+    "supervisor.tailProcessStderrLog",
+    "supervisor.clearProcessLogs",
+    "supervisor.clearAllProcessLogs",
+    "supervisor.readLog",
+    "supervisor.clearLog",
     "system.listMethods",
 ];
 
@@ -173,7 +182,72 @@ async fn dispatch(
                 METHODS.iter().map(|m| Value::from(*m)).collect(),
             ))
         }
+        _ if method.contains("Log") => log_method(engine, method, params).await,
         _ => act(engine, method, params).await,
+    }
+}
+
+/// The log methods: `(name, offset, length)` to read or tail one,
+/// `(name)` to clear, `(offset, length)` for the daemon's own log.
+async fn log_method(
+    engine: &mpsc::Sender<Input>,
+    method: &str,
+    params: &[Value],
+) -> Result<Value, Fault> {
+    use logs::Channel;
+    let int = |at: usize| -> Result<i64, Fault> {
+        params[at].as_int().ok_or((FaultCode::BadArguments, None))
+    };
+    let channel = if method.contains("Stderr") {
+        Channel::Stderr
+    } else {
+        Channel::Stdout
+    };
+    match method {
+        "supervisor.readProcessStdoutLog" | "supervisor.readProcessStderrLog" => {
+            arity(params, 3)?;
+            logs::read(engine, string(&params[0])?, (int(1)?, int(2)?), channel).await
+        }
+        "supervisor.tailProcessStdoutLog" | "supervisor.tailProcessStderrLog" => {
+            arity(params, 3)?;
+            logs::tail(engine, string(&params[0])?, (int(1)?, int(2)?), channel).await
+        }
+        "supervisor.clearProcessLogs" => {
+            arity(params, 1)?;
+            let name = string(&params[0])?;
+            known(engine, name).await?;
+            logs::clear(engine, vec![name.to_owned()]).await
+        }
+        "supervisor.clearAllProcessLogs" => {
+            arity(params, 0)?;
+            let mut processes = status(engine, Vec::new()).await?;
+            processes.sort_by_cached_key(group_and_name);
+            logs::clear(
+                engine,
+                processes.iter().map(|p| p.name.to_string()).collect(),
+            )
+            .await?;
+            Ok(Value::Array(
+                processes
+                    .iter()
+                    .map(|p| {
+                        let (group, name) = group_and_name(p);
+                        Value::record([
+                            ("name", Value::from(name)),
+                            ("group", Value::from(group)),
+                            ("status", Value::Int(FaultCode::Success as i64)),
+                            ("description", Value::from("OK")),
+                        ])
+                    })
+                    .collect(),
+            ))
+        }
+        // The daemon's own log goes to its stderr (the journal), not to a
+        // file supervisord's way.
+        "supervisor.readLog" | "supervisor.clearLog" => {
+            Err((FaultCode::NoFile, Some("None".into())))
+        }
+        _ => Err((FaultCode::UnknownMethod, None)),
     }
 }
 
