@@ -185,3 +185,43 @@ fn sorted(text: &str) -> Vec<&str> {
     lines.sort_unstable();
     lines
 }
+
+/// A Python `ServerProxy` script, as monitoring scripts are written,
+/// calls every method served and checks supervisord's answers.
+#[test]
+fn a_python_xmlrpc_client_gets_supervisords_answers() {
+    let Some(python) = venv_program("python") else {
+        return;
+    };
+    let builder = Daemon::builder();
+    let dir = builder.path().to_path_buf();
+    let conf_path = dir.join("supervisord.conf");
+    std::fs::write(&conf_path, conf(&dir)).unwrap();
+    let daemon = builder
+        .socket_at(&dir.join("supervisor.sock"))
+        .launch(conf_path.clone());
+    daemon.wait_state("one:1", "RUNNING");
+    daemon.wait_file("talker-1.out.log", "hello");
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/supervisor/rpc_client.py");
+    let output = Command::new(python)
+        .arg(script)
+        .arg(format!("unix://{}", dir.join("supervisor.sock").display()))
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.status.success() && said.trim_end().ends_with("ok"),
+        "{said}"
+    );
+    // And shutdown, as supervisorctl asks for it.
+    let ctl = venv_program("supervisorctl").unwrap();
+    let (_, text) = supervisorctl_raw(&ctl, &conf_path, &["shutdown"]);
+    assert_eq!(text.trim(), "Shut down");
+    let mut daemon = daemon;
+    assert_eq!(daemon.wait_exit(DEADLINE), Some(0));
+}

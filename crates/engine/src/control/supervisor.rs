@@ -97,34 +97,156 @@ fn plain(status: StatusCode, body: &str) -> Answer {
 /// A method's fault: its code and the text after the code's name.
 type Fault = (FaultCode, Option<String>);
 
-/// The methods of the table, for `system.listMethods`.
-const METHODS: &[&str] = &[
-    "supervisor.getAPIVersion",
-    "supervisor.getVersion",
-    "supervisor.getSupervisorVersion",
-    "supervisor.getIdentification",
-    "supervisor.getState",
-    "supervisor.getPID",
-    "supervisor.getAllProcessInfo",
-    "supervisor.getProcessInfo",
-    "supervisor.startProcess",
-    "supervisor.stopProcess",
-    "supervisor.startProcessGroup",
-    "supervisor.stopProcessGroup",
-    "supervisor.startAllProcesses",
-    "supervisor.stopAllProcesses",
-    "supervisor.signalProcess",
-    "supervisor.signalProcessGroup",
-    "supervisor.signalAllProcesses",
-    "supervisor.readProcessStdoutLog",
-    "supervisor.readProcessStderrLog",
-    "supervisor.tailProcessStdoutLog",
-    "supervisor.tailProcessStderrLog",
-    "supervisor.clearProcessLogs",
-    "supervisor.clearAllProcessLogs",
-    "supervisor.readLog",
-    "supervisor.clearLog",
-    "system.listMethods",
+/// Every method served: its name, its signature (the result's type
+/// first, then the parameters', as `system.methodSignature` gives them)
+/// and what it does (`system.methodHelp`).
+const METHODS: &[(&str, &[&str], &str)] = &[
+    (
+        "supervisor.getAPIVersion",
+        &["string"],
+        "The XML-RPC API version ringmaster speaks (supervisord's: 3.0).",
+    ),
+    (
+        "supervisor.getVersion",
+        &["string"],
+        "The same as getAPIVersion (an old name).",
+    ),
+    (
+        "supervisor.getSupervisorVersion",
+        &["string"],
+        "ringmaster's version.",
+    ),
+    (
+        "supervisor.getIdentification",
+        &["string"],
+        "The daemon's identifier.",
+    ),
+    (
+        "supervisor.getState",
+        &["struct"],
+        "The daemon's state: statecode and statename.",
+    ),
+    ("supervisor.getPID", &["int"], "The daemon's pid."),
+    (
+        "supervisor.getAllProcessInfo",
+        &["array"],
+        "Every process's info struct, by group and name.",
+    ),
+    (
+        "supervisor.getProcessInfo",
+        &["struct", "string"],
+        "The info struct of process GROUP:NAME.",
+    ),
+    (
+        "supervisor.startProcess",
+        &["boolean", "string", "boolean"],
+        "Start process GROUP:NAME (GROUP:* for a group); with wait, until it runs.",
+    ),
+    (
+        "supervisor.stopProcess",
+        &["boolean", "string", "boolean"],
+        "Stop process GROUP:NAME (GROUP:* for a group); with wait, until it is gone.",
+    ),
+    (
+        "supervisor.startProcessGroup",
+        &["array", "string", "boolean"],
+        "Start every process of a group that is not running.",
+    ),
+    (
+        "supervisor.stopProcessGroup",
+        &["array", "string", "boolean"],
+        "Stop every running process of a group.",
+    ),
+    (
+        "supervisor.startAllProcesses",
+        &["array", "boolean"],
+        "Start every process that is not running.",
+    ),
+    (
+        "supervisor.stopAllProcesses",
+        &["array", "boolean"],
+        "Stop every running process.",
+    ),
+    (
+        "supervisor.signalProcess",
+        &["boolean", "string", "string"],
+        "Send a signal (name or number) to process GROUP:NAME.",
+    ),
+    (
+        "supervisor.signalProcessGroup",
+        &["array", "string", "string"],
+        "Send a signal to every process of a group that can take one.",
+    ),
+    (
+        "supervisor.signalAllProcesses",
+        &["array", "string"],
+        "Send a signal to every process that can take one.",
+    ),
+    (
+        "supervisor.readProcessStdoutLog",
+        &["string", "string", "int", "int"],
+        "LENGTH bytes of a process's stdout log from OFFSET (a negative offset: the last -OFFSET bytes).",
+    ),
+    (
+        "supervisor.readProcessStderrLog",
+        &["string", "string", "int", "int"],
+        "The same, of its stderr log.",
+    ),
+    (
+        "supervisor.tailProcessStdoutLog",
+        &["array", "string", "int", "int"],
+        "[bytes, new offset, overflow] of a process's stdout log, for following it.",
+    ),
+    (
+        "supervisor.tailProcessStderrLog",
+        &["array", "string", "int", "int"],
+        "The same, of its stderr log.",
+    ),
+    (
+        "supervisor.clearProcessLogs",
+        &["boolean", "string"],
+        "Empty a process's log files.",
+    ),
+    (
+        "supervisor.clearAllProcessLogs",
+        &["array"],
+        "Empty every process's log files.",
+    ),
+    (
+        "supervisor.readLog",
+        &["string", "int", "int"],
+        "The daemon's own log: NO_FILE, it goes to the daemon's stderr.",
+    ),
+    (
+        "supervisor.clearLog",
+        &["boolean"],
+        "NO_FILE: the daemon's own log goes to its stderr.",
+    ),
+    (
+        "supervisor.shutdown",
+        &["boolean"],
+        "Stop every process and the daemon.",
+    ),
+    (
+        "system.listMethods",
+        &["array"],
+        "The names of every method.",
+    ),
+    (
+        "system.methodHelp",
+        &["string", "string"],
+        "What a method does.",
+    ),
+    (
+        "system.methodSignature",
+        &["array", "string"],
+        "A method's signature: its result's type, then its parameters'.",
+    ),
+    (
+        "system.multicall",
+        &["array", "array"],
+        "Calls made in one request: an array of {methodName, params} structs; each result, or its fault struct.",
+    ),
 ];
 
 /// The fixed table: supervisord's method names, each to its handler.
@@ -179,8 +301,36 @@ async fn dispatch(
         "system.listMethods" => {
             arity(params, 0)?;
             Ok(Value::Array(
-                METHODS.iter().map(|m| Value::from(*m)).collect(),
+                METHODS.iter().map(|(m, _, _)| Value::from(*m)).collect(),
             ))
+        }
+        "system.methodHelp" | "system.methodSignature" => {
+            arity(params, 1)?;
+            let name = string(&params[0])?;
+            let (_, signature, help) = METHODS
+                .iter()
+                .find(|(m, _, _)| *m == name)
+                .ok_or((FaultCode::SignatureUnsupported, None))?;
+            Ok(if method == "system.methodHelp" {
+                Value::from(*help)
+            } else {
+                let types = signature.iter().map(|t| Value::from(*t)).collect();
+                Value::Array(vec![Value::Array(types)])
+            })
+        }
+        "system.multicall" => {
+            arity(params, 1)?;
+            multicall(engine, &params[0]).await
+        }
+        "supervisor.shutdown" => {
+            arity(params, 0)?;
+            let engine = engine.clone();
+            // Answered first: the shutdown ends this connection too.
+            tokio::spawn(async move {
+                let request = RmRequest::Shutdown;
+                super::requests::ask_engine(&engine, Json::Null, request).await
+            });
+            Ok(Value::Bool(true))
         }
         _ if method.contains("Log") => log_method(engine, method, params).await,
         _ => act(engine, method, params).await,
@@ -249,6 +399,43 @@ async fn log_method(
         }
         _ => Err((FaultCode::UnknownMethod, None)),
     }
+}
+
+/// `system.multicall`: each call in turn, its result or its fault as a
+/// struct; a multicall inside one is refused, as supervisord refuses it.
+async fn multicall(engine: &mpsc::Sender<Input>, calls: &Value) -> Result<Value, Fault> {
+    let Value::Array(calls) = calls else {
+        return Err((FaultCode::BadArguments, None));
+    };
+    let mut results = Vec::with_capacity(calls.len());
+    for call in calls {
+        let member = |key: &str| match call {
+            Value::Struct(members) => members.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        };
+        let outcome = match member("methodName").and_then(Value::as_str) {
+            None => Err((FaultCode::IncorrectParameters, Some("No methodName".into()))),
+            Some("system.multicall") => Err((
+                FaultCode::IncorrectParameters,
+                Some("Recursive system.multicall forbidden".into()),
+            )),
+            Some(name) => {
+                let params = match member("params") {
+                    Some(Value::Array(params)) => params.clone(),
+                    _ => Vec::new(),
+                };
+                Box::pin(dispatch(engine, name, &params)).await
+            }
+        };
+        results.push(match outcome {
+            Ok(value) => value,
+            Err((code, extra)) => Value::record([
+                ("faultCode", Value::Int(code as i64)),
+                ("faultString", Value::Str(code.text(extra.as_deref()))),
+            ]),
+        });
+    }
+    Ok(Value::Array(results))
 }
 
 /// The start, stop and signal methods: `(name, wait=True)`,
