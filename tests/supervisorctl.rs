@@ -225,3 +225,63 @@ fn a_python_xmlrpc_client_gets_supervisords_answers() {
     let mut daemon = daemon;
     assert_eq!(daemon.wait_exit(DEADLINE), Some(0));
 }
+
+/// `[inet_http_server]` with a username and a `{SHA}` password:
+/// supervisorctl over TCP with the right password is served, with a wrong
+/// one refused; and an address off loopback without credentials is an
+/// error of the file.
+#[test]
+fn supervisorctl_over_tcp_needs_the_password() {
+    let Some(ctl) = venv_program("supervisorctl") else {
+        return;
+    };
+    let port = crate::support::free_port();
+    let builder = Daemon::builder();
+    let dir = builder.path().to_path_buf();
+    // sha1("s3cret")
+    let sha = "{SHA}fef341f85d87439e7d91a2d465b9871ef66b5e98";
+    let conf_path = dir.join("supervisord.conf");
+    let text = |password: &str| {
+        format!(
+            "[unix_http_server]\nfile={dir}/supervisor.sock\n\n\
+             [inet_http_server]\nport=127.0.0.1:{port}\nusername=admin\npassword={sha}\n\n\
+             [supervisord]\nlogfile={dir}/supervisord.log\n\n\
+             [supervisorctl]\nserverurl=http://127.0.0.1:{port}\nusername=admin\npassword={password}\n\n\
+             [program:one]\ncommand=sleep 1000\nstartsecs=0\n",
+            dir = dir.display()
+        )
+    };
+    std::fs::write(&conf_path, text("s3cret")).unwrap();
+    let daemon = builder
+        .socket_at(&dir.join("supervisor.sock"))
+        .launch(conf_path.clone());
+    daemon.wait_state("one:1", "RUNNING");
+    let (code, status) = supervisorctl(&ctl, &conf_path, &["status"]);
+    assert_eq!(
+        (code, status.as_str()),
+        (Some(0), "one RUNNING pid N uptime N")
+    );
+    let wrong = dir.join("wrong.conf");
+    std::fs::write(&wrong, text("guess")).unwrap();
+    let (code, said) = supervisorctl_raw(&ctl, &wrong, &["status"]);
+    assert_ne!(code, Some(0));
+    assert!(said.contains("Server requires authentication"), "{said}");
+
+    let open = dir.join("open.conf");
+    std::fs::write(
+        &open,
+        "[inet_http_server]\nport=*:9001\n\n[supervisord]\n\n[program:one]\ncommand=sleep 1\n",
+    )
+    .unwrap();
+    let checked = Command::new(crate::support::ringmasterd())
+        .arg("--check")
+        .arg(&open)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&checked.stderr);
+    assert_eq!(checked.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("open.conf:1") && err.contains("0.0.0.0:9001 is not a loopback address"),
+        "{err}"
+    );
+}

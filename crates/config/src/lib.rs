@@ -31,8 +31,9 @@ pub use error::{ConfigError, ConfigErrors, ConfigWarning, Location};
 pub use hooks::{DEFAULT_HOOK_TIMEOUT, HookPoint, Hooks};
 pub use listen::{DEFAULT_BACKLOG, SocketAddress, SocketConfig};
 pub use model::{
-    Command, Config, DaemonConfig, FileSink, Group, LogFormat, LogLevel, MetricsListen, OutputSink,
-    Restart, Rlimit, RlimitValue, StartRetries, StderrSink, WatcherConfig,
+    BasicAuth, Command, Config, DaemonConfig, FileSink, Group, LogFormat, LogLevel, MetricsListen,
+    OutputSink, Restart, Rlimit, RlimitValue, StartRetries, StderrSink, WatcherConfig,
+    XmlRpcListen,
 };
 pub use readiness::{
     DEFAULT_HEALTH_FAILURES, DEFAULT_HEALTH_INTERVAL, DEFAULT_HEALTH_TIMEOUT,

@@ -113,6 +113,40 @@ pub struct DaemonConfig {
     /// Whether each process gets a cgroup of its own, when the daemon
     /// can make them.
     pub cgroups: bool,
+    /// supervisord's XML-RPC over TCP; none unless configured.
+    pub xmlrpc: Option<XmlRpcListen>,
+}
+
+/// `[daemon] xmlrpc` (or a supervisord.conf's `[inet_http_server]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XmlRpcListen {
+    /// The address to bind.
+    pub address: std::net::SocketAddr,
+    /// As written, for messages.
+    pub text: String,
+    /// Where it was set.
+    pub location: Location,
+    /// HTTP basic auth every request must pass; none only on loopback.
+    pub auth: Option<BasicAuth>,
+}
+
+/// A username and password, as supervisord takes them: the password
+/// plain, or `{SHA}` and the hex SHA-1 of it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BasicAuth {
+    /// The username.
+    pub username: String,
+    /// The password as written.
+    pub password: String,
+}
+
+impl std::fmt::Debug for BasicAuth {
+    /// Never the password, not even in a debug dump.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BasicAuth")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
 }
 
 /// `[daemon] metrics = "HOST:PORT"`.

@@ -773,6 +773,7 @@ fn read_daemon(
     let mut includes = Vec::new();
     let mut metrics = None;
     let mut cgroups = true;
+    let mut xmlrpc = None;
 
     let table = value.and_then(|v| reader.table(src, "daemon", v));
     for (key, value) in table.into_iter().flatten() {
@@ -806,6 +807,7 @@ fn read_daemon(
             "include" => includes = read_includes(reader, src, value, &ctx),
             "metrics" => metrics = read_metrics_listen(reader, src, k, value, &ctx),
             "cgroups" => cgroups = reader.boolean(src, k, value).unwrap_or(cgroups),
+            "xmlrpc" => xmlrpc = read_xmlrpc(reader, src, k, value, &ctx),
             other => reader.unknown_key(
                 src,
                 key.span().start,
@@ -839,6 +841,7 @@ fn read_daemon(
         shutdown_timeout,
         metrics,
         cgroups,
+        xmlrpc,
     };
     (daemon, includes)
 }
@@ -852,6 +855,23 @@ fn read_metrics_listen(
     value: &Spanned<DeValue<'_>>,
     ctx: &Context<'_>,
 ) -> Option<crate::model::MetricsListen> {
+    let (address, text) = read_address(reader, src, key, value, ctx)?;
+    Some(crate::model::MetricsListen {
+        address,
+        text,
+        location: src.location(value.span().start),
+    })
+}
+
+/// A `"HOST:PORT"` value, resolved (the first address the name has), and
+/// its text.
+fn read_address(
+    reader: &mut Reader,
+    src: &Source<'_>,
+    key: &str,
+    value: &Spanned<DeValue<'_>>,
+    ctx: &Context<'_>,
+) -> Option<(std::net::SocketAddr, String)> {
     use std::net::ToSocketAddrs;
     let text = reader.string(src, key, value)?;
     let text = reader.expand(src, key, value, text, ctx)?.render(0);
@@ -865,7 +885,7 @@ fn read_metrics_listen(
         );
         return None;
     };
-    if port.parse::<u16>().is_err() {
+    let Ok(port) = port.parse::<u16>() else {
         reader.invalid(
             src,
             offset,
@@ -873,17 +893,10 @@ fn read_metrics_listen(
             format!("'{port}' is not a port number (0 to 65535)"),
         );
         return None;
-    }
+    };
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    let resolved = (host, port.parse::<u16>().unwrap_or(0))
-        .to_socket_addrs()
-        .map(|mut addrs| addrs.next());
-    match resolved {
-        Ok(Some(address)) => Some(crate::model::MetricsListen {
-            address,
-            text,
-            location: src.location(offset),
-        }),
+    match (host, port).to_socket_addrs().map(|mut addrs| addrs.next()) {
+        Ok(Some(address)) => Some((address, text)),
         Ok(None) => {
             reader.invalid(src, offset, key, format!("'{host}' resolves to no address"));
             None
@@ -893,6 +906,86 @@ fn read_metrics_listen(
             None
         }
     }
+}
+
+/// The table form of `daemon.xmlrpc`: its address, and its credentials
+/// (both or neither).
+fn read_xmlrpc_table(
+    reader: &mut Reader,
+    src: &Source<'_>,
+    (key, offset): (&str, usize),
+    table: &DeTable<'_>,
+    ctx: &Context<'_>,
+) -> Option<(
+    std::net::SocketAddr,
+    String,
+    Option<crate::model::BasicAuth>,
+)> {
+    let mut address = None;
+    let (mut username, mut password) = (None, None);
+    for (name, item) in table {
+        let dotted = format!("{key}.{}", name.get_ref());
+        match name.get_ref().as_ref() {
+            "address" => address = read_address(reader, src, &dotted, item, ctx),
+            "username" => username = reader.string(src, &dotted, item).map(str::to_owned),
+            "password" => password = reader.string(src, &dotted, item).map(str::to_owned),
+            other => reader.unknown_key(
+                src,
+                name.span().start,
+                &format!("{key}."),
+                other,
+                &["address", "username", "password"],
+                &[],
+            ),
+        }
+    }
+    let Some((address, text)) = address else {
+        reader.invalid(src, offset, key, "needs an address (\"HOST:PORT\")");
+        return None;
+    };
+    let auth = match (username, password) {
+        (Some(username), Some(password)) => Some(crate::model::BasicAuth { username, password }),
+        (None, None) => None,
+        _ => {
+            reader.invalid(src, offset, key, "username and password go together");
+            return None;
+        }
+    };
+    Some((address, text, auth))
+}
+
+/// `daemon.xmlrpc`: `"HOST:PORT"`, or `{ address, username, password }`.
+/// Credentials come both or neither, and an address other than loopback
+/// needs them.
+fn read_xmlrpc(
+    reader: &mut Reader,
+    src: &Source<'_>,
+    key: &str,
+    value: &Spanned<DeValue<'_>>,
+    ctx: &Context<'_>,
+) -> Option<crate::model::XmlRpcListen> {
+    let offset = value.span().start;
+    let (address, text, auth) = if let DeValue::Table(table) = value.get_ref() {
+        read_xmlrpc_table(reader, src, (key, offset), table, ctx)?
+    } else {
+        let (address, text) = read_address(reader, src, key, value, ctx)?;
+        (address, text, None)
+    };
+    if auth.is_none() && !address.ip().is_loopback() {
+        reader.invalid(
+            src,
+            offset,
+            key,
+            format!("{text} is not a loopback address: it needs a username and password"),
+        );
+        return None;
+    }
+    Some(crate::model::XmlRpcListen {
+        address,
+        text,
+        location: src.location(offset),
+        auth,
+    })
 }
 
 /// `daemon.include`: one glob or a list of them.

@@ -196,6 +196,8 @@ pub(crate) struct Engine {
     started_wall: std::time::SystemTime,
     /// The HTTP listener of `[daemon] metrics`, until `run` serves it.
     metrics_listener: Option<std::net::TcpListener>,
+    /// `[daemon] xmlrpc`'s listener and credentials, until `run` serves it.
+    xmlrpc_listener: Option<(std::net::TcpListener, Option<ringmaster_config::BasicAuth>)>,
     /// The daemon's cgroup for its processes, when it can make them.
     trees: Option<ringmaster_cgroup::Tree>,
     /// Numbers the processes' cgroups, so that each run has a new one.
@@ -261,6 +263,7 @@ impl Engine {
             hook_runs: HashMap::new(),
             started_wall: std::time::SystemTime::now(),
             metrics_listener: None,
+            xmlrpc_listener: None,
             trees: None,
             cgroup_seq: 0,
             stale_cgroups: Vec::new(),
@@ -270,6 +273,16 @@ impl Engine {
     /// The engine with the sockets bound for its configuration.
     pub fn with_listeners(mut self, listeners: Listeners) -> Self {
         self.listeners = listeners;
+        self
+    }
+
+    /// The engine, serving supervisord's XML-RPC over TCP on `listener`
+    /// once it runs.
+    pub fn with_xmlrpc(
+        mut self,
+        listener: Option<(std::net::TcpListener, Option<ringmaster_config::BasicAuth>)>,
+    ) -> Self {
+        self.xmlrpc_listener = listener;
         self
     }
 
@@ -303,6 +316,9 @@ impl Engine {
         let token = CancellationToken::new();
         if let Some(listener) = self.metrics_listener.take() {
             crate::http::start(listener, requests_tx.clone(), token.clone());
+        }
+        if let Some((listener, auth)) = self.xmlrpc_listener.take() {
+            control::serve_xmlrpc_tcp(listener, requests_tx.clone(), auth, token.clone());
         }
         let server = tokio::spawn(control::serve(
             listener,

@@ -75,6 +75,16 @@ pub enum EngineError {
     /// A `[sockets.NAME]` could not be bound.
     #[error(transparent)]
     Bind(#[from] listeners::BindError),
+    /// `[daemon] xmlrpc` could not be bound.
+    #[error("cannot listen for XML-RPC on {address} ({location}): {source}")]
+    XmlRpc {
+        /// The address as configured.
+        address: String,
+        /// Where it was configured.
+        location: String,
+        /// Why.
+        source: std::io::Error,
+    },
     /// `[daemon] metrics` could not be bound.
     #[error("cannot listen for metrics on {address} ({location}): {source}")]
     Metrics {
@@ -112,10 +122,18 @@ pub async fn run(config: Config) -> Result<i32, EngineError> {
     };
     // Handlers first, so no SIGCHLD from the first spawn can be missed.
     let signals = os::Signals::install()?;
+    let xmlrpc = match bind_xmlrpc(&config.daemon) {
+        Ok(xmlrpc) => xmlrpc,
+        Err(err) => {
+            socket.remove();
+            return Err(err);
+        }
+    };
     let trees = process_trees(&config.daemon);
     let engine = engine::Engine::new(config, system, Box::new(os::Kernel))?
         .with_listeners(listeners)
         .with_metrics(metrics)
+        .with_xmlrpc(xmlrpc)
         .with_trees(trees);
     engine.run(listener, authorizer, socket, signals).await
 }
@@ -132,6 +150,22 @@ fn bind_metrics(
         .map_err(|source| EngineError::Metrics {
             address: metrics.text.clone(),
             location: metrics.location.to_string(),
+            source,
+        })
+}
+
+/// Binds `[daemon] xmlrpc`, when set: the listener and its credentials.
+fn bind_xmlrpc(
+    daemon: &ringmaster_config::DaemonConfig,
+) -> Result<Option<(std::net::TcpListener, Option<ringmaster_config::BasicAuth>)>, EngineError> {
+    let Some(xmlrpc) = &daemon.xmlrpc else {
+        return Ok(None);
+    };
+    std::net::TcpListener::bind(xmlrpc.address)
+        .map(|listener| Some((listener, xmlrpc.auth.clone())))
+        .map_err(|source| EngineError::XmlRpc {
+            address: xmlrpc.text.clone(),
+            location: xmlrpc.location.to_string(),
             source,
         })
 }

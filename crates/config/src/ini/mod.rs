@@ -510,6 +510,13 @@ pub(crate) mod fixtures {
         config.path = PathBuf::new();
         config.dialect = crate::Dialect::Toml;
         config.daemon.socket_group_location = None;
+        let nowhere = crate::error::Location::file(Path::new("?"));
+        if let Some(xmlrpc) = config.daemon.xmlrpc.as_mut() {
+            xmlrpc.location = nowhere.clone();
+        }
+        if let Some(metrics) = config.daemon.metrics.as_mut() {
+            metrics.location = nowhere;
+        }
         for watcher in &mut config.watchers {
             watcher.locations.clear();
         }

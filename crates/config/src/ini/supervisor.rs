@@ -131,6 +131,14 @@ const SUPERVISORD: KeyTable = KeyTable {
 };
 
 /// `[unix_http_server]`'s keys.
+/// `[inet_http_server]`: supervisord's XML-RPC over TCP, served the same.
+const INET_HTTP_SERVER: KeyTable = KeyTable {
+    original: "supervisord",
+    known: &["port", "username", "password"],
+    ignored: &[],
+    unsupported: &[],
+};
+
 const UNIX_HTTP_SERVER: KeyTable = KeyTable {
     original: "supervisord",
     known: &["file", "chmod", "chown"],
@@ -530,11 +538,9 @@ fn translate(
     super::emit_preamble(out, files);
 
     let daemon = read_supervisord(supervisord, main, env, host, report);
-    let server = sections
-        .iter()
-        .find(|s| s.section.name == "unix_http_server")
-        .copied();
-    emit_daemon(&daemon, supervisord, server, main, env, report, out);
+    let server = |name: &str| sections.iter().find(|s| s.section.name == name).copied();
+    let servers = (server("unix_http_server"), server("inet_http_server"));
+    emit_daemon(&daemon, supervisord, servers, main, env, report, out);
 
     let (groups, group_list) = read_groups(&sections, report);
     let ctx = Context {
@@ -552,7 +558,10 @@ fn translate(
                 emit_program(&ctx, *sec, (program, group, fcgi), report, out);
             }
             Some(("group", _)) => {}
-            None if matches!(name, "supervisord" | "unix_http_server" | "include") => {}
+            None if matches!(
+                name,
+                "supervisord" | "unix_http_server" | "inet_http_server" | "include"
+            ) => {}
             _ => other_section(*sec, report),
         }
     }
@@ -574,9 +583,6 @@ fn other_section(sec: Sec<'_>, report: &mut Report) {
     let kind = name.split_once(':').map_or(name, |(kind, _)| kind);
     let named = name.contains(':');
     let ignored = match kind {
-        "inet_http_server" => {
-            "ringmaster listens on no network address for control; use the Unix socket"
-        }
         "supervisorctl" => "ringmasterctl finds the socket from [unix_http_server] file or -s",
         "rpcinterface" | "ctlplugin" if named => {
             "ringmaster has no XML-RPC interface or ctl plugins"
@@ -679,13 +685,16 @@ fn read_supervisord(
 fn emit_daemon(
     daemon: &Daemon,
     supervisord: Sec<'_>,
-    server: Option<Sec<'_>>,
+    (server, inet): (Option<Sec<'_>>, Option<Sec<'_>>),
     main: &Path,
     env: &BTreeMap<String, String>,
     report: &mut Report,
     out: &mut Emitter,
 ) {
     out.header(&["daemon"], Some(supervisord.header_origin()));
+    if let Some(inet) = inet {
+        emit_inet_http_server(inet, main, env, report, out);
+    }
     if let Some(server) = server {
         let text_names = Names::outside_programs(server.file, main, "", env, false);
         // The socket's path keeps `$(here)` and `$(env.X)` references.
@@ -745,6 +754,51 @@ fn emit_daemon(
         out.entry("log_level", &emit::string(level), Some(origin.clone()));
     }
     out.blank();
+}
+
+/// `[inet_http_server]` as `xmlrpc = { address, username, password }`:
+/// `port = 9001` or `*:9001` listens on every address (and then needs
+/// credentials, which the TOML reader checks).
+fn emit_inet_http_server(
+    inet: Sec<'_>,
+    main: &Path,
+    env: &BTreeMap<String, String>,
+    report: &mut Report,
+    out: &mut Emitter,
+) {
+    let names = Names::outside_programs(inet.file, main, "", env, false);
+    INET_HTTP_SERVER.check(inet, report, &[], |_| false);
+    let mut members = Vec::new();
+    for entry in &inet.section.entries {
+        let key = entry.key.as_str();
+        if !INET_HTTP_SERVER.known.contains(&key) {
+            continue;
+        }
+        let value = match expand_text(&names.for_file(inet.file_of(key)), &entry.value) {
+            Ok(value) => value,
+            Err(message) => {
+                report.error(inet.file, entry.line, inet.name(key), message);
+                continue;
+            }
+        };
+        let value = match key {
+            "port" => match value.rsplit_once(':') {
+                Some(("" | "*", port)) => format!("0.0.0.0:{port}"),
+                Some(_) => value,
+                None => format!("0.0.0.0:{value}"),
+            },
+            _ => value,
+        };
+        let member = if key == "port" { "address" } else { key };
+        members.push(format!("{member} = {}", emit::string(&value)));
+    }
+    if !members.is_empty() {
+        out.entry(
+            "xmlrpc",
+            &format!("{{ {} }}", members.join(", ")),
+            Some(inet.header_origin()),
+        );
+    }
 }
 
 /// Program name → group name, from `[group:x] programs=`.
@@ -1665,10 +1719,13 @@ mod tests {
         assert!(web_env.contains(&("SUPERVISOR_GROUP_NAME".into(), "site".into())));
         assert_eq!(loaded.config.alias(cat, 1).as_deref(), Some("cat:cat_10"));
         assert_eq!(loaded.config.alias(web, 1).as_deref(), Some("site:web"));
+        // [inet_http_server] serves supervisord's XML-RPC over TCP.
+        let xmlrpc = loaded.config.daemon.xmlrpc.as_ref().unwrap();
+        assert_eq!(xmlrpc.address.to_string(), "127.0.0.1:9001");
+        assert!(xmlrpc.auth.is_none());
         let warned: Vec<String> = loaded.warnings.iter().map(|w| w.key.clone()).collect();
         for key in [
             "supervisord.logfile",
-            "[inet_http_server]",
             "[rpcinterface:supervisor]",
             "[supervisorctl]",
             "[eventlistener:memmon]",

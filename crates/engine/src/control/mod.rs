@@ -36,6 +36,7 @@ use crate::refusal::Refusal;
 pub(crate) use peer::Authorizer;
 pub use socket::probe_socket;
 pub(crate) use socket::{SocketFile, bind};
+pub(crate) use supervisor::start_tcp as serve_xmlrpc_tcp;
 
 /// Most connections served at once (or half the daemon's open-file limit,
 /// if that is lower): a client past it is answered `busy` and closed.

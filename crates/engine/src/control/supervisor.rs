@@ -12,12 +12,14 @@
 //! `UNKNOWN_METHOD` fault.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use ringmaster_config::BasicAuth;
 use ringmaster_protocol::{Command, ProcessInfo, Request as RmRequest, Response as RmResponse};
 use ringmaster_xmlrpc::{FaultCode, Limits, Value};
 use serde_json::Value as Json;
@@ -37,25 +39,143 @@ const MAX_BODY: usize = 1 << 20;
 /// A request's head must arrive within this (and an idle connection
 /// is closed after it).
 const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// XML-RPC connections over TCP served at once.
+const MAX_TCP_CONNECTIONS: usize = 64;
 /// supervisord's XML-RPC API version, which supervisorctl checks.
 const API_VERSION: &str = "3.0";
 
 type Answer = Response<Full<Bytes>>;
 
-/// Serves XML-RPC over HTTP on `stream` until the client closes it.
+/// Serves XML-RPC over HTTP on `stream` (the control socket: its peer
+/// credentials were checked) until the client closes it.
 pub(super) async fn serve(stream: UnixStream, engine: mpsc::Sender<Input>) {
+    serve_io(stream, engine, None).await;
+}
+
+/// Serves one connection, each request checked against `auth` when set.
+pub(crate) async fn serve_io<IO>(io: IO, engine: mpsc::Sender<Input>, auth: Option<Arc<BasicAuth>>)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
         let engine = engine.clone();
-        async move { Ok::<_, Infallible>(answer(&engine, request).await) }
+        let auth = auth.clone();
+        async move {
+            if let Some(auth) = auth.as_deref()
+                && !authorized(auth, &request)
+            {
+                return Ok::<_, Infallible>(unauthorized());
+            }
+            Ok::<_, Infallible>(answer(&engine, request).await)
+        }
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_TIMEOUT)
         .max_buf_size(64 * 1024);
-    let _ = builder
-        .serve_connection(TokioIo::new(stream), service)
-        .await;
+    let _ = builder.serve_connection(TokioIo::new(io), service).await;
+}
+
+/// Whether `request` carries HTTP basic credentials that match `auth`
+/// (a `{SHA}` password is compared by the hex SHA-1 of the one given);
+/// compared in constant time.
+fn authorized(auth: &BasicAuth, request: &Request<hyper::body::Incoming>) -> bool {
+    use base64::Engine as _;
+    let Some(encoded) = request
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+    else {
+        return false;
+    };
+    let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
+        return false;
+    };
+    let Some(colon) = decoded.iter().position(|&b| b == b':') else {
+        return false;
+    };
+    let (username, password) = (&decoded[..colon], &decoded[colon + 1..]);
+    let user_ok = same(username, auth.username.as_bytes());
+    let password_ok = match auth.password.strip_prefix("{SHA}") {
+        Some(hex) => {
+            use sha1::Digest as _;
+            let digest = sha1::Sha1::digest(password);
+            let given = digest.iter().fold(String::new(), |mut hex, b| {
+                use std::fmt::Write as _;
+                let _ = write!(hex, "{b:02x}");
+                hex
+            });
+            same(given.as_bytes(), hex.to_ascii_lowercase().as_bytes())
+        }
+        None => same(password, auth.password.as_bytes()),
+    };
+    user_ok & password_ok
+}
+
+/// Byte strings equal, in time that depends on their lengths only.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
+}
+
+fn unauthorized() -> Answer {
+    let mut response = plain(StatusCode::UNAUTHORIZED, "unauthorized\n");
+    response.headers_mut().insert(
+        hyper::header::WWW_AUTHENTICATE,
+        hyper::header::HeaderValue::from_static("Basic realm=\"default\""),
+    );
+    response
+}
+
+/// Serves XML-RPC over TCP on `listener` until `token` is cancelled: at
+/// most [`MAX_TCP_CONNECTIONS`] at once, every request behind `auth`
+/// when set (the configuration demands it off loopback).
+pub(crate) fn start_tcp(
+    listener: std::net::TcpListener,
+    engine: mpsc::Sender<Input>,
+    auth: Option<BasicAuth>,
+    token: tokio_util::sync::CancellationToken,
+) {
+    let address = listener
+        .local_addr()
+        .map_or_else(|_| "?".to_owned(), |a| a.to_string());
+    let listener = match listener
+        .set_nonblocking(true)
+        .and_then(|()| tokio::net::TcpListener::from_std(listener))
+    {
+        Ok(listener) => listener,
+        Err(err) => {
+            tracing::error!(%address, "cannot serve XML-RPC: {err}");
+            return;
+        }
+    };
+    tracing::info!(%address, auth = auth.is_some(), "serving supervisord's XML-RPC over TCP");
+    let auth = auth.map(Arc::new);
+    tokio::spawn(async move {
+        let mut connections = tokio::task::JoinSet::new();
+        loop {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                () = token.cancelled() => break,
+            };
+            while connections.try_join_next().is_some() {}
+            match accepted {
+                Ok((stream, _)) if connections.len() >= MAX_TCP_CONNECTIONS => drop(stream),
+                Ok((stream, _)) => {
+                    connections.spawn(serve_io(stream, engine.clone(), auth.clone()));
+                }
+                Err(err) => {
+                    tracing::warn!("XML-RPC listener: accept failed: {err}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+        connections.abort_all();
+    });
 }
 
 async fn answer(engine: &mpsc::Sender<Input>, request: Request<hyper::body::Incoming>) -> Answer {

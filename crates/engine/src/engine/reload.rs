@@ -365,6 +365,11 @@ fn daemon_changes(old: &Config, new: &Config) -> Vec<String> {
     check("log_format", a.log_format != b.log_format);
     check("shutdown_timeout", a.shutdown_timeout != b.shutdown_timeout);
     check(
+        "xmlrpc",
+        a.xmlrpc.as_ref().map(|x| (x.address, x.auth.clone()))
+            != b.xmlrpc.as_ref().map(|x| (x.address, x.auth.clone())),
+    );
+    check(
         "metrics",
         a.metrics.as_ref().map(|m| m.address) != b.metrics.as_ref().map(|m| m.address),
     );
