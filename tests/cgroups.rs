@@ -96,7 +96,12 @@ fn stop_ends_a_double_forked_setsid_daemon_that_ignores_term() {
 fn without_cgroups_the_escapee_outlives_stop_as_with_supervisord() {
     let (daemon, pids) = escapees(1, "cgroups = false");
     assert!(daemon.process("forker:1")["cgroup"].is_null());
-    assert!(daemon.daemon_log().contains("cgroups = false"));
+    wait_until("the choice logged", DEADLINE, || {
+        daemon
+            .daemon_log()
+            .contains("cgroups = false")
+            .then_some(())
+    });
     let output = daemon.ctl(&["stop", "forker"]);
     assert!(output.status.success(), "{output:?}");
     let escapee = pids[0];

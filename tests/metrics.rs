@@ -391,11 +391,13 @@ start_secs = "0"
     // /metrics/web reads it; a bad file is reported and skipped.
     let (status, body) = get(port, "/metrics/web");
     assert_eq!((status, body.as_str()), (200, ""));
-    assert!(
+    // The daemon's log is written by a thread of its own: wait for it.
+    wait_until("the bad file reported", DEADLINE, || {
         daemon
             .daemon_log()
             .contains("prometheus_multiproc: skipped counter_")
-    );
+            .then_some(())
+    });
     assert_eq!(get(port, "/metrics/nope").0, 404);
 
     // Stopped and started again, the watcher starts afresh.

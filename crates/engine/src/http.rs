@@ -93,6 +93,27 @@ async fn serve(listener: TcpListener, engine: mpsc::Sender<Input>, token: Cancel
         engine,
         reported: Arc::default(),
     };
+    accept_loop(listener, MAX_CONNECTIONS, token, "metrics", move |stream| {
+        connection(stream, shared.clone())
+    })
+    .await;
+}
+
+/// Accepts on `listener` until `token` is cancelled, each connection
+/// served by its own `serve` task: at most `limit` at once (a client past
+/// it is closed at once), and after an accept failure (out of
+/// descriptors, above all) a pause before the next. `what` names the
+/// listener in the daemon's log. The metrics and XML-RPC listeners.
+pub(crate) async fn accept_loop<F, Fut>(
+    listener: TcpListener,
+    limit: usize,
+    token: CancellationToken,
+    what: &'static str,
+    serve: F,
+) where
+    F: Fn(TcpStream) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let mut connections = JoinSet::new();
     loop {
         let accepted = tokio::select! {
@@ -101,12 +122,12 @@ async fn serve(listener: TcpListener, engine: mpsc::Sender<Input>, token: Cancel
         };
         while connections.try_join_next().is_some() {}
         match accepted {
-            Ok((stream, _)) if connections.len() >= MAX_CONNECTIONS => drop(stream),
+            Ok((stream, _)) if connections.len() >= limit => drop(stream),
             Ok((stream, _)) => {
-                connections.spawn(connection(stream, shared.clone()));
+                connections.spawn(serve(stream));
             }
             Err(err) => {
-                tracing::warn!("metrics listener: accept failed: {err}");
+                tracing::warn!("{what} listener: accept failed: {err}");
                 tokio::time::sleep(ACCEPT_BACKOFF).await;
             }
         }

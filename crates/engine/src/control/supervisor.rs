@@ -155,27 +155,13 @@ pub(crate) fn start_tcp(
     };
     tracing::info!(%address, auth = auth.is_some(), "serving supervisord's XML-RPC over TCP");
     let auth = auth.map(Arc::new);
-    tokio::spawn(async move {
-        let mut connections = tokio::task::JoinSet::new();
-        loop {
-            let accepted = tokio::select! {
-                accepted = listener.accept() => accepted,
-                () = token.cancelled() => break,
-            };
-            while connections.try_join_next().is_some() {}
-            match accepted {
-                Ok((stream, _)) if connections.len() >= MAX_TCP_CONNECTIONS => drop(stream),
-                Ok((stream, _)) => {
-                    connections.spawn(serve_io(stream, engine.clone(), auth.clone()));
-                }
-                Err(err) => {
-                    tracing::warn!("XML-RPC listener: accept failed: {err}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
-        }
-        connections.abort_all();
-    });
+    tokio::spawn(crate::http::accept_loop(
+        listener,
+        MAX_TCP_CONNECTIONS,
+        token,
+        "XML-RPC",
+        move |stream| serve_io(stream, engine.clone(), auth.clone()),
+    ));
 }
 
 async fn answer(engine: &mpsc::Sender<Input>, request: Request<hyper::body::Incoming>) -> Answer {
