@@ -27,11 +27,23 @@ async fn process(engine: &mpsc::Sender<Input>, name: &str) -> Result<ProcessInfo
     }
 }
 
-fn path_of(process: &ProcessInfo, channel: Channel) -> Option<String> {
-    match channel {
-        Channel::Stdout => process.stdout_log.clone(),
-        Channel::Stderr => process.stderr_log.clone(),
-    }
+/// Process `name`'s log file for `channel`: `Ok(path)` when it exists,
+/// `Err(what is configured)` (a path not there yet, or none) when not;
+/// `BAD_NAME` for no such process.
+async fn log_file(
+    engine: &mpsc::Sender<Input>,
+    name: &str,
+    channel: Channel,
+) -> Result<Result<String, Option<String>>, Fault> {
+    let process = process(engine, name).await?;
+    let path = match channel {
+        Channel::Stdout => process.stdout_log,
+        Channel::Stderr => process.stderr_log,
+    };
+    Ok(match path {
+        Some(path) if std::path::Path::new(&path).exists() => Ok(path),
+        other => Err(other),
+    })
 }
 
 /// `readProcessStdoutLog(name, offset, length)`: `length` bytes from
@@ -42,13 +54,12 @@ pub(super) async fn read(
     (offset, length): (i64, i64),
     channel: Channel,
 ) -> Result<Value, Fault> {
-    let process = process(engine, name).await?;
-    let path = path_of(&process, channel)
-        .filter(|p| std::path::Path::new(p).exists())
-        .ok_or_else(|| {
+    let path = log_file(engine, name, channel)
+        .await?
+        .map_err(|configured| {
             (
                 FaultCode::NoFile,
-                Some(path_of(&process, channel).unwrap_or_else(|| "None".into())),
+                Some(configured.unwrap_or_else(|| "None".into())),
             )
         })?;
     let read = tokio::task::spawn_blocking(move || read_file(&path, offset, length)).await;
@@ -101,8 +112,7 @@ pub(super) async fn tail(
     (offset, length): (i64, i64),
     channel: Channel,
 ) -> Result<Value, Fault> {
-    let process = process(engine, name).await?;
-    let Some(path) = path_of(&process, channel).filter(|p| std::path::Path::new(p).exists()) else {
+    let Ok(path) = log_file(engine, name, channel).await? else {
         return Ok(Value::Array(vec![
             Value::from(""),
             Value::Int(0),
