@@ -334,6 +334,10 @@ class Tool:
 class Ringmaster(Tool):
     label = "ringmaster"
 
+    def close(self):
+        super().close()
+        remove_cgroups(self.path("rm.sock"))
+
     def write_config(self):
         self.socket = self.path("rm.sock")
         out = ['[daemon]\nsocket = "%s"\nlogs_dir = "%s"\nlog_level = "warn"\n%s'
@@ -1285,6 +1289,39 @@ def alive_pid(pid):
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def remove_cgroups(socket_path):
+    """Removes the (empty) cgroups of a ringmasterd killed on SOCKET_PATH:
+    ringmaster-FNV1A(socket) under the cgroup2 mount and our own cgroup,
+    as the daemon names them. A daemon that shuts down removes its own."""
+    try:
+        with open("/proc/self/mountinfo") as f:
+            mount = next(line.split()[4] for line in f
+                         if " - cgroup2 " in line and line.split()[3] == "/")
+        with open("/proc/self/cgroup") as f:
+            own = next(line[3:].strip() for line in f if line.startswith("0::"))
+    except (OSError, StopIteration):
+        return
+    digest = 0x811c9dc5
+    for byte in os.fsencode(socket_path):
+        digest = ((digest ^ byte) * 0x01000193) & 0xFFFFFFFF
+    base = os.path.join(mount, own.lstrip("/"), "ringmaster-%08x" % digest)
+    if not os.path.isdir(base):
+        return
+    for _ in range(100):
+        for entry in os.listdir(base):
+            leaf = os.path.join(base, entry)
+            if os.path.isdir(leaf):
+                try:
+                    os.rmdir(leaf)
+                except OSError:
+                    pass
+        try:
+            os.rmdir(base)
+            return
+        except OSError:
+            time.sleep(0.01)
 
 
 #: Writes WORKERS files of SERIES labelled counters each, as WORKERS
