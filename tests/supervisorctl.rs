@@ -28,13 +28,7 @@ fn conf(dir: &Path) -> String {
 /// `supervisorctl -c CONF ARGS`: exit code and stdout, with pids and
 /// times masked.
 fn supervisorctl(ctl: &Path, conf: &Path, args: &[&str]) -> (Option<i32>, String) {
-    let output = Command::new(ctl)
-        .arg("-c")
-        .arg(conf)
-        .args(args)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&output.stdout);
+    let (code, text) = supervisorctl_raw(ctl, conf, args);
     let masked: Vec<String> = text
         .lines()
         .map(|line| {
@@ -56,7 +50,7 @@ fn supervisorctl(ctl: &Path, conf: &Path, args: &[&str]) -> (Option<i32>, String
                 .join(" ")
         })
         .collect();
-    (output.status.code(), masked.join("\n"))
+    (code, masked.join("\n"))
 }
 
 /// supervisord itself on `conf`, killed when dropped.
@@ -167,6 +161,7 @@ fn supervisorctl_reads_ringmaster_as_it_reads_supervisord() {
     assert_eq!(pid.trim(), daemon.pid().to_string());
 }
 
+/// `supervisorctl -c CONF ARGS`: exit code and stdout as printed.
 fn supervisorctl_raw(ctl: &Path, conf: &Path, args: &[&str]) -> (Option<i32>, String) {
     let output = Command::new(ctl)
         .arg("-c")
